@@ -1,0 +1,5 @@
+//! The WebSocket protocol without I/O.
+
+pub mod handshake;
+pub mod protocol;
+pub mod session;

@@ -1,0 +1,375 @@
+//! C callback tables and the only place that calls through their function pointers.
+//!
+//! The reactor stores copies of these tables and calls the safe methods below; each method
+//! checks for NULL ("not interested") and passes borrowed data for the duration of the call.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::reactor::conn::ConnHandle;
+use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
+
+use super::status::wsffi_status;
+
+/// Runs once when user data can no longer be seen by any callback.
+pub type wsffi_destroy_cb = Option<unsafe extern "C" fn(user: *mut c_void)>;
+/// The connection is open; messages may follow.
+pub type wsffi_open_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle)>;
+/// A complete message. `data` is borrowed until the callback returns (it points into the
+/// library's read buffer); text messages are valid UTF-8 and not NUL-terminated.
+pub type wsffi_message_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize)>;
+/// The connection ended. `code` is the peer's close code (1005 when its close frame had
+/// none, 1006 when there was no close handshake); `reason` is borrowed UTF-8, not
+/// NUL-terminated. Exactly one per connection; nothing but `destroy` follows it.
+pub type wsffi_close_cb = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        conn: *mut ConnHandle,
+        code: u16,
+        reason: *const c_char,
+        reason_len: usize,
+        was_clean: bool,
+    ),
+>;
+/// Something failed; `message` is a borrowed NUL-terminated sentence. A `close` follows.
+pub type wsffi_error_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, status: wsffi_status, message: *const c_char)>;
+/// A ping or pong payload (at most 125 bytes), borrowed. Pings are answered automatically.
+pub type wsffi_control_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, data: *const u8, len: usize)>;
+/// The buffered amount fell to the low-water mark after having passed the high-water mark.
+pub type wsffi_drain_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle)>;
+/// The server answered the upgrade with a non-101 status. The response view is borrowed.
+pub type wsffi_unexpected_response_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, response: *const ResponseView)>;
+
+/// Per-connection callbacks. Zero-initialize and set the ones you want; NULL means "not
+/// interested". The library copies the table.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct wsffi_conn_callbacks {
+    /// See `wsffi_open_cb`.
+    pub on_open: wsffi_open_cb,
+    /// See `wsffi_message_cb`.
+    pub on_message: wsffi_message_cb,
+    /// See `wsffi_close_cb`.
+    pub on_close: wsffi_close_cb,
+    /// See `wsffi_error_cb`.
+    pub on_error: wsffi_error_cb,
+    /// A ping arrived (the pong is already queued).
+    pub on_ping: wsffi_control_cb,
+    /// A pong arrived.
+    pub on_pong: wsffi_control_cb,
+    /// See `wsffi_drain_cb`.
+    pub on_drain: wsffi_drain_cb,
+    /// Client only: see `wsffi_unexpected_response_cb`.
+    pub on_unexpected_response: wsffi_unexpected_response_cb,
+}
+
+/// What `verify_client` returns: one of the `WSFFI_VERDICT_*` values. (A plain integer,
+/// so an out-of-range value from C is a rejection, not undefined behaviour.)
+pub type wsffi_verdict = u32;
+/// Go on with the handshake.
+pub const WSFFI_VERDICT_ACCEPT: wsffi_verdict = 0;
+/// Refuse: status and reason come from `wsffi_handshake_set_reject` (default 401).
+pub const WSFFI_VERDICT_REJECT: wsffi_verdict = 1;
+/// Decide later, from any thread, with `wsffi_handshake_accept` or `wsffi_handshake_reject`.
+pub const WSFFI_VERDICT_DEFER: wsffi_verdict = 2;
+
+/// The decision as the reactor uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accept.
+    Accept,
+    /// Reject.
+    Reject,
+    /// Defer.
+    Defer,
+}
+
+/// Decide whether to accept an upgrade. The handshake is borrowed unless the callback
+/// returns `WSFFI_VERDICT_DEFER`, which hands the caller one reference that
+/// `wsffi_handshake_accept`/`wsffi_handshake_reject` consume.
+pub type wsffi_verify_client_cb = Option<unsafe extern "C" fn(user: *mut c_void, handshake: *mut HandshakeHandle) -> wsffi_verdict>;
+/// Pick a subprotocol: return an index into `offered` (borrowed NUL-terminated strings), or -1
+/// for none. Without this callback the first offered protocol is chosen.
+pub type wsffi_handle_protocols_cb = Option<
+    unsafe extern "C" fn(user: *mut c_void, request: *const RequestView, offered: *const *const c_char, count: usize) -> c_int,
+>;
+/// Add response headers with `wsffi_handshake_add_header` before the 101 is sent.
+pub type wsffi_headers_cb = Option<unsafe extern "C" fn(user: *mut c_void, handshake: *mut HandshakeHandle)>;
+/// A new connection: install its callbacks with `wsffi_conn_set_callbacks` here. The conn is
+/// borrowed (valid until its close callback returns); the request is borrowed for this call.
+pub type wsffi_connection_cb = Option<
+    unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle, conn: *mut ConnHandle, request: *const RequestView),
+>;
+/// A handshake failed (bad request, rejected origin, too many connections, timeout).
+pub type wsffi_server_error_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle, status: wsffi_status, message: *const c_char)>;
+/// The server stopped: it has no more clients and no callback of it follows but `destroy`.
+pub type wsffi_server_close_cb = Option<unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle)>;
+/// A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
+/// `wsffi_http_response_*` functions; it is sent when the callback returns, then the
+/// connection closes.
+pub type wsffi_http_handler_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, request: *const RequestView, response: *mut HttpResponse)>;
+
+/// Server callbacks. Zero-initialize and set the ones you want.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct wsffi_server_callbacks {
+    /// See `wsffi_verify_client_cb`. NULL accepts every client that passes the origin check.
+    pub verify_client: wsffi_verify_client_cb,
+    /// See `wsffi_handle_protocols_cb`.
+    pub handle_protocols: wsffi_handle_protocols_cb,
+    /// See `wsffi_headers_cb`.
+    pub headers: wsffi_headers_cb,
+    /// See `wsffi_connection_cb`.
+    pub on_connection: wsffi_connection_cb,
+    /// See `wsffi_server_error_cb`: handshakes that failed.
+    pub on_client_error: wsffi_server_error_cb,
+    /// See `wsffi_server_error_cb`: the server itself failed.
+    pub on_error: wsffi_server_error_cb,
+    /// See `wsffi_server_close_cb`.
+    pub on_close: wsffi_server_close_cb,
+}
+
+/// A `void *` that the library only carries around and hands back.
+#[derive(Clone, Copy, Debug)]
+pub struct UserData(pub *mut c_void);
+
+// SAFETY: the library never dereferences user data; it only passes it back to the
+// application's callbacks, and the threading contract says on which thread that happens.
+unsafe impl Send for UserData {}
+// SAFETY: as above.
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    /// A NULL user data.
+    pub const NONE: UserData = UserData(std::ptr::null_mut());
+}
+
+/// User data plus its optional destroy callback; runs destroy exactly once.
+#[derive(Debug)]
+pub struct OwnedUserData {
+    user: UserData,
+    destroy: wsffi_destroy_cb,
+}
+
+impl OwnedUserData {
+    /// Takes ownership of `user`; `destroy` runs when this value is dropped.
+    pub fn new(user: *mut c_void, destroy: wsffi_destroy_cb) -> Self {
+        OwnedUserData { user: UserData(user), destroy }
+    }
+
+    /// No user data, nothing to destroy.
+    pub fn none() -> Self {
+        OwnedUserData { user: UserData::NONE, destroy: None }
+    }
+
+    /// The pointer for callbacks.
+    pub fn get(&self) -> UserData {
+        self.user
+    }
+}
+
+impl Drop for OwnedUserData {
+    fn drop(&mut self) {
+        if let Some(destroy) = self.destroy.take() {
+            // SAFETY: the application gave us this pair; destroy runs once, after the last
+            // callback that could see the pointer (the owner drops this value only then).
+            unsafe { destroy(self.user.0) };
+        }
+    }
+}
+
+fn conn_ptr(conn: &ConnHandle) -> *mut ConnHandle {
+    conn as *const ConnHandle as *mut ConnHandle
+}
+
+/// Calls into a connection's C callbacks.
+#[derive(Clone, Copy, Default)]
+pub struct ConnCallbacks {
+    table: wsffi_conn_callbacks,
+}
+
+impl ConnCallbacks {
+    /// Wraps a table copied from the application.
+    pub fn new(table: wsffi_conn_callbacks) -> Self {
+        ConnCallbacks { table }
+    }
+
+    /// `on_open`.
+    pub fn open(&self, user: UserData, conn: &ConnHandle) {
+        if let Some(f) = self.table.on_open {
+            // SAFETY: a C function pointer supplied by the application with this signature.
+            unsafe { f(user.0, conn_ptr(conn)) }
+        }
+    }
+
+    /// Does the application want messages at all?
+    pub fn wants_messages(&self) -> bool {
+        self.table.on_message.is_some()
+    }
+
+    /// `on_message`.
+    pub fn message(&self, user: UserData, conn: &ConnHandle, kind: u32, data: &[u8]) {
+        if let Some(f) = self.table.on_message {
+            // SAFETY: as above; `data` outlives the call.
+            unsafe { f(user.0, conn_ptr(conn), kind, data.as_ptr(), data.len()) }
+        }
+    }
+
+    /// `on_close`.
+    pub fn close(&self, user: UserData, conn: &ConnHandle, code: u16, reason: &str, was_clean: bool) {
+        if let Some(f) = self.table.on_close {
+            // SAFETY: as above; `reason` outlives the call.
+            unsafe { f(user.0, conn_ptr(conn), code, reason.as_ptr().cast(), reason.len(), was_clean) }
+        }
+    }
+
+    /// `on_error`.
+    pub fn error(&self, user: UserData, conn: &ConnHandle, status: wsffi_status, message: &str) {
+        if let Some(f) = self.table.on_error {
+            let text = c_text(message);
+            // SAFETY: as above; `text` is NUL-terminated and outlives the call.
+            unsafe { f(user.0, conn_ptr(conn), status, text.as_ptr()) }
+        }
+    }
+
+    /// `on_ping`.
+    pub fn ping(&self, user: UserData, conn: &ConnHandle, data: &[u8]) {
+        if let Some(f) = self.table.on_ping {
+            // SAFETY: as above.
+            unsafe { f(user.0, conn_ptr(conn), data.as_ptr(), data.len()) }
+        }
+    }
+
+    /// `on_pong`.
+    pub fn pong(&self, user: UserData, conn: &ConnHandle, data: &[u8]) {
+        if let Some(f) = self.table.on_pong {
+            // SAFETY: as above.
+            unsafe { f(user.0, conn_ptr(conn), data.as_ptr(), data.len()) }
+        }
+    }
+
+    /// `on_drain`.
+    pub fn drain(&self, user: UserData, conn: &ConnHandle) {
+        if let Some(f) = self.table.on_drain {
+            // SAFETY: as above.
+            unsafe { f(user.0, conn_ptr(conn)) }
+        }
+    }
+
+    /// `on_unexpected_response`.
+    pub fn unexpected_response(&self, user: UserData, conn: &ConnHandle, response: &ResponseView) {
+        if let Some(f) = self.table.on_unexpected_response {
+            // SAFETY: as above; the view outlives the call.
+            unsafe { f(user.0, conn_ptr(conn), response) }
+        }
+    }
+}
+
+/// Calls into a server's C callbacks.
+#[derive(Clone, Copy, Default)]
+pub struct ServerCallbacks {
+    table: wsffi_server_callbacks,
+}
+
+fn server_ptr(server: &ServerHandle) -> *mut ServerHandle {
+    server as *const ServerHandle as *mut ServerHandle
+}
+
+impl ServerCallbacks {
+    /// Wraps a table copied from the application.
+    pub fn new(table: wsffi_server_callbacks) -> Self {
+        ServerCallbacks { table }
+    }
+
+    /// `verify_client`; `None` when there is no callback.
+    pub fn verify_client(&self, user: UserData, handshake: &HandshakeHandle) -> Option<Verdict> {
+        let f = self.table.verify_client?;
+        let ptr = handshake as *const HandshakeHandle as *mut HandshakeHandle;
+        // SAFETY: a C function pointer supplied by the application with this signature.
+        let raw = unsafe { f(user.0, ptr) };
+        Some(match raw {
+            WSFFI_VERDICT_ACCEPT => Verdict::Accept,
+            WSFFI_VERDICT_DEFER => Verdict::Defer,
+            _ => Verdict::Reject,
+        })
+    }
+
+    /// `handle_protocols`: `None` without a callback, else the chosen index (if valid).
+    pub fn handle_protocols(&self, user: UserData, request: &RequestView, offered: &[std::ffi::CString]) -> Option<Option<usize>> {
+        let f = self.table.handle_protocols?;
+        let ptrs: Vec<*const c_char> = offered.iter().map(|s| s.as_ptr()).collect();
+        // SAFETY: as above; the strings outlive the call.
+        let chosen = unsafe { f(user.0, request, ptrs.as_ptr(), ptrs.len()) };
+        Some(usize::try_from(chosen).ok().filter(|&i| i < offered.len()))
+    }
+
+    /// `headers`.
+    pub fn headers(&self, user: UserData, handshake: &HandshakeHandle) {
+        if let Some(f) = self.table.headers {
+            let ptr = handshake as *const HandshakeHandle as *mut HandshakeHandle;
+            // SAFETY: as above.
+            unsafe { f(user.0, ptr) }
+        }
+    }
+
+    /// `on_connection`.
+    pub fn connection(&self, user: UserData, server: &ServerHandle, conn: &ConnHandle, request: &RequestView) {
+        if let Some(f) = self.table.on_connection {
+            // SAFETY: as above.
+            unsafe { f(user.0, server_ptr(server), conn_ptr(conn), request) }
+        }
+    }
+
+    /// `on_client_error`.
+    pub fn client_error(&self, user: UserData, server: &ServerHandle, status: wsffi_status, message: &str) {
+        if let Some(f) = self.table.on_client_error {
+            let text = c_text(message);
+            // SAFETY: as above.
+            unsafe { f(user.0, server_ptr(server), status, text.as_ptr()) }
+        }
+    }
+
+    /// `on_error`.
+    pub fn error(&self, user: UserData, server: &ServerHandle, status: wsffi_status, message: &str) {
+        if let Some(f) = self.table.on_error {
+            let text = c_text(message);
+            // SAFETY: as above.
+            unsafe { f(user.0, server_ptr(server), status, text.as_ptr()) }
+        }
+    }
+
+    /// `on_close`.
+    pub fn close(&self, user: UserData, server: &ServerHandle) {
+        if let Some(f) = self.table.on_close {
+            // SAFETY: as above.
+            unsafe { f(user.0, server_ptr(server)) }
+        }
+    }
+}
+
+/// Calls a listener's plain-HTTP handler.
+#[derive(Clone, Copy)]
+pub struct HttpHandler {
+    /// The C function.
+    pub f: unsafe extern "C" fn(user: *mut c_void, request: *const RequestView, response: *mut HttpResponse),
+    /// Its user data.
+    pub user: UserData,
+}
+
+impl HttpHandler {
+    /// Runs the handler on a request.
+    pub fn call(&self, request: &RequestView, response: &mut HttpResponse) {
+        // SAFETY: a C function pointer supplied by the application with this signature.
+        unsafe { (self.f)(self.user.0, request, response) }
+    }
+}
+
+/// A NUL-terminated copy of `s` (interior NULs become spaces) for C callbacks.
+pub fn c_text(s: &str) -> std::ffi::CString {
+    std::ffi::CString::new(s.replace('\0', " ")).unwrap_or_default()
+}

@@ -1,0 +1,348 @@
+//! Client connections: resolve, connect (trying each address), send the upgrade request,
+//! read the answer, and open, or report the refusal with its body.
+
+use std::ffi::CString;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::Interest;
+
+use super::config::ClientConfig;
+use super::conn::{ready_state, Conn, ConnHandle, ConnInfo, Phase};
+use super::event_loop::EventLoop;
+use super::stream::Stream;
+use super::views::{cstring, HeaderList, ResponseView};
+use crate::core::handshake::client::{
+    body_framing, build_request, generate_key, parse_response, validate_switching, BodyFraming, ChunkedDecoder,
+    Response,
+};
+use crate::core::handshake::url::WsUrl;
+use crate::core::protocol::close::codes;
+use crate::core::session::Role;
+use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
+use crate::ffi::status::Status;
+
+/// Most bytes of a refusal body kept for `on_unexpected_response`.
+const MAX_REFUSAL_BODY: usize = 1024 * 1024;
+
+/// Everything `wsffi_connect` prepared.
+pub struct ClientSetup {
+    /// Parsed URL.
+    pub url: WsUrl,
+    /// Options.
+    pub config: Arc<ClientConfig>,
+    /// The handle returned to the caller.
+    pub handle: Arc<ConnHandle>,
+    /// Callbacks.
+    pub callbacks: ConnCallbacks,
+    /// User data.
+    pub user: OwnedUserData,
+}
+
+/// Client handshake progress, stored in `Conn::handshake`.
+struct ClientState {
+    url: WsUrl,
+    config: Arc<ClientConfig>,
+    key: String,
+    addrs: Vec<SocketAddr>,
+    current: Option<SocketAddr>,
+    started: Instant,
+    refusal: Option<Refusal>,
+}
+
+struct Refusal {
+    response: Response,
+    framing: BodyFraming,
+    body: Vec<u8>,
+    chunked: Option<ChunkedDecoder>,
+}
+
+fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
+    let mut hs = conn.handshake.borrow_mut();
+    hs.as_mut()?.downcast_mut::<ClientState>().map(f)
+}
+
+impl EventLoop {
+    /// Creates the connection and starts resolving or connecting.
+    pub fn start_client(&self, setup: ClientSetup) {
+        let key = self.conns.borrow().next_key();
+        setup.handle.set_key(key);
+        let conn = Rc::new(Conn::new(
+            setup.handle,
+            key,
+            Role::Client,
+            setup.config.conn,
+            None,
+            Phase::Resolving,
+            setup.user,
+            setup.callbacks,
+        ));
+        self.conns.borrow_mut().insert(conn.clone());
+        let now = Instant::now();
+        conn.phase_deadline.set(Some(now + setup.config.connect_timeout.min(setup.config.handshake_timeout)));
+        self.arm(&conn);
+        let url = setup.url.clone();
+        *conn.handshake.borrow_mut() = Some(Box::new(ClientState {
+            url: setup.url,
+            config: setup.config,
+            key: generate_key(),
+            addrs: Vec::new(),
+            current: None,
+            started: now,
+            refusal: None,
+        }));
+        if let Some(path) = &url.unix_path {
+            match mio::net::UnixStream::connect(path) {
+                Ok(s) => self.connecting(&conn, Stream::Unix(s)),
+                Err(e) => self.connect_failed(&conn, Status::from_io(&e), format!("connect to {path}: {e}")),
+            }
+        } else if let Ok(ip) = url.host.parse::<IpAddr>() {
+            with_state(&conn, |st| st.addrs.push(SocketAddr::new(ip, url.port)));
+            self.try_next_address(&conn);
+        } else {
+            let shared = self.shared.clone();
+            let handle = conn.handle.clone();
+            let (host, port) = (url.host.clone(), url.port);
+            // Name resolution blocks; it runs on a short-lived thread and reports back.
+            let spawned = std::thread::Builder::new().name("wsffi-resolve".into()).spawn(move || {
+                let result = (host.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
+                let _ = shared.run_async(move |lp| lp.resolved(&handle, result));
+            });
+            if let Err(e) = spawned {
+                self.connect_failed(&conn, Status::ErrDns, format!("resolve {}: {e}", url.host));
+            }
+        }
+        self.settle(&conn);
+    }
+
+    fn resolved(&self, handle: &Arc<ConnHandle>, result: std::io::Result<Vec<SocketAddr>>) {
+        let Some(conn) = self.conn_of(handle) else { return };
+        if conn.phase.get() != Phase::Resolving {
+            return;
+        }
+        match result {
+            Ok(addrs) if !addrs.is_empty() => {
+                with_state(&conn, |st| st.addrs = addrs.into_iter().rev().collect());
+                self.try_next_address(&conn);
+            }
+            Ok(_) => {
+                let host = with_state(&conn, |st| st.url.host.clone()).unwrap_or_default();
+                self.connect_failed(&conn, Status::ErrDns, format!("resolve {host}: no addresses"));
+            }
+            Err(e) => {
+                let host = with_state(&conn, |st| st.url.host.clone()).unwrap_or_default();
+                self.connect_failed(&conn, Status::ErrDns, format!("resolve {host}: {e}"));
+            }
+        }
+        self.settle(&conn);
+    }
+
+    /// Starts a TCP connect to the next address, or fails when none is left.
+    fn try_next_address(&self, conn: &Rc<Conn>) {
+        let mut last_error = None;
+        while let Some(addr) = with_state(conn, |st| st.addrs.pop()).flatten() {
+            match mio::net::TcpStream::connect(addr) {
+                Ok(s) => {
+                    with_state(conn, |st| st.current = Some(addr));
+                    self.connecting(conn, Stream::Tcp(s));
+                    return;
+                }
+                Err(e) => last_error = Some((Status::from_io(&e), format!("connect to {addr}: {e}"))),
+            }
+        }
+        let (status, message) = last_error
+            .or_else(|| conn.failure.borrow_mut().take())
+            .unwrap_or((Status::ErrConnectionRefused, "no address to connect to".into()));
+        self.connect_failed(conn, status, message);
+    }
+
+    fn connecting(&self, conn: &Rc<Conn>, stream: Stream) {
+        *conn.stream.borrow_mut() = Some(stream);
+        conn.phase.set(Phase::Connecting);
+        if let Err(e) = self.register(conn, Interest::READABLE | Interest::WRITABLE) {
+            self.connect_failed(conn, Status::ErrIo, format!("register socket: {e}"));
+        }
+    }
+
+    fn connect_failed(&self, conn: &Rc<Conn>, status: Status, message: String) {
+        conn.set_failure(status, message);
+        conn.set_report(codes::ABNORMAL, "", false);
+        conn.terminate.set(true);
+        self.mark_dirty(conn);
+    }
+
+    /// The socket became ready while connecting.
+    pub fn connect_ready(&self, conn: &Rc<Conn>) {
+        let state = conn.stream.borrow().as_ref().map(|s| s.is_connected());
+        match state {
+            Some(Ok(true)) => self.connected(conn),
+            Some(Ok(false)) | None => {}
+            Some(Err(e)) => {
+                let addr = with_state(conn, |st| st.current).flatten();
+                if let Some(mut s) = conn.stream.borrow_mut().take() {
+                    let _ = mio::event::Source::deregister(&mut s, self.registry());
+                }
+                let what = addr.map_or_else(|| "connect".to_string(), |a| format!("connect to {a}"));
+                // Remember this failure in case no other address works.
+                *conn.failure.borrow_mut() = Some((Status::from_io(&e), format!("{what}: {e}")));
+                if with_state(conn, |st| st.url.unix_path.is_some()).unwrap_or(false) {
+                    let (status, message) = conn.failure.borrow_mut().take().unwrap_or((Status::ErrIo, what));
+                    self.connect_failed(conn, status, message);
+                } else {
+                    self.try_next_address(conn);
+                }
+            }
+        }
+    }
+
+    fn connected(&self, conn: &Rc<Conn>) {
+        if let Some(Stream::Tcp(s)) = conn.stream.borrow().as_ref() {
+            let _ = s.set_nodelay(true);
+        }
+        self.reregister(conn, Interest::READABLE);
+        conn.want_writable.set(false);
+        let request = with_state(conn, |st| {
+            let c = &st.config;
+            build_request(&st.url, &st.key, &c.protocols, c.origin.as_deref(), None, &c.headers)
+                .map(|r| (r, st.started + c.handshake_timeout))
+        });
+        match request {
+            Some(Ok((bytes, deadline))) => {
+                conn.output.borrow_mut().buf.extend_from_slice(&bytes);
+                conn.phase.set(Phase::ClientHandshake);
+                conn.phase_deadline.set(Some(deadline));
+                self.arm(conn);
+                self.mark_dirty(conn);
+            }
+            Some(Err(e)) => self.connect_failed(conn, Status::ErrInvalidParameter, e),
+            None => self.connect_failed(conn, Status::ErrInternal, "client state missing".into()),
+        }
+    }
+
+    /// Bytes arrived during the opening handshake (or the refusal body).
+    pub fn client_handshake_readable(&self, conn: &Rc<Conn>) {
+        let eof = self.read_head(conn);
+        if conn.terminate.get() {
+            return;
+        }
+        if conn.phase.get() == Phase::ClientHandshake {
+            let max = with_state(conn, |st| st.config.max_header_bytes).unwrap_or(16 * 1024);
+            let parsed = parse_response(conn.input.borrow_mut().data(), max);
+            match parsed {
+                Ok(None) => {
+                    if eof {
+                        self.connect_failed(conn, Status::ErrHandshake, "connection closed during the opening handshake".into());
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.connect_failed(conn, Status::ErrHandshake, format!("invalid handshake response: {}", e.message));
+                    return;
+                }
+                Ok(Some((response, n))) => {
+                    conn.input.borrow_mut().consume(n);
+                    if response.status == 101 {
+                        self.client_upgraded(conn, &response);
+                        return;
+                    }
+                    let framing = body_framing(&response);
+                    let chunked = (framing == BodyFraming::Chunked).then(|| ChunkedDecoder::new(MAX_REFUSAL_BODY));
+                    with_state(conn, |st| st.refusal = Some(Refusal { response, framing, body: Vec::new(), chunked }));
+                    conn.phase.set(Phase::ResponseBody);
+                }
+            }
+        }
+        self.collect_refusal_body(conn, eof);
+    }
+
+    /// Reads everything available into the input buffer; returns true at end of stream.
+    fn read_head(&self, conn: &Rc<Conn>) -> bool {
+        loop {
+            let mut input = conn.input.borrow_mut();
+            let spare = input.spare(4096, 0);
+            match self.read_into(conn, spare) {
+                Some(0) => return true,
+                Some(n) => input.filled(n),
+                None => return false,
+            }
+        }
+    }
+
+    fn collect_refusal_body(&self, conn: &Rc<Conn>, eof: bool) {
+        let done = with_state(conn, |st| {
+            let r = st.refusal.as_mut()?;
+            let mut input = conn.input.borrow_mut();
+            let data = input.data();
+            let n = data.len();
+            let finished = match r.framing {
+                BodyFraming::None => true,
+                BodyFraming::Length(len) => {
+                    let want = (len as usize).min(MAX_REFUSAL_BODY).saturating_sub(r.body.len());
+                    let take = want.min(n);
+                    r.body.extend_from_slice(&data[..take]);
+                    r.body.len() as u64 >= len.min(MAX_REFUSAL_BODY as u64) || eof
+                }
+                BodyFraming::Chunked => {
+                    let dec = r.chunked.as_mut()?;
+                    dec.feed(data, &mut r.body).unwrap_or(true) || eof
+                }
+                BodyFraming::UntilClose => {
+                    let take = MAX_REFUSAL_BODY.saturating_sub(r.body.len()).min(n);
+                    r.body.extend_from_slice(&data[..take]);
+                    eof || r.body.len() >= MAX_REFUSAL_BODY
+                }
+            };
+            input.consume(n);
+            finished.then(|| st.refusal.take()).flatten()
+        })
+        .flatten();
+        let Some(refusal) = done else { return };
+        let view = ResponseView {
+            status: refusal.response.status,
+            reason: cstring(&refusal.response.reason),
+            headers: HeaderList::from_headers(&refusal.response.headers),
+            body: refusal.body,
+        };
+        conn.callbacks.get().unexpected_response(conn.user(), &conn.handle, &view);
+        let message = format!(
+            "server answered the upgrade with {} {}",
+            refusal.response.status, refusal.response.reason
+        );
+        self.connect_failed(conn, Status::ErrHandshakeRejected, message);
+    }
+
+    fn client_upgraded(&self, conn: &Rc<Conn>, response: &Response) {
+        let negotiated = with_state(conn, |st| validate_switching(response, &st.key, &st.config.protocols, false));
+        let negotiated = match negotiated {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                self.connect_failed(conn, Status::ErrHandshake, format!("invalid handshake response: {e}"));
+                return;
+            }
+            None => return,
+        };
+        *conn.handshake.borrow_mut() = None;
+        let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
+        conn.handle.set_info(ConnInfo {
+            protocol: cstring(negotiated.protocol.as_deref().unwrap_or("")),
+            extensions: cstring(negotiated.extensions.as_deref().unwrap_or("")),
+            remote: CString::new(remote).unwrap_or_default(),
+        });
+        self.open_conn(conn);
+    }
+
+    /// Both sides: the handshake is done; report `open` and process early frames.
+    pub fn open_conn(&self, conn: &Rc<Conn>) {
+        conn.phase.set(Phase::Open);
+        conn.handle.set_state(ready_state::OPEN);
+        conn.phase_deadline.set(None);
+        conn.last_input.set(Instant::now());
+        self.arm(conn);
+        conn.callbacks.get().open(conn.user(), &conn.handle);
+        if !conn.input.borrow().is_empty() && !conn.is_closed() {
+            self.pump(conn);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Settings the reactor applies; the FFI option objects build these.
+
+use std::time::Duration;
+
+use crate::core::session::Limits;
+
+/// Default high-water mark of a connection's output buffer.
+pub const DEFAULT_HIGH_WATER: usize = 16 * 1024 * 1024;
+/// Default maximum handshake head size.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// What every connection needs, client or server side.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnConfig {
+    /// Incoming message limits.
+    pub limits: Limits,
+    /// Send a ping after this long without input; fail if the next interval passes silently too.
+    pub ping_interval: Option<Duration>,
+    /// Close (1001) after this long without input.
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the peer's side of the close handshake.
+    pub close_timeout: Duration,
+    /// Sends are refused above this many buffered bytes.
+    pub high_water: usize,
+    /// `drain` fires when the buffered amount falls to this.
+    pub low_water: usize,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            limits: Limits::default(),
+            ping_interval: None,
+            idle_timeout: None,
+            close_timeout: Duration::from_secs(5),
+            high_water: DEFAULT_HIGH_WATER,
+            low_water: DEFAULT_HIGH_WATER / 4,
+        }
+    }
+}
+
+/// Client connection settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Shared connection settings.
+    pub conn: ConnConfig,
+    /// Subprotocols offered, in order of preference.
+    pub protocols: Vec<String>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Origin header.
+    pub origin: Option<String>,
+    /// Time allowed for DNS plus TCP connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole opening handshake, from the start of the connect.
+    pub handshake_timeout: Duration,
+    /// Largest response head accepted.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            conn: ConnConfig::default(),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            origin: None,
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+}
+
+/// WebSocket server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Shared connection settings.
+    pub conn: ConnConfig,
+    /// Keep a set of clients for `wsffi_server_clients` and broadcast.
+    pub client_tracking: bool,
+    /// Most simultaneous connections; 0 = no limit. Over it the handshake gets 503.
+    pub max_connections: usize,
+    /// When non-empty, only these Origin values are accepted (403 otherwise).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { conn: ConnConfig::default(), client_tracking: true, max_connections: 0, allowed_origins: Vec::new() }
+    }
+}
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// listen(2) backlog.
+    pub backlog: i32,
+    /// Largest request head accepted (431 beyond it).
+    pub max_header_bytes: usize,
+    /// Time a client has to send a complete request and finish the handshake.
+    pub handshake_timeout: Duration,
+    /// Set SO_REUSEPORT so several processes or reactors can share the port.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            backlog: 1024,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            handshake_timeout: Duration::from_secs(10),
+            reuse_port: false,
+        }
+    }
+}
+
+/// Reactor settings.
+#[derive(Debug, Clone)]
+pub struct ReactorConfig {
+    /// Most commands from other threads waiting for the reactor; more are refused.
+    pub max_queued_commands: usize,
+    /// Time `wsffi_reactor_free` gives open connections to finish their close handshake.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        ReactorConfig { max_queued_commands: 1 << 20, shutdown_grace: Duration::from_secs(2) }
+    }
+}

@@ -1,0 +1,484 @@
+//! A connection: the handle every thread may hold ([`ConnHandle`], the C `wsffi_conn`) and
+//! the state only the reactor thread touches ([`Conn`]).
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_void, CString};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::Token;
+use once_cell::sync::OnceCell;
+
+use super::config::ConnConfig;
+use super::slab::Key;
+use super::stream::Stream;
+use super::{with_loop, Command, Shared};
+use crate::core::protocol::frame::OpCode;
+use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
+use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
+use crate::ffi::status::Status;
+
+/// Ready states, as in the browser API.
+pub mod ready_state {
+    /// Connecting or handshaking.
+    pub const CONNECTING: u8 = 0;
+    /// Open.
+    pub const OPEN: u8 = 1;
+    /// Close handshake under way.
+    pub const CLOSING: u8 = 2;
+    /// Closed.
+    pub const CLOSED: u8 = 3;
+}
+
+/// What a send puts on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOp {
+    /// A whole message.
+    Message(MessageKind),
+    /// One fragment of a message.
+    Fragment(MessageKind, bool),
+    /// A ping.
+    Ping,
+    /// A pong.
+    Pong,
+}
+
+/// Negotiated details, fixed once the connection opens.
+#[derive(Debug, Default)]
+pub struct ConnInfo {
+    /// Chosen subprotocol ("" for none).
+    pub protocol: CString,
+    /// Negotiated extensions ("" for none).
+    pub extensions: CString,
+    /// Peer address.
+    pub remote: CString,
+}
+
+/// The C `wsffi_conn`: reference counted, usable from any thread.
+pub struct ConnHandle {
+    pub(crate) shared: Arc<Shared>,
+    key: OnceCell<Key>,
+    state: AtomicU8,
+    buffered: AtomicUsize,
+    queued: AtomicUsize,
+    high_water: AtomicUsize,
+    user: AtomicPtr<c_void>,
+    url: OnceCell<CString>,
+    info: OnceCell<ConnInfo>,
+}
+
+impl ConnHandle {
+    /// A handle for a connection that does not exist on the loop yet.
+    pub fn new(shared: Arc<Shared>, url: CString, high_water: usize) -> Self {
+        let url_cell = OnceCell::new();
+        if !url.as_bytes().is_empty() {
+            let _ = url_cell.set(url);
+        }
+        ConnHandle {
+            shared,
+            key: OnceCell::new(),
+            state: AtomicU8::new(ready_state::CONNECTING),
+            buffered: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(high_water),
+            user: AtomicPtr::new(std::ptr::null_mut()),
+            url: url_cell,
+            info: OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn key(&self) -> Option<Key> {
+        self.key.get().copied()
+    }
+
+    pub(crate) fn set_key(&self, key: Key) {
+        let _ = self.key.set(key);
+    }
+
+    /// Current ready state (a `ready_state` value).
+    pub fn ready_state(&self) -> u8 {
+        if self.shared.is_stopped() {
+            return ready_state::CLOSED;
+        }
+        self.state.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_state(&self, s: u8) {
+        self.state.store(s, Ordering::Release);
+    }
+
+    /// Bytes accepted by sends and not yet written to the socket.
+    pub fn buffered_amount(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_buffered(&self, n: usize) {
+        self.buffered.store(n, Ordering::Relaxed);
+    }
+
+    /// The URL (client) or request target (server); empty before a server handshake.
+    pub fn url(&self) -> &std::ffi::CStr {
+        self.url.get().map_or(c"", |u| u.as_c_str())
+    }
+
+    pub(crate) fn set_url(&self, url: CString) {
+        let _ = self.url.set(url);
+    }
+
+    pub(crate) fn set_high_water(&self, n: usize) {
+        self.high_water.store(n, Ordering::Relaxed);
+    }
+
+    /// Negotiated details, once open.
+    pub fn info(&self) -> Option<&ConnInfo> {
+        self.info.get()
+    }
+
+    pub(crate) fn set_info(&self, info: ConnInfo) {
+        let _ = self.info.set(info);
+    }
+
+    /// The user data pointer last set.
+    pub fn user_data(&self) -> *mut c_void {
+        self.user.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mirror_user_data(&self, p: *mut c_void) {
+        self.user.store(p, Ordering::Release);
+    }
+
+    fn check_sendable(&self) -> Result<(), Status> {
+        match self.ready_state() {
+            ready_state::OPEN => Ok(()),
+            ready_state::CONNECTING => Err(Status::ErrNotOpen),
+            _ => Err(Status::ErrClosed),
+        }
+    }
+
+    /// Queues data on the connection: appended straight to the output buffer on the reactor
+    /// thread, posted as a command from other threads.
+    pub fn send(self: &Arc<Self>, op: SendOp, data: &[u8]) -> Result<(), Status> {
+        self.check_sendable()?;
+        if let Some(r) = with_loop(&self.shared, |lp| lp.send_now(self, op, data)) {
+            return r;
+        }
+        if self.buffered_amount() > self.high_water.load(Ordering::Relaxed) {
+            return Err(Status::ErrBackpressure);
+        }
+        self.queued.fetch_add(data.len(), Ordering::Relaxed);
+        let r = self.shared.post(Command::Send { conn: self.clone(), op, data: data.to_vec() });
+        if r.is_err() {
+            self.queued.fetch_sub(data.len(), Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Called by the loop when a posted send has been applied (or dropped).
+    pub(crate) fn unqueue(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Starts the close handshake (or aborts a connection still connecting).
+    pub fn close(self: &Arc<Self>, code: Option<u16>, reason: Vec<u8>) -> Result<(), Status> {
+        if self.ready_state() >= ready_state::CLOSING {
+            return Err(Status::ErrClosed);
+        }
+        let me = self.clone();
+        self.shared.run_async(move |lp| lp.close_conn(&me, code, &reason))
+    }
+
+    /// Drops the socket without a close handshake.
+    pub fn terminate(self: &Arc<Self>) -> Result<(), Status> {
+        if self.ready_state() == ready_state::CLOSED {
+            return Err(Status::ErrClosed);
+        }
+        let me = self.clone();
+        self.shared.run_async(move |lp| lp.terminate_conn(&me))
+    }
+
+    /// Stops (`true`) or restarts reading from the peer.
+    pub fn set_paused(self: &Arc<Self>, paused: bool) -> Result<(), Status> {
+        if self.ready_state() == ready_state::CLOSED {
+            return Err(Status::ErrClosed);
+        }
+        let me = self.clone();
+        self.shared.run_async(move |lp| lp.set_paused(&me, paused))
+    }
+
+    /// Replaces callbacks and user data; the old user data's destroy runs on the reactor.
+    pub fn set_callbacks(self: &Arc<Self>, callbacks: Option<ConnCallbacks>, user: OwnedUserData) -> Result<(), Status> {
+        if self.ready_state() == ready_state::CLOSED {
+            return Err(Status::ErrClosed);
+        }
+        self.mirror_user_data(user.get().0);
+        let me = self.clone();
+        self.shared.run_async(move |lp| lp.set_callbacks(&me, callbacks, user))
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Client: waiting for DNS.
+    Resolving,
+    /// Client: TCP connect under way.
+    Connecting,
+    /// Client: request sent, reading the response.
+    ClientHandshake,
+    /// Client: reading the body of a non-101 response.
+    ResponseBody,
+    /// Server: reading the request / deciding.
+    ServerHandshake,
+    /// Open.
+    Open,
+    /// Close frame sent or received.
+    Closing,
+    /// Finished; nothing more happens.
+    Closed,
+}
+
+/// Bytes received and not yet processed (an incomplete frame or handshake head).
+#[derive(Debug, Default)]
+pub struct InBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl InBuf {
+    /// Nothing buffered.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Buffered bytes.
+    pub fn data(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    /// Drops `n` processed bytes from the front; frees the memory when empty.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.end {
+            // Idle connections keep no input buffer.
+            *self = InBuf::default();
+        }
+    }
+
+    /// Room to read at least `min` more bytes (and a whole frame of `frame_len` bytes).
+    pub fn spare(&mut self, min: usize, frame_len: usize) -> &mut [u8] {
+        let want = (self.end - self.start + min).max(frame_len);
+        if self.start > 0 && (self.buf.len() - self.end < min || self.start > self.buf.len() / 2) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.start < want {
+            self.buf.resize(self.start + want, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records `n` bytes read into the spare area.
+    pub fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    /// Stores a copy of `bytes` (the unprocessed tail of the shared read buffer).
+    pub fn store(&mut self, bytes: &[u8], frame_len: usize) {
+        let space = self.spare(bytes.len(), frame_len);
+        space[..bytes.len()].copy_from_slice(bytes);
+        self.filled(bytes.len());
+    }
+
+    /// Number of bytes buffered.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Output side: the frame writer and the bytes waiting for the socket.
+#[derive(Debug)]
+pub struct OutBuf {
+    /// Frame encoder.
+    pub writer: Writer,
+    /// Encoded bytes; `buf[sent..]` is still to be written.
+    pub buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    pub sent: usize,
+}
+
+impl OutBuf {
+    /// Bytes waiting for the socket.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    /// Encodes one send.
+    pub fn encode(&mut self, op: SendOp, data: &[u8]) -> Result<(), SendError> {
+        match op {
+            SendOp::Message(kind) => self.writer.message(&mut self.buf, kind, data),
+            SendOp::Fragment(kind, fin) => self.writer.fragment(&mut self.buf, kind, data, fin),
+            SendOp::Ping => self.writer.control(&mut self.buf, OpCode::Ping, data),
+            SendOp::Pong => self.writer.control(&mut self.buf, OpCode::Pong, data),
+        }
+    }
+}
+
+/// How a connection ended, as its close callback reports it.
+#[derive(Debug, Clone)]
+pub struct CloseReport {
+    /// Close code.
+    pub code: u16,
+    /// Close reason.
+    pub reason: String,
+    /// Did the close handshake complete?
+    pub clean: bool,
+}
+
+/// Reactor-side state of one connection.
+pub struct Conn {
+    /// The shared handle; the loop holds this reference while the connection lives.
+    pub handle: Arc<ConnHandle>,
+    /// Slab key (also the mio token).
+    pub key: Key,
+    /// Client or server.
+    pub role: Role,
+    /// Settings (a server connection takes its server's once routed).
+    pub config: Cell<ConnConfig>,
+    /// The socket, once there is one.
+    pub stream: RefCell<Option<Stream>>,
+    /// Life cycle.
+    pub phase: Cell<Phase>,
+    /// Frame reader (borrowed while message callbacks run).
+    pub reader: RefCell<Reader>,
+    /// Unprocessed input.
+    pub input: RefCell<InBuf>,
+    /// Output.
+    pub output: RefCell<OutBuf>,
+    /// Application callbacks.
+    pub callbacks: Cell<ConnCallbacks>,
+    /// Application user data.
+    pub user: RefCell<OwnedUserData>,
+    /// Reading stopped by the application.
+    pub paused: Cell<bool>,
+    /// On the loop's flush list.
+    pub dirty: Cell<bool>,
+    /// WRITABLE interest registered.
+    pub want_writable: Cell<bool>,
+    /// The buffered amount passed the high-water mark: fire drain when it falls.
+    pub want_drain: Cell<bool>,
+    /// `wsffi_terminate` was called, or the socket failed.
+    pub terminate: Cell<bool>,
+    /// Close the socket once the output is written (server after the close handshake, or a
+    /// failed connection).
+    pub close_after_flush: Cell<bool>,
+    /// The peer closed its side of TCP.
+    pub peer_eof: Cell<bool>,
+    /// What the close callback will say.
+    pub report: RefCell<Option<CloseReport>>,
+    /// An error to report before close.
+    pub failure: RefCell<Option<(Status, String)>>,
+    /// Deadline of the current phase (connect, handshake, close).
+    pub phase_deadline: Cell<Option<Instant>>,
+    /// The deadline currently in the timer heap.
+    pub armed: Cell<Option<Instant>>,
+    /// Last time input arrived.
+    pub last_input: Cell<Instant>,
+    /// When the last automatic ping went out (cleared by input).
+    pub ping_sent: Cell<Option<Instant>>,
+    /// Client handshake state or server handshake state.
+    pub handshake: RefCell<Option<Box<dyn std::any::Any>>>,
+    /// The server this connection belongs to (server side).
+    pub server: RefCell<Option<Rc<super::server::Server>>>,
+    /// Slot in the server's client set.
+    pub server_slot: Cell<Option<Key>>,
+}
+
+impl Conn {
+    /// A connection in `phase`, without a socket yet (clients) or with one (servers).
+    pub fn new(
+        handle: Arc<ConnHandle>,
+        key: Key,
+        role: Role,
+        config: ConnConfig,
+        stream: Option<Stream>,
+        phase: Phase,
+        user: OwnedUserData,
+        callbacks: ConnCallbacks,
+    ) -> Self {
+        let limits = config.limits;
+        Conn {
+            handle,
+            key,
+            role,
+            config: Cell::new(config),
+            stream: RefCell::new(stream),
+            phase: Cell::new(phase),
+            reader: RefCell::new(Reader::new(role, limits)),
+            input: RefCell::new(InBuf::default()),
+            output: RefCell::new(OutBuf { writer: Writer::new(role), buf: Vec::new(), sent: 0 }),
+            callbacks: Cell::new(callbacks),
+            user: RefCell::new(user),
+            paused: Cell::new(false),
+            dirty: Cell::new(false),
+            want_writable: Cell::new(false),
+            want_drain: Cell::new(false),
+            terminate: Cell::new(false),
+            close_after_flush: Cell::new(false),
+            peer_eof: Cell::new(false),
+            report: RefCell::new(None),
+            failure: RefCell::new(None),
+            phase_deadline: Cell::new(None),
+            armed: Cell::new(None),
+            last_input: Cell::new(Instant::now()),
+            ping_sent: Cell::new(None),
+            handshake: RefCell::new(None),
+            server: RefCell::new(None),
+            server_slot: Cell::new(None),
+        }
+    }
+
+    /// The mio token for this connection.
+    pub fn token(&self) -> Token {
+        super::event_loop::conn_token(self.key)
+    }
+
+    /// Is the connection finished or finishing without further reads?
+    pub fn is_closed(&self) -> bool {
+        self.phase.get() == Phase::Closed
+    }
+
+    /// Records the first failure (later ones are consequences).
+    pub fn set_failure(&self, status: Status, message: impl Into<String>) {
+        let mut f = self.failure.borrow_mut();
+        if f.is_none() {
+            *f = Some((status, message.into()));
+        }
+    }
+
+    /// Records how the connection ended, keeping the first report.
+    pub fn set_report(&self, code: u16, reason: &str, clean: bool) {
+        let mut r = self.report.borrow_mut();
+        if r.is_none() {
+            *r = Some(CloseReport { code, reason: reason.to_string(), clean });
+        }
+    }
+
+    /// Current settings.
+    pub fn cfg(&self) -> ConnConfig {
+        self.config.get()
+    }
+
+    /// Switches to other settings (a server connection once its server is known).
+    pub fn config_replace(&self, config: ConnConfig) {
+        self.config.set(config);
+    }
+
+    /// User data for callbacks.
+    pub fn user(&self) -> crate::ffi::callbacks::UserData {
+        self.user.borrow().get()
+    }
+}

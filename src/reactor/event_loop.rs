@@ -1,0 +1,848 @@
+//! The reactor loop: polls sockets, reads frames into callbacks, flushes output once per
+//! wake-up, runs timers and commands, and ends connections exactly once.
+
+use std::cell::{Cell, RefCell};
+use std::io::{ErrorKind, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::{Event, Source};
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use super::conn::{ready_state, Conn, ConnHandle, Phase, SendOp};
+use super::server::{Listener, Server};
+use super::slab::{Key, Slab};
+use super::timers::Timers;
+use super::{Command, Shared};
+use crate::core::protocol::close::codes;
+use crate::core::protocol::frame::OpCode;
+use crate::core::session::{Incoming, MessageKind, SendError, Violation};
+use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
+use crate::ffi::status::Status;
+
+/// Token of the cross-thread waker.
+pub const WAKER_TOKEN: Token = Token(0);
+/// Size of the read buffer shared by all connections of a loop.
+const READ_BUF_SIZE: usize = 64 * 1024;
+/// An output buffer with more capacity than this is released once empty.
+const OUTPUT_KEEP: usize = 64 * 1024;
+
+/// Token for a connection: odd numbers.
+pub fn conn_token(key: Key) -> Token {
+    Token(1 + 2 * key.index as usize)
+}
+
+/// Token for a listener: even numbers above 0.
+pub fn listener_token(key: Key) -> Token {
+    Token(2 + 2 * key.index as usize)
+}
+
+/// The loop state, owned by the reactor thread. Fields use interior mutability because
+/// callbacks re-enter the loop (a send from `on_message` appends to an output buffer while
+/// the read path is still on the stack).
+pub struct EventLoop {
+    /// The part other threads see.
+    pub shared: Arc<Shared>,
+    me: RefCell<Weak<EventLoop>>,
+    poll: RefCell<Poll>,
+    registry: Registry,
+    /// Live connections.
+    pub conns: RefCell<Slab<Rc<Conn>>>,
+    /// Live listeners.
+    pub listeners: RefCell<Slab<Rc<Listener>>>,
+    /// Attached servers.
+    pub servers: RefCell<Slab<Rc<Server>>>,
+    timers: RefCell<Timers>,
+    dirty: RefCell<Vec<Rc<Conn>>>,
+    resumed: RefCell<Vec<Rc<Conn>>>,
+    read_buf: RefCell<Vec<u8>>,
+    stopping: Cell<Option<Instant>>,
+}
+
+impl EventLoop {
+    /// A loop for `shared` polling with `poll`.
+    pub fn new(shared: Arc<Shared>, poll: Poll) -> Self {
+        let registry = poll.registry().try_clone().expect("clone mio registry");
+        EventLoop {
+            shared,
+            me: RefCell::new(Weak::new()),
+            poll: RefCell::new(poll),
+            registry,
+            conns: RefCell::new(Slab::default()),
+            listeners: RefCell::new(Slab::default()),
+            servers: RefCell::new(Slab::default()),
+            timers: RefCell::new(Timers::default()),
+            dirty: RefCell::new(Vec::new()),
+            resumed: RefCell::new(Vec::new()),
+            read_buf: RefCell::new(vec![0; READ_BUF_SIZE]),
+            stopping: Cell::new(None),
+        }
+    }
+
+    /// An `Rc` to this loop (it always lives in one).
+    pub fn rc(&self) -> Rc<EventLoop> {
+        self.me.borrow().upgrade().expect("loop alive")
+    }
+
+    /// The mio registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Is the reactor shutting down?
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get().is_some()
+    }
+
+    /// Runs until shutdown completes.
+    pub fn run(self: &Rc<Self>) {
+        *self.me.borrow_mut() = Rc::downgrade(self);
+        let mut events = Events::with_capacity(1024);
+        let mut commands = Vec::new();
+        let mut due = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.borrow_mut().poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            for event in events.iter() {
+                self.guarded(|| self.dispatch(event));
+            }
+            self.guarded(|| self.run_timers(&mut due));
+            self.shared.take_commands(&mut commands);
+            for cmd in commands.drain(..) {
+                self.guarded(|| self.run_command(cmd));
+            }
+            self.guarded(|| self.run_resumed());
+            self.guarded(|| self.flush_dirty());
+            if let Some(deadline) = self.stopping.get() {
+                if self.conns.borrow().is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Last stage of shutdown: ends what is left, then runs every remaining destroy.
+    pub fn finish(self: &Rc<Self>) {
+        self.shared.stopped.store(true, std::sync::atomic::Ordering::Release);
+        let leftover: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
+        for conn in leftover {
+            conn.set_failure(Status::ErrShutDown, "reactor shut down");
+            conn.set_report(codes::ABNORMAL, "", false);
+            self.finalize(&conn);
+        }
+        let servers: Vec<Rc<Server>> = self.servers.borrow().values().cloned().collect();
+        for server in servers {
+            self.finish_server(&server);
+        }
+        let listeners: Vec<Rc<Listener>> = self.listeners.borrow().values().cloned().collect();
+        for listener in listeners {
+            self.remove_listener(&listener);
+        }
+        // Commands posted before `stopped` was set still hold user data; drop them here so
+        // their destroy callbacks run on this thread.
+        let mut commands = Vec::new();
+        self.shared.take_commands(&mut commands);
+        for cmd in commands {
+            if let Command::Send { conn, data, .. } = cmd {
+                conn.unqueue(data.len());
+            }
+        }
+    }
+
+    /// Runs `f`, turning a panic into a logged no-op so one bad event cannot stop the loop.
+    fn guarded(&self, f: impl FnOnce()) {
+        let _ = catch_unwind(AssertUnwindSafe(f));
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.resumed.borrow().is_empty() || !self.dirty.borrow().is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut next = self.timers.borrow().next_deadline();
+        if let Some(stop) = self.stopping.get() {
+            next = Some(next.map_or(stop, |n| n.min(stop)));
+        }
+        next.map(|at| at.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
+    }
+
+    fn dispatch(&self, event: &Event) {
+        let token = event.token();
+        if token == WAKER_TOKEN {
+            return;
+        }
+        let index = (token.0 - 1) / 2;
+        if token.0 % 2 == 0 {
+            let listener = self.listeners.borrow().get_index(index).cloned();
+            if let Some(listener) = listener {
+                self.accept_ready(&listener);
+            }
+            return;
+        }
+        let Some(conn) = self.conns.borrow().get_index(index).cloned() else { return };
+        let result = catch_unwind(AssertUnwindSafe(|| self.conn_ready(&conn, event)));
+        if result.is_err() {
+            self.panicked(&conn);
+        }
+    }
+
+    /// A panic inside wsffi while handling `conn`: fail it with 1011 and still deliver close.
+    fn panicked(&self, conn: &Rc<Conn>) {
+        conn.set_failure(Status::ErrPanic, "internal panic while handling the connection");
+        conn.set_report(codes::INTERNAL_ERROR, "internal error", false);
+        if let Ok(mut out) = conn.output.try_borrow_mut() {
+            let out = &mut *out;
+            let _ = out.writer.close(&mut out.buf, Some(codes::INTERNAL_ERROR), b"internal error");
+        }
+        conn.close_after_flush.set(true);
+        self.mark_dirty(conn);
+    }
+
+    fn conn_ready(&self, conn: &Rc<Conn>, event: &Event) {
+        match conn.phase.get() {
+            Phase::Resolving | Phase::Closed => {}
+            Phase::Connecting => self.connect_ready(conn),
+            Phase::ClientHandshake | Phase::ResponseBody => {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.client_handshake_readable(conn);
+                }
+            }
+            Phase::ServerHandshake => {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.server_handshake_readable(conn);
+                }
+            }
+            Phase::Open | Phase::Closing => {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.pump(conn);
+                }
+            }
+        }
+        if event.is_writable() && !conn.is_closed() {
+            self.mark_dirty(conn);
+        }
+        self.settle(conn);
+    }
+
+    // ---- reading ----------------------------------------------------------------------
+
+    /// Processes buffered input, then reads until the socket is drained.
+    pub fn pump(&self, conn: &Rc<Conn>) {
+        if !self.can_read(conn) {
+            return;
+        }
+        if !conn.input.borrow().is_empty() {
+            let mut input = conn.input.borrow_mut();
+            let consumed = self.process(conn, input.data());
+            input.consume(consumed.0);
+            if consumed.1 > 0 || !self.can_read(conn) {
+                // Either an incomplete frame waits for more bytes (read below) or we stopped.
+                if !self.can_read(conn) {
+                    return;
+                }
+            }
+        }
+        loop {
+            if !self.can_read(conn) {
+                return;
+            }
+            let buffered = !conn.input.borrow().is_empty();
+            let (n, space) = if buffered {
+                let mut input = conn.input.borrow_mut();
+                let frame_len = self.peek_frame_len(conn, &mut input);
+                let spare = input.spare(READ_BUF_SIZE, frame_len);
+                let space = spare.len();
+                match self.read_into(conn, spare) {
+                    Some(n) => {
+                        input.filled(n);
+                        (n, space)
+                    }
+                    None => return,
+                }
+            } else {
+                let mut shared = self.read_buf.borrow_mut();
+                let space = shared.len();
+                match self.read_into(conn, &mut shared[..]) {
+                    Some(n) => (n, space),
+                    None => return,
+                }
+            };
+            if n == 0 {
+                conn.peer_eof.set(true);
+                return;
+            }
+            self.note_input(conn);
+            if buffered {
+                let mut input = conn.input.borrow_mut();
+                let (consumed, _) = self.process(conn, input.data());
+                input.consume(consumed);
+            } else {
+                // Take the shared buffer out so callbacks cannot observe it borrowed.
+                let mut shared = std::mem::take(&mut *self.read_buf.borrow_mut());
+                let (consumed, frame_len) = self.process(conn, &mut shared[..n]);
+                if consumed < n && !conn.is_closed() {
+                    conn.input.borrow_mut().store(&shared[consumed..n], frame_len);
+                }
+                *self.read_buf.borrow_mut() = shared;
+            }
+            if n < space {
+                // A short read drained the socket; epoll reports new data as a new edge.
+                return;
+            }
+        }
+    }
+
+    fn peek_frame_len(&self, _conn: &Conn, input: &mut super::conn::InBuf) -> usize {
+        match crate::core::protocol::frame::parse_header(input.data()) {
+            Ok(Some((h, n))) => n.saturating_add(h.payload_len.min(usize::MAX as u64 / 2) as usize),
+            _ => 0,
+        }
+    }
+
+    fn can_read(&self, conn: &Conn) -> bool {
+        matches!(conn.phase.get(), Phase::Open | Phase::Closing)
+            && !conn.paused.get()
+            && !conn.terminate.get()
+            && !conn.close_after_flush.get()
+            && !conn.peer_eof.get()
+    }
+
+    /// One read; None when the socket has nothing (or failed, which is recorded).
+    pub fn read_into(&self, conn: &Conn, buf: &mut [u8]) -> Option<usize> {
+        let mut stream = conn.stream.borrow_mut();
+        let stream = stream.as_mut()?;
+        loop {
+            match stream.read(buf) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) => {
+                    conn.set_failure(Status::from_io(&e), format!("read: {e}"));
+                    conn.terminate.set(true);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn note_input(&self, conn: &Conn) {
+        if conn.cfg().ping_interval.is_some() || conn.cfg().idle_timeout.is_some() {
+            conn.last_input.set(Instant::now());
+            conn.ping_sent.set(None);
+        }
+    }
+
+    /// Feeds `bytes` to the frame reader; returns (consumed, length of the incomplete frame).
+    fn process(&self, conn: &Rc<Conn>, bytes: &mut [u8]) -> (usize, usize) {
+        let mut reader = conn.reader.borrow_mut();
+        let result = reader.feed(bytes, &mut |ev| self.on_incoming(conn, ev));
+        drop(reader);
+        match result {
+            Ok(p) => (p.consumed, p.next_frame_len),
+            Err(v) => {
+                self.fail(conn, v);
+                (bytes.len(), 0)
+            }
+        }
+    }
+
+    fn on_incoming(&self, conn: &Rc<Conn>, ev: Incoming<'_>) -> bool {
+        let cbs = conn.callbacks.get();
+        let user = conn.user();
+        match ev {
+            Incoming::Message(kind, data) => {
+                let kind = match kind {
+                    MessageKind::Text => 1,
+                    MessageKind::Binary => 2,
+                };
+                cbs.message(user, &conn.handle, kind, data);
+            }
+            Incoming::Ping(data) => {
+                {
+                    let mut out = conn.output.borrow_mut();
+                    let out = &mut *out;
+                    let _ = out.writer.control(&mut out.buf, OpCode::Pong, data);
+                }
+                self.mark_dirty(conn);
+                cbs.ping(user, &conn.handle, data);
+            }
+            Incoming::Pong(data) => cbs.pong(user, &conn.handle, data),
+            Incoming::Close(payload) => self.peer_closed(conn, payload),
+        }
+        self.can_read(conn)
+    }
+
+    /// The peer's close frame arrived.
+    fn peer_closed(&self, conn: &Rc<Conn>, payload: Option<(u16, &str)>) {
+        let (code, reason) = payload.unwrap_or((codes::NO_STATUS, ""));
+        conn.set_report(code, reason, true);
+        {
+            let mut out = conn.output.borrow_mut();
+            let out = &mut *out;
+            if !out.writer.close_sent() {
+                // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty reply.
+                let _ = out.writer.close(&mut out.buf, payload.map(|(c, _)| c), b"");
+            }
+        }
+        self.enter_closing(conn);
+        match conn.role {
+            // The server closes TCP first (RFC 6455 §7.1.1).
+            crate::core::session::Role::Server => conn.close_after_flush.set(true),
+            crate::core::session::Role::Client => {
+                conn.phase_deadline.set(Some(Instant::now() + conn.cfg().close_timeout));
+                self.arm(conn);
+            }
+        }
+        self.mark_dirty(conn);
+    }
+
+    fn enter_closing(&self, conn: &Conn) {
+        if conn.phase.get() == Phase::Open {
+            conn.phase.set(Phase::Closing);
+            conn.handle.set_state(ready_state::CLOSING);
+        }
+    }
+
+    /// Fails the connection for a protocol violation: error, close frame, then TCP close.
+    pub fn fail(&self, conn: &Rc<Conn>, v: Violation) {
+        let status = if v.code == codes::MESSAGE_TOO_BIG { Status::ErrMessageTooBig } else { Status::ErrProtocol };
+        conn.set_failure(status, v.message);
+        conn.set_report(v.code, v.message, false);
+        {
+            let mut out = conn.output.borrow_mut();
+            let out = &mut *out;
+            let _ = out.writer.close(&mut out.buf, Some(v.code), v.message.as_bytes());
+        }
+        self.enter_closing(conn);
+        conn.close_after_flush.set(true);
+        self.mark_dirty(conn);
+    }
+
+    // ---- writing ----------------------------------------------------------------------
+
+    /// Queues `conn` for the end-of-wake-up flush.
+    pub fn mark_dirty(&self, conn: &Rc<Conn>) {
+        if !conn.dirty.replace(true) {
+            self.dirty.borrow_mut().push(conn.clone());
+        }
+    }
+
+    fn flush_dirty(&self) {
+        loop {
+            let batch = std::mem::take(&mut *self.dirty.borrow_mut());
+            if batch.is_empty() {
+                return;
+            }
+            for conn in batch {
+                conn.dirty.set(false);
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    self.flush(&conn);
+                    self.settle(&conn);
+                }));
+                if result.is_err() {
+                    conn.terminate.set(true);
+                    conn.set_failure(Status::ErrPanic, "internal panic while writing");
+                    let _ = catch_unwind(AssertUnwindSafe(|| self.settle(&conn)));
+                }
+            }
+        }
+    }
+
+    /// Writes as much output as the socket takes.
+    pub fn flush(&self, conn: &Rc<Conn>) {
+        let drained = {
+            let mut out = conn.output.borrow_mut();
+            if out.pending() == 0 {
+                return;
+            }
+            let mut stream = conn.stream.borrow_mut();
+            let Some(s) = stream.as_mut() else { return };
+            let mut blocked = false;
+            while out.sent < out.buf.len() {
+                match s.write(&out.buf[out.sent..]) {
+                    Ok(0) => {
+                        conn.set_failure(Status::ErrIo, "write returned 0");
+                        conn.terminate.set(true);
+                        break;
+                    }
+                    Ok(n) => out.sent += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) => {
+                        conn.set_failure(Status::from_io(&e), format!("write: {e}"));
+                        conn.terminate.set(true);
+                        break;
+                    }
+                }
+            }
+            if out.sent == out.buf.len() {
+                out.sent = 0;
+                if out.buf.capacity() > OUTPUT_KEEP {
+                    out.buf = Vec::new();
+                } else {
+                    out.buf.clear();
+                }
+            } else if out.sent > out.buf.len() / 2 {
+                // Keep the unwritten tail at the front so the buffer does not creep.
+                let sent = out.sent;
+                out.buf.drain(..sent);
+                out.sent = 0;
+            }
+            let pending = out.pending();
+            conn.handle.set_buffered(pending);
+            if blocked != conn.want_writable.get() {
+                let interest = if blocked { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+                if s.reregister(&self.registry, conn.token(), interest).is_ok() {
+                    conn.want_writable.set(blocked);
+                }
+            }
+            pending <= conn.cfg().low_water
+        };
+        if drained && conn.want_drain.replace(false) && !conn.terminate.get() {
+            let cbs = conn.callbacks.get();
+            cbs.drain(conn.user(), &conn.handle);
+        }
+    }
+
+    /// A send on the reactor thread: encode straight into the output buffer.
+    pub fn send_now(&self, handle: &Arc<ConnHandle>, op: SendOp, data: &[u8]) -> Result<(), Status> {
+        let conn = self.conn_of(handle).ok_or(Status::ErrClosed)?;
+        if conn.phase.get() != Phase::Open || conn.terminate.get() {
+            return Err(Status::ErrClosed);
+        }
+        let pending = {
+            let mut out = conn.output.borrow_mut();
+            if out.pending() > conn.cfg().high_water {
+                conn.want_drain.set(true);
+                return Err(Status::ErrBackpressure);
+            }
+            out.encode(op, data).map_err(send_error_status)?;
+            out.pending()
+        };
+        conn.handle.set_buffered(pending);
+        if pending > conn.cfg().high_water {
+            conn.want_drain.set(true);
+        }
+        self.mark_dirty(&conn);
+        Ok(())
+    }
+
+    /// The loop's connection for a handle, if it still lives.
+    pub fn conn_of(&self, handle: &ConnHandle) -> Option<Rc<Conn>> {
+        let key = handle.key()?;
+        self.conns.borrow().get(key).cloned()
+    }
+
+    // ---- application requests ---------------------------------------------------------
+
+    /// `wsffi_close`.
+    pub fn close_conn(&self, handle: &Arc<ConnHandle>, code: Option<u16>, reason: &[u8]) {
+        let Some(conn) = self.conn_of(handle) else { return };
+        self.start_close(&conn, code, reason);
+    }
+
+    /// Begins the close handshake from our side.
+    pub fn start_close(&self, conn: &Rc<Conn>, code: Option<u16>, reason: &[u8]) {
+        match conn.phase.get() {
+            Phase::Open => {
+                {
+                    let mut out = conn.output.borrow_mut();
+                    let out = &mut *out;
+                    if out.writer.close(&mut out.buf, code, reason).is_err() {
+                        return;
+                    }
+                }
+                self.enter_closing(conn);
+                conn.phase_deadline.set(Some(Instant::now() + conn.cfg().close_timeout));
+                self.arm(conn);
+                self.mark_dirty(conn);
+            }
+            Phase::Closing | Phase::Closed => {}
+            _ => {
+                conn.set_failure(Status::ErrClosed, "closed before the connection was established");
+                conn.set_report(codes::ABNORMAL, "", false);
+                conn.terminate.set(true);
+                self.mark_dirty(conn);
+            }
+        }
+    }
+
+    /// `wsffi_terminate`.
+    pub fn terminate_conn(&self, handle: &Arc<ConnHandle>) {
+        let Some(conn) = self.conn_of(handle) else { return };
+        conn.set_report(codes::ABNORMAL, "", false);
+        conn.terminate.set(true);
+        self.mark_dirty(&conn);
+    }
+
+    /// `wsffi_conn_pause` / `wsffi_conn_resume`.
+    pub fn set_paused(&self, handle: &Arc<ConnHandle>, paused: bool) {
+        let Some(conn) = self.conn_of(handle) else { return };
+        let was = conn.paused.replace(paused);
+        if was && !paused {
+            // Edge-triggered polling will not repeat an old edge: read on our own.
+            self.resumed.borrow_mut().push(conn);
+        }
+    }
+
+    /// `wsffi_conn_set_callbacks`.
+    pub fn set_callbacks(&self, handle: &Arc<ConnHandle>, callbacks: Option<ConnCallbacks>, user: OwnedUserData) {
+        let Some(conn) = self.conn_of(handle) else {
+            drop(user);
+            return;
+        };
+        if let Some(cbs) = callbacks {
+            conn.callbacks.set(cbs);
+        }
+        let old = std::mem::replace(&mut *conn.user.borrow_mut(), user);
+        drop(old);
+    }
+
+    fn run_resumed(&self) {
+        let list = std::mem::take(&mut *self.resumed.borrow_mut());
+        for conn in list {
+            match conn.phase.get() {
+                Phase::Open | Phase::Closing => self.pump(&conn),
+                Phase::ServerHandshake => self.server_handshake_readable(&conn),
+                _ => {}
+            }
+            self.settle(&conn);
+        }
+    }
+
+    fn run_command(&self, cmd: Command) {
+        match cmd {
+            Command::Call(f) => f(self),
+            Command::Send { conn: handle, op, data } => {
+                handle.unqueue(data.len());
+                if let Some(conn) = self.conn_of(&handle) {
+                    if conn.phase.get() == Phase::Open && !conn.terminate.get() {
+                        let pending = {
+                            let mut out = conn.output.borrow_mut();
+                            let _ = out.encode(op, &data);
+                            out.pending()
+                        };
+                        conn.handle.set_buffered(pending);
+                        if pending > conn.cfg().high_water {
+                            conn.want_drain.set(true);
+                        }
+                        self.mark_dirty(&conn);
+                    }
+                }
+            }
+            Command::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    fn begin_shutdown(&self) {
+        if self.is_stopping() {
+            return;
+        }
+        self.stopping.set(Some(Instant::now() + self.shared.config.shutdown_grace));
+        let listeners: Vec<Rc<Listener>> = self.listeners.borrow().values().cloned().collect();
+        for listener in listeners {
+            self.remove_listener(&listener);
+        }
+        let conns: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
+        for conn in conns {
+            match conn.phase.get() {
+                Phase::Open => self.start_close(&conn, Some(codes::GOING_AWAY), b"reactor shutting down"),
+                Phase::Closing | Phase::Closed => {}
+                _ => {
+                    conn.set_failure(Status::ErrShutDown, "reactor shut down");
+                    conn.set_report(codes::ABNORMAL, "", false);
+                    conn.terminate.set(true);
+                    self.mark_dirty(&conn);
+                }
+            }
+        }
+    }
+
+    // ---- timers -----------------------------------------------------------------------
+
+    /// Makes sure a timer fires at the connection's next deadline.
+    pub fn arm(&self, conn: &Conn) {
+        let Some(next) = self.next_deadline(conn) else { return };
+        if conn.armed.get().is_none_or(|armed| next < armed) {
+            conn.armed.set(Some(next));
+            self.timers.borrow_mut().schedule(next, conn.key);
+        }
+    }
+
+    fn next_deadline(&self, conn: &Conn) -> Option<Instant> {
+        let mut next = conn.phase_deadline.get();
+        if conn.phase.get() == Phase::Open {
+            let last = conn.last_input.get();
+            if let Some(p) = conn.cfg().ping_interval {
+                let at = conn.ping_sent.get().map_or(last + p, |sent| sent + p);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+            if let Some(idle) = conn.cfg().idle_timeout {
+                let at = last + idle;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
+
+    fn run_timers(&self, due: &mut Vec<(Instant, Key)>) {
+        let now = Instant::now();
+        self.timers.borrow_mut().pop_due(now, due);
+        for (at, key) in due.drain(..) {
+            let Some(conn) = self.conns.borrow().get(key).cloned() else { continue };
+            if conn.armed.get() != Some(at) {
+                continue;
+            }
+            conn.armed.set(None);
+            self.on_timer(&conn, now);
+            self.arm(&conn);
+            self.settle(&conn);
+        }
+    }
+
+    fn on_timer(&self, conn: &Rc<Conn>, now: Instant) {
+        if conn.phase_deadline.get().is_some_and(|d| d <= now) {
+            conn.phase_deadline.set(None);
+            let what = match conn.phase.get() {
+                Phase::Resolving | Phase::Connecting => "connect timed out",
+                Phase::ClientHandshake | Phase::ResponseBody | Phase::ServerHandshake => "opening handshake timed out",
+                Phase::Closing => "close handshake timed out",
+                Phase::Open | Phase::Closed => return,
+            };
+            if conn.phase.get() == Phase::ServerHandshake {
+                self.server_handshake_timed_out(conn);
+            }
+            conn.set_failure(Status::ErrTimeout, what);
+            conn.set_report(codes::ABNORMAL, "", false);
+            conn.terminate.set(true);
+            self.mark_dirty(conn);
+            return;
+        }
+        if conn.phase.get() != Phase::Open {
+            return;
+        }
+        let last = conn.last_input.get();
+        if let Some(idle) = conn.cfg().idle_timeout {
+            if now >= last + idle {
+                conn.set_failure(Status::ErrTimeout, "idle timeout");
+                self.start_close(conn, Some(codes::GOING_AWAY), b"idle timeout");
+                return;
+            }
+        }
+        if let Some(p) = conn.cfg().ping_interval {
+            match conn.ping_sent.get() {
+                Some(sent) if now >= sent + p => {
+                    conn.set_failure(Status::ErrTimeout, "no pong within the ping interval");
+                    conn.set_report(codes::ABNORMAL, "", false);
+                    conn.terminate.set(true);
+                    self.mark_dirty(conn);
+                }
+                None if now >= last + p => {
+                    {
+                        let mut out = conn.output.borrow_mut();
+                        let out = &mut *out;
+                        let _ = out.writer.control(&mut out.buf, OpCode::Ping, b"");
+                    }
+                    conn.ping_sent.set(Some(now));
+                    self.mark_dirty(conn);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // ---- ending -----------------------------------------------------------------------
+
+    /// Ends the connection when its state says it is over.
+    pub fn settle(&self, conn: &Rc<Conn>) {
+        if conn.is_closed() {
+            return;
+        }
+        if conn.terminate.get() {
+            if conn.report.borrow().is_none() {
+                conn.set_report(codes::ABNORMAL, "", false);
+            }
+            self.finalize(conn);
+        } else if conn.close_after_flush.get() && conn.output.borrow().pending() == 0 {
+            self.finalize(conn);
+        } else if conn.peer_eof.get() {
+            let closing = conn.phase.get() == Phase::Closing && conn.reader.borrow().close_received();
+            if !closing {
+                conn.set_failure(Status::ErrConnectionReset, "connection closed without a close frame");
+                conn.set_report(codes::ABNORMAL, "", false);
+            }
+            self.finalize(conn);
+        }
+    }
+
+    /// The one place a connection ends: socket gone, state CLOSED, error then close
+    /// callback, then destroy.
+    pub fn finalize(&self, conn: &Rc<Conn>) {
+        if conn.phase.replace(Phase::Closed) == Phase::Closed {
+            return;
+        }
+        if let Some(mut stream) = conn.stream.borrow_mut().take() {
+            let _ = self.registry.deregister(&mut stream);
+        }
+        self.conns.borrow_mut().remove(conn.key);
+        conn.handle.set_state(ready_state::CLOSED);
+        conn.handle.set_buffered(0);
+        *conn.input.borrow_mut() = Default::default();
+        self.detach_from_server(conn);
+        self.handshake_ended(conn);
+        let cbs = conn.callbacks.get();
+        let user = conn.user();
+        let failure = conn.failure.borrow_mut().take();
+        let report = conn.report.borrow_mut().take().unwrap_or(super::conn::CloseReport {
+            code: codes::ABNORMAL,
+            reason: String::new(),
+            clean: false,
+        });
+        if let Some((status, message)) = failure {
+            cbs.error(user, &conn.handle, status, &message);
+        }
+        cbs.close(user, &conn.handle, report.code, &report.reason, report.clean);
+        // Nothing may call back with this user data any more.
+        conn.callbacks.set(ConnCallbacks::default());
+        let user = std::mem::replace(&mut *conn.user.borrow_mut(), OwnedUserData::none());
+        drop(user);
+        *conn.output.borrow_mut() = super::conn::OutBuf {
+            writer: crate::core::session::Writer::new(conn.role),
+            buf: Vec::new(),
+            sent: 0,
+        };
+    }
+
+    /// Registers a new connection's socket with the poller.
+    pub fn register(&self, conn: &Conn, interest: Interest) -> std::io::Result<()> {
+        let mut stream = conn.stream.borrow_mut();
+        match stream.as_mut() {
+            Some(s) => s.register(&self.registry, conn.token(), interest),
+            None => Ok(()),
+        }
+    }
+
+    /// Changes a connection's poll interest.
+    pub fn reregister(&self, conn: &Conn, interest: Interest) {
+        if let Some(s) = conn.stream.borrow_mut().as_mut() {
+            let _ = s.reregister(&self.registry, conn.token(), interest);
+        }
+    }
+}
+
+/// Maps a writer refusal to a status.
+pub fn send_error_status(e: SendError) -> Status {
+    match e {
+        SendError::Closed => Status::ErrClosed,
+        SendError::FragmentInProgress => Status::ErrInvalidParameter,
+        SendError::ControlTooLong => Status::ErrTooBig,
+    }
+}

@@ -1,0 +1,653 @@
+//! Listeners, WebSocket servers attached to them at paths, and the server side of the
+//! opening handshake (routing, verification, subprotocols, deferred decisions).
+
+use std::cell::{Cell, RefCell};
+use std::ffi::CString;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use mio::net::{TcpListener, UnixListener};
+use mio::Interest;
+use once_cell::sync::OnceCell;
+
+pub use super::views::{HttpResponse, RequestView, ResponseView};
+
+use super::config::{ListenerConfig, ServerConfig};
+use super::conn::{Conn, ConnHandle, ConnInfo, Phase};
+use super::event_loop::{listener_token, EventLoop};
+use super::slab::{Key, Slab};
+use super::stream::Stream;
+use super::views::cstring;
+use super::Shared;
+use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRequest};
+use crate::core::handshake::response::{accept_key, build_response, build_switching_protocols};
+use crate::core::protocol::close::codes;
+use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
+use crate::ffi::callbacks::{ConnCallbacks, HttpHandler, OwnedUserData, ServerCallbacks, Verdict};
+use crate::ffi::status::Status;
+
+/// A bound listening socket.
+pub enum ListenSocket {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix domain.
+    Unix(UnixListener),
+}
+
+/// The C `wsffi_listener`.
+pub struct ListenerHandle {
+    pub(crate) shared: Arc<Shared>,
+    key: OnceCell<Key>,
+    /// Bound port (0 for Unix sockets).
+    pub port: u16,
+    /// Bound address as text.
+    pub address: CString,
+    closed: AtomicBool,
+}
+
+impl ListenerHandle {
+    /// A handle for a socket bound at `address`.
+    pub fn new(shared: Arc<Shared>, port: u16, address: &str) -> Self {
+        ListenerHandle { shared, key: OnceCell::new(), port, address: cstring(address), closed: AtomicBool::new(false) }
+    }
+
+    pub(crate) fn key(&self) -> Option<Key> {
+        self.key.get().copied()
+    }
+
+    /// Has `wsffi_listener_close` run (or the reactor stopped)?
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.shared.is_stopped()
+    }
+}
+
+/// Reactor-side listener.
+pub struct Listener {
+    /// Shared handle.
+    pub handle: Arc<ListenerHandle>,
+    /// Slab key.
+    pub key: Key,
+    socket: RefCell<Option<ListenSocket>>,
+    /// Settings.
+    pub config: ListenerConfig,
+    /// Servers by path.
+    pub servers: RefCell<Vec<Rc<Server>>>,
+    /// Plain HTTP handler.
+    pub http: Cell<Option<HttpHandler>>,
+}
+
+/// The C `wsffi_server`.
+pub struct ServerHandle {
+    pub(crate) shared: Arc<Shared>,
+    key: OnceCell<Key>,
+    /// Attached path.
+    pub path: CString,
+    client_count: AtomicUsize,
+    closed: AtomicBool,
+    /// Client tracking enabled.
+    pub tracking: bool,
+}
+
+impl ServerHandle {
+    pub(crate) fn key(&self) -> Option<Key> {
+        self.key.get().copied()
+    }
+
+    /// Open connections of this server.
+    pub fn client_count(&self) -> usize {
+        self.client_count.load(Ordering::Relaxed)
+    }
+
+    /// Closed or closing?
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.shared.is_stopped()
+    }
+}
+
+/// Reactor-side server.
+pub struct Server {
+    /// Shared handle.
+    pub handle: Arc<ServerHandle>,
+    /// Slab key.
+    pub key: Key,
+    /// Path it answers ("/" by default).
+    pub path: String,
+    /// Settings.
+    pub config: ServerConfig,
+    callbacks: ServerCallbacks,
+    user: RefCell<OwnedUserData>,
+    /// Open (and closing) connections.
+    pub clients: RefCell<Slab<Rc<Conn>>>,
+    closing: Cell<bool>,
+    finished: Cell<bool>,
+}
+
+impl Server {
+    fn user(&self) -> crate::ffi::callbacks::UserData {
+        self.user.borrow().get()
+    }
+
+    fn client_error(&self, status: Status, message: &str) {
+        self.callbacks.client_error(self.user(), &self.handle, status, message);
+    }
+}
+
+/// The C `wsffi_handshake`: a server-side upgrade waiting for a decision.
+pub struct HandshakeHandle {
+    shared: Arc<Shared>,
+    conn: Arc<ConnHandle>,
+    /// The request.
+    pub request: Arc<RequestView>,
+    headers: Mutex<Vec<(String, String)>>,
+    reject: Mutex<(u16, String)>,
+    decided: AtomicBool,
+    expired: AtomicBool,
+}
+
+impl HandshakeHandle {
+    /// Adds a header to whichever response goes out (101 or refusal).
+    pub fn add_header(&self, name: &str, value: &str) {
+        self.headers.lock().unwrap_or_else(|e| e.into_inner()).push((name.to_string(), value.to_string()));
+    }
+
+    /// Sets the refusal status and reason for a `REJECT` verdict.
+    pub fn set_reject(&self, status: u16, reason: &str) {
+        *self.reject.lock().unwrap_or_else(|e| e.into_inner()) = (status, reason.to_string());
+    }
+
+    /// Decides a deferred handshake (from any thread).
+    pub fn decide(self: Arc<Self>, accept: bool) -> Result<(), Status> {
+        if self.decided.swap(true, Ordering::AcqRel) {
+            return Err(Status::ErrAlreadyDone);
+        }
+        if self.expired.load(Ordering::Acquire) {
+            return Err(Status::ErrTimeout);
+        }
+        let shared = self.shared.clone();
+        shared.run_async(move |lp| lp.deferred_decision(&self, accept))
+    }
+
+    fn headers(&self) -> Vec<(String, String)> {
+        self.headers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Server handshake progress, stored in `Conn::handshake`.
+struct ServerState {
+    listener: Option<Rc<Listener>>,
+    forced: Option<Rc<Server>>,
+    max_header_bytes: usize,
+    deferred: Option<(Arc<HandshakeHandle>, UpgradeRequest, Rc<Server>)>,
+}
+
+fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ServerState) -> R) -> Option<R> {
+    let mut hs = conn.handshake.borrow_mut();
+    hs.as_mut()?.downcast_mut::<ServerState>().map(f)
+}
+
+impl EventLoop {
+    /// Adds a bound socket as a listener.
+    pub fn add_listener(&self, handle: Arc<ListenerHandle>, mut socket: ListenSocket, config: ListenerConfig) -> Result<(), Status> {
+        let key = self.listeners.borrow().next_key();
+        let token = listener_token(key);
+        let r = match &mut socket {
+            ListenSocket::Tcp(s) => self.registry().register(s, token, Interest::READABLE),
+            ListenSocket::Unix(s) => self.registry().register(s, token, Interest::READABLE),
+        };
+        r.map_err(|_| Status::ErrIo)?;
+        let _ = handle.key.set(key);
+        let listener = Rc::new(Listener {
+            handle,
+            key,
+            socket: RefCell::new(Some(socket)),
+            config,
+            servers: RefCell::new(Vec::new()),
+            http: Cell::new(None),
+        });
+        self.listeners.borrow_mut().insert(listener);
+        Ok(())
+    }
+
+    /// The loop's listener for a handle.
+    pub fn listener_of(&self, handle: &ListenerHandle) -> Option<Rc<Listener>> {
+        self.listeners.borrow().get(handle.key()?).cloned()
+    }
+
+    /// The loop's server for a handle.
+    pub fn server_of(&self, handle: &ServerHandle) -> Option<Rc<Server>> {
+        self.servers.borrow().get(handle.key()?).cloned()
+    }
+
+    /// Stops listening; accepted connections and attached servers go on.
+    pub fn remove_listener(&self, listener: &Rc<Listener>) {
+        listener.handle.closed.store(true, Ordering::Release);
+        if let Some(mut socket) = listener.socket.borrow_mut().take() {
+            let _ = match &mut socket {
+                ListenSocket::Tcp(s) => self.registry().deregister(s),
+                ListenSocket::Unix(s) => self.registry().deregister(s),
+            };
+        }
+        listener.servers.borrow_mut().clear();
+        self.listeners.borrow_mut().remove(listener.key);
+    }
+
+    /// Attaches a server at `path` (to a listener, or standalone for `handle_upgrade`).
+    pub fn attach_server(
+        &self,
+        listener: Option<&Rc<Listener>>,
+        path: String,
+        config: ServerConfig,
+        callbacks: ServerCallbacks,
+        user: OwnedUserData,
+    ) -> Result<Arc<ServerHandle>, (Status, String, OwnedUserData)> {
+        if let Some(l) = listener {
+            if l.servers.borrow().iter().any(|s| s.path == path) {
+                return Err((Status::ErrInvalidParameter, format!("a server is already attached at {path}"), user));
+            }
+        }
+        let key = self.servers.borrow().next_key();
+        let handle = Arc::new(ServerHandle {
+            shared: self.shared.clone(),
+            key: OnceCell::new(),
+            path: cstring(&path),
+            client_count: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            tracking: config.client_tracking,
+        });
+        let _ = handle.key.set(key);
+        let server = Rc::new(Server {
+            handle: handle.clone(),
+            key,
+            path,
+            config,
+            callbacks,
+            user: RefCell::new(user),
+            clients: RefCell::new(Slab::default()),
+            closing: Cell::new(false),
+            finished: Cell::new(false),
+        });
+        self.servers.borrow_mut().insert(server.clone());
+        if let Some(l) = listener {
+            l.servers.borrow_mut().push(server);
+        }
+        Ok(handle)
+    }
+
+    /// `wsffi_server_close`: no new clients; open ones get 1001; `on_close` when all are gone.
+    pub fn close_server(&self, server: &Rc<Server>) {
+        if server.closing.replace(true) {
+            return;
+        }
+        server.handle.closed.store(true, Ordering::Release);
+        let listeners: Vec<Rc<Listener>> = self.listeners.borrow().values().cloned().collect();
+        for l in listeners {
+            l.servers.borrow_mut().retain(|s| !Rc::ptr_eq(s, server));
+        }
+        let clients: Vec<Rc<Conn>> = server.clients.borrow().values().cloned().collect();
+        for conn in &clients {
+            self.start_close(conn, Some(codes::GOING_AWAY), b"server closing");
+        }
+        if server.clients.borrow().is_empty() {
+            self.finish_server(server);
+        }
+    }
+
+    /// Last step of a server: `on_close`, then destroy.
+    pub fn finish_server(&self, server: &Rc<Server>) {
+        if server.finished.replace(true) {
+            return;
+        }
+        server.closing.set(true);
+        server.handle.closed.store(true, Ordering::Release);
+        self.servers.borrow_mut().remove(server.key);
+        server.callbacks.close(server.user(), &server.handle);
+        let user = std::mem::replace(&mut *server.user.borrow_mut(), OwnedUserData::none());
+        drop(user);
+    }
+
+    /// Removes a finished connection from its server.
+    pub fn detach_from_server(&self, conn: &Conn) {
+        let Some(server) = conn.server.borrow_mut().take() else { return };
+        if let Some(slot) = conn.server_slot.take() {
+            server.clients.borrow_mut().remove(slot);
+            server.handle.client_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        if server.closing.get() && server.clients.borrow().is_empty() {
+            self.finish_server(&server);
+        }
+    }
+
+    /// Clients of a server, retained (for `wsffi_server_clients`).
+    pub fn server_clients(&self, server: &Server) -> Vec<Arc<ConnHandle>> {
+        server
+            .clients
+            .borrow()
+            .values()
+            .filter(|c| c.phase.get() == Phase::Open)
+            .map(|c| c.handle.clone())
+            .collect()
+    }
+
+    /// Sends one message to every open client; the frame is encoded once. Returns how many
+    /// clients took it (those above their high-water mark are skipped).
+    pub fn broadcast(&self, server: &Server, kind: MessageKind, data: &[u8]) -> usize {
+        let mut frame = Vec::new();
+        encode_server_message(&mut frame, kind, data);
+        let clients: Vec<Rc<Conn>> = server.clients.borrow().values().cloned().collect();
+        let mut sent = 0;
+        for conn in clients {
+            if conn.phase.get() != Phase::Open || conn.terminate.get() {
+                continue;
+            }
+            let pending = {
+                let mut out = conn.output.borrow_mut();
+                if out.writer.close_sent() || out.writer.is_fragmenting() || out.pending() > conn.cfg().high_water {
+                    if out.pending() > conn.cfg().high_water {
+                        conn.want_drain.set(true);
+                    }
+                    continue;
+                }
+                out.buf.extend_from_slice(&frame);
+                out.pending()
+            };
+            conn.handle.set_buffered(pending);
+            if pending > conn.cfg().high_water {
+                conn.want_drain.set(true);
+            }
+            self.mark_dirty(&conn);
+            sent += 1;
+        }
+        sent
+    }
+
+    // ---- accepting --------------------------------------------------------------------
+
+    /// The listening socket is readable: accept everything pending.
+    pub fn accept_ready(&self, listener: &Rc<Listener>) {
+        loop {
+            let accepted = {
+                let socket = listener.socket.borrow();
+                match socket.as_ref() {
+                    Some(ListenSocket::Tcp(l)) => l.accept().map(|(s, _)| {
+                        let _ = s.set_nodelay(true);
+                        Stream::Tcp(s)
+                    }),
+                    Some(ListenSocket::Unix(l)) => l.accept().map(|(s, _)| Stream::Unix(s)),
+                    None => return,
+                }
+            };
+            match accepted {
+                Ok(stream) => {
+                    let timeout = listener.config.handshake_timeout;
+                    let max = listener.config.max_header_bytes;
+                    self.new_server_conn(stream, Some(listener.clone()), None, &[], timeout, max);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors and similar: tell the servers, keep the listener.
+                    let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
+                    for s in servers {
+                        s.callbacks.error(s.user(), &s.handle, Status::from_io(&e), &format!("accept: {e}"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts the server side of a handshake on an accepted (or handed-over) socket.
+    pub fn new_server_conn(
+        &self,
+        stream: Stream,
+        listener: Option<Rc<Listener>>,
+        forced: Option<Rc<Server>>,
+        head: &[u8],
+        handshake_timeout: std::time::Duration,
+        max_header_bytes: usize,
+    ) {
+        let key = self.conns.borrow().next_key();
+        let config = forced.as_ref().map(|s| s.config.conn.clone()).unwrap_or_default();
+        let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), config.high_water));
+        handle.set_key(key);
+        let conn = Rc::new(Conn::new(
+            handle,
+            key,
+            Role::Server,
+            config,
+            Some(stream),
+            Phase::ServerHandshake,
+            OwnedUserData::none(),
+            ConnCallbacks::default(),
+        ));
+        if self.register(&conn, Interest::READABLE).is_err() {
+            return;
+        }
+        self.conns.borrow_mut().insert(conn.clone());
+        *conn.handshake.borrow_mut() =
+            Some(Box::new(ServerState { listener, forced, max_header_bytes, deferred: None }));
+        conn.phase_deadline.set(Some(Instant::now() + handshake_timeout));
+        self.arm(&conn);
+        if !head.is_empty() {
+            conn.input.borrow_mut().store(head, 0);
+        }
+        // Data may already be waiting (or was handed over): try now.
+        self.server_handshake_readable(&conn);
+        self.settle(&conn);
+    }
+
+    /// Request bytes arrived.
+    pub fn server_handshake_readable(&self, conn: &Rc<Conn>) {
+        if with_state(conn, |st| st.deferred.is_some()).unwrap_or(true) {
+            return;
+        }
+        let max = with_state(conn, |st| st.max_header_bytes).unwrap_or(16 * 1024);
+        let mut eof = false;
+        loop {
+            let mut input = conn.input.borrow_mut();
+            if input.len() > max {
+                break;
+            }
+            let spare = input.spare(4096, 0);
+            match self.read_into(conn, spare) {
+                Some(0) => {
+                    eof = true;
+                    break;
+                }
+                Some(n) => input.filled(n),
+                None => break,
+            }
+        }
+        if conn.terminate.get() {
+            return;
+        }
+        let parsed = parse_request(conn.input.borrow_mut().data(), max);
+        match parsed {
+            Ok(None) => {
+                if eof {
+                    // The client left before finishing its request; nobody saw this connection.
+                    conn.terminate.set(true);
+                    self.mark_dirty(conn);
+                }
+            }
+            Err(e) => {
+                let servers = self.servers_for_errors(conn);
+                for s in servers {
+                    s.client_error(Status::ErrHandshake, &e.message);
+                }
+                self.refuse(conn, e.status, "", &[], e.message.as_bytes());
+            }
+            Ok(Some((request, n))) => {
+                conn.input.borrow_mut().consume(n);
+                self.route(conn, request);
+            }
+        }
+    }
+
+    fn servers_for_errors(&self, conn: &Conn) -> Vec<Rc<Server>> {
+        with_state(conn, |st| match (&st.forced, &st.listener) {
+            (Some(s), _) => vec![s.clone()],
+            (None, Some(l)) => l.servers.borrow().clone(),
+            _ => Vec::new(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// Writes a complete HTTP answer and closes the connection after it.
+    fn refuse(&self, conn: &Rc<Conn>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
+        let bytes = build_response(status, reason, headers, body);
+        conn.output.borrow_mut().buf.extend_from_slice(&bytes);
+        conn.close_after_flush.set(true);
+        self.mark_dirty(conn);
+    }
+
+    fn route(&self, conn: &Rc<Conn>, request: crate::core::handshake::request::Request) {
+        let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
+        let (listener, forced) = with_state(conn, |st| (st.listener.clone(), st.forced.clone())).unwrap_or((None, None));
+        let server = forced.or_else(|| {
+            listener.as_ref().and_then(|l| l.servers.borrow().iter().find(|s| s.path == request.path).cloned())
+        });
+        let view = Arc::new(RequestView::new(request, &remote));
+        if !view.request.is_websocket_upgrade() {
+            if let Some(handler) = listener.as_ref().and_then(|l| l.http.get()) {
+                let mut response = HttpResponse::default();
+                handler.call(&view, &mut response);
+                self.refuse(conn, response.status, &response.reason, &response.headers, &response.body);
+            } else if server.is_some() {
+                let headers = [("Upgrade".to_string(), "websocket".to_string())];
+                self.refuse(conn, 426, "", &headers, b"this path expects a WebSocket upgrade\n");
+            } else {
+                self.refuse(conn, 404, "", &[], b"not found\n");
+            }
+            return;
+        }
+        let Some(server) = server.filter(|s| !s.closing.get()) else {
+            self.refuse(conn, 404, "", &[], b"no WebSocket server at this path\n");
+            return;
+        };
+        let upgrade = match validate_upgrade(&view.request) {
+            Ok(u) => u,
+            Err((e, headers)) => {
+                server.client_error(Status::ErrHandshake, &e.message);
+                self.refuse(conn, e.status, "", &headers, e.message.as_bytes());
+                return;
+            }
+        };
+        let max = server.config.max_connections;
+        if max > 0 && server.handle.client_count() >= max {
+            server.client_error(Status::ErrHandshakeRejected, "too many connections");
+            self.refuse(conn, 503, "", &[], b"too many connections\n");
+            return;
+        }
+        if !server.config.allowed_origins.is_empty() {
+            let origin = view.request.header("Origin").unwrap_or("");
+            if !server.config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+                server.client_error(Status::ErrHandshakeRejected, &format!("origin not allowed: {origin}"));
+                self.refuse(conn, 403, "", &[], b"origin not allowed\n");
+                return;
+            }
+        }
+        // The connection now takes the server's settings.
+        conn.config_replace(server.config.conn.clone());
+        *conn.reader.borrow_mut() = Reader::new(Role::Server, server.config.conn.limits);
+        conn.handle.set_high_water(server.config.conn.high_water);
+        conn.handle.set_url(view.url.clone());
+        let hs = Arc::new(HandshakeHandle {
+            shared: self.shared.clone(),
+            conn: conn.handle.clone(),
+            request: view,
+            headers: Mutex::new(Vec::new()),
+            reject: Mutex::new((401, String::new())),
+            decided: AtomicBool::new(false),
+            expired: AtomicBool::new(false),
+        });
+        match server.callbacks.verify_client(server.user(), &hs).unwrap_or(Verdict::Accept) {
+            Verdict::Accept => self.accept_upgrade(conn, &server, &hs, &upgrade),
+            Verdict::Reject => self.reject_upgrade(conn, &server, &hs),
+            Verdict::Defer => {
+                // The application now holds one reference, given back by accept/reject.
+                let _ = Arc::into_raw(hs.clone());
+                with_state(conn, |st| st.deferred = Some((hs, upgrade, server)));
+            }
+        }
+    }
+
+    fn reject_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle) {
+        let (status, reason) = hs.reject.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let status = if (400..=599).contains(&status) { status } else { 401 };
+        server.client_error(Status::ErrHandshakeRejected, &format!("verify_client rejected the client ({status})"));
+        self.refuse(conn, status, &reason, &hs.headers(), b"");
+    }
+
+    fn accept_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle, upgrade: &UpgradeRequest) {
+        let offered: Vec<CString> = upgrade.protocols.iter().map(|p| cstring(p)).collect();
+        let protocol = if offered.is_empty() {
+            None
+        } else {
+            match server.callbacks.handle_protocols(server.user(), &hs.request, &offered) {
+                Some(choice) => choice.map(|i| upgrade.protocols[i].clone()),
+                None => upgrade.protocols.first().cloned(),
+            }
+        };
+        server.callbacks.headers(server.user(), hs);
+        let response =
+            build_switching_protocols(&accept_key(&upgrade.key), protocol.as_deref(), None, &hs.headers());
+        conn.output.borrow_mut().buf.extend_from_slice(&response);
+        self.mark_dirty(conn);
+        *conn.handshake.borrow_mut() = None;
+        let remote = hs.request.remote_address.clone();
+        conn.handle.set_info(ConnInfo {
+            protocol: cstring(protocol.as_deref().unwrap_or("")),
+            extensions: CString::default(),
+            remote,
+        });
+        let slot = server.clients.borrow_mut().insert(conn.clone());
+        conn.server_slot.set(Some(slot));
+        *conn.server.borrow_mut() = Some(server.clone());
+        server.handle.client_count.fetch_add(1, Ordering::Relaxed);
+        conn.phase.set(Phase::Open);
+        conn.handle.set_state(super::conn::ready_state::OPEN);
+        server.callbacks.connection(server.user(), &server.handle, &conn.handle, &hs.request);
+        if conn.phase.get() == Phase::Open {
+            self.open_conn(conn);
+        }
+    }
+
+    /// A deferred handshake was decided.
+    pub fn deferred_decision(&self, hs: &Arc<HandshakeHandle>, accept: bool) {
+        let Some(conn) = self.conn_of(&hs.conn) else { return };
+        let deferred = with_state(&conn, |st| st.deferred.take()).flatten();
+        let Some((hs, upgrade, server)) = deferred else { return };
+        if server.closing.get() {
+            self.refuse(&conn, 503, "", &[], b"server closing\n");
+        } else if accept {
+            self.accept_upgrade(&conn, &server, &hs, &upgrade);
+        } else {
+            self.reject_upgrade(&conn, &server, &hs);
+        }
+        self.settle(&conn);
+    }
+
+    /// The handshake timer fired while still handshaking.
+    pub fn server_handshake_timed_out(&self, conn: &Rc<Conn>) {
+        let servers = self.servers_for_errors(conn);
+        if let Some(Some((hs, _, server))) = with_state(conn, |st| st.deferred.take()) {
+            hs.expired.store(true, Ordering::Release);
+            server.client_error(Status::ErrTimeout, "opening handshake timed out waiting for a decision");
+            return;
+        }
+        for s in servers {
+            s.client_error(Status::ErrTimeout, "opening handshake timed out");
+        }
+    }
+
+    /// A connection ended; a deferred handshake of it can no longer be decided.
+    pub fn handshake_ended(&self, conn: &Conn) {
+        if let Some(Some((hs, _, _))) = with_state(conn, |st| st.deferred.take()) {
+            hs.expired.store(true, Ordering::Release);
+        }
+        *conn.handshake.borrow_mut() = None;
+    }
+}

@@ -1,0 +1,122 @@
+//! One socket type for TCP and Unix-domain connections.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+
+/// A connected, non-blocking byte stream.
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP over IPv4 or IPv6.
+    Tcp(TcpStream),
+    /// A Unix-domain stream socket.
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// The peer as text: "1.2.3.4:5", "[::1]:5" or "unix".
+    pub fn peer_text(&self) -> String {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Stream::Unix(_) => "unix".to_string(),
+        }
+    }
+
+    /// The TCP peer address, if any.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr(),
+            Stream::Unix(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "unix socket")),
+        }
+    }
+
+    /// Pending socket error (used to finish a non-blocking connect).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// Is a non-blocking connect complete?
+    pub fn is_connected(&self) -> io::Result<bool> {
+        if let Some(e) = self.take_error()? {
+            return Err(e);
+        }
+        let r = match self {
+            Stream::Tcp(s) => s.peer_addr().map(|_| ()),
+            Stream::Unix(s) => s.peer_addr().map(|_| ()),
+        };
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Half-closes the write side so the peer sees EOF after the queued bytes.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+
+    /// Two buffers in one system call.
+    pub fn write_two(&mut self, a: &[u8], b: &[u8]) -> io::Result<usize> {
+        let bufs = [IoSlice::new(a), IoSlice::new(b)];
+        match self {
+            Stream::Tcp(s) => s.write_vectored(&bufs),
+            Stream::Unix(s) => s.write_vectored(&bufs),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
