@@ -1,0 +1,41 @@
+# wsffi build and test entry points.
+#   make          library (release), header check, examples, C tests
+#   make demo     build, then run the chat demo with clients talking to it
+#   make test     every test: Rust, C (plain and under valgrind), interop with real peers
+#   make header   regenerate include/wsffi.h after changing src/ffi
+
+CARGO   ?= cargo
+CC      ?= gcc
+PYTHON  ?= python3
+BUILD   := build
+LIBDIR  := target/release
+CFLAGS  ?= -std=c11 -O2 -g -Wall -Wextra -Wpedantic -Werror
+INCLUDES := -Iinclude
+LDLIBS  := -L$(LIBDIR) -lwsffi -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
+
+EXAMPLES := $(BUILD)/echo-server
+
+.PHONY: all lib header demo test test-rust test-c test-interop clean
+
+all: lib $(EXAMPLES)
+
+lib:
+	$(CARGO) build --release --lib
+
+header:
+	WSFFI_BLESS=1 $(CARGO) test --test header
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
+
+test: all test-rust
+
+test-rust:
+	$(CARGO) test --release
+
+clean:
+	rm -rf $(BUILD)
+	$(CARGO) clean

@@ -1,0 +1,125 @@
+/*
+ * echo-server: echoes every message back with its type.
+ *
+ *   build/echo-server [--deflate] [--tls CERT KEY] HOST:PORT
+ *
+ * Prints "listening on HOST:PORT" once ready and runs until SIGINT or SIGTERM, then closes
+ * its clients cleanly. Flow control: when a client's output passes the high-water mark the
+ * server stops reading from that client until the output drains, so a client that sends
+ * without reading cannot grow the server's memory.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wsffi.h"
+
+/* Per-client output bound: reading pauses above it. */
+#define ECHO_HIGH_WATER ((size_t)1 << 20)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len) {
+    (void)user;
+    wsffi_status s = wsffi_send(conn, kind, data, len);
+    if (s == WSFFI_STATUS_ERR_BACKPRESSURE || wsffi_buffered_amount(conn) > ECHO_HIGH_WATER) {
+        /* Hold the sender until the receiver catches up (on_drain resumes). */
+        wsffi_conn_pause(conn);
+    }
+}
+
+static void on_drain(void *user, wsffi_conn *conn) {
+    (void)user;
+    wsffi_conn_resume(conn);
+}
+
+static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, const wsffi_request *req) {
+    (void)user;
+    (void)server;
+    (void)req;
+    wsffi_conn_callbacks cbs;
+    memset(&cbs, 0, sizeof cbs);
+    cbs.on_message = on_message;
+    cbs.on_drain = on_drain;
+    wsffi_conn_set_callbacks(conn, &cbs, NULL, NULL);
+}
+
+static void on_server_error(void *user, wsffi_server *server, wsffi_status status, const char *message) {
+    (void)user;
+    (void)server;
+    fprintf(stderr, "echo-server: %s: %s\n", wsffi_status_str(status), message);
+}
+
+int main(int argc, char **argv) {
+    const char *address = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--deflate") == 0) {
+            fprintf(stderr, "echo-server: --deflate: not supported yet\n");
+            return 2;
+        } else if (strcmp(argv[i], "--tls") == 0) {
+            fprintf(stderr, "echo-server: --tls: not supported yet\n");
+            return 2;
+        } else {
+            address = argv[i];
+        }
+    }
+    if (address == NULL) {
+        fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] HOST:PORT\n");
+        return 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    wsffi_reactor *reactor = NULL;
+    wsffi_error *err = NULL;
+    if (wsffi_reactor_new(NULL, &reactor, &err) != WSFFI_STATUS_OK) {
+        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+        wsffi_error_free(err);
+        return 1;
+    }
+    wsffi_listener *listener = NULL;
+    if (wsffi_listen(reactor, address, NULL, &listener, &err) != WSFFI_STATUS_OK) {
+        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+        wsffi_error_free(err);
+        wsffi_reactor_free(reactor);
+        return 1;
+    }
+    wsffi_server_options *opts = wsffi_server_options_new();
+    wsffi_server_options_set_water_marks(opts, ECHO_HIGH_WATER, ECHO_HIGH_WATER / 4);
+    wsffi_server_callbacks scbs;
+    memset(&scbs, 0, sizeof scbs);
+    scbs.on_connection = on_connection;
+    scbs.on_error = on_server_error;
+    wsffi_server *server = NULL;
+    wsffi_status s = wsffi_server_attach(reactor, listener, "/", opts, &scbs, NULL, NULL, &server, &err);
+    wsffi_server_options_free(opts);
+    if (s != WSFFI_STATUS_OK) {
+        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+        wsffi_error_free(err);
+        wsffi_reactor_free(reactor);
+        return 1;
+    }
+    printf("listening on %s\n", wsffi_listener_address(listener));
+    fflush(stdout);
+
+    while (!stop_requested) {
+        pause();
+    }
+    wsffi_listener_close(listener);
+    wsffi_server_close(server);
+    wsffi_reactor_free(reactor);
+    return 0;
+}

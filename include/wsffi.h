@@ -1,0 +1,1158 @@
+/*
+ * wsffi: WebSocket (RFC 6455) client and server, C API.
+ *
+ * Generated from the Rust sources by cbindgen; do not edit. Run `make header`.
+ *
+ * Threading: every function may be called from any thread, including from inside
+ * callbacks. Callbacks of a reactor run on its reactor thread, one at a time. Data passed
+ * into callbacks is borrowed for the duration of the call; data passed to the library is
+ * copied before the call returns. See docs/THREADING.md.
+ *
+ * Defaults: max_payload 64 MiB; handshake timeout 10 s; close timeout 5 s; no automatic
+ * ping; output high-water mark 16 MiB (low-water 4 MiB); max handshake head 16 KiB.
+ *
+ * No ABI stability before 1.0.
+ */
+
+#ifndef WSFFI_H
+#define WSFFI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#define WSFFI_VERSION_MAJOR 0
+#define WSFFI_VERSION_MINOR 1
+#define WSFFI_VERSION_PATCH 0
+#define WSFFI_VERSION_NUMBER ((WSFFI_VERSION_MAJOR << 16) | (WSFFI_VERSION_MINOR << 8) | WSFFI_VERSION_PATCH)
+#define WSFFI_VERSION "0.1.0"
+
+
+/*
+ Ready state: connecting or handshaking.
+ */
+#define WSFFI_CONNECTING 0
+
+/*
+ Ready state: open.
+ */
+#define WSFFI_OPEN 1
+
+/*
+ Ready state: close handshake under way.
+ */
+#define WSFFI_CLOSING 2
+
+/*
+ Ready state: closed.
+ */
+#define WSFFI_CLOSED 3
+
+/*
+ Message type: UTF-8 text.
+ */
+#define WSFFI_TEXT 1
+
+/*
+ Message type: binary.
+ */
+#define WSFFI_BINARY 2
+
+/*
+ Opcode: continuation frame.
+ */
+#define WSFFI_OPCODE_CONTINUE 0
+
+/*
+ Opcode: text frame.
+ */
+#define WSFFI_OPCODE_TEXT 1
+
+/*
+ Opcode: binary frame.
+ */
+#define WSFFI_OPCODE_BINARY 2
+
+/*
+ Opcode: close frame.
+ */
+#define WSFFI_OPCODE_CLOSE 8
+
+/*
+ Opcode: ping frame.
+ */
+#define WSFFI_OPCODE_PING 9
+
+/*
+ Opcode: pong frame.
+ */
+#define WSFFI_OPCODE_PONG 10
+
+/*
+ Close code: normal closure.
+ */
+#define WSFFI_CLOSE_NORMAL 1000
+
+/*
+ Close code: endpoint going away.
+ */
+#define WSFFI_CLOSE_GOING_AWAY 1001
+
+/*
+ Close code: protocol error.
+ */
+#define WSFFI_CLOSE_PROTOCOL_ERROR 1002
+
+/*
+ Close code: unsupported data type.
+ */
+#define WSFFI_CLOSE_UNSUPPORTED_DATA 1003
+
+/*
+ Close code (reported only): no status code in the close frame.
+ */
+#define WSFFI_CLOSE_NO_STATUS 1005
+
+/*
+ Close code (reported only): no close frame at all.
+ */
+#define WSFFI_CLOSE_ABNORMAL 1006
+
+/*
+ Close code: invalid payload data (bad UTF-8).
+ */
+#define WSFFI_CLOSE_INVALID_PAYLOAD 1007
+
+/*
+ Close code: policy violation.
+ */
+#define WSFFI_CLOSE_POLICY_VIOLATION 1008
+
+/*
+ Close code: message too big.
+ */
+#define WSFFI_CLOSE_MESSAGE_TOO_BIG 1009
+
+/*
+ Close code: a required extension is missing.
+ */
+#define WSFFI_CLOSE_MANDATORY_EXTENSION 1010
+
+/*
+ Close code: internal server error.
+ */
+#define WSFFI_CLOSE_INTERNAL_ERROR 1011
+
+/*
+ Close code: service restart.
+ */
+#define WSFFI_CLOSE_SERVICE_RESTART 1012
+
+/*
+ Close code: try again later.
+ */
+#define WSFFI_CLOSE_TRY_AGAIN_LATER 1013
+
+/*
+ Close code: bad gateway.
+ */
+#define WSFFI_CLOSE_BAD_GATEWAY 1014
+
+/*
+ Close code (reported only): TLS handshake failure.
+ */
+#define WSFFI_CLOSE_TLS_HANDSHAKE 1015
+
+/*
+ Result of a wsffi call. 0 is success; the hundreds digit tells the group.
+ */
+enum wsffi_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Success.
+   */
+  WSFFI_STATUS_OK = 0,
+  /*
+   A required pointer argument was NULL.
+   */
+  WSFFI_STATUS_ERR_NULL_PARAMETER = 100,
+  /*
+   An argument is out of range or malformed (see the function's documentation).
+   */
+  WSFFI_STATUS_ERR_INVALID_PARAMETER = 101,
+  /*
+   A text message or close reason is not valid UTF-8.
+   */
+  WSFFI_STATUS_ERR_INVALID_UTF8 = 102,
+  /*
+   A URL could not be parsed or uses an unsupported scheme.
+   */
+  WSFFI_STATUS_ERR_INVALID_URL = 103,
+  /*
+   A payload is larger than the protocol allows (control frames: 125 bytes).
+   */
+  WSFFI_STATUS_ERR_TOO_BIG = 104,
+  /*
+   The feature is not available.
+   */
+  WSFFI_STATUS_ERR_UNSUPPORTED = 105,
+  /*
+   The connection is still connecting.
+   */
+  WSFFI_STATUS_ERR_NOT_OPEN = 200,
+  /*
+   The connection (or server, listener, handshake) is closing or closed.
+   */
+  WSFFI_STATUS_ERR_CLOSED = 201,
+  /*
+   The output buffer is above its high-water mark; nothing was queued. Retry after `drain`.
+   */
+  WSFFI_STATUS_ERR_BACKPRESSURE = 202,
+  /*
+   A blocking function was called from a callback on the reactor thread.
+   */
+  WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK = 203,
+  /*
+   The reactor is shutting down or gone.
+   */
+  WSFFI_STATUS_ERR_SHUT_DOWN = 204,
+  /*
+   The operation was already done (a handshake decided twice).
+   */
+  WSFFI_STATUS_ERR_ALREADY_DONE = 205,
+  /*
+   Too many commands are queued for the reactor.
+   */
+  WSFFI_STATUS_ERR_QUEUE_FULL = 206,
+  /*
+   The peer broke the WebSocket protocol.
+   */
+  WSFFI_STATUS_ERR_PROTOCOL = 300,
+  /*
+   The opening handshake failed (malformed or invalid answer or request).
+   */
+  WSFFI_STATUS_ERR_HANDSHAKE = 301,
+  /*
+   The server answered the upgrade with a non-101 status.
+   */
+  WSFFI_STATUS_ERR_HANDSHAKE_REJECTED = 302,
+  /*
+   A message exceeded max_payload.
+   */
+  WSFFI_STATUS_ERR_MESSAGE_TOO_BIG = 303,
+  /*
+   A socket operation failed.
+   */
+  WSFFI_STATUS_ERR_IO = 400,
+  /*
+   The host name could not be resolved.
+   */
+  WSFFI_STATUS_ERR_DNS = 401,
+  /*
+   The peer refused the connection.
+   */
+  WSFFI_STATUS_ERR_CONNECTION_REFUSED = 402,
+  /*
+   A timeout expired (connect, handshake, close, ping, idle).
+   */
+  WSFFI_STATUS_ERR_TIMEOUT = 403,
+  /*
+   The address is already in use.
+   */
+  WSFFI_STATUS_ERR_ADDRESS_IN_USE = 404,
+  /*
+   The peer went away without a close handshake.
+   */
+  WSFFI_STATUS_ERR_CONNECTION_RESET = 405,
+  /*
+   TLS failed.
+   */
+  WSFFI_STATUS_ERR_TLS = 500,
+  /*
+   A bug inside wsffi.
+   */
+  WSFFI_STATUS_ERR_INTERNAL = 900,
+  /*
+   A Rust panic was caught at the boundary.
+   */
+  WSFFI_STATUS_ERR_PANIC = 901,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum wsffi_status wsffi_status;
+#else
+typedef uint32_t wsffi_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ The C `wsffi_conn`: reference counted, usable from any thread.
+ */
+typedef struct wsffi_conn wsffi_conn;
+
+/*
+ The C `wsffi_handshake`: a server-side upgrade waiting for a decision.
+ */
+typedef struct wsffi_handshake wsffi_handshake;
+
+/*
+ The C `wsffi_http_response`: what a plain HTTP handler answers.
+ */
+typedef struct wsffi_http_response wsffi_http_response;
+
+/*
+ The C `wsffi_listener`.
+ */
+typedef struct wsffi_listener wsffi_listener;
+
+/*
+ The C `wsffi_request`: everything the JSH request object offers.
+ */
+typedef struct wsffi_request wsffi_request;
+
+/*
+ The C `wsffi_response`: a non-101 answer to a client's upgrade.
+ */
+typedef struct wsffi_response wsffi_response;
+
+/*
+ The C `wsffi_server`.
+ */
+typedef struct wsffi_server wsffi_server;
+
+/*
+ Client connection options.
+ */
+typedef struct wsffi_client_options wsffi_client_options;
+
+/*
+ Error detail: a status plus a sentence. Free with `wsffi_error_free`.
+ */
+typedef struct wsffi_error wsffi_error;
+
+/*
+ Listener options.
+ */
+typedef struct wsffi_listener_options wsffi_listener_options;
+
+/*
+ A reactor: one thread that owns all sockets, timers and callbacks of its connections.
+ */
+typedef struct wsffi_reactor wsffi_reactor;
+
+/*
+ Reactor options. Not safe for concurrent mutation; the reactor copies them.
+ */
+typedef struct wsffi_reactor_options wsffi_reactor_options;
+
+/*
+ Server options.
+ */
+typedef struct wsffi_server_options wsffi_server_options;
+
+/*
+ Shorthand used across the crate.
+ */
+typedef wsffi_status wsffi_status;
+
+/*
+ The connection is open; messages may follow.
+ */
+typedef void (*wsffi_open_cb)(void *user, struct wsffi_conn *conn);
+
+/*
+ A complete message. `data` is borrowed until the callback returns (it points into the
+ library's read buffer); text messages are valid UTF-8 and not NUL-terminated.
+ */
+typedef void (*wsffi_message_cb)(void *user, struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len);
+
+/*
+ The connection ended. `code` is the peer's close code (1005 when its close frame had
+ none, 1006 when there was no close handshake); `reason` is borrowed UTF-8, not
+ NUL-terminated. Exactly one per connection; nothing but `destroy` follows it.
+ */
+typedef void (*wsffi_close_cb)(void *user, struct wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean);
+
+/*
+ Something failed; `message` is a borrowed NUL-terminated sentence. A `close` follows.
+ */
+typedef void (*wsffi_error_cb)(void *user, struct wsffi_conn *conn, wsffi_status status, const char *message);
+
+/*
+ A ping or pong payload (at most 125 bytes), borrowed. Pings are answered automatically.
+ */
+typedef void (*wsffi_control_cb)(void *user, struct wsffi_conn *conn, const uint8_t *data, size_t len);
+
+/*
+ The buffered amount fell to the low-water mark after having passed the high-water mark.
+ */
+typedef void (*wsffi_drain_cb)(void *user, struct wsffi_conn *conn);
+
+/*
+ The server answered the upgrade with a non-101 status. The response view is borrowed.
+ */
+typedef void (*wsffi_unexpected_response_cb)(void *user, struct wsffi_conn *conn, const struct wsffi_response *response);
+
+/*
+ Per-connection callbacks. Zero-initialize and set the ones you want; NULL means "not
+ interested". The library copies the table.
+ */
+typedef struct wsffi_conn_callbacks {
+  /*
+   See `wsffi_open_cb`.
+   */
+  wsffi_open_cb on_open;
+  /*
+   See `wsffi_message_cb`.
+   */
+  wsffi_message_cb on_message;
+  /*
+   See `wsffi_close_cb`.
+   */
+  wsffi_close_cb on_close;
+  /*
+   See `wsffi_error_cb`.
+   */
+  wsffi_error_cb on_error;
+  /*
+   A ping arrived (the pong is already queued).
+   */
+  wsffi_control_cb on_ping;
+  /*
+   A pong arrived.
+   */
+  wsffi_control_cb on_pong;
+  /*
+   See `wsffi_drain_cb`.
+   */
+  wsffi_drain_cb on_drain;
+  /*
+   Client only: see `wsffi_unexpected_response_cb`.
+   */
+  wsffi_unexpected_response_cb on_unexpected_response;
+} wsffi_conn_callbacks;
+
+/*
+ Runs once when user data can no longer be seen by any callback.
+ */
+typedef void (*wsffi_destroy_cb)(void *user);
+
+/*
+ A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
+ `wsffi_http_response_*` functions; it is sent when the callback returns, then the
+ connection closes.
+ */
+typedef void (*wsffi_http_handler_cb)(void *user, const struct wsffi_request *request, struct wsffi_http_response *response);
+
+/*
+ What `verify_client` returns: one of the `WSFFI_VERDICT_*` values. (A plain integer,
+ so an out-of-range value from C is a rejection, not undefined behaviour.)
+ */
+typedef uint32_t wsffi_verdict;
+
+/*
+ Decide whether to accept an upgrade. The handshake is borrowed unless the callback
+ returns `WSFFI_VERDICT_DEFER`, which hands the caller one reference that
+ `wsffi_handshake_accept`/`wsffi_handshake_reject` consume.
+ */
+typedef wsffi_verdict (*wsffi_verify_client_cb)(void *user, struct wsffi_handshake *handshake);
+
+/*
+ Pick a subprotocol: return an index into `offered` (borrowed NUL-terminated strings), or -1
+ for none. Without this callback the first offered protocol is chosen.
+ */
+typedef int (*wsffi_handle_protocols_cb)(void *user, const struct wsffi_request *request, const char *const *offered, size_t count);
+
+/*
+ Add response headers with `wsffi_handshake_add_header` before the 101 is sent.
+ */
+typedef void (*wsffi_headers_cb)(void *user, struct wsffi_handshake *handshake);
+
+/*
+ A new connection: install its callbacks with `wsffi_conn_set_callbacks` here. The conn is
+ borrowed (valid until its close callback returns); the request is borrowed for this call.
+ */
+typedef void (*wsffi_connection_cb)(void *user, struct wsffi_server *server, struct wsffi_conn *conn, const struct wsffi_request *request);
+
+/*
+ A handshake failed (bad request, rejected origin, too many connections, timeout).
+ */
+typedef void (*wsffi_server_error_cb)(void *user, struct wsffi_server *server, wsffi_status status, const char *message);
+
+/*
+ The server stopped: it has no more clients and no callback of it follows but `destroy`.
+ */
+typedef void (*wsffi_server_close_cb)(void *user, struct wsffi_server *server);
+
+/*
+ Server callbacks. Zero-initialize and set the ones you want.
+ */
+typedef struct wsffi_server_callbacks {
+  /*
+   See `wsffi_verify_client_cb`. NULL accepts every client that passes the origin check.
+   */
+  wsffi_verify_client_cb verify_client;
+  /*
+   See `wsffi_handle_protocols_cb`.
+   */
+  wsffi_handle_protocols_cb handle_protocols;
+  /*
+   See `wsffi_headers_cb`.
+   */
+  wsffi_headers_cb headers;
+  /*
+   See `wsffi_connection_cb`.
+   */
+  wsffi_connection_cb on_connection;
+  /*
+   See `wsffi_server_error_cb`: handshakes that failed.
+   */
+  wsffi_server_error_cb on_client_error;
+  /*
+   See `wsffi_server_error_cb`: the server itself failed.
+   */
+  wsffi_server_error_cb on_error;
+  /*
+   See `wsffi_server_close_cb`.
+   */
+  wsffi_server_close_cb on_close;
+} wsffi_server_callbacks;
+
+/*
+ Called once per client by `wsffi_server_clients`; the conn is borrowed for the call.
+ */
+typedef void (*wsffi_client_visit_cb)(void *user, struct wsffi_conn *conn);
+
+/*
+ Go on with the handshake.
+ */
+#define WSFFI_VERDICT_ACCEPT 0
+
+/*
+ Refuse: status and reason come from `wsffi_handshake_set_reject` (default 401).
+ */
+#define WSFFI_VERDICT_REJECT 1
+
+/*
+ Decide later, from any thread, with `wsffi_handshake_accept` or `wsffi_handshake_reject`.
+ */
+#define WSFFI_VERDICT_DEFER 2
+
+
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/*
+ Opens a client connection to a `ws://` URL (or `ws+unix:///path:/resource`).
+
+ `options` may be NULL for defaults; `callbacks` may be NULL (no events). `user` is passed
+ to every callback; `destroy(user)` runs exactly once after the last of them, also when
+ this call fails (then before it returns, on the calling thread). On success
+ `*out_conn` receives a reference the caller owns (release it with
+ `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
+ Synchronous failures (bad URL, unsupported scheme, reactor shut down) return a status and
+ fill `*out_err` when given.
+ */
+wsffi_status wsffi_connect(struct wsffi_reactor *reactor, const char *url, const struct wsffi_client_options *options, const struct wsffi_conn_callbacks *callbacks, void *user, wsffi_destroy_cb destroy, struct wsffi_conn **out_conn, struct wsffi_error **out_err);
+
+/*
+ Sends one message of `type` (`WSFFI_TEXT` or `WSFFI_BINARY`). The data is copied before
+ the call returns; text must be valid UTF-8 (`WSFFI_ERR_INVALID_UTF8` otherwise).
+ `WSFFI_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
+ nothing was queued: wait for `on_drain`. `WSFFI_ERR_NOT_OPEN` while connecting,
+ `WSFFI_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
+ straight into the output buffer, written once per wake-up.
+ */
+wsffi_status wsffi_send(struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len);
+
+/*
+ `wsffi_send(conn, WSFFI_TEXT, data, len)`.
+ */
+wsffi_status wsffi_send_text(struct wsffi_conn *conn, const char *data, size_t len);
+
+/*
+ `wsffi_send(conn, WSFFI_BINARY, data, len)`.
+ */
+wsffi_status wsffi_send_binary(struct wsffi_conn *conn, const uint8_t *data, size_t len);
+
+/*
+ Sends one fragment. The first fragment of a message sets its `type`; later ones are
+ continuation frames (their `type` is ignored) until one with `is_final`. Whole messages
+ sent meanwhile are refused with `WSFFI_ERR_INVALID_PARAMETER`; control frames may
+ interleave. Text fragments are not validated one by one (a code point may span two):
+ the whole message must be valid UTF-8 or the peer closes with 1007.
+ */
+wsffi_status wsffi_send_fragment(struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len, bool is_final);
+
+/*
+ Sends a ping with up to 125 bytes of payload (`WSFFI_ERR_TOO_BIG` beyond).
+ */
+wsffi_status wsffi_ping(struct wsffi_conn *conn, const uint8_t *data, size_t len);
+
+/*
+ Sends an unsolicited pong with up to 125 bytes (pings are answered automatically).
+ */
+wsffi_status wsffi_pong(struct wsffi_conn *conn, const uint8_t *data, size_t len);
+
+/*
+ Starts the close handshake: state CLOSING, then `on_close` when the peer answers (or
+ after the close timeout, with 1006). `code` 0 sends no status code (then `reason` must be
+ empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
+ On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
+ */
+wsffi_status wsffi_close(struct wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len);
+
+/*
+ Drops the connection without a close handshake; `on_close` reports 1006.
+ */
+wsffi_status wsffi_terminate(struct wsffi_conn *conn);
+
+/*
+ Stops reading from the peer (flow control). Messages already read may still be
+ delivered by the current callback batch; nothing more is read until `wsffi_conn_resume`.
+ */
+wsffi_status wsffi_conn_pause(struct wsffi_conn *conn);
+
+/*
+ Restarts reading after `wsffi_conn_pause`.
+ */
+wsffi_status wsffi_conn_resume(struct wsffi_conn *conn);
+
+/*
+ `WSFFI_CONNECTING`, `WSFFI_OPEN`, `WSFFI_CLOSING` or `WSFFI_CLOSED` (also for NULL).
+ */
+uint32_t wsffi_ready_state(const struct wsffi_conn *conn);
+
+/*
+ Bytes accepted by sends and not yet handed to the kernel (0 for NULL).
+ */
+size_t wsffi_buffered_amount(const struct wsffi_conn *conn);
+
+/*
+ The negotiated subprotocol, "" when none or not open yet. Valid while you hold the conn.
+ */
+const char *wsffi_protocol(const struct wsffi_conn *conn);
+
+/*
+ The negotiated extensions, "" when none. Valid while you hold the conn.
+ */
+const char *wsffi_extensions(const struct wsffi_conn *conn);
+
+/*
+ The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open.
+ */
+const char *wsffi_remote_address(const struct wsffi_conn *conn);
+
+/*
+ The URL (client side, normalized) or the request target (server side).
+ */
+const char *wsffi_url(const struct wsffi_conn *conn);
+
+/*
+ Replaces the connection's callbacks (when `callbacks` is non-NULL) and its user data.
+ The previous user data's destroy runs on the reactor thread. Server applications call
+ this from `on_connection`; `on_open` then follows.
+ */
+wsffi_status wsffi_conn_set_callbacks(struct wsffi_conn *conn, const struct wsffi_conn_callbacks *callbacks, void *user, wsffi_destroy_cb destroy);
+
+/*
+ The user data last set for the connection (NULL for NULL).
+ */
+void *wsffi_conn_user_data(const struct wsffi_conn *conn);
+
+/*
+ Takes another reference to a connection (to keep it past `on_close` or hand it to
+ another thread); returns `conn`. Give it back with `wsffi_conn_release`.
+ */
+struct wsffi_conn *wsffi_conn_retain(struct wsffi_conn *conn);
+
+/*
+ Gives back one reference (from `wsffi_connect` or `wsffi_conn_retain`). Releasing does
+ not close the connection. NULL is a no-op.
+ */
+void wsffi_conn_release(struct wsffi_conn *conn);
+
+/*
+ New client options with the defaults: no subprotocols, no extra headers, no Origin,
+ connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
+ fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
+ mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB.
+ */
+struct wsffi_client_options *wsffi_client_options_new(void);
+
+/*
+ Frees client options. NULL is a no-op.
+ */
+void wsffi_client_options_free(struct wsffi_client_options *options);
+
+/*
+ Offers a subprotocol (an RFC 7230 token), in order of preference. Duplicates are refused.
+ */
+wsffi_status wsffi_client_options_add_protocol(struct wsffi_client_options *options, const char *protocol);
+
+/*
+ Adds a request header. Host, Upgrade, Connection and Sec-WebSocket-Key/-Version are
+ written by the library and refused here; names must be tokens, values without control
+ characters.
+ */
+wsffi_status wsffi_client_options_add_header(struct wsffi_client_options *options, const char *name, const char *value);
+
+/*
+ Sets the Origin header.
+ */
+wsffi_status wsffi_client_options_set_origin(struct wsffi_client_options *options, const char *origin);
+
+/*
+ Time allowed for name resolution plus TCP connect (ms, > 0).
+ */
+wsffi_status wsffi_client_options_set_connect_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
+
+/*
+ Time allowed from the start of the connect to the end of the opening handshake (ms, > 0).
+ */
+wsffi_status wsffi_client_options_set_handshake_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
+
+/*
+ Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
+ */
+wsffi_status wsffi_client_options_set_max_payload(struct wsffi_client_options *options, size_t bytes);
+
+/*
+ Most frames one incoming fragmented message may use (> 0); more close with 1009.
+ */
+wsffi_status wsffi_client_options_set_max_fragments(struct wsffi_client_options *options, size_t n);
+
+/*
+ Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
+ when another `ms` pass without any input. 0 turns it off (the default).
+ */
+wsffi_status wsffi_client_options_set_ping_interval_ms(struct wsffi_client_options *options, uint32_t ms);
+
+/*
+ Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
+ */
+wsffi_status wsffi_client_options_set_idle_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
+
+/*
+ How long to wait for the peer's side of the close handshake (ms, > 0).
+ */
+wsffi_status wsffi_client_options_set_close_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
+
+/*
+ Output flow control: sends are refused with `WSFFI_ERR_BACKPRESSURE` while more than
+ `high` bytes wait for the socket; `on_drain` fires when it falls to `low` (low <= high).
+ */
+wsffi_status wsffi_client_options_set_water_marks(struct wsffi_client_options *options, size_t high, size_t low);
+
+/*
+ Largest response head accepted (bytes, >= 256).
+ */
+wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_options *options, size_t bytes);
+
+/*
+ New server options with the defaults: client tracking on, no connection limit, any
+ Origin, max_payload 64 MiB, at most 131072 fragments per message, no automatic ping,
+ no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB.
+ */
+struct wsffi_server_options *wsffi_server_options_new(void);
+
+/*
+ Frees server options. NULL is a no-op.
+ */
+void wsffi_server_options_free(struct wsffi_server_options *options);
+
+/*
+ Keep the set of clients for `wsffi_server_clients` and `wsffi_server_broadcast`
+ (default on). Off, those two return `WSFFI_ERR_UNSUPPORTED`.
+ */
+wsffi_status wsffi_server_options_set_client_tracking(struct wsffi_server_options *options, bool enabled);
+
+/*
+ Most simultaneous connections; further upgrades get 503. 0 = no limit (the default).
+ */
+wsffi_status wsffi_server_options_set_max_connections(struct wsffi_server_options *options, size_t n);
+
+/*
+ Accept only upgrades whose Origin equals one of the added values (ASCII
+ case-insensitive); others get 403. Without any, every Origin is accepted.
+ */
+wsffi_status wsffi_server_options_add_allowed_origin(struct wsffi_server_options *options, const char *origin);
+
+/*
+ As `wsffi_client_options_set_max_payload`, for the server's connections.
+ */
+wsffi_status wsffi_server_options_set_max_payload(struct wsffi_server_options *options, size_t bytes);
+
+/*
+ As `wsffi_client_options_set_max_fragments`, for the server's connections.
+ */
+wsffi_status wsffi_server_options_set_max_fragments(struct wsffi_server_options *options, size_t n);
+
+/*
+ As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
+ heartbeat: dead clients are dropped).
+ */
+wsffi_status wsffi_server_options_set_ping_interval_ms(struct wsffi_server_options *options, uint32_t ms);
+
+/*
+ As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
+ */
+wsffi_status wsffi_server_options_set_idle_timeout_ms(struct wsffi_server_options *options, uint32_t ms);
+
+/*
+ As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.
+ */
+wsffi_status wsffi_server_options_set_close_timeout_ms(struct wsffi_server_options *options, uint32_t ms);
+
+/*
+ As `wsffi_client_options_set_water_marks`, for the server's connections.
+ */
+wsffi_status wsffi_server_options_set_water_marks(struct wsffi_server_options *options, size_t high, size_t low);
+
+/*
+ New listener options with the defaults: backlog 1024, max request head 16 KiB (431
+ beyond), handshake timeout 10 s, no SO_REUSEPORT.
+ */
+struct wsffi_listener_options *wsffi_listener_options_new(void);
+
+/*
+ Frees listener options. NULL is a no-op.
+ */
+void wsffi_listener_options_free(struct wsffi_listener_options *options);
+
+/*
+ listen(2) backlog (> 0).
+ */
+wsffi_status wsffi_listener_options_set_backlog(struct wsffi_listener_options *options, int32_t backlog);
+
+/*
+ Largest request head accepted (bytes, >= 256); larger requests get 431.
+ */
+wsffi_status wsffi_listener_options_set_max_header_bytes(struct wsffi_listener_options *options, size_t bytes);
+
+/*
+ Time a client has from accept to a decided handshake (ms, > 0); slower clients are
+ dropped and reported to `on_client_error` with `WSFFI_ERR_TIMEOUT`.
+ */
+wsffi_status wsffi_listener_options_set_handshake_timeout_ms(struct wsffi_listener_options *options, uint32_t ms);
+
+/*
+ Set SO_REUSEPORT before binding, so several listeners (processes or reactors) share
+ one port and the kernel spreads connections among them.
+ */
+wsffi_status wsffi_listener_options_set_reuse_port(struct wsffi_listener_options *options, bool enabled);
+
+/*
+ The library version, "MAJOR.MINOR.PATCH". Static, never NULL.
+ */
+const char *wsffi_version(void);
+
+/*
+ The library version as `MAJOR << 16 | MINOR << 8 | PATCH` (compare with
+ `WSFFI_VERSION_NUMBER` to detect a header/library mismatch).
+ */
+uint32_t wsffi_version_number(void);
+
+/*
+ A static description of a status code; "unknown status" for values not in
+ `wsffi_status`. Never NULL.
+ */
+const char *wsffi_status_str(uint32_t status);
+
+/*
+ The status of an error detail.
+ */
+wsffi_status wsffi_error_status(const struct wsffi_error *err);
+
+/*
+ The message of an error detail, valid until `wsffi_error_free`. "" for NULL.
+ */
+const char *wsffi_error_message(const struct wsffi_error *err);
+
+/*
+ Frees an error detail. NULL is a no-op.
+ */
+void wsffi_error_free(struct wsffi_error *err);
+
+/*
+ New reactor options with defaults: at most 1,048,576 queued commands from other
+ threads, 2000 ms shutdown grace. Free with `wsffi_reactor_options_free`.
+ */
+struct wsffi_reactor_options *wsffi_reactor_options_new(void);
+
+/*
+ Frees reactor options. NULL is a no-op.
+ */
+void wsffi_reactor_options_free(struct wsffi_reactor_options *options);
+
+/*
+ Most commands (sends, closes...) from other threads that may wait for the reactor;
+ beyond it calls return `WSFFI_ERR_QUEUE_FULL`. Must be at least 1.
+ */
+wsffi_status wsffi_reactor_options_set_max_queued_commands(struct wsffi_reactor_options *options, size_t n);
+
+/*
+ How long `wsffi_reactor_free` lets open connections finish their close handshake
+ before dropping them (milliseconds).
+ */
+wsffi_status wsffi_reactor_options_set_shutdown_grace_ms(struct wsffi_reactor_options *options, uint32_t ms);
+
+/*
+ Starts a reactor thread. `options` may be NULL for defaults. On success `*out_reactor`
+ receives the reactor, to be freed with `wsffi_reactor_free`.
+ */
+wsffi_status wsffi_reactor_new(const struct wsffi_reactor_options *options, struct wsffi_reactor **out_reactor, struct wsffi_error **out_err);
+
+/*
+ Closes every listener and connection of the reactor (connections get a 1001 close frame
+ and up to the shutdown grace to answer), delivers every remaining callback and destroy,
+ joins the thread, then frees the reactor. After it returns no callback of this reactor
+ runs again. Called from one of this reactor's own callbacks it does nothing and returns
+ `WSFFI_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
+ returns `WSFFI_ERR_CLOSED` or `WSFFI_ERR_SHUT_DOWN`) until released. NULL is a no-op.
+ */
+wsffi_status wsffi_reactor_free(struct wsffi_reactor *reactor);
+
+/*
+ Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
+ `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
+ `options` may be NULL. On success `*out_listener` must later go to
+ `wsffi_listener_close`.
+ */
+wsffi_status wsffi_listen(struct wsffi_reactor *reactor, const char *address, const struct wsffi_listener_options *options, struct wsffi_listener **out_listener, struct wsffi_error **out_err);
+
+/*
+ Serves on a socket that is already bound and listening (systemd socket activation, a
+ socket inherited from a parent). Ownership of `fd` passes to the listener, also on error
+ (then it is closed).
+ */
+wsffi_status wsffi_listener_adopt_fd(struct wsffi_reactor *reactor, int32_t fd, const struct wsffi_listener_options *options, struct wsffi_listener **out_listener, struct wsffi_error **out_err);
+
+/*
+ The bound port (0 for Unix sockets and NULL).
+ */
+uint16_t wsffi_listener_port(const struct wsffi_listener *listener);
+
+/*
+ The bound address ("127.0.0.1:43121", "unix:/path"). "" for NULL.
+ */
+const char *wsffi_listener_address(const struct wsffi_listener *listener);
+
+/*
+ Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
+ which is sent when it returns; then the connection closes. Without a handler such
+ requests get 426 on a WebSocket path and 404 elsewhere. NULL `handler` removes it.
+ */
+wsffi_status wsffi_listener_set_http_handler(struct wsffi_listener *listener, wsffi_http_handler_cb handler, void *user);
+
+/*
+ Stops listening and frees the handle (connections already accepted go on; servers
+ attached stay until `wsffi_server_close`). NULL is a no-op.
+ */
+wsffi_status wsffi_listener_close(struct wsffi_listener *listener);
+
+/*
+ Attaches a WebSocket server at `path` ("/" when NULL; exact match on the request path)
+ to `listener`, or with a NULL listener creates a standalone server fed by
+ `wsffi_server_handle_upgrade`. `options` and `callbacks` may be NULL. `destroy(user)` runs
+ once after the server's last callback (`on_close`), also when this call fails. On
+ success `*out_server` must later go to `wsffi_server_close`.
+ */
+wsffi_status wsffi_server_attach(struct wsffi_reactor *reactor, struct wsffi_listener *listener, const char *path, const struct wsffi_server_options *options, const struct wsffi_server_callbacks *callbacks, void *user, wsffi_destroy_cb destroy, struct wsffi_server **out_server, struct wsffi_error **out_err);
+
+/*
+ Hands an upgrade request that the application's own HTTP server already read to
+ `server`: `fd` is the connected socket (ownership passes to wsffi, also on error) and
+ `head` the bytes read so far (the request head and anything after it). The handshake then
+ runs as for a listener: `verify_client`, `on_connection`, ...
+ */
+wsffi_status wsffi_server_handle_upgrade(struct wsffi_server *server, int32_t fd, const uint8_t *head, size_t head_len);
+
+/*
+ The path the server answers. "" for NULL.
+ */
+const char *wsffi_server_path(const struct wsffi_server *server);
+
+/*
+ Number of open connections of the server (0 for NULL).
+ */
+size_t wsffi_server_client_count(const struct wsffi_server *server);
+
+/*
+ Calls `visit(user, conn)` for every open client, on the calling thread, from a snapshot
+ (clients that close meanwhile are still safe to use; calls on them return
+ `WSFFI_ERR_CLOSED`). Needs client tracking.
+ */
+wsffi_status wsffi_server_clients(struct wsffi_server *server, wsffi_client_visit_cb visit, void *user);
+
+/*
+ Sends one message to every open client (the frame is encoded once). Clients above their
+ high-water mark are skipped. With `out_sent` non-NULL the call waits for the reactor and
+ stores how many clients took the message; with NULL it returns at once. Needs client
+ tracking. Text must be valid UTF-8.
+ */
+wsffi_status wsffi_server_broadcast(struct wsffi_server *server, uint32_t kind, const uint8_t *data, size_t len, size_t *out_sent);
+
+/*
+ Stops the server and frees the handle: no new clients, open ones get a 1001 close, and
+ `on_close` runs when the last one is gone (then `destroy`). NULL is a no-op.
+ */
+wsffi_status wsffi_server_close(struct wsffi_server *server);
+
+/*
+ The request of a pending handshake (valid as long as the handshake).
+ */
+const struct wsffi_request *wsffi_handshake_request(const struct wsffi_handshake *handshake);
+
+/*
+ Adds a header to the response of this handshake (the 101, or the refusal).
+ */
+wsffi_status wsffi_handshake_add_header(struct wsffi_handshake *handshake, const char *name, const char *value);
+
+/*
+ Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
+ (default 401) and a reason phrase (NULL or "" for the standard one).
+ */
+wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
+
+/*
+ Accepts a handshake deferred by `verify_client`, from any thread. Consumes the
+ reference the verdict handed out, also on error. `WSFFI_ERR_TIMEOUT` when the handshake
+ timed out or the client left meanwhile; `WSFFI_ERR_ALREADY_DONE` on a second decision.
+ */
+wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
+
+/*
+ Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
+ standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
+ */
+wsffi_status wsffi_handshake_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
+
+/*
+ Sets the status (100-599) and reason (NULL for the standard phrase) of a plain HTTP
+ answer. The default is 200.
+ */
+wsffi_status wsffi_http_response_set_status(struct wsffi_http_response *response, uint16_t status, const char *reason);
+
+/*
+ Adds a header to a plain HTTP answer (Content-Length and Connection are written by the
+ library).
+ */
+wsffi_status wsffi_http_response_add_header(struct wsffi_http_response *response, const char *name, const char *value);
+
+/*
+ Sets the body of a plain HTTP answer (copied).
+ */
+wsffi_status wsffi_http_response_set_body(struct wsffi_http_response *response, const uint8_t *data, size_t len);
+
+/*
+ Method ("GET").
+ */
+const char *wsffi_request_method(const struct wsffi_request *req);
+
+/*
+ Request target as sent ("/chat?room=1"): the seeds' `url` / `requestUri`.
+ */
+const char *wsffi_request_url(const struct wsffi_request *req);
+
+/*
+ Path without the query ("/chat").
+ */
+const char *wsffi_request_path(const struct wsffi_request *req);
+
+/*
+ Raw query string without '?' ("" when none).
+ */
+const char *wsffi_request_query_string(const struct wsffi_request *req);
+
+/*
+ HTTP version ("1.1").
+ */
+const char *wsffi_request_http_version(const struct wsffi_request *req);
+
+/*
+ Peer address ("127.0.0.1:53122").
+ */
+const char *wsffi_request_remote_address(const struct wsffi_request *req);
+
+/*
+ Host header, NULL when absent.
+ */
+const char *wsffi_request_host(const struct wsffi_request *req);
+
+/*
+ Decoded value of query parameter `name` (first occurrence; '+' is a space), NULL when
+ absent. `query("a")` of "?a=1&b" is "1"; of "b" it is "".
+ */
+const char *wsffi_request_query(const struct wsffi_request *req, const char *name);
+
+/*
+ First value of header `name` (case-insensitive), NULL when absent: `getHeader(name)`.
+ */
+const char *wsffi_request_header(const struct wsffi_request *req, const char *name);
+
+/*
+ Is header `name` present? (`hasHeader(name)`)
+ */
+bool wsffi_request_has_header(const struct wsffi_request *req, const char *name);
+
+/*
+ Number of headers in the raw list.
+ */
+size_t wsffi_request_header_count(const struct wsffi_request *req);
+
+/*
+ Header `index` of the raw list, in received order and spelling (`rawHeaders`).
+ */
+wsffi_status wsffi_request_header_at(const struct wsffi_request *req, size_t index, const char **out_name, const char **out_value);
+
+/*
+ Keeps a request view beyond the callback that received it; free with
+ `wsffi_request_free`. Returns NULL for NULL.
+ */
+const struct wsffi_request *wsffi_request_copy(const struct wsffi_request *req);
+
+/*
+ Frees a copy made by `wsffi_request_copy`. NULL is a no-op.
+ */
+void wsffi_request_free(const struct wsffi_request *req);
+
+/*
+ HTTP status of a refused upgrade (0 for NULL).
+ */
+uint16_t wsffi_response_status(const struct wsffi_response *resp);
+
+/*
+ Reason phrase of a refused upgrade.
+ */
+const char *wsffi_response_reason(const struct wsffi_response *resp);
+
+/*
+ First value of response header `name`, NULL when absent.
+ */
+const char *wsffi_response_header(const struct wsffi_response *resp, const char *name);
+
+/*
+ Number of response headers.
+ */
+size_t wsffi_response_header_count(const struct wsffi_response *resp);
+
+/*
+ Response header `index`, in received order.
+ */
+wsffi_status wsffi_response_header_at(const struct wsffi_response *resp, size_t index, const char **out_name, const char **out_value);
+
+/*
+ Body of a refused upgrade (up to 1 MiB kept); `*out_len` receives its length.
+ */
+const uint8_t *wsffi_response_body(const struct wsffi_response *resp, size_t *out_len);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* WSFFI_H */

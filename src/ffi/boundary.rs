@@ -1,0 +1,152 @@
+//! The boundary every exported function goes through: panic capture, pointer and string
+//! checks, handle conversions, and the `wsffi_error` detail object.
+
+use std::ffi::{c_char, CStr, CString};
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+
+use super::status::Status;
+
+/// Runs an exported function body; a panic returns `$default` instead of unwinding into C.
+macro_rules! boundary {
+    ($default:expr, $body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(_) => $default,
+        }
+    }};
+}
+pub(crate) use boundary;
+
+/// Runs a body that returns `Result<(), Status>`; maps it to a plain status.
+macro_rules! status_boundary {
+    ($body:block) => {{
+        $crate::ffi::boundary::boundary!($crate::ffi::status::Status::ErrPanic, {
+            let r: Result<(), $crate::ffi::status::Status> = (|| $body)();
+            match r {
+                Ok(()) => $crate::ffi::status::Status::Ok,
+                Err(s) => s,
+            }
+        })
+    }};
+}
+pub(crate) use status_boundary;
+
+/// A borrowed NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub unsafe fn text<'a>(p: *const c_char) -> Result<&'a str, Status> {
+    if p.is_null() {
+        return Err(Status::ErrNullParameter);
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    let c = unsafe { CStr::from_ptr(p) };
+    c.to_str().map_err(|_| Status::ErrInvalidUtf8)
+}
+
+/// Like [`text`], but NULL gives `None`.
+///
+/// # Safety
+/// As for [`text`].
+pub unsafe fn opt_text<'a>(p: *const c_char) -> Result<Option<&'a str>, Status> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { text(p) }.map(Some)
+    }
+}
+
+/// A borrowed byte buffer; `(NULL, 0)` is empty.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes that outlive `'a`.
+pub unsafe fn bytes<'a>(p: *const u8, len: usize) -> Result<&'a [u8], Status> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Status::ErrNullParameter);
+    }
+    // SAFETY: non-NULL with `len` readable bytes per the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Borrows an `Arc`-managed handle without touching its count.
+///
+/// # Safety
+/// `p` is NULL or came from `Arc::into_raw` and still has a live reference.
+pub unsafe fn arc<T>(p: *const T) -> Result<ManuallyDrop<Arc<T>>, Status> {
+    if p.is_null() {
+        return Err(Status::ErrNullParameter);
+    }
+    // SAFETY: per the caller's contract; ManuallyDrop keeps the count unchanged.
+    Ok(ManuallyDrop::new(unsafe { Arc::from_raw(p) }))
+}
+
+/// Takes back one reference handed out with `Arc::into_raw`.
+///
+/// # Safety
+/// `p` came from `Arc::into_raw` and the caller gives up that reference.
+pub unsafe fn take_arc<T>(p: *const T) -> Option<Arc<T>> {
+    // SAFETY: per the caller's contract.
+    (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+}
+
+/// Borrows a `Box`-managed object.
+///
+/// # Safety
+/// `p` is NULL or a live pointer from `Box::into_raw`, not used elsewhere meanwhile.
+pub unsafe fn boxed<'a, T>(p: *mut T) -> Result<&'a mut T, Status> {
+    // SAFETY: per the caller's contract.
+    unsafe { p.as_mut() }.ok_or(Status::ErrNullParameter)
+}
+
+/// Borrows a read-only object.
+///
+/// # Safety
+/// `p` is NULL or valid for `'a`.
+pub unsafe fn borrowed<'a, T>(p: *const T) -> Result<&'a T, Status> {
+    // SAFETY: per the caller's contract.
+    unsafe { p.as_ref() }.ok_or(Status::ErrNullParameter)
+}
+
+/// Writes `value` through an output pointer.
+///
+/// # Safety
+/// `out` is NULL (checked) or writable.
+pub unsafe fn write_out<T>(out: *mut T, value: T) -> Result<(), Status> {
+    if out.is_null() {
+        return Err(Status::ErrNullParameter);
+    }
+    // SAFETY: non-NULL and writable per the caller's contract.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+/// Error detail: a status plus a sentence. Free with `wsffi_error_free`.
+pub struct wsffi_error {
+    pub(crate) status: Status,
+    pub(crate) message: CString,
+}
+
+/// Stores an error detail in `*out_err` when the caller asked for one.
+///
+/// # Safety
+/// `out_err` is NULL or writable.
+pub unsafe fn report(out_err: *mut *mut wsffi_error, status: Status, message: impl Into<String>) -> Status {
+    if !out_err.is_null() {
+        let message = super::callbacks::c_text(&message.into());
+        let e = Box::into_raw(Box::new(wsffi_error { status, message }));
+        // SAFETY: non-NULL and writable per the caller's contract.
+        unsafe { out_err.write(e) };
+    }
+    status
+}
+
+/// Static text pointer for a `&'static str` ending in NUL.
+pub fn static_text(s: &'static str) -> *const c_char {
+    debug_assert!(s.ends_with('\0'));
+    s.as_ptr().cast()
+}

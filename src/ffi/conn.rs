@@ -1,0 +1,314 @@
+//! `wsffi_connect` and everything done with a `wsffi_conn`.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+use super::boundary::{arc, boundary, borrowed, bytes, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
+use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, ConnCallbacks, OwnedUserData};
+use super::options::wsffi_client_options;
+use super::reactor::wsffi_reactor;
+use super::status::Status;
+use crate::core::handshake::url::parse_ws_url;
+use crate::core::protocol::close;
+use crate::core::protocol::utf8;
+use crate::core::session::MessageKind;
+use crate::reactor::client::ClientSetup;
+use crate::reactor::conn::{ConnHandle, SendOp};
+use crate::reactor::views::cstring;
+
+/// Opens a client connection to a `ws://` URL (or `ws+unix:///path:/resource`).
+///
+/// `options` may be NULL for defaults; `callbacks` may be NULL (no events). `user` is passed
+/// to every callback; `destroy(user)` runs exactly once after the last of them, also when
+/// this call fails (then before it returns, on the calling thread). On success
+/// `*out_conn` receives a reference the caller owns (release it with
+/// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
+/// Synchronous failures (bad URL, unsupported scheme, reactor shut down) return a status and
+/// fill `*out_err` when given.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_connect(
+    reactor: *mut wsffi_reactor,
+    url: *const c_char,
+    options: *const wsffi_client_options,
+    callbacks: *const wsffi_conn_callbacks,
+    user: *mut c_void,
+    destroy: wsffi_destroy_cb,
+    out_conn: *mut *mut ConnHandle,
+    out_err: *mut *mut wsffi_error,
+) -> Status {
+    status_boundary!({
+        // Owned from the start, so every early return runs destroy.
+        let user = OwnedUserData::new(user, destroy);
+        // SAFETY: NULL or a live reactor.
+        let reactor = unsafe { borrowed(reactor) }?;
+        if out_conn.is_null() {
+            return Err(Status::ErrNullParameter);
+        }
+        // SAFETY: NULL or a NUL-terminated string.
+        let url_text = unsafe { text(url) }?;
+        let parsed = match parse_ws_url(url_text) {
+            Ok(u) => u,
+            // SAFETY: out_err is NULL or writable.
+            Err(e) => return Err(unsafe { report(out_err, Status::ErrInvalidUrl, format!("{url_text}: {e}")) }),
+        };
+        if parsed.secure {
+            let msg = format!("{url_text}: wss:// (TLS) is not supported by this build");
+            // SAFETY: as above.
+            return Err(unsafe { report(out_err, Status::ErrUnsupported, msg) });
+        }
+        // SAFETY: NULL or a live options object.
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        // SAFETY: NULL or a readable callback table.
+        let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
+        let shared = reactor.reactor.shared().clone();
+        let handle = Arc::new(ConnHandle::new(shared.clone(), cstring(&parsed.to_url_string()), config.conn.high_water));
+        handle.mirror_user_data(user.get().0);
+        let setup = ClientSetup {
+            url: parsed,
+            config: Arc::new(config),
+            handle: handle.clone(),
+            callbacks: ConnCallbacks::new(table),
+            user,
+        };
+        if let Err(s) = shared.run_async(move |lp| lp.start_client(setup)) {
+            // SAFETY: as above.
+            return Err(unsafe { report(out_err, s, "the reactor is shut down") });
+        }
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_conn, Arc::into_raw(handle).cast_mut()) }
+    })
+}
+
+fn message_kind(kind: u32) -> Result<MessageKind, Status> {
+    match kind {
+        1 => Ok(MessageKind::Text),
+        2 => Ok(MessageKind::Binary),
+        _ => Err(Status::ErrInvalidParameter),
+    }
+}
+
+fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a conn with a live reference.
+        let conn = unsafe { arc(conn) }?;
+        // SAFETY: NULL or `len` readable bytes.
+        let data = unsafe { bytes(data, len) }?;
+        if op == SendOp::Message(MessageKind::Text) && utf8::validate(data).is_err() {
+            return Err(Status::ErrInvalidUtf8);
+        }
+        conn.send(op, data)
+    })
+}
+
+/// Sends one message of `type` (`WSFFI_TEXT` or `WSFFI_BINARY`). The data is copied before
+/// the call returns; text must be valid UTF-8 (`WSFFI_ERR_INVALID_UTF8` otherwise).
+/// `WSFFI_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
+/// nothing was queued: wait for `on_drain`. `WSFFI_ERR_NOT_OPEN` while connecting,
+/// `WSFFI_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
+/// straight into the output buffer, written once per wake-up.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_send(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize) -> Status {
+    match message_kind(kind) {
+        Ok(k) => send(conn, SendOp::Message(k), data, len),
+        Err(s) => s,
+    }
+}
+
+/// `wsffi_send(conn, WSFFI_TEXT, data, len)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_send_text(conn: *mut ConnHandle, data: *const c_char, len: usize) -> Status {
+    send(conn, SendOp::Message(MessageKind::Text), data.cast(), len)
+}
+
+/// `wsffi_send(conn, WSFFI_BINARY, data, len)`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len: usize) -> Status {
+    send(conn, SendOp::Message(MessageKind::Binary), data, len)
+}
+
+/// Sends one fragment. The first fragment of a message sets its `type`; later ones are
+/// continuation frames (their `type` is ignored) until one with `is_final`. Whole messages
+/// sent meanwhile are refused with `WSFFI_ERR_INVALID_PARAMETER`; control frames may
+/// interleave. Text fragments are not validated one by one (a code point may span two):
+/// the whole message must be valid UTF-8 or the peer closes with 1007.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_send_fragment(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize, is_final: bool) -> Status {
+    match message_kind(kind) {
+        Ok(k) => send(conn, SendOp::Fragment(k, is_final), data, len),
+        Err(s) => s,
+    }
+}
+
+/// Sends a ping with up to 125 bytes of payload (`WSFFI_ERR_TOO_BIG` beyond).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_ping(conn: *mut ConnHandle, data: *const u8, len: usize) -> Status {
+    if len > 125 {
+        return Status::ErrTooBig;
+    }
+    send(conn, SendOp::Ping, data, len)
+}
+
+/// Sends an unsolicited pong with up to 125 bytes (pings are answered automatically).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize) -> Status {
+    if len > 125 {
+        return Status::ErrTooBig;
+    }
+    send(conn, SendOp::Pong, data, len)
+}
+
+/// Starts the close handshake: state CLOSING, then `on_close` when the peer answers (or
+/// after the close timeout, with 1006). `code` 0 sends no status code (then `reason` must be
+/// empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
+/// On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_close(conn: *mut ConnHandle, code: u16, reason: *const c_char, reason_len: usize) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a conn with a live reference.
+        let conn = unsafe { arc(conn) }?;
+        // SAFETY: NULL or `reason_len` readable bytes.
+        let reason = unsafe { bytes(reason.cast(), reason_len) }?;
+        if reason.len() > close::MAX_REASON_LEN {
+            return Err(Status::ErrTooBig);
+        }
+        if utf8::validate(reason).is_err() {
+            return Err(Status::ErrInvalidUtf8);
+        }
+        let code = match code {
+            0 if reason.is_empty() => None,
+            0 => return Err(Status::ErrInvalidParameter),
+            c if close::is_sendable_code(c) => Some(c),
+            _ => return Err(Status::ErrInvalidParameter),
+        };
+        conn.close(code, reason.to_vec())
+    })
+}
+
+/// Drops the connection without a close handshake; `on_close` reports 1006.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a conn with a live reference.
+        unsafe { arc(conn) }?.terminate()
+    })
+}
+
+/// Stops reading from the peer (flow control). Messages already read may still be
+/// delivered by the current callback batch; nothing more is read until `wsffi_conn_resume`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a conn with a live reference.
+        unsafe { arc(conn) }?.set_paused(true)
+    })
+}
+
+/// Restarts reading after `wsffi_conn_pause`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a conn with a live reference.
+        unsafe { arc(conn) }?.set_paused(false)
+    })
+}
+
+/// `WSFFI_CONNECTING`, `WSFFI_OPEN`, `WSFFI_CLOSING` or `WSFFI_CLOSED` (also for NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_ready_state(conn: *const ConnHandle) -> u32 {
+    // SAFETY: NULL or a conn with a live reference.
+    boundary!(3, { unsafe { conn.as_ref() }.map_or(3, |c| u32::from(c.ready_state())) })
+}
+
+/// Bytes accepted by sends and not yet handed to the kernel (0 for NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_buffered_amount(conn: *const ConnHandle) -> usize {
+    // SAFETY: NULL or a conn with a live reference.
+    boundary!(0, { unsafe { conn.as_ref() }.map_or(0, |c| c.buffered_amount()) })
+}
+
+fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) -> *const c_char) -> *const c_char {
+    boundary!(static_text("\0"), {
+        // SAFETY: NULL or a conn with a live reference.
+        match unsafe { conn.as_ref() }.and_then(|c| c.info()) {
+            Some(info) => pick(info),
+            None => static_text("\0"),
+        }
+    })
+}
+
+/// The negotiated subprotocol, "" when none or not open yet. Valid while you hold the conn.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_protocol(conn: *const ConnHandle) -> *const c_char {
+    info_text(conn, |i| i.protocol.as_ptr())
+}
+
+/// The negotiated extensions, "" when none. Valid while you hold the conn.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_extensions(conn: *const ConnHandle) -> *const c_char {
+    info_text(conn, |i| i.extensions.as_ptr())
+}
+
+/// The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_remote_address(conn: *const ConnHandle) -> *const c_char {
+    info_text(conn, |i| i.remote.as_ptr())
+}
+
+/// The URL (client side, normalized) or the request target (server side).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_url(conn: *const ConnHandle) -> *const c_char {
+    boundary!(static_text("\0"), {
+        // SAFETY: NULL or a conn with a live reference.
+        unsafe { conn.as_ref() }.map_or(static_text("\0"), |c| c.url().as_ptr())
+    })
+}
+
+/// Replaces the connection's callbacks (when `callbacks` is non-NULL) and its user data.
+/// The previous user data's destroy runs on the reactor thread. Server applications call
+/// this from `on_connection`; `on_open` then follows.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_set_callbacks(
+    conn: *mut ConnHandle,
+    callbacks: *const wsffi_conn_callbacks,
+    user: *mut c_void,
+    destroy: wsffi_destroy_cb,
+) -> Status {
+    status_boundary!({
+        let user = OwnedUserData::new(user, destroy);
+        // SAFETY: NULL or a conn with a live reference.
+        let conn = unsafe { arc(conn) }?;
+        // SAFETY: NULL or a readable table.
+        let table = unsafe { callbacks.as_ref() }.copied().map(ConnCallbacks::new);
+        conn.set_callbacks(table, user)
+    })
+}
+
+/// The user data last set for the connection (NULL for NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_user_data(conn: *const ConnHandle) -> *mut c_void {
+    // SAFETY: NULL or a conn with a live reference.
+    boundary!(std::ptr::null_mut(), { unsafe { conn.as_ref() }.map_or(std::ptr::null_mut(), |c| c.user_data()) })
+}
+
+/// Takes another reference to a connection (to keep it past `on_close` or hand it to
+/// another thread); returns `conn`. Give it back with `wsffi_conn_release`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_retain(conn: *mut ConnHandle) -> *mut ConnHandle {
+    boundary!(std::ptr::null_mut(), {
+        if !conn.is_null() {
+            // SAFETY: a conn with a live reference.
+            unsafe { Arc::increment_strong_count(conn.cast_const()) };
+        }
+        conn
+    })
+}
+
+/// Gives back one reference (from `wsffi_connect` or `wsffi_conn_retain`). Releasing does
+/// not close the connection. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_release(conn: *mut ConnHandle) {
+    boundary!((), {
+        // SAFETY: the caller gives up a reference it owns.
+        drop(unsafe { take_arc(conn.cast_const()) });
+    })
+}

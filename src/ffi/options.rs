@@ -1,0 +1,369 @@
+//! Option objects for clients, servers and listeners. Each is created with `_new`, changed
+//! with setters (not safe for concurrent mutation) and copied by the call that uses it.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::boundary::{boundary, boxed, status_boundary, text};
+use super::status::Status;
+use crate::core::handshake::headers::is_token;
+use crate::core::handshake::response::check_header;
+use crate::reactor::config::{ClientConfig, ConnConfig, ListenerConfig, ServerConfig};
+
+/// Client connection options.
+#[derive(Default)]
+pub struct wsffi_client_options {
+    pub(crate) config: ClientConfig,
+}
+
+/// Server options.
+#[derive(Default)]
+pub struct wsffi_server_options {
+    pub(crate) config: ServerConfig,
+}
+
+/// Listener options.
+#[derive(Default)]
+pub struct wsffi_listener_options {
+    pub(crate) config: ListenerConfig,
+}
+
+fn millis(ms: u32) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms.into()))
+}
+
+/// Applies `f` to a box-managed options object.
+fn with<T>(p: *mut T, f: impl FnOnce(&mut T) -> Result<(), Status>) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live options object from its `_new`.
+        let o = unsafe { boxed(p) }?;
+        f(o)
+    })
+}
+
+fn free<T>(p: *mut T) {
+    boundary!((), {
+        if !p.is_null() {
+            // SAFETY: came from Box::into_raw in `_new`; the caller gives it up.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    })
+}
+
+fn set_max_payload(c: &mut ConnConfig, bytes: usize) -> Result<(), Status> {
+    if bytes == 0 {
+        return Err(Status::ErrInvalidParameter);
+    }
+    c.limits.max_payload = bytes;
+    Ok(())
+}
+
+fn set_max_fragments(c: &mut ConnConfig, n: usize) -> Result<(), Status> {
+    if n == 0 {
+        return Err(Status::ErrInvalidParameter);
+    }
+    c.limits.max_fragments = n;
+    Ok(())
+}
+
+fn set_water(c: &mut ConnConfig, high: usize, low: usize) -> Result<(), Status> {
+    if low > high || high == 0 {
+        return Err(Status::ErrInvalidParameter);
+    }
+    c.high_water = high;
+    c.low_water = low;
+    Ok(())
+}
+
+fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
+    c.close_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
+    Ok(())
+}
+
+// ---- client -----------------------------------------------------------------------------
+
+/// New client options with the defaults: no subprotocols, no extra headers, no Origin,
+/// connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
+/// fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
+/// mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_new() -> *mut wsffi_client_options {
+    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+}
+
+/// Frees client options. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_free(options: *mut wsffi_client_options) {
+    free(options)
+}
+
+/// Offers a subprotocol (an RFC 7230 token), in order of preference. Duplicates are refused.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_add_protocol(options: *mut wsffi_client_options, protocol: *const c_char) -> Status {
+    with(options, |o| {
+        // SAFETY: NULL or a NUL-terminated string.
+        let p = unsafe { text(protocol) }?;
+        if !is_token(p) || o.config.protocols.iter().any(|q| q == p) {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.protocols.push(p.to_string());
+        Ok(())
+    })
+}
+
+/// Adds a request header. Host, Upgrade, Connection and Sec-WebSocket-Key/-Version are
+/// written by the library and refused here; names must be tokens, values without control
+/// characters.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_add_header(
+    options: *mut wsffi_client_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> Status {
+    with(options, |o| {
+        // SAFETY: NULL or NUL-terminated strings.
+        let (n, v) = unsafe { (text(name)?, text(value)?) };
+        check_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
+        const RESERVED: [&str; 5] = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"];
+        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.headers.push((n.to_string(), v.to_string()));
+        Ok(())
+    })
+}
+
+/// Sets the Origin header.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_origin(options: *mut wsffi_client_options, origin: *const c_char) -> Status {
+    with(options, |o| {
+        // SAFETY: NULL or a NUL-terminated string.
+        let v = unsafe { text(origin) }?;
+        check_header("Origin", v).map_err(|_| Status::ErrInvalidParameter)?;
+        o.config.origin = Some(v.to_string());
+        Ok(())
+    })
+}
+
+/// Time allowed for name resolution plus TCP connect (ms, > 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.connect_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
+        Ok(())
+    })
+}
+
+/// Time allowed from the start of the connect to the end of the opening handshake (ms, > 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.handshake_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
+        Ok(())
+    })
+}
+
+/// Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_max_payload(options: *mut wsffi_client_options, bytes: usize) -> Status {
+    with(options, |o| set_max_payload(&mut o.config.conn, bytes))
+}
+
+/// Most frames one incoming fragmented message may use (> 0); more close with 1009.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_client_options, n: usize) -> Status {
+    with(options, |o| set_max_fragments(&mut o.config.conn, n))
+}
+
+/// Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
+/// when another `ms` pass without any input. 0 turns it off (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_ping_interval_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.conn.ping_interval = millis(ms);
+        Ok(())
+    })
+}
+
+/// Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.conn.idle_timeout = millis(ms);
+        Ok(())
+    })
+}
+
+/// How long to wait for the peer's side of the close handshake (ms, > 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_close_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+    with(options, |o| set_close_timeout(&mut o.config.conn, ms))
+}
+
+/// Output flow control: sends are refused with `WSFFI_ERR_BACKPRESSURE` while more than
+/// `high` bytes wait for the socket; `on_drain` fires when it falls to `low` (low <= high).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_water_marks(options: *mut wsffi_client_options, high: usize, low: usize) -> Status {
+    with(options, |o| set_water(&mut o.config.conn, high, low))
+}
+
+/// Largest response head accepted (bytes, >= 256).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_max_header_bytes(options: *mut wsffi_client_options, bytes: usize) -> Status {
+    with(options, |o| {
+        if bytes < 256 {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.max_header_bytes = bytes;
+        Ok(())
+    })
+}
+
+// ---- server -----------------------------------------------------------------------------
+
+/// New server options with the defaults: client tracking on, no connection limit, any
+/// Origin, max_payload 64 MiB, at most 131072 fragments per message, no automatic ping,
+/// no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
+    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+}
+
+/// Frees server options. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_free(options: *mut wsffi_server_options) {
+    free(options)
+}
+
+/// Keep the set of clients for `wsffi_server_clients` and `wsffi_server_broadcast`
+/// (default on). Off, those two return `WSFFI_ERR_UNSUPPORTED`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_client_tracking(options: *mut wsffi_server_options, enabled: bool) -> Status {
+    with(options, |o| {
+        o.config.client_tracking = enabled;
+        Ok(())
+    })
+}
+
+/// Most simultaneous connections; further upgrades get 503. 0 = no limit (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_max_connections(options: *mut wsffi_server_options, n: usize) -> Status {
+    with(options, |o| {
+        o.config.max_connections = n;
+        Ok(())
+    })
+}
+
+/// Accept only upgrades whose Origin equals one of the added values (ASCII
+/// case-insensitive); others get 403. Without any, every Origin is accepted.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_add_allowed_origin(options: *mut wsffi_server_options, origin: *const c_char) -> Status {
+    with(options, |o| {
+        // SAFETY: NULL or a NUL-terminated string.
+        let v = unsafe { text(origin) }?;
+        o.config.allowed_origins.push(v.to_string());
+        Ok(())
+    })
+}
+
+/// As `wsffi_client_options_set_max_payload`, for the server's connections.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_max_payload(options: *mut wsffi_server_options, bytes: usize) -> Status {
+    with(options, |o| set_max_payload(&mut o.config.conn, bytes))
+}
+
+/// As `wsffi_client_options_set_max_fragments`, for the server's connections.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_server_options, n: usize) -> Status {
+    with(options, |o| set_max_fragments(&mut o.config.conn, n))
+}
+
+/// As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
+/// heartbeat: dead clients are dropped).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_ping_interval_ms(options: *mut wsffi_server_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.conn.ping_interval = millis(ms);
+        Ok(())
+    })
+}
+
+/// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.conn.idle_timeout = millis(ms);
+        Ok(())
+    })
+}
+
+/// As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_close_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> Status {
+    with(options, |o| set_close_timeout(&mut o.config.conn, ms))
+}
+
+/// As `wsffi_client_options_set_water_marks`, for the server's connections.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_water_marks(options: *mut wsffi_server_options, high: usize, low: usize) -> Status {
+    with(options, |o| set_water(&mut o.config.conn, high, low))
+}
+
+// ---- listener ---------------------------------------------------------------------------
+
+/// New listener options with the defaults: backlog 1024, max request head 16 KiB (431
+/// beyond), handshake timeout 10 s, no SO_REUSEPORT.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_new() -> *mut wsffi_listener_options {
+    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+}
+
+/// Frees listener options. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_free(options: *mut wsffi_listener_options) {
+    free(options)
+}
+
+/// listen(2) backlog (> 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_backlog(options: *mut wsffi_listener_options, backlog: i32) -> Status {
+    with(options, |o| {
+        if backlog <= 0 {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.backlog = backlog;
+        Ok(())
+    })
+}
+
+/// Largest request head accepted (bytes, >= 256); larger requests get 431.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_max_header_bytes(options: *mut wsffi_listener_options, bytes: usize) -> Status {
+    with(options, |o| {
+        if bytes < 256 {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.max_header_bytes = bytes;
+        Ok(())
+    })
+}
+
+/// Time a client has from accept to a decided handshake (ms, > 0); slower clients are
+/// dropped and reported to `on_client_error` with `WSFFI_ERR_TIMEOUT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(options: *mut wsffi_listener_options, ms: u32) -> Status {
+    with(options, |o| {
+        o.config.handshake_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
+        Ok(())
+    })
+}
+
+/// Set SO_REUSEPORT before binding, so several listeners (processes or reactors) share
+/// one port and the kernel spreads connections among them.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_reuse_port(options: *mut wsffi_listener_options, enabled: bool) -> Status {
+    with(options, |o| {
+        o.config.reuse_port = enabled;
+        Ok(())
+    })
+}

@@ -1,0 +1,542 @@
+//! Listeners, servers attached to them, server-side handshakes and plain HTTP answers.
+
+use std::ffi::{c_char, c_void};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::Arc;
+
+use socket2::{Domain, Socket, Type};
+
+use super::boundary::{arc, boundary, bytes, opt_text, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
+use super::callbacks::{wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks, UserData};
+use super::options::{wsffi_listener_options, wsffi_server_options};
+use super::reactor::wsffi_reactor;
+use super::status::Status;
+use crate::core::handshake::response::check_header;
+use crate::core::session::MessageKind;
+use crate::reactor::config::ListenerConfig;
+use crate::reactor::conn::ConnHandle;
+use crate::reactor::server::{HandshakeHandle, HttpResponse, ListenSocket, ListenerHandle, RequestView, ServerHandle};
+use crate::reactor::stream::Stream;
+use crate::reactor::Shared;
+
+fn bind_tcp(addr: SocketAddr, config: &ListenerConfig) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if config.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(config.backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Binds `address`: "HOST:PORT", "[::1]:PORT" or "unix:/path".
+fn bind(address: &str, config: &ListenerConfig) -> Result<(ListenSocket, u16, String), (Status, String)> {
+    if let Some(path) = address.strip_prefix("unix:") {
+        let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| (Status::from_io(&e), format!("bind {address}: {e}")))?;
+        l.set_nonblocking(true).map_err(|e| (Status::ErrIo, format!("bind {address}: {e}")))?;
+        return Ok((ListenSocket::Unix(mio::net::UnixListener::from_std(l)), 0, address.to_string()));
+    }
+    let addrs: Vec<SocketAddr> = address
+        .to_socket_addrs()
+        .map_err(|e| (Status::ErrInvalidParameter, format!("bad listen address {address}: {e}")))?
+        .collect();
+    let mut last = (Status::ErrInvalidParameter, format!("bad listen address {address}"));
+    for addr in addrs {
+        match bind_tcp(addr, config) {
+            Ok(l) => {
+                let local = l.local_addr().map_err(|e| (Status::ErrIo, e.to_string()))?;
+                return Ok((ListenSocket::Tcp(mio::net::TcpListener::from_std(l)), local.port(), local.to_string()));
+            }
+            Err(e) => last = (Status::from_io(&e), format!("bind {addr}: {e}")),
+        }
+    }
+    Err(last)
+}
+
+fn add_listener(
+    shared: &Arc<Shared>,
+    socket: ListenSocket,
+    port: u16,
+    address: String,
+    config: ListenerConfig,
+    out_listener: *mut *mut ListenerHandle,
+) -> Result<(), Status> {
+    let handle = Arc::new(ListenerHandle::new(shared.clone(), port, &address));
+    let h = handle.clone();
+    shared.run_sync(move |lp| lp.add_listener(h, socket, config))??;
+    // SAFETY: checked non-NULL by the callers.
+    unsafe { write_out(out_listener, Arc::into_raw(handle).cast_mut()) }
+}
+
+/// Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
+/// `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
+/// `options` may be NULL. On success `*out_listener` must later go to
+/// `wsffi_listener_close`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listen(
+    reactor: *mut wsffi_reactor,
+    address: *const c_char,
+    options: *const wsffi_listener_options,
+    out_listener: *mut *mut ListenerHandle,
+    out_err: *mut *mut wsffi_error,
+) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live reactor.
+        let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        if out_listener.is_null() {
+            return Err(Status::ErrNullParameter);
+        }
+        // SAFETY: NULL or a NUL-terminated string.
+        let address = unsafe { text(address) }?;
+        // SAFETY: NULL or a live options object.
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        // SAFETY: out_err is NULL or writable (all uses below).
+        let (socket, port, bound) = bind(address, &config).map_err(|(s, m)| unsafe { report(out_err, s, m) })?;
+        add_listener(reactor.reactor.shared(), socket, port, bound, config, out_listener)
+            .map_err(|s| unsafe { report(out_err, s, "the reactor is shut down") })
+    })
+}
+
+/// Serves on a socket that is already bound and listening (systemd socket activation, a
+/// socket inherited from a parent). Ownership of `fd` passes to the listener, also on error
+/// (then it is closed).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_adopt_fd(
+    reactor: *mut wsffi_reactor,
+    fd: i32,
+    options: *const wsffi_listener_options,
+    out_listener: *mut *mut ListenerHandle,
+    out_err: *mut *mut wsffi_error,
+) -> Status {
+    status_boundary!({
+        if fd < 0 {
+            return Err(Status::ErrInvalidParameter);
+        }
+        // SAFETY: the caller hands over an open socket descriptor.
+        let socket = unsafe { Socket::from_raw_fd(fd as RawFd) };
+        // SAFETY: NULL or a live reactor.
+        let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        if out_listener.is_null() {
+            return Err(Status::ErrNullParameter);
+        }
+        // SAFETY: NULL or a live options object.
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        // SAFETY: out_err is NULL or writable (all uses below).
+        let fail = |e: std::io::Error| unsafe { report(out_err, Status::from_io(&e), format!("adopt fd {fd}: {e}")) };
+        socket.set_nonblocking(true).map_err(fail)?;
+        let local = socket.local_addr().map_err(fail)?;
+        let (listen, port, address) = match local.as_socket() {
+            Some(addr) => {
+                let l: std::net::TcpListener = socket.into();
+                (ListenSocket::Tcp(mio::net::TcpListener::from_std(l)), addr.port(), addr.to_string())
+            }
+            None => {
+                let l: std::os::unix::net::UnixListener = socket.into();
+                (ListenSocket::Unix(mio::net::UnixListener::from_std(l)), 0, "unix".to_string())
+            }
+        };
+        add_listener(reactor.reactor.shared(), listen, port, address, config, out_listener)
+            .map_err(|s| unsafe { report(out_err, s, "the reactor is shut down") })
+    })
+}
+
+/// The bound port (0 for Unix sockets and NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_port(listener: *const ListenerHandle) -> u16 {
+    // SAFETY: NULL or a live listener.
+    boundary!(0, { unsafe { listener.as_ref() }.map_or(0, |l| l.port) })
+}
+
+/// The bound address ("127.0.0.1:43121", "unix:/path"). "" for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_address(listener: *const ListenerHandle) -> *const c_char {
+    // SAFETY: NULL or a live listener.
+    boundary!(static_text("\0"), { unsafe { listener.as_ref() }.map_or(static_text("\0"), |l| l.address.as_ptr()) })
+}
+
+/// Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
+/// which is sent when it returns; then the connection closes. Without a handler such
+/// requests get 426 on a WebSocket path and 404 elsewhere. NULL `handler` removes it.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_set_http_handler(
+    listener: *mut ListenerHandle,
+    handler: wsffi_http_handler_cb,
+    user: *mut c_void,
+) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live listener.
+        let listener = unsafe { arc(listener.cast_const()) }?;
+        let handler = handler.map(|f| HttpHandler { f, user: UserData(user) });
+        let l = Arc::clone(&listener);
+        listener.shared.run_sync(move |lp| match lp.listener_of(&l) {
+            Some(listener) => {
+                listener.http.set(handler);
+                Ok(())
+            }
+            None => Err(Status::ErrClosed),
+        })?
+    })
+}
+
+/// Stops listening and frees the handle (connections already accepted go on; servers
+/// attached stay until `wsffi_server_close`). NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_close(listener: *mut ListenerHandle) -> Status {
+    status_boundary!({
+        // SAFETY: the caller gives up its reference.
+        let Some(listener) = (unsafe { take_arc(listener.cast_const()) }) else { return Ok(()) };
+        if listener.is_closed() {
+            return Ok(());
+        }
+        let l = listener.clone();
+        let _ = listener.shared.run_sync(move |lp| {
+            if let Some(x) = lp.listener_of(&l) {
+                lp.remove_listener(&x);
+            }
+        });
+        Ok(())
+    })
+}
+
+/// Attaches a WebSocket server at `path` ("/" when NULL; exact match on the request path)
+/// to `listener`, or with a NULL listener creates a standalone server fed by
+/// `wsffi_server_handle_upgrade`. `options` and `callbacks` may be NULL. `destroy(user)` runs
+/// once after the server's last callback (`on_close`), also when this call fails. On
+/// success `*out_server` must later go to `wsffi_server_close`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_attach(
+    reactor: *mut wsffi_reactor,
+    listener: *mut ListenerHandle,
+    path: *const c_char,
+    options: *const wsffi_server_options,
+    callbacks: *const wsffi_server_callbacks,
+    user: *mut c_void,
+    destroy: wsffi_destroy_cb,
+    out_server: *mut *mut ServerHandle,
+    out_err: *mut *mut wsffi_error,
+) -> Status {
+    status_boundary!({
+        let user = OwnedUserData::new(user, destroy);
+        // SAFETY: NULL or a live reactor.
+        let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        if out_server.is_null() {
+            return Err(Status::ErrNullParameter);
+        }
+        // SAFETY: NULL or a NUL-terminated string.
+        let path = unsafe { opt_text(path) }?.unwrap_or("/").to_string();
+        if !path.starts_with('/') {
+            // SAFETY: out_err is NULL or writable.
+            return Err(unsafe { report(out_err, Status::ErrInvalidParameter, format!("path must start with '/': {path}")) });
+        }
+        // SAFETY: NULL or a live options object.
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        // SAFETY: NULL or a readable table.
+        let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
+        let listener = if listener.is_null() {
+            None
+        } else {
+            // SAFETY: a live listener.
+            Some(Arc::clone(&*unsafe { arc(listener.cast_const()) }?))
+        };
+        let shared = reactor.reactor.shared().clone();
+        let result = shared.run_sync(move |lp| {
+            let l = match &listener {
+                Some(h) => match lp.listener_of(h) {
+                    Some(l) => Some(l),
+                    None => return Err((Status::ErrClosed, "the listener is closed".to_string(), user)),
+                },
+                None => None,
+            };
+            lp.attach_server(l.as_ref(), path, config, ServerCallbacks::new(table), user)
+        });
+        match result {
+            Ok(Ok(handle)) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { write_out(out_server, Arc::into_raw(handle).cast_mut()) }
+            }
+            Ok(Err((status, message, user))) => {
+                drop(user);
+                // SAFETY: out_err is NULL or writable.
+                Err(unsafe { report(out_err, status, message) })
+            }
+            // SAFETY: as above.
+            Err(status) => Err(unsafe { report(out_err, status, "the reactor is shut down") }),
+        }
+    })
+}
+
+/// Hands an upgrade request that the application's own HTTP server already read to
+/// `server`: `fd` is the connected socket (ownership passes to wsffi, also on error) and
+/// `head` the bytes read so far (the request head and anything after it). The handshake then
+/// runs as for a listener: `verify_client`, `on_connection`, ...
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_handle_upgrade(server: *mut ServerHandle, fd: i32, head: *const u8, head_len: usize) -> Status {
+    status_boundary!({
+        if fd < 0 {
+            return Err(Status::ErrInvalidParameter);
+        }
+        // SAFETY: the caller hands over a connected socket descriptor.
+        let socket = unsafe { Socket::from_raw_fd(fd as RawFd) };
+        // SAFETY: NULL or a live server.
+        let server = unsafe { arc(server.cast_const()) }?;
+        // SAFETY: NULL or `head_len` readable bytes.
+        let head = unsafe { bytes(head, head_len) }?.to_vec();
+        socket.set_nonblocking(true).map_err(|_| Status::ErrIo)?;
+        let is_tcp = socket.local_addr().map(|a| a.as_socket().is_some()).map_err(|_| Status::ErrIo)?;
+        let stream = if is_tcp {
+            let s: std::net::TcpStream = socket.into();
+            let _ = s.set_nodelay(true);
+            Stream::Tcp(mio::net::TcpStream::from_std(s))
+        } else {
+            let s: std::os::unix::net::UnixStream = socket.into();
+            Stream::Unix(mio::net::UnixStream::from_std(s))
+        };
+        let handle = Arc::clone(&server);
+        server.shared.run_sync(move |lp| {
+            let Some(server) = lp.server_of(&handle) else { return Err(Status::ErrClosed) };
+            let defaults = ListenerConfig::default();
+            lp.new_server_conn(stream, None, Some(server), &head, defaults.handshake_timeout, defaults.max_header_bytes);
+            Ok(())
+        })?
+    })
+}
+
+/// The path the server answers. "" for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_path(server: *const ServerHandle) -> *const c_char {
+    // SAFETY: NULL or a live server.
+    boundary!(static_text("\0"), { unsafe { server.as_ref() }.map_or(static_text("\0"), |s| s.path.as_ptr()) })
+}
+
+/// Number of open connections of the server (0 for NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_client_count(server: *const ServerHandle) -> usize {
+    // SAFETY: NULL or a live server.
+    boundary!(0, { unsafe { server.as_ref() }.map_or(0, |s| s.client_count()) })
+}
+
+/// Called once per client by `wsffi_server_clients`; the conn is borrowed for the call.
+pub type wsffi_client_visit_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle)>;
+
+/// Calls `visit(user, conn)` for every open client, on the calling thread, from a snapshot
+/// (clients that close meanwhile are still safe to use; calls on them return
+/// `WSFFI_ERR_CLOSED`). Needs client tracking.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_clients(server: *mut ServerHandle, visit: wsffi_client_visit_cb, user: *mut c_void) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live server.
+        let server = unsafe { arc(server.cast_const()) }?;
+        let visit = visit.ok_or(Status::ErrNullParameter)?;
+        if !server.tracking {
+            return Err(Status::ErrUnsupported);
+        }
+        let handle = Arc::clone(&server);
+        let clients = server.shared.run_sync(move |lp| lp.server_of(&handle).map(|s| lp.server_clients(&s)))?;
+        for conn in clients.ok_or(Status::ErrClosed)? {
+            // SAFETY: a C function pointer from the application; the conn outlives the call.
+            unsafe { visit(user, Arc::as_ptr(&conn).cast_mut()) };
+        }
+        Ok(())
+    })
+}
+
+/// Sends one message to every open client (the frame is encoded once). Clients above their
+/// high-water mark are skipped. With `out_sent` non-NULL the call waits for the reactor and
+/// stores how many clients took the message; with NULL it returns at once. Needs client
+/// tracking. Text must be valid UTF-8.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_broadcast(
+    server: *mut ServerHandle,
+    kind: u32,
+    data: *const u8,
+    len: usize,
+    out_sent: *mut usize,
+) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live server.
+        let server = unsafe { arc(server.cast_const()) }?;
+        // SAFETY: NULL or `len` readable bytes.
+        let data = unsafe { bytes(data, len) }?;
+        let kind = match kind {
+            1 => MessageKind::Text,
+            2 => MessageKind::Binary,
+            _ => return Err(Status::ErrInvalidParameter),
+        };
+        if kind == MessageKind::Text && crate::core::protocol::utf8::validate(data).is_err() {
+            return Err(Status::ErrInvalidUtf8);
+        }
+        if !server.tracking {
+            return Err(Status::ErrUnsupported);
+        }
+        if server.is_closed() {
+            return Err(Status::ErrClosed);
+        }
+        let handle = Arc::clone(&server);
+        let data = data.to_vec();
+        let job = move |lp: &std::rc::Rc<crate::reactor::event_loop::EventLoop>| {
+            lp.server_of(&handle).map(|s| lp.broadcast(&s, kind, &data))
+        };
+        if out_sent.is_null() {
+            server.shared.run_async(move |lp| {
+                job(lp);
+            })
+        } else {
+            let sent = server.shared.run_sync(job)?.ok_or(Status::ErrClosed)?;
+            // SAFETY: checked non-NULL.
+            unsafe { write_out(out_sent, sent) }
+        }
+    })
+}
+
+/// Stops the server and frees the handle: no new clients, open ones get a 1001 close, and
+/// `on_close` runs when the last one is gone (then `destroy`). NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_close(server: *mut ServerHandle) -> Status {
+    status_boundary!({
+        // SAFETY: the caller gives up its reference.
+        let Some(server) = (unsafe { take_arc(server.cast_const()) }) else { return Ok(()) };
+        let handle = server.clone();
+        let _ = server.shared.run_async(move |lp| {
+            if let Some(s) = lp.server_of(&handle) {
+                lp.close_server(&s);
+            }
+        });
+        Ok(())
+    })
+}
+
+// ---- handshakes -------------------------------------------------------------------------
+
+/// The request of a pending handshake (valid as long as the handshake).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> *const RequestView {
+    boundary!(std::ptr::null(), {
+        // SAFETY: NULL or a live handshake.
+        unsafe { handshake.as_ref() }.map_or(std::ptr::null(), |h| Arc::as_ptr(&h.request))
+    })
+}
+
+/// Adds a header to the response of this handshake (the 101, or the refusal).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_handshake_add_header(handshake: *mut HandshakeHandle, name: *const c_char, value: *const c_char) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live handshake.
+        let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        // SAFETY: NULL or NUL-terminated strings.
+        let (n, v) = unsafe { (text(name)?, text(value)?) };
+        check_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
+        h.add_header(n, v);
+        Ok(())
+    })
+}
+
+fn check_reject(status: u16, reason: *const c_char) -> Result<String, Status> {
+    if !(400..=599).contains(&status) {
+        return Err(Status::ErrInvalidParameter);
+    }
+    // SAFETY: NULL or a NUL-terminated string.
+    let reason = unsafe { opt_text(reason) }?.unwrap_or("");
+    if reason.chars().any(|c| c.is_control()) {
+        return Err(Status::ErrInvalidParameter);
+    }
+    Ok(reason.to_string())
+}
+
+/// Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
+/// (default 401) and a reason phrase (NULL or "" for the standard one).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_handshake_set_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or a live handshake.
+        let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        let reason = check_reject(status, reason)?;
+        h.set_reject(status, &reason);
+        Ok(())
+    })
+}
+
+/// Accepts a handshake deferred by `verify_client`, from any thread. Consumes the
+/// reference the verdict handed out, also on error. `WSFFI_ERR_TIMEOUT` when the handshake
+/// timed out or the client left meanwhile; `WSFFI_ERR_ALREADY_DONE` on a second decision.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> Status {
+    status_boundary!({
+        // SAFETY: the caller gives up the reference from the DEFER verdict.
+        let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
+        h.decide(true)
+    })
+}
+
+/// Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
+/// standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_handshake_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> Status {
+    status_boundary!({
+        // SAFETY: the caller gives up the reference from the DEFER verdict.
+        let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
+        match check_reject(status, reason) {
+            Ok(reason) => {
+                h.set_reject(status, &reason);
+                h.decide(false)
+            }
+            Err(e) => {
+                // Still a decision: refuse with the default status rather than leak it.
+                let _ = h.decide(false);
+                Err(e)
+            }
+        }
+    })
+}
+
+// ---- plain HTTP answers -----------------------------------------------------------------
+
+/// Sets the status (100-599) and reason (NULL for the standard phrase) of a plain HTTP
+/// answer. The default is 200.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_http_response_set_status(response: *mut HttpResponse, status: u16, reason: *const c_char) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or the response borrowed by the handler.
+        let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
+        if !(100..=599).contains(&status) {
+            return Err(Status::ErrInvalidParameter);
+        }
+        // SAFETY: NULL or a NUL-terminated string.
+        let reason = unsafe { opt_text(reason) }?.unwrap_or("");
+        if reason.chars().any(|c| c.is_control()) {
+            return Err(Status::ErrInvalidParameter);
+        }
+        r.status = status;
+        r.reason = reason.to_string();
+        Ok(())
+    })
+}
+
+/// Adds a header to a plain HTTP answer (Content-Length and Connection are written by the
+/// library).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_http_response_add_header(response: *mut HttpResponse, name: *const c_char, value: *const c_char) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or the response borrowed by the handler.
+        let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
+        // SAFETY: NULL or NUL-terminated strings.
+        let (n, v) = unsafe { (text(name)?, text(value)?) };
+        check_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
+        r.headers.push((n.to_string(), v.to_string()));
+        Ok(())
+    })
+}
+
+/// Sets the body of a plain HTTP answer (copied).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_http_response_set_body(response: *mut HttpResponse, data: *const u8, len: usize) -> Status {
+    status_boundary!({
+        // SAFETY: NULL or the response borrowed by the handler.
+        let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
+        // SAFETY: NULL or `len` readable bytes.
+        r.body = unsafe { bytes(data, len) }?.to_vec();
+        Ok(())
+    })
+}
