@@ -15,7 +15,7 @@ LDLIBS  := -L$(LIBDIR) -lwsffi -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 
 EXAMPLES := $(BUILD)/echo-server
 
-.PHONY: all lib header demo test test-rust test-c test-interop clean
+.PHONY: all lib header test test-rust clean
 
 all: lib $(EXAMPLES)
 
@@ -31,10 +31,16 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: all test-rust
+test: all test-rust test-c test-interop
 
 test-rust:
 	$(CARGO) test --release
+
+# Each part of the test suite keeps its own rules next to its files.
+include examples/examples.mk
+include c-tests/tests.mk
+include tests/interop/interop.mk
+include bench/bench.mk
 
 clean:
 	rm -rf $(BUILD)

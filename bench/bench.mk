@@ -1,0 +1,4 @@
+# Benchmarks beside the peers.
+.PHONY: bench
+bench: all
+	@echo "bench: not written yet"; exit 1
