@@ -129,7 +129,11 @@ impl EventLoop {
 
     /// Last stage of shutdown: ends what is left, then runs every remaining destroy.
     pub fn finish(self: &Rc<Self>) {
-        self.shared.stopped.store(true, std::sync::atomic::Ordering::Release);
+        // Work accepted before the queue closed still runs (a queued connect must end with
+        // its close callback like any other), then everything left is ended.
+        for cmd in self.shared.close_queue() {
+            self.guarded(|| self.run_command(cmd));
+        }
         let leftover: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in leftover {
             conn.set_failure(Status::ErrShutDown, "reactor shut down");
@@ -143,15 +147,6 @@ impl EventLoop {
         let listeners: Vec<Rc<Listener>> = self.listeners.borrow().values().cloned().collect();
         for listener in listeners {
             self.remove_listener(&listener);
-        }
-        // Commands posted before `stopped` was set still hold user data; drop them here so
-        // their destroy callbacks run on this thread.
-        let mut commands = Vec::new();
-        self.shared.take_commands(&mut commands);
-        for cmd in commands {
-            if let Command::Send { conn, data, .. } = cmd {
-                conn.unqueue(data.len());
-            }
         }
     }
 
@@ -199,8 +194,7 @@ impl EventLoop {
             let out = &mut *out;
             let _ = out.writer.close(&mut out.buf, Some(codes::INTERNAL_ERROR), b"internal error");
         }
-        conn.close_after_flush.set(true);
-        self.mark_dirty(conn);
+        self.close_soon(conn);
     }
 
     fn conn_ready(&self, conn: &Rc<Conn>, event: &Event) {
@@ -233,28 +227,24 @@ impl EventLoop {
 
     /// Processes buffered input, then reads until the socket is drained.
     pub fn pump(&self, conn: &Rc<Conn>) {
-        if !self.can_read(conn) {
-            return;
-        }
-        if !conn.input.borrow().is_empty() {
+        // Complete frames may already wait in the buffer: after a resume, or bytes that
+        // arrived together with the handshake.
+        if self.can_read(conn) && !conn.input.borrow().is_empty() {
             let mut input = conn.input.borrow_mut();
-            let consumed = self.process(conn, input.data());
-            input.consume(consumed.0);
-            if consumed.1 > 0 || !self.can_read(conn) {
-                // Either an incomplete frame waits for more bytes (read below) or we stopped.
-                if !self.can_read(conn) {
-                    return;
-                }
-            }
+            let (consumed, _) = self.process(conn, input.data());
+            input.consume(consumed);
         }
         loop {
             if !self.can_read(conn) {
                 return;
             }
-            let buffered = !conn.input.borrow().is_empty();
+            // The shared buffer is empty while another connection's callbacks run (a
+            // callback can open a connection whose first bytes are read right away).
+            let shared_free = !self.read_buf.borrow().is_empty();
+            let buffered = !conn.input.borrow().is_empty() || !shared_free;
             let (n, space) = if buffered {
                 let mut input = conn.input.borrow_mut();
-                let frame_len = self.peek_frame_len(conn, &mut input);
+                let frame_len = Self::frame_len(&mut input);
                 let spare = input.spare(READ_BUF_SIZE, frame_len);
                 let space = spare.len();
                 match self.read_into(conn, spare) {
@@ -297,7 +287,8 @@ impl EventLoop {
         }
     }
 
-    fn peek_frame_len(&self, _conn: &Conn, input: &mut super::conn::InBuf) -> usize {
+    /// Length of the (incomplete) frame at the start of `input`, when its header is there.
+    fn frame_len(input: &mut super::conn::InBuf) -> usize {
         match crate::core::protocol::frame::parse_header(input.data()) {
             Ok(Some((h, n))) => n.saturating_add(h.payload_len.min(usize::MAX as u64 / 2) as usize),
             _ => 0,
@@ -340,6 +331,10 @@ impl EventLoop {
     /// Feeds `bytes` to the frame reader; returns (consumed, length of the incomplete frame).
     fn process(&self, conn: &Rc<Conn>, bytes: &mut [u8]) -> (usize, usize) {
         let mut reader = conn.reader.borrow_mut();
+        if reader.close_received() {
+            // Nothing after a close frame means anything; only EOF is still awaited.
+            return (bytes.len(), 0);
+        }
         let result = reader.feed(bytes, &mut |ev| self.on_incoming(conn, ev));
         drop(reader);
         match result {
@@ -392,7 +387,7 @@ impl EventLoop {
         self.enter_closing(conn);
         match conn.role {
             // The server closes TCP first (RFC 6455 §7.1.1).
-            crate::core::session::Role::Server => conn.close_after_flush.set(true),
+            crate::core::session::Role::Server => self.close_soon(conn),
             crate::core::session::Role::Client => {
                 conn.phase_deadline.set(Some(Instant::now() + conn.cfg().close_timeout));
                 self.arm(conn);
@@ -419,7 +414,15 @@ impl EventLoop {
             let _ = out.writer.close(&mut out.buf, Some(v.code), v.message.as_bytes());
         }
         self.enter_closing(conn);
+        self.close_soon(conn);
+    }
+
+    /// Closes the socket once the output is written, or after the close timeout if the
+    /// peer never reads it.
+    pub fn close_soon(&self, conn: &Rc<Conn>) {
         conn.close_after_flush.set(true);
+        conn.phase_deadline.set(Some(Instant::now() + conn.cfg().close_timeout));
+        self.arm(conn);
         self.mark_dirty(conn);
     }
 
@@ -638,7 +641,11 @@ impl EventLoop {
                     }
                 }
             }
-            Command::Shutdown => self.begin_shutdown(),
+            Command::Shutdown => {
+                if self.stopping.get().is_none() {
+                    self.begin_shutdown();
+                }
+            }
         }
     }
 
@@ -711,6 +718,12 @@ impl EventLoop {
     fn on_timer(&self, conn: &Rc<Conn>, now: Instant) {
         if conn.phase_deadline.get().is_some_and(|d| d <= now) {
             conn.phase_deadline.set(None);
+            if conn.close_after_flush.get() {
+                // The peer does not read what we still owe it; give up quietly.
+                conn.terminate.set(true);
+                self.mark_dirty(conn);
+                return;
+            }
             let what = match conn.phase.get() {
                 Phase::Resolving | Phase::Connecting => "connect timed out",
                 Phase::ClientHandshake | Phase::ResponseBody | Phase::ServerHandshake => "opening handshake timed out",

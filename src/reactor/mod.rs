@@ -82,14 +82,15 @@ impl Shared {
 
     /// Queues a command and wakes the reactor if the queue was empty.
     pub fn post(&self, cmd: Command) -> Result<(), Status> {
-        if self.is_stopped() {
-            return Err(Status::ErrShutDown);
-        }
         if self.queued.load(Ordering::Relaxed) >= self.config.max_queued_commands {
             return Err(Status::ErrQueueFull);
         }
         let was_empty = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock: once `close_queue` ran, nothing can be left behind.
+            if self.is_stopped() {
+                return Err(Status::ErrShutDown);
+            }
             q.push(cmd);
             q.len() == 1
         };
@@ -107,6 +108,14 @@ impl Shared {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *q, into);
         self.queued.fetch_sub(into.len(), Ordering::Relaxed);
+    }
+
+    /// Refuses further commands and returns those still queued.
+    fn close_queue(&self) -> Vec<Command> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.stopped.store(true, Ordering::Release);
+        self.queued.store(0, Ordering::Relaxed);
+        std::mem::take(&mut *q)
     }
 
     /// Runs `f` on the loop: directly when called on the reactor thread, else through the

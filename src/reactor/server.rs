@@ -499,8 +499,7 @@ impl EventLoop {
     fn refuse(&self, conn: &Rc<Conn>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
         let bytes = build_response(status, reason, headers, body);
         conn.output.borrow_mut().buf.extend_from_slice(&bytes);
-        conn.close_after_flush.set(true);
-        self.mark_dirty(conn);
+        self.close_soon(conn);
     }
 
     fn route(&self, conn: &Rc<Conn>, request: crate::core::handshake::request::Request) {
