@@ -150,3 +150,37 @@ pub fn static_text(s: &'static str) -> *const c_char {
     debug_assert!(s.ends_with('\0'));
     s.as_ptr().cast()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_status() {
+        let status = status_boundary!({
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            Ok(())
+        });
+        assert_eq!(status, Status::ErrPanic);
+        let value: i32 = boundary!(-1, { panic!("boom") });
+        assert_eq!(value, -1);
+    }
+
+    #[test]
+    fn pointer_checks() {
+        // SAFETY: NULL and a valid buffer are the two cases under test.
+        unsafe {
+            assert_eq!(text(std::ptr::null()), Err(Status::ErrNullParameter));
+            assert_eq!(text(c"ok".as_ptr()), Ok("ok"));
+            assert_eq!(text(b"\xff\0".as_ptr().cast()), Err(Status::ErrInvalidUtf8));
+            assert_eq!(bytes(std::ptr::null(), 0), Ok(&[][..]));
+            assert_eq!(bytes(std::ptr::null(), 3), Err(Status::ErrNullParameter));
+            let mut out = 0;
+            assert_eq!(write_out(std::ptr::null_mut::<i32>(), 1), Err(Status::ErrNullParameter));
+            assert_eq!(write_out(&mut out, 7), Ok(()));
+            assert_eq!(out, 7);
+        }
+    }
+}
