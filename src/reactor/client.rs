@@ -342,7 +342,7 @@ impl EventLoop {
         self.arm(conn);
         conn.callbacks.get().open(conn.user(), &conn.handle);
         if !conn.input.borrow().is_empty() && !conn.is_closed() {
-            self.pump(conn);
+            self.pump(conn, true);
         }
     }
 }

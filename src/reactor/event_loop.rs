@@ -213,7 +213,7 @@ impl EventLoop {
             }
             Phase::Open | Phase::Closing => {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.pump(conn);
+                    self.pump(conn, event.is_read_closed() || event.is_error());
                 }
             }
         }
@@ -225,8 +225,10 @@ impl EventLoop {
 
     // ---- reading ----------------------------------------------------------------------
 
-    /// Processes buffered input, then reads until the socket is drained.
-    pub fn pump(&self, conn: &Rc<Conn>) {
+    /// Processes buffered input, then reads until the socket is drained. A short read ends
+    /// the loop (new data makes a new edge) unless `until_blocked`: when the peer has also
+    /// closed its side, the EOF came with the same edge and must be read now.
+    pub fn pump(&self, conn: &Rc<Conn>, until_blocked: bool) {
         // Complete frames may already wait in the buffer: after a resume, or bytes that
         // arrived together with the handshake.
         if self.can_read(conn) && !conn.input.borrow().is_empty() {
@@ -280,7 +282,7 @@ impl EventLoop {
                 }
                 *self.read_buf.borrow_mut() = shared;
             }
-            if n < space {
+            if n < space && !until_blocked {
                 // A short read drained the socket; epoll reports new data as a new edge.
                 return;
             }
@@ -613,7 +615,7 @@ impl EventLoop {
         let list = std::mem::take(&mut *self.resumed.borrow_mut());
         for conn in list {
             match conn.phase.get() {
-                Phase::Open | Phase::Closing => self.pump(&conn),
+                Phase::Open | Phase::Closing => self.pump(&conn, true),
                 Phase::ServerHandshake => self.server_handshake_readable(&conn),
                 _ => {}
             }

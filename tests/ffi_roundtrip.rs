@@ -1,0 +1,240 @@
+//! The C API called from Rust: a server and a client on one reactor, through the same
+//! `extern "C"` functions and callback tables a C program uses.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::ptr::{null, null_mut};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use wsffi::ffi::callbacks::*;
+use wsffi::ffi::conn::*;
+use wsffi::ffi::options::*;
+use wsffi::ffi::reactor::*;
+use wsffi::ffi::server::*;
+use wsffi::ffi::status::wsffi_status as S;
+use wsffi::reactor::conn::ConnHandle;
+use wsffi::reactor::server::{HandshakeHandle, ServerHandle};
+
+/// What the callbacks saw, behind a lock, with a condvar to wait on.
+#[derive(Default)]
+struct Log {
+    events: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+impl Log {
+    fn push(&self, e: String) {
+        self.events.lock().unwrap().push(e);
+        self.changed.notify_all();
+    }
+
+    fn wait_for(&self, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let guard = self.events.lock().unwrap();
+        let (guard, timeout) = self
+            .changed
+            .wait_timeout_while(guard, Duration::from_secs(10), |ev| !pred(ev))
+            .unwrap();
+        assert!(!timeout.timed_out(), "timed out; events so far: {:?}", *guard);
+        guard.clone()
+    }
+}
+
+fn log(user: *mut c_void) -> &'static Log {
+    // SAFETY: every test passes a leaked `Log` as user data.
+    unsafe { &*(user as *const Log) }
+}
+
+unsafe extern "C" fn on_open(user: *mut c_void, _c: *mut ConnHandle) {
+    log(user).push("open".into());
+}
+
+unsafe extern "C" fn on_message(user: *mut c_void, _c: *mut ConnHandle, kind: u32, data: *const u8, len: usize) {
+    // SAFETY: the library passes `len` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+    log(user).push(format!("message {kind} {}", String::from_utf8_lossy(bytes)));
+}
+
+unsafe extern "C" fn on_close(user: *mut c_void, _c: *mut ConnHandle, code: u16, reason: *const c_char, n: usize, clean: bool) {
+    // SAFETY: the library passes `n` readable bytes.
+    let reason = unsafe { std::slice::from_raw_parts(reason.cast::<u8>(), n) };
+    log(user).push(format!("close {code} {} {clean}", String::from_utf8_lossy(reason)));
+}
+
+unsafe extern "C" fn on_error(user: *mut c_void, _c: *mut ConnHandle, status: S, message: *const c_char) {
+    // SAFETY: NUL-terminated message from the library.
+    let m = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    log(user).push(format!("error {status:?} {m}"));
+}
+
+unsafe extern "C" fn echo(_user: *mut c_void, c: *mut ConnHandle, kind: u32, data: *const u8, len: usize) {
+    assert_eq!(wsffi_send(c, kind, data, len), S::Ok);
+}
+
+unsafe extern "C" fn destroy(user: *mut c_void) {
+    log(user).push("destroy".into());
+}
+
+unsafe extern "C" fn server_connection(_user: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, _r: *const wsffi::reactor::server::RequestView) {
+    let cbs = wsffi_conn_callbacks { on_message: Some(echo), ..Default::default() };
+    assert_eq!(wsffi_conn_set_callbacks(c, &cbs, null_mut(), None), S::Ok);
+}
+
+static PENDING: Mutex<usize> = Mutex::new(0);
+
+unsafe extern "C" fn defer_verify(_user: *mut c_void, hs: *mut HandshakeHandle) -> wsffi_verdict {
+    *PENDING.lock().unwrap() = hs as usize;
+    WSFFI_VERDICT_DEFER
+}
+
+fn client_callbacks() -> wsffi_conn_callbacks {
+    wsffi_conn_callbacks {
+        on_open: Some(on_open),
+        on_message: Some(on_message),
+        on_close: Some(on_close),
+        on_error: Some(on_error),
+        ..Default::default()
+    }
+}
+
+struct Fixture {
+    reactor: *mut wsffi_reactor,
+    listener: *mut wsffi::reactor::server::ListenerHandle,
+    server: *mut ServerHandle,
+    port: u16,
+}
+
+fn start(verify: wsffi_verify_client_cb) -> Fixture {
+    let mut reactor = null_mut();
+    assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
+    let mut listener = null_mut();
+    assert_eq!(wsffi_listen(reactor, c"127.0.0.1:0".as_ptr(), null(), &mut listener, null_mut()), S::Ok);
+    let scbs = wsffi_server_callbacks {
+        on_connection: Some(server_connection),
+        verify_client: verify,
+        ..Default::default()
+    };
+    let mut server = null_mut();
+    let s = wsffi_server_attach(reactor, listener, c"/echo".as_ptr(), null(), &scbs, null_mut(), None, &mut server, null_mut());
+    assert_eq!(s, S::Ok);
+    let port = wsffi_listener_port(listener);
+    assert_ne!(port, 0);
+    Fixture { reactor, listener, server, port }
+}
+
+fn connect(f: &Fixture, log: &'static Log) -> *mut ConnHandle {
+    let url = std::ffi::CString::new(format!("ws://127.0.0.1:{}/echo", f.port)).unwrap();
+    let cbs = client_callbacks();
+    let mut conn = null_mut();
+    let user = log as *const Log as *mut c_void;
+    let s = wsffi_connect(f.reactor, url.as_ptr(), null(), &cbs, user, Some(destroy), &mut conn, null_mut());
+    assert_eq!(s, S::Ok);
+    conn
+}
+
+fn stop(f: Fixture) {
+    assert_eq!(wsffi_server_close(f.server), S::Ok);
+    assert_eq!(wsffi_listener_close(f.listener), S::Ok);
+    assert_eq!(wsffi_reactor_free(f.reactor), S::Ok);
+}
+
+#[test]
+fn echo_then_close_handshake_from_the_client() {
+    let f = start(None);
+    let log: &'static Log = Box::leak(Box::default());
+    let conn = connect(&f, log);
+    log.wait_for(|ev| ev.contains(&"open".to_string()));
+    assert_eq!(wsffi_ready_state(conn), WSFFI_OPEN);
+    assert_eq!(wsffi_send_text(conn, c"héllo".as_ptr(), "héllo".len()), S::Ok);
+    assert_eq!(wsffi_send_binary(conn, b"\x01\x02".as_ptr(), 2), S::Ok);
+    assert_eq!(wsffi_send_text(conn, b"\xff".as_ptr().cast(), 1), S::ErrInvalidUtf8);
+    log.wait_for(|ev| ev.iter().filter(|e| e.starts_with("message")).count() == 2);
+    assert_eq!(wsffi_close(conn, 4001, c"bye".as_ptr(), 3), S::Ok);
+    let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
+    assert_eq!(
+        ev,
+        vec!["open", "message 1 héllo", "message 2 \u{1}\u{2}", "close 4001  true", "destroy"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        "the server echoes the close code without a reason"
+    );
+    assert_eq!(wsffi_ready_state(conn), WSFFI_CLOSED);
+    assert_eq!(wsffi_send_text(conn, c"late".as_ptr(), 4), S::ErrClosed);
+    wsffi_conn_release(conn);
+    stop(f);
+}
+
+#[test]
+fn deferred_verification_is_decided_from_another_thread() {
+    let f = start(Some(defer_verify));
+    let log: &'static Log = Box::leak(Box::default());
+    let conn = connect(&f, log);
+    let hs = loop {
+        let p = *PENDING.lock().unwrap();
+        if p != 0 {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(wsffi_ready_state(conn), WSFFI_CONNECTING);
+    let decided = std::thread::spawn(move || wsffi::ffi::server::wsffi_handshake_accept(hs as *mut HandshakeHandle));
+    assert_eq!(decided.join().unwrap(), S::Ok);
+    log.wait_for(|ev| ev.contains(&"open".to_string()));
+    assert_eq!(wsffi_reactor_free(f.reactor), S::Ok);
+    // Freeing the reactor closed the connection (1001 going away) and ran destroy.
+    let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
+    assert_eq!(ev.last().map(String::as_str), Some("destroy"));
+    assert!(ev.iter().any(|e| e.starts_with("close 1001")), "{ev:?}");
+    wsffi_conn_release(conn);
+    // The server and listener handles are still ours to give back.
+    wsffi_server_close(f.server);
+    wsffi_listener_close(f.listener);
+}
+
+#[test]
+fn refused_connection_reports_error_then_close() {
+    let mut reactor = null_mut();
+    assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
+    // Bind then drop a socket to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = std::ffi::CString::new(format!("ws://127.0.0.1:{port}/")).unwrap();
+    let log: &'static Log = Box::leak(Box::default());
+    let cbs = client_callbacks();
+    let mut conn = null_mut();
+    let user = log as *const Log as *mut c_void;
+    assert_eq!(wsffi_connect(reactor, url.as_ptr(), null(), &cbs, user, Some(destroy), &mut conn, null_mut()), S::Ok);
+    let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    assert!(ev[0].starts_with("error ErrConnectionRefused"), "{ev:?}");
+    assert_eq!(ev[1], "close 1006  false");
+    wsffi_conn_release(conn);
+    assert_eq!(wsffi_reactor_free(reactor), S::Ok);
+}
+
+#[test]
+fn bad_arguments_return_statuses() {
+    let mut reactor = null_mut();
+    assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
+    let mut conn = null_mut();
+    let mut err = null_mut();
+    let s = wsffi_connect(reactor, c"http//nope".as_ptr(), null(), null(), null_mut(), None, &mut conn, &mut err);
+    assert_eq!(s, S::ErrInvalidUrl);
+    assert!(conn.is_null());
+    assert_eq!(wsffi_error_status(err), S::ErrInvalidUrl);
+    // SAFETY: the library returns a NUL-terminated message.
+    let message = unsafe { CStr::from_ptr(wsffi_error_message(err)) }.to_string_lossy().into_owned();
+    assert!(message.contains("http//nope"), "{message}");
+    wsffi_error_free(err);
+    assert_eq!(wsffi_connect(null_mut(), c"ws://x/".as_ptr(), null(), null(), null_mut(), None, &mut conn, null_mut()), S::ErrNullParameter);
+    assert_eq!(wsffi_send(null_mut(), WSFFI_TEXT, null(), 0), S::ErrNullParameter);
+    assert_eq!(wsffi_close(null_mut(), 1000, null(), 0), S::ErrNullParameter);
+    assert_eq!(wsffi_ready_state(null()), WSFFI_CLOSED);
+    let opts = wsffi_client_options_new();
+    assert_eq!(wsffi_client_options_add_protocol(opts, c"bad token".as_ptr()), S::ErrInvalidParameter);
+    assert_eq!(wsffi_client_options_add_header(opts, c"Host".as_ptr(), c"x".as_ptr()), S::ErrInvalidParameter);
+    assert_eq!(wsffi_client_options_set_water_marks(opts, 10, 20), S::ErrInvalidParameter);
+    wsffi_client_options_free(opts);
+    wsffi_client_options_free(null_mut());
+    assert_eq!(wsffi_reactor_free(reactor), S::Ok);
+    assert_eq!(wsffi_reactor_free(null_mut()), S::Ok);
+}
