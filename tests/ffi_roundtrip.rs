@@ -238,3 +238,87 @@ fn bad_arguments_return_statuses() {
     assert_eq!(wsffi_reactor_free(reactor), S::Ok);
     assert_eq!(wsffi_reactor_free(null_mut()), S::Ok);
 }
+
+// ---- flow control --------------------------------------------------------------------
+
+const HIGH: usize = 256 * 1024;
+static MAX_BUFFERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static ECHOED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static DRAINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe extern "C" fn paced_echo(_user: *mut c_void, c: *mut ConnHandle, kind: u32, data: *const u8, len: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if wsffi_send(c, kind, data, len) == S::Ok {
+        ECHOED.fetch_add(1, Relaxed);
+    }
+    let buffered = wsffi_buffered_amount(c);
+    MAX_BUFFERED.fetch_max(buffered, Relaxed);
+    if buffered > HIGH {
+        assert_eq!(wsffi_conn_pause(c), S::Ok);
+    }
+}
+
+unsafe extern "C" fn paced_drain(_user: *mut c_void, c: *mut ConnHandle) {
+    DRAINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(wsffi_conn_resume(c), S::Ok);
+}
+
+unsafe extern "C" fn paced_connection(_u: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, _r: *const wsffi::reactor::server::RequestView) {
+    let cbs = wsffi_conn_callbacks { on_message: Some(paced_echo), on_drain: Some(paced_drain), ..Default::default() };
+    assert_eq!(wsffi_conn_set_callbacks(c, &cbs, null_mut(), None), S::Ok);
+}
+
+/// A client that sends without reading cannot grow the server's output past the high-water
+/// mark plus one message; once it reads, everything it sent comes back.
+#[test]
+fn a_client_that_does_not_read_is_held_back() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut reactor = null_mut();
+    assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
+    let mut listener = null_mut();
+    assert_eq!(wsffi_listen(reactor, c"127.0.0.1:0".as_ptr(), null(), &mut listener, null_mut()), S::Ok);
+    let opts = wsffi_server_options_new();
+    assert_eq!(wsffi_server_options_set_water_marks(opts, HIGH, HIGH / 4), S::Ok);
+    let scbs = wsffi_server_callbacks { on_connection: Some(paced_connection), ..Default::default() };
+    let mut server = null_mut();
+    assert_eq!(wsffi_server_attach(reactor, listener, null(), opts, &scbs, null_mut(), None, &mut server, null_mut()), S::Ok);
+    wsffi_server_options_free(opts);
+
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", wsffi_listener_port(listener))).unwrap();
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut head = [0u8; 129];
+    sock.read_exact(&mut head).unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    // 16 KiB masked binary frames (mask of zeros keeps the payload readable).
+    let payload = vec![b'z'; 16 * 1024];
+    let mut frame = vec![0x82, 0xFE, 0x40, 0x00, 0, 0, 0, 0];
+    frame.extend_from_slice(&payload);
+    let total_frames = 2000; // 32 MiB
+    sock.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut sent = 0;
+    while sent < total_frames {
+        match sock.write_all(&frame) {
+            Ok(()) => sent += 1,
+            Err(_) => break, // the server stopped reading: the kernel buffers are full
+        }
+    }
+    assert!(sent < total_frames, "the server kept reading although nobody read its output");
+    let max = MAX_BUFFERED.load(Relaxed);
+    assert!(max <= HIGH + frame.len() + 16, "server buffered {max} bytes");
+    // Now read: the server drains, resumes, and echoes every frame it accepted.
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let expected = ECHOED.load(Relaxed);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut received = 0usize;
+    let want = expected * (payload.len() + 4);
+    while received < want {
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0);
+        received += n;
+    }
+    assert!(DRAINS.load(Relaxed) >= 1, "drain never fired");
+    wsffi_server_close(server);
+    wsffi_listener_close(listener);
+    assert_eq!(wsffi_reactor_free(reactor), S::Ok);
+}
