@@ -353,11 +353,6 @@ typedef struct wsffi_reactor_options wsffi_reactor_options;
 typedef struct wsffi_server_options wsffi_server_options;
 
 /*
- Shorthand used across the crate.
- */
-typedef wsffi_status wsffi_status;
-
-/*
  The connection is open; messages may follow.
  */
 typedef void (*wsffi_open_cb)(void *user, struct wsffi_conn *conn);
@@ -1021,8 +1016,9 @@ wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint1
 
 /*
  Accepts a handshake deferred by `verify_client`, from any thread. Consumes the
- reference the verdict handed out, also on error. `WSFFI_ERR_TIMEOUT` when the handshake
- timed out or the client left meanwhile; `WSFFI_ERR_ALREADY_DONE` on a second decision.
+ reference the verdict handed out, also on error, so a handshake is decided at most once
+ (using the pointer again afterwards is a use after free). `WSFFI_ERR_TIMEOUT` when the
+ handshake timed out or the client left meanwhile.
  */
 wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
 

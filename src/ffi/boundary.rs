@@ -5,7 +5,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use super::status::Status;
+use super::status::{wsffi_status, Status};
 
 /// Runs an exported function body; a panic returns `$default` instead of unwinding into C.
 macro_rules! boundary {
@@ -135,7 +135,7 @@ pub struct wsffi_error {
 ///
 /// # Safety
 /// `out_err` is NULL or writable.
-pub unsafe fn report(out_err: *mut *mut wsffi_error, status: Status, message: impl Into<String>) -> Status {
+pub unsafe fn report(out_err: *mut *mut wsffi_error, status: Status, message: impl Into<String>) -> wsffi_status {
     if !out_err.is_null() {
         let message = super::callbacks::c_text(&message.into());
         let e = Box::into_raw(Box::new(wsffi_error { status, message }));

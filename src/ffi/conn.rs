@@ -7,7 +7,7 @@ use super::boundary::{arc, boundary, borrowed, bytes, report, static_text, statu
 use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, ConnCallbacks, OwnedUserData};
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
-use super::status::Status;
+use super::status::{wsffi_status, Status};
 use crate::core::handshake::url::parse_ws_url;
 use crate::core::protocol::close;
 use crate::core::protocol::utf8;
@@ -35,7 +35,7 @@ pub extern "C" fn wsffi_connect(
     destroy: wsffi_destroy_cb,
     out_conn: *mut *mut ConnHandle,
     out_err: *mut *mut wsffi_error,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         // Owned from the start, so every early return runs destroy.
         let user = OwnedUserData::new(user, destroy);
@@ -87,7 +87,7 @@ fn message_kind(kind: u32) -> Result<MessageKind, Status> {
     }
 }
 
-fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> Status {
+fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         let conn = unsafe { arc(conn) }?;
@@ -107,7 +107,7 @@ fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> Statu
 /// `WSFFI_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
 /// straight into the output buffer, written once per wake-up.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_send(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize) -> Status {
+pub extern "C" fn wsffi_send(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize) -> wsffi_status {
     match message_kind(kind) {
         Ok(k) => send(conn, SendOp::Message(k), data, len),
         Err(s) => s,
@@ -116,13 +116,13 @@ pub extern "C" fn wsffi_send(conn: *mut ConnHandle, kind: u32, data: *const u8, 
 
 /// `wsffi_send(conn, WSFFI_TEXT, data, len)`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_send_text(conn: *mut ConnHandle, data: *const c_char, len: usize) -> Status {
+pub extern "C" fn wsffi_send_text(conn: *mut ConnHandle, data: *const c_char, len: usize) -> wsffi_status {
     send(conn, SendOp::Message(MessageKind::Text), data.cast(), len)
 }
 
 /// `wsffi_send(conn, WSFFI_BINARY, data, len)`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len: usize) -> Status {
+pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len: usize) -> wsffi_status {
     send(conn, SendOp::Message(MessageKind::Binary), data, len)
 }
 
@@ -132,7 +132,7 @@ pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len:
 /// interleave. Text fragments are not validated one by one (a code point may span two):
 /// the whole message must be valid UTF-8 or the peer closes with 1007.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_send_fragment(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize, is_final: bool) -> Status {
+pub extern "C" fn wsffi_send_fragment(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize, is_final: bool) -> wsffi_status {
     match message_kind(kind) {
         Ok(k) => send(conn, SendOp::Fragment(k, is_final), data, len),
         Err(s) => s,
@@ -141,7 +141,7 @@ pub extern "C" fn wsffi_send_fragment(conn: *mut ConnHandle, kind: u32, data: *c
 
 /// Sends a ping with up to 125 bytes of payload (`WSFFI_ERR_TOO_BIG` beyond).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_ping(conn: *mut ConnHandle, data: *const u8, len: usize) -> Status {
+pub extern "C" fn wsffi_ping(conn: *mut ConnHandle, data: *const u8, len: usize) -> wsffi_status {
     if len > 125 {
         return Status::ErrTooBig;
     }
@@ -150,7 +150,7 @@ pub extern "C" fn wsffi_ping(conn: *mut ConnHandle, data: *const u8, len: usize)
 
 /// Sends an unsolicited pong with up to 125 bytes (pings are answered automatically).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize) -> Status {
+pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize) -> wsffi_status {
     if len > 125 {
         return Status::ErrTooBig;
     }
@@ -162,7 +162,7 @@ pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize)
 /// empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
 /// On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_close(conn: *mut ConnHandle, code: u16, reason: *const c_char, reason_len: usize) -> Status {
+pub extern "C" fn wsffi_close(conn: *mut ConnHandle, code: u16, reason: *const c_char, reason_len: usize) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         let conn = unsafe { arc(conn) }?;
@@ -186,7 +186,7 @@ pub extern "C" fn wsffi_close(conn: *mut ConnHandle, code: u16, reason: *const c
 
 /// Drops the connection without a close handshake; `on_close` reports 1006.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> Status {
+pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         unsafe { arc(conn) }?.terminate()
@@ -196,7 +196,7 @@ pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> Status {
 /// Stops reading from the peer (flow control). Messages already read may still be
 /// delivered by the current callback batch; nothing more is read until `wsffi_conn_resume`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> Status {
+pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         unsafe { arc(conn) }?.set_paused(true)
@@ -205,7 +205,7 @@ pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> Status {
 
 /// Restarts reading after `wsffi_conn_pause`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> Status {
+pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         unsafe { arc(conn) }?.set_paused(false)
@@ -272,7 +272,7 @@ pub extern "C" fn wsffi_conn_set_callbacks(
     callbacks: *const wsffi_conn_callbacks,
     user: *mut c_void,
     destroy: wsffi_destroy_cb,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         let user = OwnedUserData::new(user, destroy);
         // SAFETY: NULL or a conn with a live reference.

@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::boundary::{boundary, boxed, status_boundary, text};
-use super::status::Status;
+use super::status::{wsffi_status, Status};
 use crate::core::handshake::headers::is_token;
 use crate::core::handshake::response::check_header;
 use crate::reactor::config::{ClientConfig, ConnConfig, ListenerConfig, ServerConfig};
@@ -33,7 +33,7 @@ fn millis(ms: u32) -> Option<Duration> {
 }
 
 /// Applies `f` to a box-managed options object.
-fn with<T>(p: *mut T, f: impl FnOnce(&mut T) -> Result<(), Status>) -> Status {
+fn with<T>(p: *mut T, f: impl FnOnce(&mut T) -> Result<(), Status>) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object from its `_new`.
         let o = unsafe { boxed(p) }?;
@@ -99,7 +99,7 @@ pub extern "C" fn wsffi_client_options_free(options: *mut wsffi_client_options) 
 
 /// Offers a subprotocol (an RFC 7230 token), in order of preference. Duplicates are refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_add_protocol(options: *mut wsffi_client_options, protocol: *const c_char) -> Status {
+pub extern "C" fn wsffi_client_options_add_protocol(options: *mut wsffi_client_options, protocol: *const c_char) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or a NUL-terminated string.
         let p = unsafe { text(protocol) }?;
@@ -119,7 +119,7 @@ pub extern "C" fn wsffi_client_options_add_header(
     options: *mut wsffi_client_options,
     name: *const c_char,
     value: *const c_char,
-) -> Status {
+) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or NUL-terminated strings.
         let (n, v) = unsafe { (text(name)?, text(value)?) };
@@ -135,7 +135,7 @@ pub extern "C" fn wsffi_client_options_add_header(
 
 /// Sets the Origin header.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_origin(options: *mut wsffi_client_options, origin: *const c_char) -> Status {
+pub extern "C" fn wsffi_client_options_set_origin(options: *mut wsffi_client_options, origin: *const c_char) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or a NUL-terminated string.
         let v = unsafe { text(origin) }?;
@@ -147,7 +147,7 @@ pub extern "C" fn wsffi_client_options_set_origin(options: *mut wsffi_client_opt
 
 /// Time allowed for name resolution plus TCP connect (ms, > 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.connect_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
         Ok(())
@@ -156,7 +156,7 @@ pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(options: *mut wsff
 
 /// Time allowed from the start of the connect to the end of the opening handshake (ms, > 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.handshake_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
         Ok(())
@@ -165,20 +165,20 @@ pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(options: *mut ws
 
 /// Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_max_payload(options: *mut wsffi_client_options, bytes: usize) -> Status {
+pub extern "C" fn wsffi_client_options_set_max_payload(options: *mut wsffi_client_options, bytes: usize) -> wsffi_status {
     with(options, |o| set_max_payload(&mut o.config.conn, bytes))
 }
 
 /// Most frames one incoming fragmented message may use (> 0); more close with 1009.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_client_options, n: usize) -> Status {
+pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_client_options, n: usize) -> wsffi_status {
     with(options, |o| set_max_fragments(&mut o.config.conn, n))
 }
 
 /// Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
 /// when another `ms` pass without any input. 0 turns it off (the default).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_ping_interval_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_client_options_set_ping_interval_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.conn.ping_interval = millis(ms);
         Ok(())
@@ -187,7 +187,7 @@ pub extern "C" fn wsffi_client_options_set_ping_interval_ms(options: *mut wsffi_
 
 /// Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.conn.idle_timeout = millis(ms);
         Ok(())
@@ -196,20 +196,20 @@ pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(options: *mut wsffi_c
 
 /// How long to wait for the peer's side of the close handshake (ms, > 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_close_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_client_options_set_close_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
     with(options, |o| set_close_timeout(&mut o.config.conn, ms))
 }
 
 /// Output flow control: sends are refused with `WSFFI_ERR_BACKPRESSURE` while more than
 /// `high` bytes wait for the socket; `on_drain` fires when it falls to `low` (low <= high).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_water_marks(options: *mut wsffi_client_options, high: usize, low: usize) -> Status {
+pub extern "C" fn wsffi_client_options_set_water_marks(options: *mut wsffi_client_options, high: usize, low: usize) -> wsffi_status {
     with(options, |o| set_water(&mut o.config.conn, high, low))
 }
 
 /// Largest response head accepted (bytes, >= 256).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_max_header_bytes(options: *mut wsffi_client_options, bytes: usize) -> Status {
+pub extern "C" fn wsffi_client_options_set_max_header_bytes(options: *mut wsffi_client_options, bytes: usize) -> wsffi_status {
     with(options, |o| {
         if bytes < 256 {
             return Err(Status::ErrInvalidParameter);
@@ -238,7 +238,7 @@ pub extern "C" fn wsffi_server_options_free(options: *mut wsffi_server_options) 
 /// Keep the set of clients for `wsffi_server_clients` and `wsffi_server_broadcast`
 /// (default on). Off, those two return `WSFFI_ERR_UNSUPPORTED`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_client_tracking(options: *mut wsffi_server_options, enabled: bool) -> Status {
+pub extern "C" fn wsffi_server_options_set_client_tracking(options: *mut wsffi_server_options, enabled: bool) -> wsffi_status {
     with(options, |o| {
         o.config.client_tracking = enabled;
         Ok(())
@@ -247,7 +247,7 @@ pub extern "C" fn wsffi_server_options_set_client_tracking(options: *mut wsffi_s
 
 /// Most simultaneous connections; further upgrades get 503. 0 = no limit (the default).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_max_connections(options: *mut wsffi_server_options, n: usize) -> Status {
+pub extern "C" fn wsffi_server_options_set_max_connections(options: *mut wsffi_server_options, n: usize) -> wsffi_status {
     with(options, |o| {
         o.config.max_connections = n;
         Ok(())
@@ -257,7 +257,7 @@ pub extern "C" fn wsffi_server_options_set_max_connections(options: *mut wsffi_s
 /// Accept only upgrades whose Origin equals one of the added values (ASCII
 /// case-insensitive); others get 403. Without any, every Origin is accepted.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_add_allowed_origin(options: *mut wsffi_server_options, origin: *const c_char) -> Status {
+pub extern "C" fn wsffi_server_options_add_allowed_origin(options: *mut wsffi_server_options, origin: *const c_char) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or a NUL-terminated string.
         let v = unsafe { text(origin) }?;
@@ -268,20 +268,20 @@ pub extern "C" fn wsffi_server_options_add_allowed_origin(options: *mut wsffi_se
 
 /// As `wsffi_client_options_set_max_payload`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_max_payload(options: *mut wsffi_server_options, bytes: usize) -> Status {
+pub extern "C" fn wsffi_server_options_set_max_payload(options: *mut wsffi_server_options, bytes: usize) -> wsffi_status {
     with(options, |o| set_max_payload(&mut o.config.conn, bytes))
 }
 
 /// As `wsffi_client_options_set_max_fragments`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_server_options, n: usize) -> Status {
+pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_server_options, n: usize) -> wsffi_status {
     with(options, |o| set_max_fragments(&mut o.config.conn, n))
 }
 
 /// As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
 /// heartbeat: dead clients are dropped).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_ping_interval_ms(options: *mut wsffi_server_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_server_options_set_ping_interval_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.conn.ping_interval = millis(ms);
         Ok(())
@@ -290,7 +290,7 @@ pub extern "C" fn wsffi_server_options_set_ping_interval_ms(options: *mut wsffi_
 
 /// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.conn.idle_timeout = millis(ms);
         Ok(())
@@ -299,13 +299,13 @@ pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(options: *mut wsffi_s
 
 /// As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_close_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_server_options_set_close_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
     with(options, |o| set_close_timeout(&mut o.config.conn, ms))
 }
 
 /// As `wsffi_client_options_set_water_marks`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_water_marks(options: *mut wsffi_server_options, high: usize, low: usize) -> Status {
+pub extern "C" fn wsffi_server_options_set_water_marks(options: *mut wsffi_server_options, high: usize, low: usize) -> wsffi_status {
     with(options, |o| set_water(&mut o.config.conn, high, low))
 }
 
@@ -326,7 +326,7 @@ pub extern "C" fn wsffi_listener_options_free(options: *mut wsffi_listener_optio
 
 /// listen(2) backlog (> 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_backlog(options: *mut wsffi_listener_options, backlog: i32) -> Status {
+pub extern "C" fn wsffi_listener_options_set_backlog(options: *mut wsffi_listener_options, backlog: i32) -> wsffi_status {
     with(options, |o| {
         if backlog <= 0 {
             return Err(Status::ErrInvalidParameter);
@@ -338,7 +338,7 @@ pub extern "C" fn wsffi_listener_options_set_backlog(options: *mut wsffi_listene
 
 /// Largest request head accepted (bytes, >= 256); larger requests get 431.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_max_header_bytes(options: *mut wsffi_listener_options, bytes: usize) -> Status {
+pub extern "C" fn wsffi_listener_options_set_max_header_bytes(options: *mut wsffi_listener_options, bytes: usize) -> wsffi_status {
     with(options, |o| {
         if bytes < 256 {
             return Err(Status::ErrInvalidParameter);
@@ -351,7 +351,7 @@ pub extern "C" fn wsffi_listener_options_set_max_header_bytes(options: *mut wsff
 /// Time a client has from accept to a decided handshake (ms, > 0); slower clients are
 /// dropped and reported to `on_client_error` with `WSFFI_ERR_TIMEOUT`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(options: *mut wsffi_listener_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(options: *mut wsffi_listener_options, ms: u32) -> wsffi_status {
     with(options, |o| {
         o.config.handshake_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
         Ok(())
@@ -361,7 +361,7 @@ pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(options: *mut 
 /// Set SO_REUSEPORT before binding, so several listeners (processes or reactors) share
 /// one port and the kernel spreads connections among them.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_reuse_port(options: *mut wsffi_listener_options, enabled: bool) -> Status {
+pub extern "C" fn wsffi_listener_options_set_reuse_port(options: *mut wsffi_listener_options, enabled: bool) -> wsffi_status {
     with(options, |o| {
         o.config.reuse_port = enabled;
         Ok(())

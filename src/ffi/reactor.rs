@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::boundary::{boundary, boxed, report, static_text, status_boundary, wsffi_error, write_out};
-use super::status::Status;
+use super::status::{wsffi_status, Status};
 use crate::reactor::config::ReactorConfig;
 use crate::reactor::Reactor;
 
@@ -128,7 +128,7 @@ fn status_text(raw: u32) -> &'static str {
 
 /// The status of an error detail.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_error_status(err: *const wsffi_error) -> Status {
+pub extern "C" fn wsffi_error_status(err: *const wsffi_error) -> wsffi_status {
     // SAFETY: NULL or a live error from this library.
     boundary!(Status::ErrPanic, { unsafe { err.as_ref() }.map_or(Status::ErrNullParameter, |e| e.status) })
 }
@@ -178,7 +178,7 @@ pub extern "C" fn wsffi_reactor_options_free(options: *mut wsffi_reactor_options
 /// Most commands (sends, closes...) from other threads that may wait for the reactor;
 /// beyond it calls return `WSFFI_ERR_QUEUE_FULL`. Must be at least 1.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(options: *mut wsffi_reactor_options, n: usize) -> Status {
+pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(options: *mut wsffi_reactor_options, n: usize) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
         let o = unsafe { boxed(options) }?;
@@ -193,7 +193,7 @@ pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(options: *mut ws
 /// How long `wsffi_reactor_free` lets open connections finish their close handshake
 /// before dropping them (milliseconds).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_reactor_options_set_shutdown_grace_ms(options: *mut wsffi_reactor_options, ms: u32) -> Status {
+pub extern "C" fn wsffi_reactor_options_set_shutdown_grace_ms(options: *mut wsffi_reactor_options, ms: u32) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
         let o = unsafe { boxed(options) }?;
@@ -214,7 +214,7 @@ pub extern "C" fn wsffi_reactor_new(
     options: *const wsffi_reactor_options,
     out_reactor: *mut *mut wsffi_reactor,
     out_err: *mut *mut wsffi_error,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         if out_reactor.is_null() {
             return Err(Status::ErrNullParameter);
@@ -240,7 +240,7 @@ pub extern "C" fn wsffi_reactor_new(
 /// `WSFFI_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
 /// returns `WSFFI_ERR_CLOSED` or `WSFFI_ERR_SHUT_DOWN`) until released. NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_reactor_free(reactor: *mut wsffi_reactor) -> Status {
+pub extern "C" fn wsffi_reactor_free(reactor: *mut wsffi_reactor) -> wsffi_status {
     status_boundary!({
         if reactor.is_null() {
             return Ok(());

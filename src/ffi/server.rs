@@ -11,7 +11,7 @@ use super::boundary::{arc, boundary, bytes, opt_text, report, static_text, statu
 use super::callbacks::{wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks, UserData};
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
-use super::status::Status;
+use super::status::{wsffi_status, Status};
 use crate::core::handshake::response::check_header;
 use crate::core::session::MessageKind;
 use crate::reactor::config::ListenerConfig;
@@ -82,7 +82,7 @@ pub extern "C" fn wsffi_listen(
     options: *const wsffi_listener_options,
     out_listener: *mut *mut ListenerHandle,
     out_err: *mut *mut wsffi_error,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live reactor.
         let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
@@ -110,7 +110,7 @@ pub extern "C" fn wsffi_listener_adopt_fd(
     options: *const wsffi_listener_options,
     out_listener: *mut *mut ListenerHandle,
     out_err: *mut *mut wsffi_error,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         if fd < 0 {
             return Err(Status::ErrInvalidParameter);
@@ -165,7 +165,7 @@ pub extern "C" fn wsffi_listener_set_http_handler(
     listener: *mut ListenerHandle,
     handler: wsffi_http_handler_cb,
     user: *mut c_void,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live listener.
         let listener = unsafe { arc(listener.cast_const()) }?;
@@ -184,7 +184,7 @@ pub extern "C" fn wsffi_listener_set_http_handler(
 /// Stops listening and frees the handle (connections already accepted go on; servers
 /// attached stay until `wsffi_server_close`). NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_close(listener: *mut ListenerHandle) -> Status {
+pub extern "C" fn wsffi_listener_close(listener: *mut ListenerHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up its reference.
         let Some(listener) = (unsafe { take_arc(listener.cast_const()) }) else { return Ok(()) };
@@ -217,7 +217,7 @@ pub extern "C" fn wsffi_server_attach(
     destroy: wsffi_destroy_cb,
     out_server: *mut *mut ServerHandle,
     out_err: *mut *mut wsffi_error,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         let user = OwnedUserData::new(user, destroy);
         // SAFETY: NULL or a live reactor.
@@ -273,7 +273,7 @@ pub extern "C" fn wsffi_server_attach(
 /// `head` the bytes read so far (the request head and anything after it). The handshake then
 /// runs as for a listener: `verify_client`, `on_connection`, ...
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_handle_upgrade(server: *mut ServerHandle, fd: i32, head: *const u8, head_len: usize) -> Status {
+pub extern "C" fn wsffi_server_handle_upgrade(server: *mut ServerHandle, fd: i32, head: *const u8, head_len: usize) -> wsffi_status {
     status_boundary!({
         if fd < 0 {
             return Err(Status::ErrInvalidParameter);
@@ -325,7 +325,7 @@ pub type wsffi_client_visit_cb = Option<unsafe extern "C" fn(user: *mut c_void, 
 /// (clients that close meanwhile are still safe to use; calls on them return
 /// `WSFFI_ERR_CLOSED`). Needs client tracking.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_clients(server: *mut ServerHandle, visit: wsffi_client_visit_cb, user: *mut c_void) -> Status {
+pub extern "C" fn wsffi_server_clients(server: *mut ServerHandle, visit: wsffi_client_visit_cb, user: *mut c_void) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live server.
         let server = unsafe { arc(server.cast_const()) }?;
@@ -354,7 +354,7 @@ pub extern "C" fn wsffi_server_broadcast(
     data: *const u8,
     len: usize,
     out_sent: *mut usize,
-) -> Status {
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live server.
         let server = unsafe { arc(server.cast_const()) }?;
@@ -394,7 +394,7 @@ pub extern "C" fn wsffi_server_broadcast(
 /// Stops the server and frees the handle: no new clients, open ones get a 1001 close, and
 /// `on_close` runs when the last one is gone (then `destroy`). NULL is a no-op.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_close(server: *mut ServerHandle) -> Status {
+pub extern "C" fn wsffi_server_close(server: *mut ServerHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up its reference.
         let Some(server) = (unsafe { take_arc(server.cast_const()) }) else { return Ok(()) };
@@ -421,7 +421,7 @@ pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> 
 
 /// Adds a header to the response of this handshake (the 101, or the refusal).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_add_header(handshake: *mut HandshakeHandle, name: *const c_char, value: *const c_char) -> Status {
+pub extern "C" fn wsffi_handshake_add_header(handshake: *mut HandshakeHandle, name: *const c_char, value: *const c_char) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live handshake.
         let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
@@ -448,7 +448,7 @@ fn check_reject(status: u16, reason: *const c_char) -> Result<String, Status> {
 /// Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
 /// (default 401) and a reason phrase (NULL or "" for the standard one).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_set_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> Status {
+pub extern "C" fn wsffi_handshake_set_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live handshake.
         let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
@@ -459,10 +459,11 @@ pub extern "C" fn wsffi_handshake_set_reject(handshake: *mut HandshakeHandle, st
 }
 
 /// Accepts a handshake deferred by `verify_client`, from any thread. Consumes the
-/// reference the verdict handed out, also on error. `WSFFI_ERR_TIMEOUT` when the handshake
-/// timed out or the client left meanwhile; `WSFFI_ERR_ALREADY_DONE` on a second decision.
+/// reference the verdict handed out, also on error, so a handshake is decided at most once
+/// (using the pointer again afterwards is a use after free). `WSFFI_ERR_TIMEOUT` when the
+/// handshake timed out or the client left meanwhile.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> Status {
+pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
         let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
@@ -473,7 +474,7 @@ pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> Sta
 /// Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
 /// standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> Status {
+pub extern "C" fn wsffi_handshake_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
         let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
@@ -496,7 +497,7 @@ pub extern "C" fn wsffi_handshake_reject(handshake: *mut HandshakeHandle, status
 /// Sets the status (100-599) and reason (NULL for the standard phrase) of a plain HTTP
 /// answer. The default is 200.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_http_response_set_status(response: *mut HttpResponse, status: u16, reason: *const c_char) -> Status {
+pub extern "C" fn wsffi_http_response_set_status(response: *mut HttpResponse, status: u16, reason: *const c_char) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
@@ -517,7 +518,7 @@ pub extern "C" fn wsffi_http_response_set_status(response: *mut HttpResponse, st
 /// Adds a header to a plain HTTP answer (Content-Length and Connection are written by the
 /// library).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_http_response_add_header(response: *mut HttpResponse, name: *const c_char, value: *const c_char) -> Status {
+pub extern "C" fn wsffi_http_response_add_header(response: *mut HttpResponse, name: *const c_char, value: *const c_char) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
@@ -531,7 +532,7 @@ pub extern "C" fn wsffi_http_response_add_header(response: *mut HttpResponse, na
 
 /// Sets the body of a plain HTTP answer (copied).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_http_response_set_body(response: *mut HttpResponse, data: *const u8, len: usize) -> Status {
+pub extern "C" fn wsffi_http_response_set_body(response: *mut HttpResponse, data: *const u8, len: usize) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;

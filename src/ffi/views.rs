@@ -7,7 +7,7 @@ use std::ptr::null;
 use std::sync::Arc;
 
 use super::boundary::{boundary, status_boundary, take_arc, text};
-use super::status::Status;
+use super::status::{wsffi_status, Status};
 use crate::reactor::server::{RequestView, ResponseView};
 use crate::reactor::views::HeaderList;
 
@@ -76,7 +76,7 @@ fn header_of(list: Option<&HeaderList>, name: *const c_char) -> *const c_char {
     list.get(name).map_or(null(), |v| v.as_ptr())
 }
 
-fn header_at(list: Option<&HeaderList>, index: usize, out_name: *mut *const c_char, out_value: *mut *const c_char) -> Status {
+fn header_at(list: Option<&HeaderList>, index: usize, out_name: *mut *const c_char, out_value: *mut *const c_char) -> wsffi_status {
     status_boundary!({
         let list = list.ok_or(Status::ErrNullParameter)?;
         if out_name.is_null() || out_value.is_null() {
@@ -119,7 +119,7 @@ pub extern "C" fn wsffi_request_header_at(
     index: usize,
     out_name: *mut *const c_char,
     out_value: *mut *const c_char,
-) -> Status {
+) -> wsffi_status {
     // SAFETY: NULL or a live request view.
     header_at(unsafe { req.as_ref() }.map(|r| &r.headers), index, out_name, out_value)
 }
@@ -179,7 +179,7 @@ pub extern "C" fn wsffi_response_header_at(
     index: usize,
     out_name: *mut *const c_char,
     out_value: *mut *const c_char,
-) -> Status {
+) -> wsffi_status {
     // SAFETY: NULL or a live response view.
     header_at(unsafe { resp.as_ref() }.map(|r| &r.headers), index, out_name, out_value)
 }

@@ -64,6 +64,7 @@ pub struct ConnHandle {
     buffered: AtomicUsize,
     queued: AtomicUsize,
     high_water: AtomicUsize,
+    fragmenting: std::sync::atomic::AtomicBool,
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
     info: OnceCell<ConnInfo>,
@@ -83,6 +84,7 @@ impl ConnHandle {
             buffered: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             high_water: AtomicUsize::new(high_water),
+            fragmenting: std::sync::atomic::AtomicBool::new(false),
             user: AtomicPtr::new(std::ptr::null_mut()),
             url: url_cell,
             info: OnceCell::new(),
@@ -161,6 +163,12 @@ impl ConnHandle {
     /// thread, posted as a command from other threads.
     pub fn send(self: &Arc<Self>, op: SendOp, data: &[u8]) -> Result<(), Status> {
         self.check_sendable()?;
+        // Message order rules are checked here so calls from any thread get the same answer.
+        match op {
+            SendOp::Message(_) if self.fragmenting.load(Ordering::Acquire) => return Err(Status::ErrInvalidParameter),
+            SendOp::Fragment(_, fin) => self.fragmenting.store(!fin, Ordering::Release),
+            _ => {}
+        }
         if let Some(r) = with_loop(&self.shared, |lp| lp.send_now(self, op, data)) {
             return r;
         }
@@ -186,7 +194,10 @@ impl ConnHandle {
             return Err(Status::ErrClosed);
         }
         let me = self.clone();
-        self.shared.run_async(move |lp| lp.close_conn(&me, code, &reason))
+        self.shared.run_async(move |lp| lp.close_conn(&me, code, &reason))?;
+        // Visible at once to every thread: no send is accepted after a close.
+        let _ = self.state.compare_exchange(ready_state::OPEN, ready_state::CLOSING, Ordering::AcqRel, Ordering::Acquire);
+        Ok(())
     }
 
     /// Drops the socket without a close handshake.

@@ -207,6 +207,13 @@ impl EventLoop {
                 }
             }
             Phase::ServerHandshake => {
+                if event.is_read_closed() || event.is_error() {
+                    // Also while a decision is deferred: a client that left cannot be accepted.
+                    if self.handshake_deferred(conn) {
+                        conn.terminate.set(true);
+                        self.mark_dirty(conn);
+                    }
+                }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.server_handshake_readable(conn);
                 }
@@ -811,7 +818,6 @@ impl EventLoop {
         conn.handle.set_state(ready_state::CLOSED);
         conn.handle.set_buffered(0);
         *conn.input.borrow_mut() = Default::default();
-        self.detach_from_server(conn);
         self.handshake_ended(conn);
         let cbs = conn.callbacks.get();
         let user = conn.user();
@@ -825,6 +831,8 @@ impl EventLoop {
             cbs.error(user, &conn.handle, status, &message);
         }
         cbs.close(user, &conn.handle, report.code, &report.reason, report.clean);
+        // After the client's close callback, so a closing server reports its own close last.
+        self.detach_from_server(conn);
         // Nothing may call back with this user data any more.
         conn.callbacks.set(ConnCallbacks::default());
         let user = std::mem::replace(&mut *conn.user.borrow_mut(), OwnedUserData::none());

@@ -642,6 +642,11 @@ impl EventLoop {
         }
     }
 
+    /// Is a `verify_client` decision pending for this connection?
+    pub fn handshake_deferred(&self, conn: &Conn) -> bool {
+        with_state(conn, |st| st.deferred.is_some()).unwrap_or(false)
+    }
+
     /// A connection ended; a deferred handshake of it can no longer be decided.
     pub fn handshake_ended(&self, conn: &Conn) {
         if let Some(Some((hs, _, _))) = with_state(conn, |st| st.deferred.take()) {

@@ -1,0 +1,341 @@
+/*
+ * test_flow: output flow control (water marks, BACKPRESSURE, on_drain) and input flow
+ * control (wsffi_conn_pause / wsffi_conn_resume).
+ */
+#include "testutil.h"
+
+#define CHUNK 16384
+/* A server frame of CHUNK bytes: 2 header bytes + 2 bytes of extended length. */
+#define CHUNK_FRAME (CHUNK + 4)
+
+/* A raw client's reader: counts bytes until EOF once `go` is set. */
+typedef struct reader {
+    int fd;
+    atomic_bool go;
+    size_t bytes;
+    bool eof;
+} reader;
+
+static void *reader_main(void *arg) {
+    reader *r = arg;
+    while (!atomic_load(&r->go)) {
+        tu_sleep_ms(5);
+    }
+    char buf[65536];
+    for (;;) {
+        ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            r->eof = n == 0;
+            break;
+        }
+        r->bytes += (size_t)n;
+    }
+    return NULL;
+}
+
+/* Sends CHUNK-byte binary messages until BACKPRESSURE lasts (the kernel buffers are full
+ * too, so the output cannot drain): a refused send is retried after a pause, and once
+ * 300 ms pass with neither an accepted send nor an on_drain the output is stuck. Returns
+ * the messages accepted. */
+static size_t fill_until_stuck(wsffi_conn *conn, const tu_rec *rec, const uint8_t *chunk) {
+    size_t accepted = 0;
+    int64_t refused_since = -1;
+    long long drains_then = 0;
+    int64_t deadline = tu_now_ms() + 6 * TU_WAIT_MS;
+    while (tu_now_ms() < deadline) {
+        wsffi_status s = wsffi_send_binary(conn, chunk, CHUNK);
+        if (s == WSFFI_STATUS_OK) {
+            accepted++;
+            refused_since = -1;
+            continue;
+        }
+        if (!CHECK_STATUS(s, WSFFI_STATUS_ERR_BACKPRESSURE)) {
+            break;
+        }
+        long long drains = LOCKED_INT(rec->drains);
+        if (refused_since < 0 || drains != drains_then) {
+            refused_since = tu_now_ms();
+            drains_then = drains;
+        } else if (tu_now_ms() - refused_since >= 300 * tu_slow) {
+            return accepted;
+        }
+        tu_sleep_ms(10);
+    }
+    tu_fail(__FILE__, __LINE__, "the output never stayed above the high-water mark");
+    return accepted;
+}
+
+/* A server connection whose peer (a raw socket with a small receive buffer) sends the
+ * upgrade and then does not read: sends from the server fill the buffer up to the high-water
+ * mark and are refused with BACKPRESSURE; once the peer reads, on_drain fires. */
+TEST(backpressure_and_drain) {
+    const size_t high = 64 * 1024;
+    const size_t low = 16 * 1024;
+    wsffi_server_options *so = wsffi_server_options_new();
+    CHECK_OK(wsffi_server_options_set_water_marks(so, high, low));
+    tu_env env;
+    tu_env_start_with(&env, "/", NULL, so, NULL);
+    wsffi_server_options_free(so);
+
+    int fd = tu_tcp_connect_buf(env.port, 4096);
+    tu_send_upgrade(fd, "/", NULL);
+    char head[2048];
+    tu_recv_head(fd, head, sizeof head);
+    CHECK_EQ(tu_http_status(head), 101);
+    WAIT_UNTIL(env.fx.connections == 1 && env.fx.conns[0].opens == 1, TU_WAIT_MS);
+    tu_rec *srv = &env.fx.conns[0];
+    wsffi_conn *sconn = srv->retained;
+
+    uint8_t *chunk = malloc(CHUNK);
+    REQUIRE(chunk != NULL);
+    memset(chunk, 0x5a, CHUNK);
+    size_t accepted = fill_until_stuck(sconn, srv, chunk);
+    printf("%zu chunks accepted before the output stayed full\n", accepted);
+    /* Refused sends queued nothing; the buffer is above the high-water mark. */
+    CHECK(wsffi_buffered_amount(sconn) > high);
+    CHECK_STATUS(wsffi_send_binary(sconn, chunk, CHUNK), WSFFI_STATUS_ERR_BACKPRESSURE);
+    CHECK_EQ(wsffi_ready_state(sconn), WSFFI_OPEN);
+    int drains = (int)LOCKED_INT(srv->drains);
+    STAYS_TRUE(srv->drains == drains && srv->closes == 0, 100);
+
+    /* The peer starts reading: on_drain, then sends go through again. */
+    reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.fd = fd;
+    pthread_t t = tu_thread_start(reader_main, &rd);
+    atomic_store(&rd.go, true);
+    WAIT_UNTIL(srv->drains == drains + 1, TU_WAIT_MS);
+    WAIT_UNTIL(wsffi_buffered_amount(sconn) <= low, TU_WAIT_MS);
+    CHECK_OK(wsffi_send_binary(sconn, chunk, CHUNK));
+    accepted++;
+    CHECK_OK(wsffi_close(sconn, 1000, NULL, 0));
+    /* The raw peer never answers the close; the server gives up after the close timeout,
+     * or when we close the socket below. Every accepted byte reached the peer first. */
+    WAIT_UNTIL(wsffi_buffered_amount(sconn) == 0, TU_WAIT_MS);
+    shutdown(fd, SHUT_WR);
+    tu_thread_join(t);
+    CHECK(rd.eof);
+    CHECK(rd.bytes >= accepted * CHUNK_FRAME + 2);
+    close(fd);
+    WAIT_UNTIL(srv->closes == 1, TU_WAIT_MS);
+    CHECK_EQ(LOCKED_INT(srv->drains), drains + 1);
+    free(chunk);
+    tu_env_stop(&env);
+}
+
+/* Client side: the server connection is paused (reads nothing), so the client's output
+ * backs up to its high-water mark; resuming the server drains it. */
+TEST(client_backpressure_with_paused_peer) {
+    wsffi_client_options *co = wsffi_client_options_new();
+    CHECK_OK(wsffi_client_options_set_water_marks(co, 32 * 1024, 8 * 1024));
+    tu_env env;
+    tu_env_start(&env, "/");
+    env.fx.echo = false;
+    tu_rec c;
+    tu_rec_init(&c, "client");
+    tu_url u = tu_make_url(env.port, "/");
+    wsffi_conn *conn = tu_open(env.reactor, u.s, co, &c);
+    wsffi_client_options_free(co);
+    WAIT_UNTIL(env.fx.connections == 1 && env.fx.conns[0].opens == 1, TU_WAIT_MS);
+    tu_rec *srv = &env.fx.conns[0];
+    CHECK_OK(wsffi_conn_pause(srv->retained));
+    tu_sleep_ms(20);
+
+    uint8_t *chunk = malloc(CHUNK);
+    REQUIRE(chunk != NULL);
+    memset(chunk, 1, CHUNK);
+    size_t accepted = fill_until_stuck(conn, &c, chunk);
+    CHECK(wsffi_buffered_amount(conn) > 32 * 1024);
+    int drains = (int)LOCKED_INT(c.drains);
+    STAYS_TRUE(c.drains == drains, 50);
+    CHECK_OK(wsffi_conn_resume(srv->retained));
+    WAIT_UNTIL(c.drains == drains + 1, TU_WAIT_MS);
+    WAIT_UNTIL(srv->messages == (int)accepted, 2 * TU_WAIT_MS);
+    CHECK_EQ(LOCKED_INT(srv->total_bytes), (long long)accepted * CHUNK);
+    free(chunk);
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    WAIT_UNTIL(c.closes == 1, TU_WAIT_MS);
+    tu_env_stop(&env);
+    TU_REC_DONE(&c);
+    wsffi_conn_release(conn);
+}
+
+TEST(pause_resume) {
+    tu_env env;
+    tu_env_start(&env, "/");
+    env.fx.echo = false;
+    tu_rec c;
+    tu_rec_init(&c, "client");
+    tu_url u = tu_make_url(env.port, "/");
+    wsffi_conn *conn = tu_open(env.reactor, u.s, NULL, &c);
+    WAIT_UNTIL(env.fx.connections == 1 && env.fx.conns[0].opens == 1, TU_WAIT_MS);
+    tu_rec *srv = &env.fx.conns[0];
+    wsffi_conn *sconn = srv->retained;
+
+    /* Server side paused: nothing is delivered until resumed, then everything in order. */
+    CHECK_OK(wsffi_conn_pause(sconn));
+    tu_sleep_ms(20);
+    for (int i = 0; i < 10; i++) {
+        char m[8];
+        int n = snprintf(m, sizeof m, "p%d", i);
+        CHECK_OK(wsffi_send_text(conn, m, (size_t)n));
+    }
+    STAYS_TRUE(srv->messages == 0, 200);
+    CHECK_EQ(wsffi_ready_state(sconn), WSFFI_OPEN);
+    CHECK_OK(wsffi_conn_resume(sconn));
+    WAIT_UNTIL(srv->messages == 10, TU_WAIT_MS);
+    TU_LOCK();
+    for (int i = 0; i < 10; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "p%d", i);
+        CHECK_STR(srv->log[i], m);
+    }
+    TU_UNLOCK();
+
+    /* Client side paused: the server's messages wait, pings are not answered meanwhile. */
+    CHECK_OK(wsffi_conn_pause(conn));
+    tu_sleep_ms(20);
+    CHECK_OK(wsffi_send_text(sconn, "to paused", 9));
+    CHECK_OK(wsffi_ping(sconn, (const uint8_t *)"hb", 2));
+    STAYS_TRUE(c.messages == 0 && c.pings == 0 && srv->pongs == 0, 200);
+    CHECK_OK(wsffi_conn_resume(conn));
+    WAIT_UNTIL(c.messages == 1 && c.pings == 1 && srv->pongs == 1, TU_WAIT_MS);
+    CHECK_STR(c.log[0], "to paused");
+
+    /* Sending still works while paused (pause is about input only). */
+    CHECK_OK(wsffi_conn_pause(conn));
+    CHECK_OK(wsffi_send_text(conn, "out while paused", 16));
+    WAIT_UNTIL(srv->messages == 11, TU_WAIT_MS);
+    CHECK_OK(wsffi_conn_resume(conn));
+
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    WAIT_UNTIL(c.closes == 1, TU_WAIT_MS);
+    tu_env_stop(&env);
+    TU_REC_DONE(&c);
+    wsffi_conn_release(conn);
+}
+
+/* The echo-server pattern, all from callbacks: when an echo is refused with BACKPRESSURE,
+ * keep it and pause reading from that client; on drain, send what was kept and resume. The
+ * client gets every echo back, in order. */
+typedef struct held {
+    uint32_t kind[64];
+    uint8_t *data[64];
+    size_t len[64];
+    int count;
+    int pauses;
+} held;
+static held kept;
+
+static void pausing_echo(tu_rec *rec, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len) {
+    (void)rec;
+    wsffi_status s = kept.count > 0 ? WSFFI_STATUS_ERR_BACKPRESSURE : wsffi_send(conn, kind, data, len);
+    if (s == WSFFI_STATUS_OK) {
+        return;
+    }
+    CHECK_STATUS(s, WSFFI_STATUS_ERR_BACKPRESSURE);
+    /* Messages already read may still arrive after a pause: keep them all. */
+    REQUIRE(kept.count < 64);
+    kept.kind[kept.count] = kind;
+    kept.data[kept.count] = malloc(len ? len : 1);
+    REQUIRE(kept.data[kept.count] != NULL);
+    memcpy(kept.data[kept.count], data, len);
+    kept.len[kept.count] = len;
+    if (kept.count++ == 0) {
+        CHECK_OK(wsffi_conn_pause(conn));
+        kept.pauses++;
+    }
+}
+
+static void resume_on_drain(void *user, wsffi_conn *conn) {
+    tu_rec *rec = user;
+    int sent = 0;
+    while (sent < kept.count) {
+        wsffi_status s = wsffi_send(conn, kept.kind[sent], kept.data[sent], kept.len[sent]);
+        if (s != WSFFI_STATUS_OK) {
+            CHECK_STATUS(s, WSFFI_STATUS_ERR_BACKPRESSURE);
+            break;
+        }
+        free(kept.data[sent]);
+        sent++;
+    }
+    memmove(kept.kind, kept.kind + sent, (size_t)(kept.count - sent) * sizeof kept.kind[0]);
+    memmove(kept.data, kept.data + sent, (size_t)(kept.count - sent) * sizeof kept.data[0]);
+    memmove(kept.len, kept.len + sent, (size_t)(kept.count - sent) * sizeof kept.len[0]);
+    kept.count -= sent;
+    if (kept.count == 0) {
+        CHECK_OK(wsffi_conn_resume(conn));
+    }
+    TU_LOCK();
+    rec->drains++;
+    TU_UNLOCK_SIGNAL();
+}
+
+static void pausing_on_connection(void *user, wsffi_server *server, wsffi_conn *conn, const wsffi_request *req) {
+    tu_fx_on_connection(user, server, conn, req);
+    tu_server_fx *fx = user;
+    wsffi_conn_callbacks cbs = tu_callbacks();
+    cbs.on_drain = resume_on_drain;
+    TU_LOCK();
+    tu_rec *rec = &fx->conns[fx->connections - 1];
+    TU_UNLOCK();
+    /* Replacing the user data runs the destroy installed by tu_fx_on_connection (same
+     * recorder), so this one gets none: the recorder still sees exactly one destroy. */
+    CHECK_OK(wsffi_conn_set_callbacks(conn, &cbs, rec, NULL));
+}
+
+TEST(pause_on_backpressure_from_callbacks) {
+    wsffi_server_options *so = wsffi_server_options_new();
+    CHECK_OK(wsffi_server_options_set_water_marks(so, 256 * 1024, 32 * 1024));
+    memset(&kept, 0, sizeof kept);
+    wsffi_server_callbacks cbs = tu_server_callbacks();
+    cbs.on_connection = pausing_on_connection;
+    tu_env env;
+    tu_env_start_with(&env, "/", NULL, so, &cbs);
+    wsffi_server_options_free(so);
+    env.fx.echo = false;
+    env.fx.message_hook = pausing_echo;
+    tu_rec c;
+    tu_rec_init(&c, "client");
+    tu_url u = tu_make_url(env.port, "/");
+    wsffi_conn *conn = tu_open(env.reactor, u.s, NULL, &c);
+    /* The client itself pauses reading for a while, so the server's output backs up. */
+    CHECK_OK(wsffi_conn_pause(conn));
+    uint8_t *chunk = malloc(CHUNK);
+    REQUIRE(chunk != NULL);
+    memset(chunk, 2, CHUNK);
+    const int n = 512; /* 8 MiB */
+    for (int i = 0; i < n; i++) {
+        snprintf((char *)chunk, 8, "%05d", i);
+        CHECK_OK(wsffi_send_binary(conn, chunk, CHUNK));
+    }
+    tu_sleep_ms(100);
+    CHECK_OK(wsffi_conn_resume(conn));
+    WAIT_UNTIL(c.messages == n, 4 * TU_WAIT_MS);
+    CHECK_EQ(LOCKED_INT(c.total_bytes), (long long)n * CHUNK);
+    WAIT_UNTIL(env.fx.conns[0].drains >= 1, TU_WAIT_MS);
+    TU_LOCK();
+    for (int i = 0; i < TU_LOG_MAX; i++) {
+        char want[8];
+        snprintf(want, sizeof want, "%05d", i);
+        if (strncmp(c.log[i], want, 5) != 0) {
+            tu_fail(__FILE__, __LINE__, "echo %d arrived as %.5s", i, c.log[i]);
+            break;
+        }
+    }
+    TU_UNLOCK();
+    printf("server paused %d times\n", kept.pauses);
+    CHECK(kept.pauses >= 1);
+    free(chunk);
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    WAIT_UNTIL(c.closes == 1, TU_WAIT_MS);
+    tu_env_stop(&env);
+    TU_REC_DONE(&c);
+    wsffi_conn_release(conn);
+}
+
+TU_MAIN(TU_CASE(backpressure_and_drain), TU_CASE(client_backpressure_with_paused_peer), TU_CASE(pause_resume),
+        TU_CASE(pause_on_backpressure_from_callbacks))
