@@ -31,7 +31,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: all test-rust test-c test-interop
+test: all test-rust test-c test-interop bench-smoke
 
 test-rust:
 	$(CARGO) test --release
