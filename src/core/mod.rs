@@ -1,5 +1,6 @@
 //! The WebSocket protocol without I/O.
 
+pub mod extensions;
 pub mod handshake;
 pub mod protocol;
 pub mod session;
