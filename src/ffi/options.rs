@@ -75,6 +75,16 @@ fn set_water(c: &mut ConnConfig, high: usize, low: usize) -> Result<(), Status> 
     Ok(())
 }
 
+fn set_ping_interval(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
+    c.ping_interval = millis(ms);
+    Ok(())
+}
+
+fn set_idle_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
+    c.idle_timeout = millis(ms);
+    Ok(())
+}
+
 fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
     c.close_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
     Ok(())
@@ -179,19 +189,13 @@ pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_cli
 /// when another `ms` pass without any input. 0 turns it off (the default).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_ping_interval_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
-    with(options, |o| {
-        o.config.conn.ping_interval = millis(ms);
-        Ok(())
-    })
+    with(options, |o| set_ping_interval(&mut o.config.conn, ms))
 }
 
 /// Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
-    with(options, |o| {
-        o.config.conn.idle_timeout = millis(ms);
-        Ok(())
-    })
+    with(options, |o| set_idle_timeout(&mut o.config.conn, ms))
 }
 
 /// How long to wait for the peer's side of the close handshake (ms, > 0).
@@ -282,19 +286,13 @@ pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_ser
 /// heartbeat: dead clients are dropped).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_ping_interval_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
-    with(options, |o| {
-        o.config.conn.ping_interval = millis(ms);
-        Ok(())
-    })
+    with(options, |o| set_ping_interval(&mut o.config.conn, ms))
 }
 
 /// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
-    with(options, |o| {
-        o.config.conn.idle_timeout = millis(ms);
-        Ok(())
-    })
+    with(options, |o| set_idle_timeout(&mut o.config.conn, ms))
 }
 
 /// As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.

@@ -409,7 +409,7 @@ impl EventLoop {
         max_header_bytes: usize,
     ) {
         let key = self.conns.borrow().next_key();
-        let config = forced.as_ref().map(|s| s.config.conn.clone()).unwrap_or_default();
+        let config = forced.as_ref().map(|s| s.config.conn).unwrap_or_default();
         let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), config.high_water));
         handle.set_key(key);
         let conn = Rc::new(Conn::new(
@@ -549,7 +549,7 @@ impl EventLoop {
             }
         }
         // The connection now takes the server's settings.
-        conn.config_replace(server.config.conn.clone());
+        conn.config_replace(server.config.conn);
         *conn.reader.borrow_mut() = Reader::new(Role::Server, server.config.conn.limits);
         conn.handle.set_high_water(server.config.conn.high_water);
         conn.handle.set_url(view.url.clone());
