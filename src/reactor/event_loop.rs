@@ -414,7 +414,11 @@ impl EventLoop {
 
     /// Fails the connection for a protocol violation: error, close frame, then TCP close.
     pub fn fail(&self, conn: &Rc<Conn>, v: Violation) {
-        let status = if v.code == codes::MESSAGE_TOO_BIG { Status::ErrMessageTooBig } else { Status::ErrProtocol };
+        let status = match v.code {
+            codes::MESSAGE_TOO_BIG => Status::ErrMessageTooBig,
+            codes::INTERNAL_ERROR => Status::ErrInternal,
+            _ => Status::ErrProtocol,
+        };
         conn.set_failure(status, v.message);
         conn.set_report(v.code, v.message, false);
         {
@@ -536,8 +540,16 @@ impl EventLoop {
                 conn.want_drain.set(true);
                 return Err(Status::ErrBackpressure);
             }
-            out.encode(op, data).map_err(send_error_status)?;
-            out.pending()
+            match out.encode(op, data) {
+                Ok(()) => out.pending(),
+                Err(SendError::Compression) => {
+                    drop(out);
+                    let v = Violation { code: codes::INTERNAL_ERROR, message: "permessage-deflate compression failed" };
+                    self.fail(&conn, v);
+                    return Err(Status::ErrInternal);
+                }
+                Err(e) => return Err(send_error_status(e)),
+            }
         };
         conn.handle.set_buffered(pending);
         if pending > conn.cfg().high_water {
@@ -867,5 +879,6 @@ pub fn send_error_status(e: SendError) -> Status {
         SendError::Closed => Status::ErrClosed,
         SendError::FragmentInProgress => Status::ErrInvalidParameter,
         SendError::ControlTooLong => Status::ErrTooBig,
+        SendError::Compression => Status::ErrInternal,
     }
 }
