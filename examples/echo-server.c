@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,10 +61,10 @@ static void on_server_error(void *user, wsffi_server *server, wsffi_status statu
 
 int main(int argc, char **argv) {
     const char *address = NULL;
+    bool deflate = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
-            fprintf(stderr, "echo-server: --deflate: not supported yet\n");
-            return 2;
+            deflate = true;
         } else if (strcmp(argv[i], "--tls") == 0) {
             fprintf(stderr, "echo-server: --tls: not supported yet\n");
             return 2;
@@ -99,6 +100,7 @@ int main(int argc, char **argv) {
     }
     wsffi_server_options *opts = wsffi_server_options_new();
     wsffi_server_options_set_water_marks(opts, ECHO_HIGH_WATER, ECHO_HIGH_WATER / 4);
+    wsffi_server_options_set_per_message_deflate(opts, deflate);
     wsffi_server_callbacks scbs;
     memset(&scbs, 0, sizeof scbs);
     scbs.on_connection = on_connection;

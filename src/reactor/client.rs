@@ -10,6 +10,7 @@ use std::time::Instant;
 use mio::Interest;
 
 use super::config::ClientConfig;
+use crate::core::extensions::deflate::{client_accept, client_offer};
 use super::conn::{ready_state, Conn, ConnHandle, ConnInfo, Phase};
 use super::event_loop::EventLoop;
 use super::stream::Stream;
@@ -205,7 +206,8 @@ impl EventLoop {
         conn.want_writable.set(false);
         let request = with_state(conn, |st| {
             let c = &st.config;
-            build_request(&st.url, &st.key, &c.protocols, c.origin.as_deref(), None, &c.headers)
+            let offer = c.deflate.as_ref().map(client_offer);
+            build_request(&st.url, &st.key, &c.protocols, c.origin.as_deref(), offer.as_deref(), &c.headers)
                 .map(|r| (r, st.started + c.handshake_timeout))
         });
         match request {
@@ -314,8 +316,21 @@ impl EventLoop {
     }
 
     fn client_upgraded(&self, conn: &Rc<Conn>, response: &Response) {
-        let negotiated = with_state(conn, |st| validate_switching(response, &st.key, &st.config.protocols, false));
-        let negotiated = match negotiated {
+        let negotiated = with_state(conn, |st| {
+            let deflate = st.config.deflate;
+            validate_switching(response, &st.key, &st.config.protocols, deflate.is_some()).and_then(|n| {
+                // Only permessage-deflate is ever offered, so any extension answer is one.
+                let agreed = match (&n.extensions, deflate) {
+                    (Some(answer), Some(cfg)) => Some((
+                        client_accept(answer, &cfg).map_err(|e| format!("permessage-deflate: {e}"))?,
+                        cfg,
+                    )),
+                    _ => None,
+                };
+                Ok((n, agreed))
+            })
+        });
+        let (negotiated, agreed) = match negotiated {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
                 self.connect_failed(conn, Status::ErrHandshake, format!("invalid handshake response: {e}"));
@@ -323,6 +338,10 @@ impl EventLoop {
             }
             None => return,
         };
+        if let Some((agreed, cfg)) = agreed {
+            conn.reader.borrow_mut().enable_deflate(agreed);
+            conn.output.borrow_mut().writer.enable_deflate(agreed, cfg);
+        }
         *conn.handshake.borrow_mut() = None;
         let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
         conn.handle.set_info(ConnInfo {
