@@ -461,6 +461,28 @@ impl Writer {
         Ok(())
     }
 
+    /// For a whole message that goes out uncompressed and unmasked (server side): checks it
+    /// may be sent now and writes its frame header into `dst`, returning the header length;
+    /// the caller then sends the header and `len` payload bytes as they are. `None` when the
+    /// payload would need transforming (a client masks, a compressing writer compresses).
+    pub fn direct_header(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        dst: &mut [u8; frame::MAX_HEADER_LEN],
+    ) -> Option<Result<usize, SendError>> {
+        if self.role == Role::Client || self.compresses(len) {
+            return None;
+        }
+        if let Err(e) = self.check_open() {
+            return Some(Err(e));
+        }
+        if self.fragmenting {
+            return Some(Err(SendError::FragmentInProgress));
+        }
+        Some(Ok(frame::encode_header_into(dst, true, false, kind.opcode(), None, len)))
+    }
+
     /// Appends one fragment; the first fragment of a message carries `kind`, later ones are
     /// continuation frames (their `kind` is ignored). `is_final` ends the message.
     pub fn fragment(&mut self, out: &mut Vec<u8>, kind: MessageKind, data: &[u8], is_final: bool) -> Result<(), SendError> {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use mio::Token;
 use once_cell::sync::OnceCell;
 
+use super::bufpool;
 use super::config::ConnConfig;
 use super::slab::Key;
 use super::stream::Stream;
@@ -269,12 +270,12 @@ impl InBuf {
         &mut self.buf[self.start..self.end]
     }
 
-    /// Drops `n` processed bytes from the front; frees the memory when empty.
+    /// Drops `n` processed bytes from the front; releases the memory when empty.
     pub fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start >= self.end {
             // Idle connections keep no input buffer.
-            *self = InBuf::default();
+            bufpool::give_input(std::mem::take(self).buf);
         }
     }
 
@@ -287,9 +288,27 @@ impl InBuf {
             self.start = 0;
         }
         if self.buf.len() - self.start < want {
-            self.buf.resize(self.start + want, 0);
+            self.grow(want);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Makes `buf[start..]` at least `want` bytes long, from the pool for large sizes.
+    fn grow(&mut self, want: usize) {
+        if want >= bufpool::POOLED_MIN {
+            if let Some(mut fresh) = bufpool::take_input(want) {
+                let len = self.end - self.start;
+                if fresh.len() < want {
+                    fresh.resize(want, 0);
+                }
+                fresh[..len].copy_from_slice(&self.buf[self.start..self.end]);
+                bufpool::give_input(std::mem::replace(&mut self.buf, fresh));
+                self.start = 0;
+                self.end = len;
+                return;
+            }
+        }
+        self.buf.resize(self.start + want, 0);
     }
 
     /// Records `n` bytes read into the spare area.

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use mio::event::{Event, Source};
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::conn::{ready_state, Conn, ConnHandle, Phase, SendOp};
+use super::bufpool;
+use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
 use super::timers::Timers;
 use super::{Command, Shared};
 use crate::core::protocol::close::codes;
-use crate::core::protocol::frame::OpCode;
+use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::core::session::{Incoming, MessageKind, SendError, Violation};
 use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
 use crate::ffi::status::Status;
@@ -28,6 +29,9 @@ pub const WAKER_TOKEN: Token = Token(0);
 const READ_BUF_SIZE: usize = 64 * 1024;
 /// An output buffer with more capacity than this is released once empty.
 const OUTPUT_KEEP: usize = 64 * 1024;
+/// Messages at least this large are written straight from the caller's buffer when nothing
+/// is queued before them.
+const DIRECT_WRITE_MIN: usize = 64 * 1024;
 
 /// Token for a connection: odd numbers.
 pub fn conn_token(key: Key) -> Token {
@@ -502,7 +506,7 @@ impl EventLoop {
             if out.sent == out.buf.len() {
                 out.sent = 0;
                 if out.buf.capacity() > OUTPUT_KEEP {
-                    out.buf = Vec::new();
+                    bufpool::give_output(std::mem::take(&mut out.buf));
                 } else {
                     out.buf.clear();
                 }
@@ -540,6 +544,21 @@ impl EventLoop {
                 conn.want_drain.set(true);
                 return Err(Status::ErrBackpressure);
             }
+            if let SendOp::Message(kind) = op {
+                if data.len() >= DIRECT_WRITE_MIN && out.pending() == 0 {
+                    if let Some(r) = self.write_direct(&conn, &mut out, kind, data) {
+                        r.map_err(send_error_status)?;
+                        let pending = out.pending();
+                        drop(out);
+                        return self.after_send(&conn, pending);
+                    }
+                }
+                if out.buf.is_empty() && out.buf.capacity() < data.len() && data.len() >= bufpool::POOLED_MIN {
+                    if let Some(b) = bufpool::take_output(data.len() + MAX_HEADER_LEN) {
+                        out.buf = b;
+                    }
+                }
+            }
             match out.encode(op, data) {
                 Ok(()) => out.pending(),
                 Err(SendError::Compression) => {
@@ -551,12 +570,49 @@ impl EventLoop {
                 Err(e) => return Err(send_error_status(e)),
             }
         };
+        self.after_send(&conn, pending)
+    }
+
+    fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Status> {
         conn.handle.set_buffered(pending);
         if pending > conn.cfg().high_water {
             conn.want_drain.set(true);
         }
-        self.mark_dirty(&conn);
+        if pending > 0 {
+            self.mark_dirty(conn);
+        }
         Ok(())
+    }
+
+    /// A large message with nothing queued before it goes to the socket at once, header and
+    /// payload in one `writev`, without copying the payload; only what the socket does not
+    /// take is buffered. `None` when the frame can't be written as is (a client must mask
+    /// the payload, a compressed message must be compressed first).
+    fn write_direct(&self, conn: &Conn, out: &mut OutBuf, kind: MessageKind, data: &[u8]) -> Option<Result<(), SendError>> {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = match out.writer.direct_header(kind, data.len(), &mut header)? {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut written = 0;
+        if let Some(s) = conn.stream.borrow_mut().as_mut() {
+            loop {
+                match s.write_two(&header[..n], data) {
+                    Ok(w) => written = w,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // Anything else shows again when the buffered rest is flushed.
+                    Err(_) => {}
+                }
+                break;
+            }
+        }
+        if written < n {
+            out.buf.extend_from_slice(&header[written..n]);
+            out.buf.extend_from_slice(data);
+        } else {
+            out.buf.extend_from_slice(&data[written - n..]);
+        }
+        Some(Ok(()))
     }
 
     /// The loop's connection for a handle, if it still lives.
