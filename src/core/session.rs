@@ -515,12 +515,13 @@ impl Writer {
     }
 
     /// Appends the close frame (`code` None sends an empty payload). Only the first one counts.
+    /// A reason longer than 123 bytes is cut, never inside a UTF-8 character.
     pub fn close(&mut self, out: &mut Vec<u8>, code: Option<u16>, reason: &[u8]) -> Result<(), SendError> {
         self.check_open()?;
         let mut payload = [0u8; 125];
         let len = match code {
             Some(code) => {
-                let reason = &reason[..reason.len().min(close::MAX_REASON_LEN)];
+                let reason = &reason[..utf8_cut(reason, close::MAX_REASON_LEN)];
                 payload[..2].copy_from_slice(&code.to_be_bytes());
                 payload[2..2 + reason.len()].copy_from_slice(reason);
                 2 + reason.len()
@@ -538,6 +539,24 @@ impl Writer {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The length of the longest prefix of `text` that fits `max` bytes without splitting a
+/// UTF-8 character (a cut character would make the peer fail the connection with 1007).
+fn utf8_cut(text: &[u8], max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    // Back off over at most three continuation bytes to the start of the cut character.
+    let mut cut = max;
+    while cut > max.saturating_sub(3) && text[cut] & 0xC0 == 0x80 {
+        cut -= 1;
+    }
+    if text[cut] & 0xC0 == 0x80 {
+        max
+    } else {
+        cut
     }
 }
 
@@ -771,6 +790,32 @@ mod tests {
         assert_eq!(collect(&mut server(), &bad_code).0.unwrap_err().code, 1002);
         let bad_reason = client_frames(|w, out| w.close(out, Some(1000), &[0xff]).unwrap());
         assert_eq!(collect(&mut server(), &bad_reason).0.unwrap_err().code, 1007);
+    }
+
+    #[test]
+    fn long_close_reason_is_cut_on_a_character_boundary() {
+        // 122 ASCII bytes then "é" (2 bytes): a cut at 123 bytes would split the "é".
+        let mut reason = "r".repeat(122);
+        reason.push_str("éé");
+        for role in [Role::Client, Role::Server] {
+            let mut w = Writer::new(role);
+            let mut out = Vec::new();
+            w.close(&mut out, Some(1000), reason.as_bytes()).unwrap();
+            let mut reader = Reader::new(if role == Role::Client { Role::Server } else { Role::Client }, Limits::default());
+            let (r, evs) = collect(&mut reader, &out);
+            assert_eq!(r.unwrap().consumed, out.len());
+            assert_eq!(evs, vec![Ev::Close(Some((1000, "r".repeat(122))))]);
+        }
+        // Four-byte characters: 120 + 4 = 124 bytes, cut back to 120.
+        let mut reason = "x".repeat(120);
+        reason.push('😀');
+        let out = client_frames(|w, out| w.close(out, Some(4000), reason.as_bytes()).unwrap());
+        assert_eq!(collect(&mut server(), &out).1, vec![Ev::Close(Some((4000, "x".repeat(120))))]);
+        // A reason that fits is sent whole, multi-byte characters included.
+        let fits = format!("{}é", "y".repeat(121));
+        let out = client_frames(|w, out| w.close(out, Some(1000), fits.as_bytes()).unwrap());
+        assert_eq!(collect(&mut server(), &out).1, vec![Ev::Close(Some((1000, fits.clone())))]);
+        assert_eq!(utf8_cut(&[0x80; 200], 123), 123);
     }
 
     #[test]

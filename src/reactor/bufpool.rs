@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 
 /// Buffers smaller than this are cheap to allocate and are simply dropped.
-pub const POOLED_MIN: usize = 64 * 1024;
+pub(crate) const POOLED_MIN: usize = 64 * 1024;
 /// Most buffers kept per kind.
 const MAX_BUFFERS: usize = 8;
 /// Most bytes (by capacity) kept per kind.

@@ -11,7 +11,7 @@ use mio::Interest;
 
 use super::config::ClientConfig;
 use crate::core::extensions::deflate::{client_accept, client_offer};
-use super::conn::{ready_state, Conn, ConnHandle, ConnInfo, Phase};
+use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, Phase};
 use super::event_loop::EventLoop;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
@@ -74,7 +74,7 @@ impl EventLoop {
             setup.handle,
             key,
             Role::Client,
-            setup.config.conn,
+            Rc::new(setup.config.conn),
             None,
             Phase::Resolving,
             setup.user,
@@ -154,7 +154,7 @@ impl EventLoop {
             }
         }
         let (status, message) = last_error
-            .or_else(|| conn.failure.borrow_mut().take())
+            .or_else(|| conn.take_failure())
             .unwrap_or((Status::ErrConnectionRefused, "no address to connect to".into()));
         self.connect_failed(conn, status, message);
     }
@@ -187,9 +187,9 @@ impl EventLoop {
                 }
                 let what = addr.map_or_else(|| "connect".to_string(), |a| format!("connect to {a}"));
                 // Remember this failure in case no other address works.
-                *conn.failure.borrow_mut() = Some((Status::from_io(&e), format!("{what}: {e}")));
+                *conn.failure.borrow_mut() = Some(Box::new((Status::from_io(&e), format!("{what}: {e}"))));
                 if with_state(conn, |st| st.url.unix_path.is_some()).unwrap_or(false) {
-                    let (status, message) = conn.failure.borrow_mut().take().unwrap_or((Status::ErrIo, what));
+                    let (status, message) = conn.take_failure().unwrap_or((Status::ErrIo, what));
                     self.connect_failed(conn, status, message);
                 } else {
                     self.try_next_address(conn);
@@ -345,8 +345,8 @@ impl EventLoop {
         *conn.handshake.borrow_mut() = None;
         let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
         conn.handle.set_info(ConnInfo {
-            protocol: cstring(negotiated.protocol.as_deref().unwrap_or("")),
-            extensions: cstring(negotiated.extensions.as_deref().unwrap_or("")),
+            protocol: nonempty_cstring(negotiated.protocol.as_deref()),
+            extensions: nonempty_cstring(negotiated.extensions.as_deref()),
             remote: CString::new(remote).unwrap_or_default(),
         });
         self.open_conn(conn);

@@ -12,6 +12,7 @@ use mio::event::{Event, Source};
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::bufpool;
+use super::config::ConnConfig;
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
@@ -63,6 +64,8 @@ pub struct EventLoop {
     resumed: RefCell<Vec<Rc<Conn>>>,
     read_buf: RefCell<Vec<u8>>,
     stopping: Cell<Option<Instant>>,
+    /// Settings of server connections not yet routed to a server.
+    default_conn_config: Rc<ConnConfig>,
 }
 
 impl EventLoop {
@@ -82,12 +85,18 @@ impl EventLoop {
             resumed: RefCell::new(Vec::new()),
             read_buf: RefCell::new(vec![0; READ_BUF_SIZE]),
             stopping: Cell::new(None),
+            default_conn_config: Rc::new(ConnConfig::default()),
         }
     }
 
     /// An `Rc` to this loop (it always lives in one).
     pub fn rc(&self) -> Rc<EventLoop> {
         self.me.borrow().upgrade().expect("loop alive")
+    }
+
+    /// Settings of server connections not yet routed to a server.
+    pub fn default_conn_config(&self) -> Rc<ConnConfig> {
+        self.default_conn_config.clone()
     }
 
     /// The mio registry.
@@ -889,8 +898,8 @@ impl EventLoop {
         self.handshake_ended(conn);
         let cbs = conn.callbacks.get();
         let user = conn.user();
-        let failure = conn.failure.borrow_mut().take();
-        let report = conn.report.borrow_mut().take().unwrap_or(super::conn::CloseReport {
+        let failure = conn.take_failure();
+        let report = conn.report.borrow_mut().take().map(|b| *b).unwrap_or(super::conn::CloseReport {
             code: codes::ABNORMAL,
             reason: String::new(),
             clean: false,

@@ -14,8 +14,8 @@ use once_cell::sync::OnceCell;
 
 pub use super::views::{HttpResponse, RequestView, ResponseView};
 
-use super::config::{ListenerConfig, ServerConfig};
-use super::conn::{Conn, ConnHandle, ConnInfo, Phase, SendOp};
+use super::config::{ConnConfig, ListenerConfig, ServerConfig};
+use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, Phase, SendOp};
 use super::event_loop::{listener_token, EventLoop};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
@@ -117,6 +117,8 @@ pub struct Server {
     pub path: String,
     /// Settings.
     pub config: ServerConfig,
+    /// `config.conn`, shared by the server's connections.
+    pub conn_config: Rc<ConnConfig>,
     callbacks: ServerCallbacks,
     user: RefCell<OwnedUserData>,
     /// Open (and closing) connections.
@@ -262,6 +264,7 @@ impl EventLoop {
             handle: handle.clone(),
             key,
             path,
+            conn_config: Rc::new(config.conn),
             config,
             callbacks,
             user: RefCell::new(user),
@@ -417,7 +420,7 @@ impl EventLoop {
         max_header_bytes: usize,
     ) {
         let key = self.conns.borrow().next_key();
-        let config = forced.as_ref().map(|s| s.config.conn).unwrap_or_default();
+        let config = forced.as_ref().map_or_else(|| self.default_conn_config(), |s| s.conn_config.clone());
         let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), config.high_water));
         handle.set_key(key);
         let conn = Rc::new(Conn::new(
@@ -557,7 +560,7 @@ impl EventLoop {
             }
         }
         // The connection now takes the server's settings.
-        conn.config_replace(server.config.conn);
+        conn.config_replace(server.conn_config.clone());
         *conn.reader.borrow_mut() = Reader::new(Role::Server, server.config.conn.limits);
         conn.handle.set_high_water(server.config.conn.high_water);
         conn.handle.set_url(view.url.clone());
@@ -621,8 +624,8 @@ impl EventLoop {
         *conn.handshake.borrow_mut() = None;
         let remote = hs.request.remote_address.clone();
         conn.handle.set_info(ConnInfo {
-            protocol: cstring(protocol.as_deref().unwrap_or("")),
-            extensions: cstring(answer.as_deref().unwrap_or("")),
+            protocol: nonempty_cstring(protocol.as_deref()),
+            extensions: nonempty_cstring(answer.as_deref()),
             remote,
         });
         let slot = server.clients.borrow_mut().insert(conn.clone());
