@@ -513,8 +513,8 @@ impl Conn {
     }
 
     /// Current settings.
-    pub fn cfg(&self) -> Rc<ConnConfig> {
-        self.config.borrow().clone()
+    pub fn cfg(&self) -> std::cell::Ref<'_, ConnConfig> {
+        std::cell::Ref::map(self.config.borrow(), |c| &**c)
     }
 
     /// Switches to other settings (a server connection once its server is known).
