@@ -33,7 +33,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke
+test: all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke
 
 test-rust:
 	$(CARGO) test --release
@@ -42,6 +42,7 @@ test-rust:
 include examples/examples.mk
 include c-tests/tests.mk
 include c-tests/sanitizers.mk
+include c-tests/soak.mk
 include tests/interop/interop.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
