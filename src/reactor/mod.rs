@@ -93,9 +93,11 @@ impl Shared {
                 return Err(Status::ErrShutDown);
             }
             q.push(cmd);
+            // Counted under the lock: `take_commands` subtracts under it too, so the count
+            // can never drop below zero (and wrap) between a push and its count.
+            self.queued.fetch_add(1, Ordering::Relaxed);
             q.len() == 1
         };
-        self.queued.fetch_add(1, Ordering::Relaxed);
         if was_empty {
             if let Some(w) = self.waker.get() {
                 let _ = w.wake();
