@@ -24,6 +24,8 @@
  *   - per connection, on either side: at most one on_open, exactly one on_close (also when
  *     it never opened), the user data destroy exactly once and after on_close, nothing
  *     after on_close, no message before on_open; callbacks run on the reactor thread;
+ *   - no call is refused with ERR_QUEUE_FULL: far fewer commands than the reactor's limit
+ *     are ever outstanding here;
  *   - every connect that succeeded ended; wsffi_server_client_count returns to 0; every
  *     reference taken (wsffi_connect, wsffi_conn_retain) was released;
  *   - RSS after the run and a settle period is within --rss-limit-mib (default 64) of the
@@ -110,6 +112,7 @@ static struct {
     atomic_long s_pauses;
     atomic_long retains, releases;
     atomic_long drains;
+    atomic_long queue_full;
 } st;
 
 #define INC(f) atomic_fetch_add(&st.f, 1)
@@ -413,6 +416,7 @@ static void release_conn(wsffi_conn *c) {
  * never has more than threads x connections x (MAX_IN_FLIGHT + a close) of them
  * outstanding, so ERR_QUEUE_FULL is always wrong here. */
 static void queue_full_failure(uint32_t id, const char *call) {
+    INC(queue_full);
     fail("conn %u: %s returned ERR_QUEUE_FULL, but at most %d commands can be queued here (limit 1048576): "
          "the reactor's count of queued commands is wrong",
          id, call, cfg.threads * cfg.conns_per_thread * (MAX_IN_FLIGHT + 2));
@@ -955,7 +959,11 @@ static client *client_start(worker *w) {
     wsffi_client_options_free(opts);
     if (s != WSFFI_STATUS_OK) {
         INC(connect_refused);
-        if (!atomic_load(&stopping)) {
+        if (s == WSFFI_STATUS_ERR_QUEUE_FULL) {
+            /* The detail text that comes with it may not match; print it anyway. */
+            queue_full_failure(c->id, "wsffi_connect");
+            fail("wsffi_connect(%s): %s: error detail \"%s\"", url, wsffi_status_str(s), wsffi_error_message(err));
+        } else if (!atomic_load(&stopping)) {
             fail("wsffi_connect(%s): %s: %s", url, wsffi_status_str(s), wsffi_error_message(err));
         }
         wsffi_error_free(err);
@@ -1391,12 +1399,12 @@ int main(int argc, char **argv) {
     printf("soak: summary: %.1f s, connections %ld (opened %ld, closed cleanly %ld, terminated %ld, never opened %ld), "
            "messages sent %ld accepted %ld (%ld from callbacks, %ld backpressure, %ld after close) echoed %ld, "
            "%.1f MiB accepted, server received %ld, lost %ld, duplicated %ld, out of order %ld, corrupt %ld, "
-           "after close %ld, references %ld/%ld, RSS warm-up %ld KiB end %ld KiB (%+ld KiB, peak %ld KiB), "
+           "after close %ld, refused as queue full %ld, references %ld/%ld, RSS warm-up %ld KiB end %ld KiB (%+ld KiB, peak %ld KiB), "
            "failures %ld: %s\n",
            (double)run_ms / 1000.0, GET(connects), GET(opens), GET(clean_closes), GET(terminated), GET(aborted),
            GET(attempted), GET(accepted), GET(sent_from_callbacks), GET(backpressure), GET(refused_closed), GET(echoed),
            (double)GET(bytes_accepted) / (1024.0 * 1024.0), GET(s_received), GET(lost), GET(duplicated),
-           GET(out_of_order), GET(corrupt), GET(after_close), GET(retains), GET(releases), rss_warm, rss_end, growth,
+           GET(out_of_order), GET(corrupt), GET(after_close), GET(queue_full), GET(retains), GET(releases), rss_warm, rss_end, growth,
            rss_peak, atomic_load(&failures), atomic_load(&failures) ? "FAILED" : "ok");
     fflush(stdout);
     for (uint32_t c = 0; c < REC_CHUNKS; c++) {
