@@ -145,6 +145,14 @@ pub unsafe fn report(out_err: *mut *mut wsffi_error, status: Status, message: im
     status
 }
 
+/// Why the reactor refused a call, for the error message.
+pub fn refusal(status: Status) -> &'static str {
+    match status {
+        Status::ErrQueueFull => "the reactor's command queue is full (see max_queued_commands)",
+        _ => "the reactor is shut down",
+    }
+}
+
 /// Static text pointer for a `&'static str` ending in NUL.
 pub fn static_text(s: &'static str) -> *const c_char {
     debug_assert!(s.ends_with('\0'));

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::boundary::{arc, boundary, borrowed, bytes, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
+use super::boundary::{arc, boundary, borrowed, bytes, refusal, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
 use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, ConnCallbacks, OwnedUserData};
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
@@ -72,7 +72,7 @@ pub extern "C" fn wsffi_connect(
         };
         if let Err(s) = shared.run_async(move |lp| lp.start_client(setup)) {
             // SAFETY: as above.
-            return Err(unsafe { report(out_err, s, "the reactor is shut down") });
+            return Err(unsafe { report(out_err, s, refusal(s)) });
         }
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_conn, Arc::into_raw(handle).cast_mut()) }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use socket2::{Domain, Socket, Type};
 
-use super::boundary::{arc, boundary, bytes, opt_text, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
+use super::boundary::{arc, boundary, bytes, opt_text, refusal, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
 use super::callbacks::{wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks, UserData};
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
@@ -96,7 +96,7 @@ pub extern "C" fn wsffi_listen(
         // SAFETY: out_err is NULL or writable (all uses below).
         let (socket, port, bound) = bind(address, &config).map_err(|(s, m)| unsafe { report(out_err, s, m) })?;
         add_listener(reactor.reactor.shared(), socket, port, bound, config, out_listener)
-            .map_err(|s| unsafe { report(out_err, s, "the reactor is shut down") })
+            .map_err(|s| unsafe { report(out_err, s, refusal(s)) })
     })
 }
 
@@ -139,7 +139,7 @@ pub extern "C" fn wsffi_listener_adopt_fd(
             }
         };
         add_listener(reactor.reactor.shared(), listen, port, address, config, out_listener)
-            .map_err(|s| unsafe { report(out_err, s, "the reactor is shut down") })
+            .map_err(|s| unsafe { report(out_err, s, refusal(s)) })
     })
 }
 
@@ -263,7 +263,7 @@ pub extern "C" fn wsffi_server_attach(
                 Err(unsafe { report(out_err, status, message) })
             }
             // SAFETY: as above.
-            Err(status) => Err(unsafe { report(out_err, status, "the reactor is shut down") }),
+            Err(status) => Err(unsafe { report(out_err, status, refusal(status)) }),
         }
     })
 }
