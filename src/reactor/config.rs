@@ -56,6 +56,8 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// Largest response head accepted.
     pub max_header_bytes: usize,
+    /// TLS settings for `wss://`.
+    pub tls: super::tls::ClientTls,
 }
 
 impl Default for ClientConfig {
@@ -68,6 +70,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            tls: Default::default(),
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct ListenerConfig {
     pub handshake_timeout: Duration,
     /// Set SO_REUSEPORT so several processes or reactors can share the port.
     pub reuse_port: bool,
+    /// TLS certificate and client verification; accepted connections speak TLS when set.
+    pub tls: super::tls::ServerTls,
 }
 
 impl Default for ListenerConfig {
@@ -111,6 +116,7 @@ impl Default for ListenerConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             handshake_timeout: Duration::from_secs(10),
             reuse_port: false,
+            tls: Default::default(),
         }
     }
 }
