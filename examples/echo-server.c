@@ -60,13 +60,19 @@ static void on_server_error(void *user, wsffi_server *server, wsffi_status statu
 
 int main(int argc, char **argv) {
     const char *address = NULL;
+    const char *tls_cert = NULL;
+    const char *tls_key = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             fprintf(stderr, "echo-server: --deflate: not supported yet\n");
             return 2;
         } else if (strcmp(argv[i], "--tls") == 0) {
-            fprintf(stderr, "echo-server: --tls: not supported yet\n");
-            return 2;
+            if (i + 2 >= argc) {
+                fprintf(stderr, "echo-server: --tls needs CERT and KEY (PEM files)\n");
+                return 2;
+            }
+            tls_cert = argv[++i];
+            tls_key = argv[++i];
         } else {
             address = argv[i];
         }
@@ -90,8 +96,19 @@ int main(int argc, char **argv) {
         wsffi_error_free(err);
         return 1;
     }
+    wsffi_listener_options *lopts = wsffi_listener_options_new();
+    if (tls_cert != NULL &&
+        wsffi_listener_options_set_tls_cert_files(lopts, tls_cert, tls_key, &err) != WSFFI_STATUS_OK) {
+        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+        wsffi_error_free(err);
+        wsffi_listener_options_free(lopts);
+        wsffi_reactor_free(reactor);
+        return 1;
+    }
     wsffi_listener *listener = NULL;
-    if (wsffi_listen(reactor, address, NULL, &listener, &err) != WSFFI_STATUS_OK) {
+    wsffi_status ls = wsffi_listen(reactor, address, lopts, &listener, &err);
+    wsffi_listener_options_free(lopts);
+    if (ls != WSFFI_STATUS_OK) {
         fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
         wsffi_error_free(err);
         wsffi_reactor_free(reactor);

@@ -7,7 +7,7 @@ INTEROP_PROBE := $(BUILD)/probe-client
 NPM           ?= npm
 
 .PHONY: test-interop
-test-interop: all $(INTEROP_PROBE)
+test-interop: all $(INTEROP_PROBE) $(TLS_TEST_CERTS)
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -r $(INTEROP_DIR)/requirements.txt
 	cd $(INTEROP_DIR) && $(NPM) ci --silent --no-audit --no-fund
 	$(PYTHON) -m pytest $(INTEROP_DIR)
