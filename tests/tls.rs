@@ -538,3 +538,144 @@ fn the_handshake_timeout_covers_tls() {
     wsffi_conn_release(conn);
     assert_eq!(wsffi_reactor_free(f.reactor), S::Ok);
 }
+
+unsafe extern "C" fn on_unexpected(user: *mut c_void, _c: *mut ConnHandle, resp: *const wsffi::reactor::server::ResponseView) {
+    // SAFETY: a live response view.
+    let r = unsafe { &*resp };
+    log(user).push(format!("response {} {}", r.status, String::from_utf8_lossy(&r.body).trim_end()));
+}
+
+#[test]
+fn a_refusal_travels_over_tls() {
+    let f = serve_files("server.pem", "server.key");
+    let opts = wsffi_client_options_new();
+    trust_ca(opts);
+    let events = Log::new();
+    let cbs = wsffi_conn_callbacks {
+        on_open: Some(on_open),
+        on_close: Some(on_close),
+        on_error: Some(on_error),
+        on_unexpected_response: Some(on_unexpected),
+        ..Default::default()
+    };
+    let url = CString::new(format!("wss://localhost:{}/nowhere", f.port)).unwrap();
+    let mut conn = null_mut();
+    assert_eq!(wsffi_connect(f.reactor, url.as_ptr(), opts, &cbs, events.ptr(), None, &mut conn, null_mut()), S::Ok);
+    wsffi_client_options_free(opts);
+    let ev = events.wait_for(|ev| ev.iter().any(|e| e.starts_with("close")));
+    assert_eq!(ev[0], "response 404 no WebSocket server at this path");
+    assert!(ev[1].starts_with("error ErrHandshakeRejected "), "{ev:?}");
+    assert_eq!(ev[2], "close 1006 false");
+    wsffi_conn_release(conn);
+    stop(f);
+}
+
+#[test]
+fn closing_the_server_closes_tls_clients_cleanly() {
+    let f = serve_files("server.pem", "server.key");
+    let (conn, events) = connect(&f, "wss://localhost:PORT/echo", trust_ca);
+    events.wait_event("open");
+    assert_eq!(wsffi_send_text(conn, c"x".as_ptr(), 1), S::Ok);
+    events.wait_event("message 1 x");
+    assert_eq!(wsffi_server_close(f.server), S::Ok);
+    assert_eq!(events.wait_event("close"), "close 1001 true");
+    wsffi_conn_release(conn);
+    assert_eq!(wsffi_listener_close(f.listener), S::Ok);
+    assert_eq!(wsffi_reactor_free(f.reactor), S::Ok);
+}
+
+const FLOOD_SIZE: usize = 64 * 1024;
+const FLOOD_TOTAL: usize = 48 * 1024 * 1024 / FLOOD_SIZE;
+static FLOOD_SENT: Mutex<usize> = Mutex::new(0);
+
+/// On the reactor thread: sends 64 KiB messages until the high-water mark refuses one or
+/// FLOOD_TOTAL went out; `on_drain` goes on.
+unsafe extern "C" fn flood(user: *mut c_void, c: *mut ConnHandle, _kind: u32, _data: *const u8, _len: usize) {
+    let payload = vec![b'q'; FLOOD_SIZE];
+    let mut sent = FLOOD_SENT.lock().unwrap();
+    while *sent < FLOOD_TOTAL {
+        match wsffi_send_binary(c, payload.as_ptr(), FLOOD_SIZE) {
+            S::Ok => *sent += 1,
+            S::ErrBackpressure => {
+                log(user).push(format!("held {}", wsffi_buffered_amount(c)));
+                return;
+            }
+            other => panic!("send: {other:?}"),
+        }
+    }
+}
+
+unsafe extern "C" fn on_drain(user: *mut c_void, c: *mut ConnHandle) {
+    log(user).push("drain".into());
+    // SAFETY: as for any callback.
+    unsafe { flood(user, c, 2, null(), 0) };
+}
+
+unsafe extern "C" fn flood_connection(user: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, _r: *const RequestView) {
+    let cbs = wsffi_conn_callbacks { on_drain: Some(on_drain), on_message: Some(flood), ..Default::default() };
+    assert_eq!(wsffi_conn_set_callbacks(c, &cbs, user, None), S::Ok);
+}
+
+unsafe extern "C" fn pause_on_open(user: *mut c_void, c: *mut ConnHandle) {
+    assert_eq!(wsffi_conn_pause(c), S::Ok);
+    log(user).push("open".into());
+}
+
+/// Flow control is the same over TLS: a sender is held at its high-water mark (refused
+/// sends, buffered amount bounded), `on_drain` lets it go on, and 48 MiB arrive in order.
+#[test]
+fn flow_control_over_tls_holds_the_sender_at_the_high_water_mark() {
+    const HIGH: usize = 1 << 20;
+    const SIZE: usize = FLOOD_SIZE;
+    let mut reactor = null_mut();
+    assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
+    let lo = wsffi_listener_options_new();
+    assert_eq!(wsffi_listener_options_set_tls_cert_files(lo, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
+    let mut listener = null_mut();
+    assert_eq!(wsffi_listen(reactor, c"127.0.0.1:0".as_ptr(), lo, &mut listener, null_mut()), S::Ok);
+    wsffi_listener_options_free(lo);
+    let so = wsffi_server_options_new();
+    assert_eq!(wsffi_server_options_set_water_marks(so, HIGH, HIGH / 4), S::Ok);
+    let server_events = Log::new();
+    let scbs = wsffi_server_callbacks { on_connection: Some(flood_connection), ..Default::default() };
+    let mut server = null_mut();
+    let s = wsffi_server_attach(reactor, listener, null(), so, &scbs, server_events.ptr(), None, &mut server, null_mut());
+    assert_eq!(s, S::Ok);
+    wsffi_server_options_free(so);
+
+    let co = wsffi_client_options_new();
+    trust_ca(co);
+    let events = Log::new();
+    let cbs = wsffi_conn_callbacks {
+        on_open: Some(pause_on_open),
+        on_message: Some(on_message),
+        on_close: Some(on_close),
+        on_error: Some(on_error),
+        ..Default::default()
+    };
+    let url = CString::new(format!("wss://localhost:{}/", wsffi_listener_port(listener))).unwrap();
+    let mut conn = null_mut();
+    assert_eq!(wsffi_connect(reactor, url.as_ptr(), co, &cbs, events.ptr(), None, &mut conn, null_mut()), S::Ok);
+    wsffi_client_options_free(co);
+    events.wait_event("open");
+    assert_eq!(wsffi_send_text(conn, c"go".as_ptr(), 2), S::Ok);
+    server_events.wait_event("held");
+    // The client reads from now on: the server goes on at each drain until all went out.
+    assert_eq!(wsffi_conn_resume(conn), S::Ok);
+    let payload = vec![b'q'; SIZE];
+    let ev = events.wait_for(|ev| ev.iter().filter(|e| e.starts_with("message")).count() == FLOOD_TOTAL);
+    let expected = format!("message 2 len={SIZE} sum={:x}", checksum(&payload));
+    assert!(ev[1..].iter().all(|e| *e == expected));
+    let sev = server_events.events.lock().unwrap().clone();
+    assert!(sev.iter().any(|e| e == "drain"), "{sev:?}");
+    for e in sev.iter().filter(|e| e.starts_with("held ")) {
+        let buffered: usize = e[5..].parse().unwrap();
+        assert!(buffered > HIGH && buffered <= HIGH + SIZE + 16, "{e}");
+    }
+    assert_eq!(wsffi_close(conn, 1000, null(), 0), S::Ok);
+    assert_eq!(events.wait_event("close"), "close 1000 true");
+    wsffi_conn_release(conn);
+    assert_eq!(wsffi_server_close(server), S::Ok);
+    assert_eq!(wsffi_listener_close(listener), S::Ok);
+    assert_eq!(wsffi_reactor_free(reactor), S::Ok);
+}

@@ -89,10 +89,22 @@ pub fn describe(e: &TlsError, is_client: bool, server_name: &str) -> String {
             }
         }
         TlsError::NoCertificatesPresented => "TLS: client certificate required but none was presented".into(),
-        TlsError::AlertReceived(alert) => format!("TLS: peer sent alert {alert:?}"),
+        TlsError::AlertReceived(alert) => format!("TLS: peer sent alert \"{}\"", words(&format!("{alert:?}"))),
         TlsError::NoApplicationProtocol => "TLS: no common ALPN protocol (http/1.1 expected)".into(),
         other => format!("TLS: {other}"),
     }
+}
+
+/// "CertificateRequired" -> "certificate required".
+fn words(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
 }
 
 // ---- the stream -----------------------------------------------------------------------------
@@ -540,7 +552,7 @@ impl EventLoop {
         };
         let config = match config {
             Some(c) => c,
-            None => st_build(conn)?,
+            None => build_client_config(conn)?,
         };
         let mut slot = conn.stream.borrow_mut();
         let Some(plain) = slot.take() else { return Ok(()) };
@@ -565,7 +577,7 @@ impl EventLoop {
     }
 }
 
-fn st_build(conn: &Conn) -> Result<Arc<rustls::ClientConfig>, (Status, String)> {
+fn build_client_config(conn: &Conn) -> Result<Arc<rustls::ClientConfig>, (Status, String)> {
     with_client_state(conn, |st| st.config.tls.build())
         .unwrap_or_else(|| Err("TLS: client state missing".into()))
         .map_err(|m| (Status::ErrTls, m))
@@ -717,6 +729,125 @@ mod tests {
         assert_eq!(escape_value("a,b"), "a\\,b");
         assert_eq!(escape_value(" x "), "\\ x\\ ");
         assert_eq!(escape_value("#1"), "\\#1");
+    }
+
+    /// A client and a server stream over a socket pair, handshake done.
+    fn pair() -> (TlsStream, TlsStream) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let (cert, key) = self_signed();
+        let mut server_tls = ServerTls { cert: Some((vec![cert], Arc::new(key))), ..Default::default() };
+        server_tls.prepare().unwrap();
+        let client_tls = ClientTls { insecure: true, ..Default::default() };
+        let mut client = TlsStream::client(Stream::Unix(mio::net::UnixStream::from_std(a)), client_tls.build().unwrap(), "localhost").unwrap();
+        let mut server = TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.clone().unwrap()).unwrap();
+        let mut buf = [0u8; 16];
+        while client.session.is_handshaking() || server.session.is_handshaking() {
+            let _ = client.flush_tls();
+            let _ = server.read(&mut buf);
+            let _ = server.flush_tls();
+            let _ = client.read(&mut buf);
+        }
+        (client, server)
+    }
+
+    /// A self-signed certificate for localhost and its key.
+    fn self_signed() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+        (ck.cert.der().clone(), key)
+    }
+
+    #[test]
+    fn writes_stop_at_the_buffer_limit_when_the_peer_does_not_read() {
+        let (mut client, mut server) = pair();
+        let chunk = vec![7u8; 64 * 1024];
+        let mut accepted = 0usize;
+        loop {
+            match client.write(&chunk) {
+                Ok(n) => accepted += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(accepted < 64 * 1024 * 1024, "writes never blocked");
+        }
+        let sock = match &client.inner {
+            Stream::Unix(s) => socket2::SockRef::from(s),
+            _ => unreachable!(),
+        };
+        let peer = match &server.inner {
+            Stream::Unix(s) => socket2::SockRef::from(s),
+            _ => unreachable!(),
+        };
+        let kernel = sock.send_buffer_size().unwrap() + peer.recv_buffer_size().unwrap();
+        // Record overhead is small; what the socket does not hold stays in rustls, bounded.
+        assert!(accepted <= kernel + TLS_BUFFER_LIMIT + accepted / 50, "accepted {accepted}, kernel {kernel}");
+        assert!(client.session.wants_write(), "ciphertext waits for the socket");
+        // The reader gets every byte; the writer's flush empties rustls' buffer on the way.
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0usize;
+        while got < accepted {
+            match server.read(&mut buf) {
+                Ok(0) => panic!("end of stream"),
+                Ok(n) => {
+                    assert!(buf[..n].iter().all(|&b| b == 7));
+                    got += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let _ = client.flush_tls();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, accepted);
+        assert!(!client.session.wants_write());
+    }
+
+    #[test]
+    fn handshake_bytes_alone_are_not_end_of_stream() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let (cert, key) = self_signed();
+        let mut server_tls = ServerTls { cert: Some((vec![cert], Arc::new(key))), ..Default::default() };
+        server_tls.prepare().unwrap();
+        let config = ClientTls { insecure: true, ..Default::default() }.build().unwrap();
+        let mut client = TlsStream::client(Stream::Unix(mio::net::UnixStream::from_std(a)), config, "localhost").unwrap();
+        let mut server = TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.unwrap()).unwrap();
+        client.flush_tls().unwrap();
+        let mut buf = [0u8; 64];
+        // The ClientHello arrives: no plaintext, not EOF; the server answers at once.
+        assert_eq!(server.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert!(!server.session.wants_write(), "the server's flight was sent while reading");
+        assert_eq!(client.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert!(!client.session.is_handshaking());
+        assert_eq!(client.write(b"hello").unwrap(), 5);
+        assert_eq!(server.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        // close_notify, then the socket closes: a clean end of stream.
+        client.close_notify();
+        drop(client);
+        assert_eq!(server.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_subject_in_rfc_4514_order() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "DE");
+        dn.push(rcgen::DnType::OrganizationName, "Example, Inc.");
+        dn.push(rcgen::DnType::CommonName, "client");
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(subject_of(cert.der()).unwrap(), "CN=client,O=Example\\, Inc.,C=DE");
+    }
+
+    #[test]
+    fn alerts_in_words() {
+        let e = TlsError::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        assert_eq!(describe(&e, true, "x"), "TLS: peer sent alert \"certificate required\"");
     }
 
     #[test]
