@@ -304,12 +304,19 @@ TEST(setters_report_bad_material) {
     CHECK_STATUS(wsffi_client_options_set_tls_ca_file(NULL, missing, NULL), WSFFI_STATUS_ERR_NULL_PARAMETER);
     CHECK(wsffi_request_tls_subject(NULL) == NULL);
 
-    /* A key that belongs to another certificate: found by wsffi_listen. */
-    wsffi_error *err = NULL;
-    CHECK_OK(wsffi_listener_options_set_tls_cert_files(lo, in(&c, "server.pem").s, in(&c, "client.key").s, &err));
+    /* A key that belongs to another certificate. */
+    CHECK_TLS_ERROR(wsffi_listener_options_set_tls_cert_files(lo, in(&c, "server.pem").s, in(&c, "client.key").s, &err),
+                    "TLS: the private key does not belong to the certificate");
+    CHECK_TLS_ERROR(wsffi_client_options_set_tls_client_cert(co, in(&c, "client.pem").s, in(&c, "server.key").s, &err),
+                    "TLS: the private key does not belong to the certificate");
+    /* Settings that only fail together are found by wsffi_listen: client CAs without a
+     * certificate. */
+    wsffi_listener_options_free(lo);
+    lo = wsffi_listener_options_new();
+    CHECK_OK(wsffi_listener_options_set_tls_client_ca_file(lo, in(&c, "client-ca.pem").s, false, NULL));
     wsffi_reactor *r = tu_reactor_new();
     wsffi_listener *l = NULL;
-    CHECK_TLS_ERROR(wsffi_listen(r, "127.0.0.1:0", lo, &l, &err), "TLS: server certificate and key: ");
+    CHECK_TLS_ERROR(wsffi_listen(r, "127.0.0.1:0", lo, &l, &err), "TLS: a client CA was set but no server certificate and key");
     CHECK(l == NULL);
     tu_reactor_free(r);
     wsffi_listener_options_free(lo);

@@ -918,8 +918,8 @@ wsffi_status wsffi_reactor_free(struct wsffi_reactor *reactor);
  Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
  `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
  `options` may be NULL. With a TLS certificate in `options`
- (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; material that does
- not fit together (a key of another certificate) fails here with `WSFFI_ERR_TLS`. On
+ (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; TLS settings that
+ do not fit together (client CAs without a certificate) fail here with `WSFFI_ERR_TLS`. On
  success `*out_listener` must later go to `wsffi_listener_close`.
  */
 wsffi_status wsffi_listen(struct wsffi_reactor *reactor, const char *address, const struct wsffi_listener_options *options, struct wsffi_listener **out_listener, struct wsffi_error **out_err);
@@ -1066,7 +1066,8 @@ wsffi_status wsffi_client_options_set_tls_ca_dir(struct wsffi_client_options *op
 
 /*
  Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
- leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1).
+ leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1), which
+ must belong to the certificate.
  */
 wsffi_status wsffi_client_options_set_tls_client_cert(struct wsffi_client_options *options, const char *cert_path, const char *key_path, struct wsffi_error **out_err);
 
@@ -1086,8 +1087,7 @@ wsffi_status wsffi_client_options_set_tls_insecure(struct wsffi_client_options *
  Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
  (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
  then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
- servers with `WSFFI_ERR_TLS`. That the key matches the certificate is checked by
- `wsffi_listen`.
+ servers with `WSFFI_ERR_TLS`. A key that does not belong to the certificate is refused.
  */
 wsffi_status wsffi_listener_options_set_tls_cert_files(struct wsffi_listener_options *options, const char *chain_path, const char *key_path, struct wsffi_error **out_err);
 

@@ -74,8 +74,8 @@ fn add_listener(
 /// Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
 /// `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
 /// `options` may be NULL. With a TLS certificate in `options`
-/// (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; material that does
-/// not fit together (a key of another certificate) fails here with `WSFFI_ERR_TLS`. On
+/// (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; TLS settings that
+/// do not fit together (client CAs without a certificate) fail here with `WSFFI_ERR_TLS`. On
 /// success `*out_listener` must later go to `wsffi_listener_close`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listen(

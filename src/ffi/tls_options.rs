@@ -69,7 +69,8 @@ pub extern "C" fn wsffi_client_options_set_tls_ca_dir(
 }
 
 /// Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
-/// leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1).
+/// leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1), which
+/// must belong to the certificate.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_tls_client_cert(
     options: *mut wsffi_client_options,
@@ -81,6 +82,7 @@ pub extern "C" fn wsffi_client_options_set_tls_client_cert(
         let (cert_path, key_path) = (path_arg(cert_path)?, path_arg(key_path)?);
         let chain = tls::certs_from_file(cert_path).map_err(tls_error)?;
         let key = tls::key_from_file(key_path).map_err(tls_error)?;
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
         o.config.tls.client_cert = Some((chain, Arc::new(key)));
         Ok(())
     })
@@ -122,8 +124,7 @@ pub extern "C" fn wsffi_client_options_set_tls_insecure(options: *mut wsffi_clie
 /// Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
 /// (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
 /// then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
-/// servers with `WSFFI_ERR_TLS`. That the key matches the certificate is checked by
-/// `wsffi_listen`.
+/// servers with `WSFFI_ERR_TLS`. A key that does not belong to the certificate is refused.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_tls_cert_files(
     options: *mut wsffi_listener_options,
@@ -135,6 +136,7 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_files(
         let (chain_path, key_path) = (path_arg(chain_path)?, path_arg(key_path)?);
         let chain = tls::certs_from_file(chain_path).map_err(tls_error)?;
         let key = tls::key_from_file(key_path).map_err(tls_error)?;
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
         o.config.tls.cert = Some((chain, Arc::new(key)));
         Ok(())
     })
@@ -157,6 +159,7 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_pem(
         let (chain, key) = (chain.map_err(|s| (s, "TLS: NULL chain".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
         let chain = tls::certs_from_pem(chain, "the certificate PEM").map_err(tls_error)?;
         let key = tls::key_from_pem(key, "the key PEM").map_err(tls_error)?;
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
         o.config.tls.cert = Some((chain, Arc::new(key)));
         Ok(())
     })
@@ -179,7 +182,9 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_der(
         let (cert, key) = (cert.map_err(|s| (s, "TLS: NULL certificate".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
         let cert = tls::cert_from_der(cert).map_err(tls_error)?;
         let key = tls::key_from_der(key).map_err(tls_error)?;
-        o.config.tls.cert = Some((vec![cert], Arc::new(key)));
+        let chain = vec![cert];
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
+        o.config.tls.cert = Some((chain, Arc::new(key)));
         Ok(())
     })
 }

@@ -349,6 +349,16 @@ pub fn key_from_der(der: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::try_from(der.to_vec()).map_err(|e| format!("TLS: bad DER private key: {e}"))
 }
 
+/// Checks that `key` is the private key of the first certificate of `chain` (and that ring
+/// can sign with it).
+pub fn check_pair(chain: &[CertificateDer<'static>], key: &PrivateKeyDer<'static>) -> Result<(), String> {
+    match rustls::sign::CertifiedKey::from_der(chain.to_vec(), key.clone_key(), &provider()) {
+        Ok(_) => Ok(()),
+        Err(TlsError::InconsistentKeys(_)) => Err("TLS: the private key does not belong to the certificate".into()),
+        Err(e) => Err(format!("TLS: unusable certificate or key: {e}")),
+    }
+}
+
 fn roots_of(certs: &[CertificateDer<'static>], source: &str) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for c in certs {
