@@ -31,7 +31,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: all test-rust test-c test-interop bench-smoke
+test: all test-rust test-c test-interop bench-smoke fuzz-smoke
 
 test-rust:
 	$(CARGO) test --release
@@ -41,6 +41,7 @@ include examples/examples.mk
 include c-tests/tests.mk
 include tests/interop/interop.mk
 include bench/bench.mk
+include fuzz/fuzz.mk
 
 clean:
 	rm -rf $(BUILD)

@@ -500,6 +500,21 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
         "and sends pre-compressed 200-byte JSON-like messages; Node ws is configured with threshold 0 so it "
         "compresses every message."
     )
+    if "6" in scens:
+        size = 200
+        for server in servers:
+            wire = [
+                results[r][("6", server)].get("wire_payload_per_op")
+                for r in range(len(results))
+                if results[r].get(("6", server), {}).get("ok")
+            ]
+            wire = [w for w in wire if isinstance(w, (int, float))]
+            if wire:
+                w = statistics.median(wire)
+                lines.append(
+                    f"- Scenario 6, {SERVERS[server]['label']}: {w:.1f} B on the wire per {size}-byte message "
+                    f"(compressed to {w / size:.0%} of its size)."
+                )
     lines.append(
         "- Loopback TCP processing of each direction runs on the sending CPU, so part of the server's traffic is "
         "paid on the load generator's core and vice versa; CPU figures are comparable across servers, not absolute."

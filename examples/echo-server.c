@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,10 +63,10 @@ int main(int argc, char **argv) {
     const char *address = NULL;
     const char *tls_cert = NULL;
     const char *tls_key = NULL;
+    bool deflate = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
-            fprintf(stderr, "echo-server: --deflate: not supported yet\n");
-            return 2;
+            deflate = true;
         } else if (strcmp(argv[i], "--tls") == 0) {
             if (i + 2 >= argc) {
                 fprintf(stderr, "echo-server: --tls needs CERT and KEY (PEM files)\n");
@@ -116,6 +117,7 @@ int main(int argc, char **argv) {
     }
     wsffi_server_options *opts = wsffi_server_options_new();
     wsffi_server_options_set_water_marks(opts, ECHO_HIGH_WATER, ECHO_HIGH_WATER / 4);
+    wsffi_server_options_set_per_message_deflate(opts, deflate);
     wsffi_server_callbacks scbs;
     memset(&scbs, 0, sizeof scbs);
     scbs.on_connection = on_connection;

@@ -435,6 +435,46 @@ typedef struct wsffi_conn_callbacks {
 typedef void (*wsffi_destroy_cb)(void *user);
 
 /*
+ permessage-deflate parameters. Fill one with `wsffi_deflate_params_init` first, then
+ change the fields you care about, so fields added later keep their defaults.
+ */
+typedef struct wsffi_deflate_params {
+  /*
+   Server: always reset the compressor after each message (clients are told so).
+   Client: ask the server to. Default false.
+   */
+  bool server_no_context_takeover;
+  /*
+   Client: reset our compressor after each message (and say so in the offer).
+   Server: require clients to. Default false.
+   */
+  bool client_no_context_takeover;
+  /*
+   Largest LZ77 window (log2 bytes, 8..=15) the server compresses with. Server: its
+   limit. Client: requested from the server when below 15. Default 15.
+   */
+  uint8_t server_max_window_bits;
+  /*
+   Largest window (8..=15) the client compresses with. Client: offered. Server: imposed
+   on clients that accept a limit (offers that cannot be limited are declined when this
+   is below 15). Default 15.
+   */
+  uint8_t client_max_window_bits;
+  /*
+   Messages shorter than this many bytes are sent uncompressed. Default 64.
+   */
+  size_t threshold;
+  /*
+   zlib compression level 0..=9 (1 fastest, 9 smallest). Default 6.
+   */
+  uint32_t level;
+  /*
+   zlib memory level 1..=9: lower saves memory per connection, costs ratio. Default 8.
+   */
+  uint8_t mem_level;
+} wsffi_deflate_params;
+
+/*
  A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
  `wsffi_http_response_*` functions; it is sent when the callback returns, then the
  connection closes.
@@ -674,10 +714,38 @@ struct wsffi_conn *wsffi_conn_retain(struct wsffi_conn *conn);
 void wsffi_conn_release(struct wsffi_conn *conn);
 
 /*
+ Fills `params` with the defaults listed on `wsffi_deflate_params`.
+ */
+wsffi_status wsffi_deflate_params_init(struct wsffi_deflate_params *params);
+
+/*
+ Offer permessage-deflate (default: on, with default parameters) or not.
+ */
+wsffi_status wsffi_client_options_set_per_message_deflate(struct wsffi_client_options *options, bool enabled);
+
+/*
+ Offers permessage-deflate with these parameters (enables it). Out-of-range values give
+ `WSFFI_ERR_INVALID_PARAMETER` and change nothing.
+ */
+wsffi_status wsffi_client_options_set_deflate_params(struct wsffi_client_options *options, const struct wsffi_deflate_params *params);
+
+/*
+ Accept permessage-deflate from clients that offer it (default: off).
+ */
+wsffi_status wsffi_server_options_set_per_message_deflate(struct wsffi_server_options *options, bool enabled);
+
+/*
+ Accepts permessage-deflate with these parameters (enables it). Out-of-range values give
+ `WSFFI_ERR_INVALID_PARAMETER` and change nothing.
+ */
+wsffi_status wsffi_server_options_set_deflate_params(struct wsffi_server_options *options, const struct wsffi_deflate_params *params);
+
+/*
  New client options with the defaults: no subprotocols, no extra headers, no Origin,
  connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
  fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
- mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB.
+ mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
+ with default parameters.
  */
 struct wsffi_client_options *wsffi_client_options_new(void);
 
@@ -753,7 +821,8 @@ wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_optio
 /*
  New server options with the defaults: client tracking on, no connection limit, any
  Origin, max_payload 64 MiB, at most 131072 fragments per message, no automatic ping,
- no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB.
+ no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB,
+ permessage-deflate declined.
  */
 struct wsffi_server_options *wsffi_server_options_new(void);
 

@@ -4,6 +4,7 @@
 //! message callback runs while the reader is busy (the payload it sees points into the read
 //! buffer), and that callback may send on the same connection, which only touches the writer.
 
+use super::extensions::deflate::{Agreed, DeflateConfig, Deflater, InflateError, Inflater, Side};
 use super::protocol::close::{self, codes};
 use super::protocol::frame::{self, FrameHeader, OpCode};
 use super::protocol::mask;
@@ -25,6 +26,15 @@ pub enum MessageKind {
     Text,
     /// Arbitrary bytes.
     Binary,
+}
+
+impl Role {
+    fn side(self) -> Side {
+        match self {
+            Role::Client => Side::Client,
+            Role::Server => Side::Server,
+        }
+    }
 }
 
 impl MessageKind {
@@ -103,6 +113,42 @@ pub struct Reader {
     fragments: usize,
     utf8: Utf8Validator,
     close_received: bool,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Box<ReadDeflate>>,
+}
+
+/// The receiving half of permessage-deflate. The zlib stream is created on the first
+/// compressed message: it costs tens of KiB, which peers that never compress don't pay.
+#[derive(Debug)]
+struct ReadDeflate {
+    agreed: Agreed,
+    inflater: Option<Inflater>,
+    /// The message being assembled is compressed (its first frame had RSV1).
+    compressed: bool,
+    /// Output of single-frame compressed messages.
+    inflated: Vec<u8>,
+}
+
+const BAD_UTF8: Violation = Violation { code: codes::INVALID_PAYLOAD, message: "invalid UTF-8 in text message" };
+
+fn inflate_violation(e: InflateError) -> Violation {
+    match e {
+        InflateError::TooBig => {
+            Violation { code: codes::MESSAGE_TOO_BIG, message: "decompressed message exceeds max_payload" }
+        }
+        InflateError::Corrupt(_) => {
+            Violation { code: codes::INVALID_PAYLOAD, message: "invalid permessage-deflate data" }
+        }
+    }
+}
+
+/// Frees a buffer that grew past [`ASSEMBLY_KEEP`], otherwise empties it for reuse.
+fn recycle(buf: &mut Vec<u8>) {
+    if buf.capacity() > ASSEMBLY_KEEP {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
+    }
 }
 
 impl Reader {
@@ -116,7 +162,13 @@ impl Reader {
             fragments: 0,
             utf8: Utf8Validator::new(),
             close_received: false,
+            deflate: None,
         }
+    }
+
+    /// Accepts compressed messages (RSV1) as negotiated by permessage-deflate.
+    pub fn enable_deflate(&mut self, agreed: Agreed) {
+        self.deflate = Some(Box::new(ReadDeflate { agreed, inflater: None, compressed: false, inflated: Vec::new() }));
     }
 
     /// Has a close frame been received? Nothing after it is read.
@@ -160,8 +212,16 @@ impl Reader {
 
     /// Applies the rules that depend on role and state; returns the payload length.
     fn check_header(&self, h: &FrameHeader) -> Result<usize, Violation> {
-        if h.rsv1 || h.rsv2 || h.rsv3 {
+        if h.rsv2 || h.rsv3 {
             return Err(Violation::protocol("reserved bits set without a negotiated extension"));
+        }
+        if h.rsv1 {
+            if self.deflate.is_none() {
+                return Err(Violation::protocol("RSV1 set without a negotiated extension"));
+            }
+            if !matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+                return Err(Violation::protocol("RSV1 set on a control or continuation frame"));
+            }
         }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(Violation::protocol("unmasked frame from client")),
@@ -187,6 +247,11 @@ impl Reader {
             // Control frame lengths are capped at 125 by the header parser.
             _ => return Ok(h.payload_len as usize),
         };
+        // A compressed message's size is checked while inflating; its frames only need to
+        // fit on their own.
+        let compressed =
+            h.rsv1 || (h.opcode == OpCode::Continue && self.deflate.as_ref().is_some_and(|d| d.compressed));
+        let already = if compressed { 0 } else { already };
         let limit = self.limits.max_payload as u64;
         if h.payload_len > limit || already as u64 + h.payload_len > limit {
             return Err(Violation { code: codes::MESSAGE_TOO_BIG, message: "message exceeds max_payload" });
@@ -200,11 +265,12 @@ impl Reader {
         payload: &[u8],
         on: &mut dyn FnMut(Incoming<'_>) -> bool,
     ) -> Result<bool, Violation> {
-        const BAD_UTF8: Violation =
-            Violation { code: codes::INVALID_PAYLOAD, message: "invalid UTF-8 in text message" };
         match h.opcode {
             OpCode::Text | OpCode::Binary => {
                 let kind = if h.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
+                if h.rsv1 {
+                    return self.compressed_start(kind, h.fin, payload, on);
+                }
                 if h.fin {
                     if kind == MessageKind::Text && utf8::validate(payload).is_err() {
                         return Err(BAD_UTF8);
@@ -222,11 +288,19 @@ impl Reader {
             }
             OpCode::Continue => {
                 let kind = self.assembling.unwrap_or(MessageKind::Binary);
-                if kind == MessageKind::Text {
-                    self.utf8.feed(payload).map_err(|_| BAD_UTF8)?;
-                }
                 self.fragments += 1;
-                self.assembly.extend_from_slice(payload);
+                let before = self.assembly.len();
+                match self.deflate.as_deref_mut() {
+                    Some(d) if d.compressed => {
+                        let max = self.limits.max_payload;
+                        let inflater = d.inflater.get_or_insert_with(|| Inflater::new(self.role.side(), &d.agreed));
+                        inflater.inflate(payload, h.fin, &mut self.assembly, max).map_err(inflate_violation)?;
+                    }
+                    _ => self.assembly.extend_from_slice(payload),
+                }
+                if kind == MessageKind::Text {
+                    self.utf8.feed(&self.assembly[before..]).map_err(|_| BAD_UTF8)?;
+                }
                 if !h.fin {
                     return Ok(true);
                 }
@@ -234,12 +308,11 @@ impl Reader {
                     self.utf8.finish().map_err(|_| BAD_UTF8)?;
                 }
                 self.assembling = None;
-                let go_on = on(Incoming::Message(kind, &self.assembly));
-                if self.assembly.capacity() > ASSEMBLY_KEEP {
-                    self.assembly = Vec::new();
-                } else {
-                    self.assembly.clear();
+                if let Some(d) = self.deflate.as_deref_mut() {
+                    d.compressed = false;
                 }
+                let go_on = on(Incoming::Message(kind, &self.assembly));
+                recycle(&mut self.assembly);
                 Ok(go_on)
             }
             OpCode::Ping => Ok(on(Incoming::Ping(payload))),
@@ -260,6 +333,44 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// The first frame of a compressed message (RSV1 set; `check_header` ensured
+    /// permessage-deflate is on).
+    fn compressed_start(
+        &mut self,
+        kind: MessageKind,
+        fin: bool,
+        payload: &[u8],
+        on: &mut dyn FnMut(Incoming<'_>) -> bool,
+    ) -> Result<bool, Violation> {
+        let max = self.limits.max_payload;
+        let side = self.role.side();
+        let Some(d) = self.deflate.as_deref_mut() else {
+            return Err(Violation::protocol("RSV1 set without a negotiated extension"));
+        };
+        let inflater = d.inflater.get_or_insert_with(|| Inflater::new(side, &d.agreed));
+        if fin {
+            d.inflated.clear();
+            inflater.inflate(payload, true, &mut d.inflated, max).map_err(inflate_violation)?;
+            if kind == MessageKind::Text && utf8::validate(&d.inflated).is_err() {
+                return Err(BAD_UTF8);
+            }
+            let go_on = on(Incoming::Message(kind, &d.inflated));
+            recycle(&mut d.inflated);
+            return Ok(go_on);
+        }
+        inflater.inflate(payload, false, &mut self.assembly, max).map_err(inflate_violation)?;
+        d.compressed = true;
+        if kind == MessageKind::Text {
+            self.utf8.reset();
+            self.utf8.feed(&self.assembly).map_err(|_| BAD_UTF8)?;
+        }
+        self.assembling = Some(kind);
+        self.fragments = 1;
+        Ok(true)
+    }
+}
+
 /// Why the write half refused a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
@@ -269,6 +380,8 @@ pub enum SendError {
     FragmentInProgress,
     /// A control frame payload over 125 bytes.
     ControlTooLong,
+    /// The compressor failed; the message was not sent and the connection must close.
+    Compression,
 }
 
 /// The write half: encodes frames into an output buffer.
@@ -277,12 +390,47 @@ pub struct Writer {
     role: Role,
     fragmenting: bool,
     close_sent: bool,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Box<WriteDeflate>>,
+}
+
+/// The sending half of permessage-deflate; the zlib stream is created on first use.
+#[derive(Debug)]
+struct WriteDeflate {
+    agreed: Agreed,
+    config: DeflateConfig,
+    deflater: Option<Deflater>,
+    /// The fragmented message under way is compressed.
+    compressing: bool,
+    /// Compressed payload of the frame being written.
+    scratch: Vec<u8>,
+}
+
+impl WriteDeflate {
+    /// Compresses `data` into `scratch`.
+    fn compress(&mut self, side: Side, data: &[u8], fin: bool) -> Result<(), SendError> {
+        let (agreed, config) = (self.agreed, self.config);
+        let z = self.deflater.get_or_insert_with(|| Deflater::new(side, &agreed, &config));
+        self.scratch.clear();
+        z.compress_fragment(data, fin, &mut self.scratch).map_err(|_| SendError::Compression)
+    }
 }
 
 impl Writer {
     /// A writer for one end of a connection.
     pub fn new(role: Role) -> Self {
-        Writer { role, fragmenting: false, close_sent: false }
+        Writer { role, fragmenting: false, close_sent: false, deflate: None }
+    }
+
+    /// Compresses messages from now on, as negotiated by permessage-deflate.
+    pub fn enable_deflate(&mut self, agreed: Agreed, config: DeflateConfig) {
+        self.deflate =
+            Some(Box::new(WriteDeflate { agreed, config, deflater: None, compressing: false, scratch: Vec::new() }));
+    }
+
+    /// Would a message of `len` bytes be compressed? (Then it can't share a broadcast frame.)
+    pub fn compresses(&self, len: usize) -> bool {
+        self.deflate.as_ref().is_some_and(|d| len >= d.config.threshold)
     }
 
     /// Has a close frame been written?
@@ -301,16 +449,57 @@ impl Writer {
         if self.fragmenting {
             return Err(SendError::FragmentInProgress);
         }
-        self.frame(out, true, kind.opcode(), data);
+        let side = self.role.side();
+        match self.deflate.as_deref_mut() {
+            Some(d) if data.len() >= d.config.threshold => {
+                d.compress(side, data, true)?;
+                put_frame(self.role, out, true, true, kind.opcode(), &d.scratch);
+                recycle(&mut d.scratch);
+            }
+            _ => put_frame(self.role, out, true, false, kind.opcode(), data),
+        }
         Ok(())
+    }
+
+    /// For a whole message that goes out uncompressed and unmasked (server side): checks it
+    /// may be sent now and writes its frame header into `dst`, returning the header length;
+    /// the caller then sends the header and `len` payload bytes as they are. `None` when the
+    /// payload would need transforming (a client masks, a compressing writer compresses).
+    pub fn direct_header(
+        &mut self,
+        kind: MessageKind,
+        len: usize,
+        dst: &mut [u8; frame::MAX_HEADER_LEN],
+    ) -> Option<Result<usize, SendError>> {
+        if self.role == Role::Client || self.compresses(len) {
+            return None;
+        }
+        if let Err(e) = self.check_open() {
+            return Some(Err(e));
+        }
+        if self.fragmenting {
+            return Some(Err(SendError::FragmentInProgress));
+        }
+        Some(Ok(frame::encode_header_into(dst, true, false, kind.opcode(), None, len)))
     }
 
     /// Appends one fragment; the first fragment of a message carries `kind`, later ones are
     /// continuation frames (their `kind` is ignored). `is_final` ends the message.
     pub fn fragment(&mut self, out: &mut Vec<u8>, kind: MessageKind, data: &[u8], is_final: bool) -> Result<(), SendError> {
         self.check_open()?;
-        let opcode = if self.fragmenting { OpCode::Continue } else { kind.opcode() };
-        self.frame(out, is_final, opcode, data);
+        let first = !self.fragmenting;
+        let opcode = if first { kind.opcode() } else { OpCode::Continue };
+        let side = self.role.side();
+        match self.deflate.as_deref_mut() {
+            Some(d) if (first && data.len() >= d.config.threshold) || (!first && d.compressing) => {
+                d.compress(side, data, is_final)?;
+                d.compressing = !is_final;
+                // RSV1 marks the message as compressed on its first frame only.
+                put_frame(self.role, out, is_final, first, opcode, &d.scratch);
+                recycle(&mut d.scratch);
+            }
+            _ => put_frame(self.role, out, is_final, false, opcode, data),
+        }
         self.fragmenting = !is_final;
         Ok(())
     }
@@ -321,24 +510,25 @@ impl Writer {
         if data.len() > 125 {
             return Err(SendError::ControlTooLong);
         }
-        self.frame(out, true, opcode, data);
+        put_frame(self.role, out, true, false, opcode, data);
         Ok(())
     }
 
     /// Appends the close frame (`code` None sends an empty payload). Only the first one counts.
+    /// A reason longer than 123 bytes is cut, never inside a UTF-8 character.
     pub fn close(&mut self, out: &mut Vec<u8>, code: Option<u16>, reason: &[u8]) -> Result<(), SendError> {
         self.check_open()?;
         let mut payload = [0u8; 125];
         let len = match code {
             Some(code) => {
-                let reason = &reason[..reason.len().min(close::MAX_REASON_LEN)];
+                let reason = &reason[..utf8_cut(reason, close::MAX_REASON_LEN)];
                 payload[..2].copy_from_slice(&code.to_be_bytes());
                 payload[2..2 + reason.len()].copy_from_slice(reason);
                 2 + reason.len()
             }
             None => 0,
         };
-        self.frame(out, true, OpCode::Close, &payload[..len]);
+        put_frame(self.role, out, true, false, OpCode::Close, &payload[..len]);
         self.close_sent = true;
         Ok(())
     }
@@ -350,24 +540,47 @@ impl Writer {
             Ok(())
         }
     }
+}
 
-    fn frame(&self, out: &mut Vec<u8>, fin: bool, opcode: OpCode, data: &[u8]) {
-        match self.role {
-            Role::Server => encode_unmasked(out, fin, opcode, data),
-            Role::Client => {
-                let key: [u8; 4] = rand::random();
-                out.reserve(frame::MAX_HEADER_LEN + data.len());
-                frame::encode_header(out, fin, false, opcode, Some(key), data.len());
-                mask::extend_masked(out, data, key);
-            }
+/// The length of the longest prefix of `text` that fits `max` bytes without splitting a
+/// UTF-8 character (a cut character would make the peer fail the connection with 1007).
+fn utf8_cut(text: &[u8], max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    // Back off over at most three continuation bytes to the start of the cut character.
+    let mut cut = max;
+    while cut > max.saturating_sub(3) && text[cut] & 0xC0 == 0x80 {
+        cut -= 1;
+    }
+    if text[cut] & 0xC0 == 0x80 {
+        max
+    } else {
+        cut
+    }
+}
+
+/// Appends one frame as `role` sends it: masked with a fresh key from a client.
+fn put_frame(role: Role, out: &mut Vec<u8>, fin: bool, rsv1: bool, opcode: OpCode, data: &[u8]) {
+    match role {
+        Role::Server => encode_unmasked_rsv(out, fin, rsv1, opcode, data),
+        Role::Client => {
+            let key: [u8; 4] = rand::random();
+            out.reserve(frame::MAX_HEADER_LEN + data.len());
+            frame::encode_header(out, fin, rsv1, opcode, Some(key), data.len());
+            mask::extend_masked(out, data, key);
         }
     }
 }
 
 /// Encodes a complete unmasked (server) frame; used directly to encode a broadcast once.
 pub fn encode_unmasked(out: &mut Vec<u8>, fin: bool, opcode: OpCode, data: &[u8]) {
+    encode_unmasked_rsv(out, fin, false, opcode, data);
+}
+
+fn encode_unmasked_rsv(out: &mut Vec<u8>, fin: bool, rsv1: bool, opcode: OpCode, data: &[u8]) {
     let mut header = [0u8; frame::MAX_HEADER_LEN];
-    let n = frame::encode_header_into(&mut header, fin, false, opcode, None, data.len());
+    let n = frame::encode_header_into(&mut header, fin, rsv1, opcode, None, data.len());
     out.reserve(n + data.len());
     out.extend_from_slice(&header[..n]);
     out.extend_from_slice(data);
@@ -580,6 +793,32 @@ mod tests {
     }
 
     #[test]
+    fn long_close_reason_is_cut_on_a_character_boundary() {
+        // 122 ASCII bytes then "é" (2 bytes): a cut at 123 bytes would split the "é".
+        let mut reason = "r".repeat(122);
+        reason.push_str("éé");
+        for role in [Role::Client, Role::Server] {
+            let mut w = Writer::new(role);
+            let mut out = Vec::new();
+            w.close(&mut out, Some(1000), reason.as_bytes()).unwrap();
+            let mut reader = Reader::new(if role == Role::Client { Role::Server } else { Role::Client }, Limits::default());
+            let (r, evs) = collect(&mut reader, &out);
+            assert_eq!(r.unwrap().consumed, out.len());
+            assert_eq!(evs, vec![Ev::Close(Some((1000, "r".repeat(122))))]);
+        }
+        // Four-byte characters: 120 + 4 = 124 bytes, cut back to 120.
+        let mut reason = "x".repeat(120);
+        reason.push('😀');
+        let out = client_frames(|w, out| w.close(out, Some(4000), reason.as_bytes()).unwrap());
+        assert_eq!(collect(&mut server(), &out).1, vec![Ev::Close(Some((4000, "x".repeat(120))))]);
+        // A reason that fits is sent whole, multi-byte characters included.
+        let fits = format!("{}é", "y".repeat(121));
+        let out = client_frames(|w, out| w.close(out, Some(1000), fits.as_bytes()).unwrap());
+        assert_eq!(collect(&mut server(), &out).1, vec![Ev::Close(Some((1000, fits.clone())))]);
+        assert_eq!(utf8_cut(&[0x80; 200], 123), 123);
+    }
+
+    #[test]
     fn stopping_leaves_later_frames_unconsumed() {
         let bytes = client_frames(|w, out| {
             w.message(out, MessageKind::Binary, b"1").unwrap();
@@ -619,5 +858,188 @@ mod tests {
         let mut out = Vec::new();
         w.close(&mut out, Some(4000), &[b'r'; 200]).unwrap();
         assert_eq!(out[1] as usize, 125);
+    }
+
+    // ---- permessage-deflate ------------------------------------------------------------
+
+    fn deflate_pair(agreed: Agreed, cfg: DeflateConfig) -> (Writer, Reader) {
+        let mut w = Writer::new(Role::Client);
+        w.enable_deflate(agreed, cfg);
+        let mut r = Reader::new(Role::Server, Limits::default());
+        r.enable_deflate(agreed);
+        (w, r)
+    }
+
+    fn first_byte_flags(frame: &[u8]) -> (bool, bool) {
+        (frame[0] & 0x80 != 0, frame[0] & 0x40 != 0)
+    }
+
+    #[test]
+    fn compressed_messages_round_trip_with_context_takeover() {
+        let (mut w, mut r) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        let json = br#"{"type":"update","id":12345,"values":[1,2,3,4,5,6,7,8],"ok":true,"name":"sensor"}"#;
+        let mut first = Vec::new();
+        w.message(&mut first, MessageKind::Text, json).unwrap();
+        assert!(first_byte_flags(&first).1, "RSV1 marks a compressed message");
+        assert!(first.len() < json.len() + 6);
+        let mut second = Vec::new();
+        w.message(&mut second, MessageKind::Text, json).unwrap();
+        // With context takeover the repeat is a back-reference: far smaller.
+        assert!(second.len() < first.len() / 2, "{} vs {}", second.len(), first.len());
+        let mut all = first.clone();
+        all.extend_from_slice(&second);
+        let (res, evs) = collect(&mut r, &all);
+        assert_eq!(res.unwrap().consumed, all.len());
+        assert_eq!(evs, vec![Ev::Msg(MessageKind::Text, json.to_vec()), Ev::Msg(MessageKind::Text, json.to_vec())]);
+    }
+
+    #[test]
+    fn messages_under_the_threshold_go_uncompressed() {
+        let cfg = DeflateConfig { threshold: 100, ..DeflateConfig::default() };
+        let (mut w, mut r) = deflate_pair(Agreed::default(), cfg);
+        assert!(!w.compresses(99) && w.compresses(100));
+        let mut out = Vec::new();
+        w.message(&mut out, MessageKind::Binary, &[5; 99]).unwrap();
+        assert!(!first_byte_flags(&out).1);
+        let (res, evs) = collect(&mut r, &out);
+        assert!(res.is_ok());
+        assert_eq!(evs, vec![Ev::Msg(MessageKind::Binary, vec![5; 99])]);
+    }
+
+    #[test]
+    fn compressed_fragments_carry_rsv1_on_the_first_frame_only_and_allow_control_frames_between() {
+        let (mut w, mut r) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        let text = "ünïcödé text split across compressed fragments, ".repeat(20);
+        let bytes = text.as_bytes();
+        let mut frames = Vec::new();
+        let mut starts = Vec::new();
+        for (i, chunk) in bytes.chunks(97).enumerate() {
+            starts.push(frames.len());
+            let last = (i + 1) * 97 >= bytes.len();
+            w.fragment(&mut frames, MessageKind::Text, chunk, last).unwrap();
+            if i == 1 {
+                w.control(&mut frames, OpCode::Ping, b"mid").unwrap();
+            }
+        }
+        assert!(first_byte_flags(&frames[starts[0]..]).1);
+        for &at in &starts[1..] {
+            assert!(!first_byte_flags(&frames[at..]).1, "continuation frames have RSV1 clear");
+        }
+        let (res, evs) = collect(&mut r, &frames);
+        assert_eq!(res.unwrap().consumed, frames.len());
+        assert_eq!(evs, vec![Ev::Ping(b"mid".to_vec()), Ev::Msg(MessageKind::Text, bytes.to_vec())]);
+        // The next message after a compressed fragmented one still decodes.
+        let mut more = Vec::new();
+        w.message(&mut more, MessageKind::Binary, &[9; 300]).unwrap();
+        assert_eq!(collect(&mut r, &more).1, vec![Ev::Msg(MessageKind::Binary, vec![9; 300])]);
+    }
+
+    #[test]
+    fn no_context_takeover_and_small_windows_round_trip() {
+        for (bits, nct) in [(8u8, true), (9, false), (12, true), (15, false)] {
+            let agreed = Agreed {
+                server_no_context_takeover: nct,
+                client_no_context_takeover: nct,
+                server_max_window_bits: bits,
+                client_max_window_bits: bits,
+            };
+            let (mut w, mut r) = deflate_pair(agreed, DeflateConfig::default());
+            let payloads: Vec<Vec<u8>> =
+                (0..5).map(|i| format!("message {i}: {}", "abcdefghij".repeat(50 + i)).into_bytes()).collect();
+            let mut out = Vec::new();
+            for p in &payloads {
+                w.message(&mut out, MessageKind::Binary, p).unwrap();
+            }
+            let (res, evs) = collect(&mut r, &out);
+            assert!(res.is_ok(), "bits {bits} nct {nct}");
+            let want: Vec<Ev> = payloads.iter().map(|p| Ev::Msg(MessageKind::Binary, p.clone())).collect();
+            assert_eq!(evs, want, "bits {bits} nct {nct}");
+        }
+    }
+
+    #[test]
+    fn rsv1_is_a_protocol_error_on_control_frames_continuations_and_without_the_extension() {
+        // Without the extension.
+        let (mut w, _) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        let mut compressed = Vec::new();
+        w.message(&mut compressed, MessageKind::Text, &[b'a'; 200]).unwrap();
+        let err = collect(&mut server(), &compressed).0.unwrap_err();
+        assert_eq!(err.code, 1002);
+        // On a ping, with the extension.
+        let (_, mut r) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        let ping = [0xC9u8, 0x80, 0, 0, 0, 0];
+        assert_eq!(collect(&mut r, &ping).0.unwrap_err().code, 1002);
+        // On a continuation frame.
+        let (_, mut r) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        let mut frames = vec![0x01u8, 0x81, 0, 0, 0, 0, b'a'];
+        frames.extend_from_slice(&[0xC0, 0x80, 0, 0, 0, 0]);
+        assert_eq!(collect(&mut r, &frames).0.unwrap_err().code, 1002);
+        // RSV2 and RSV3 stay errors with the extension.
+        let (_, mut r) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        assert_eq!(collect(&mut r, &[0xA1, 0x80, 0, 0, 0, 0]).0.unwrap_err().code, 1002);
+    }
+
+    #[test]
+    fn decompression_bombs_fail_with_1009_without_allocating_the_claimed_size() {
+        let limits = Limits { max_payload: 1 << 20, max_fragments: 1000 };
+        let agreed = Agreed::default();
+        // 64 MiB of zeros compresses to about 64 KiB.
+        let mut w = Writer::new(Role::Client);
+        w.enable_deflate(agreed, DeflateConfig::default());
+        let mut bomb = Vec::new();
+        w.message(&mut bomb, MessageKind::Binary, &vec![0u8; 64 << 20]).unwrap();
+        assert!(bomb.len() < 1 << 20, "the bomb fits under max_payload on the wire");
+        let mut r = Reader::new(Role::Server, limits);
+        r.enable_deflate(agreed);
+        let err = collect(&mut r, &bomb).0.unwrap_err();
+        assert_eq!(err.code, 1009);
+        assert!(r.deflate.as_ref().unwrap().inflated.capacity() < 4 << 20);
+
+        // The same as a fragmented message.
+        let mut w = Writer::new(Role::Client);
+        w.enable_deflate(agreed, DeflateConfig::default());
+        let mut frames = Vec::new();
+        let zeros = vec![0u8; 1 << 20];
+        for i in 0..8 {
+            w.fragment(&mut frames, MessageKind::Binary, &zeros, i == 7).unwrap();
+        }
+        let mut r = Reader::new(Role::Server, limits);
+        r.enable_deflate(agreed);
+        assert_eq!(collect(&mut r, &frames).0.unwrap_err().code, 1009);
+        assert!(r.assembly.capacity() < 4 << 20);
+    }
+
+    #[test]
+    fn corrupt_data_and_bad_utf8_inside_compressed_messages_fail_with_1007() {
+        let (_, mut r) = deflate_pair(Agreed::default(), DeflateConfig::default());
+        // Block type 3 is invalid in DEFLATE.
+        let mut bad = Vec::new();
+        frame::encode_header(&mut bad, true, true, OpCode::Binary, Some([0; 4]), 2);
+        bad.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(collect(&mut r, &bad).0.unwrap_err().code, 1007);
+
+        let (mut w, mut r) = deflate_pair(Agreed::default(), DeflateConfig { threshold: 0, ..DeflateConfig::default() });
+        let mut out = Vec::new();
+        // A text frame whose decompressed payload is not UTF-8.
+        let mut text = Vec::new();
+        w.message(&mut out, MessageKind::Binary, &[b'x', 0xff, 0xfe]).unwrap();
+        text.push(0xC1);
+        text.extend_from_slice(&out[1..]);
+        assert_eq!(collect(&mut r, &text).0.unwrap_err().code, 1007);
+    }
+
+    #[test]
+    fn server_compresses_unmasked_and_client_reads_it() {
+        let mut w = Writer::new(Role::Server);
+        w.enable_deflate(Agreed::default(), DeflateConfig::default());
+        let mut r = Reader::new(Role::Client, Limits::default());
+        r.enable_deflate(Agreed::default());
+        let mut out = Vec::new();
+        w.message(&mut out, MessageKind::Text, "server says hello ".repeat(10).as_bytes()).unwrap();
+        assert_eq!(out[0], 0xC1);
+        assert_eq!(out[1] & 0x80, 0, "server frames are unmasked");
+        let (res, evs) = collect(&mut r, &out);
+        assert!(res.is_ok());
+        assert_eq!(evs, vec![Ev::Msg(MessageKind::Text, "server says hello ".repeat(10).into_bytes())]);
     }
 }

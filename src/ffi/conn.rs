@@ -240,13 +240,13 @@ fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) 
 /// The negotiated subprotocol, "" when none or not open yet. Valid while you hold the conn.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_protocol(conn: *const ConnHandle) -> *const c_char {
-    info_text(conn, |i| i.protocol.as_ptr())
+    info_text(conn, |i| i.protocol.as_deref().unwrap_or(c"").as_ptr())
 }
 
 /// The negotiated extensions, "" when none. Valid while you hold the conn.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_extensions(conn: *const ConnHandle) -> *const c_char {
-    info_text(conn, |i| i.extensions.as_ptr())
+    info_text(conn, |i| i.extensions.as_deref().unwrap_or(c"").as_ptr())
 }
 
 /// The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open.

@@ -9,6 +9,7 @@
 pub mod boundary;
 pub mod callbacks;
 pub mod conn;
+pub mod deflate_options;
 pub mod options;
 pub mod reactor;
 pub mod server;

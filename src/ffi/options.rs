@@ -33,7 +33,7 @@ fn millis(ms: u32) -> Option<Duration> {
 }
 
 /// Applies `f` to a box-managed options object.
-fn with<T>(p: *mut T, f: impl FnOnce(&mut T) -> Result<(), Status>) -> wsffi_status {
+pub(super) fn with<T>(p: *mut T, f: impl FnOnce(&mut T) -> Result<(), Status>) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object from its `_new`.
         let o = unsafe { boxed(p) }?;
@@ -95,7 +95,8 @@ fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
 /// New client options with the defaults: no subprotocols, no extra headers, no Origin,
 /// connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
 /// fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
-/// mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB.
+/// mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
+/// with default parameters.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_new() -> *mut wsffi_client_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
@@ -227,7 +228,8 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(options: *mut wsffi_
 
 /// New server options with the defaults: client tracking on, no connection limit, any
 /// Origin, max_payload 64 MiB, at most 131072 fragments per message, no automatic ping,
-/// no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB.
+/// no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB,
+/// permessage-deflate declined.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })

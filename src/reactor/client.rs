@@ -10,7 +10,8 @@ use std::time::Instant;
 use mio::Interest;
 
 use super::config::ClientConfig;
-use super::conn::{ready_state, Conn, ConnHandle, ConnInfo, Phase};
+use crate::core::extensions::deflate::{client_accept, client_offer};
+use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, Phase};
 use super::event_loop::EventLoop;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
@@ -73,7 +74,7 @@ impl EventLoop {
             setup.handle,
             key,
             Role::Client,
-            setup.config.conn,
+            Rc::new(setup.config.conn),
             None,
             Phase::Resolving,
             setup.user,
@@ -153,7 +154,7 @@ impl EventLoop {
             }
         }
         let (status, message) = last_error
-            .or_else(|| conn.failure.borrow_mut().take())
+            .or_else(|| conn.take_failure())
             .unwrap_or((Status::ErrConnectionRefused, "no address to connect to".into()));
         self.connect_failed(conn, status, message);
     }
@@ -186,9 +187,9 @@ impl EventLoop {
                 }
                 let what = addr.map_or_else(|| "connect".to_string(), |a| format!("connect to {a}"));
                 // Remember this failure in case no other address works.
-                *conn.failure.borrow_mut() = Some((Status::from_io(&e), format!("{what}: {e}")));
+                *conn.failure.borrow_mut() = Some(Box::new((Status::from_io(&e), format!("{what}: {e}"))));
                 if with_state(conn, |st| st.url.unix_path.is_some()).unwrap_or(false) {
-                    let (status, message) = conn.failure.borrow_mut().take().unwrap_or((Status::ErrIo, what));
+                    let (status, message) = conn.take_failure().unwrap_or((Status::ErrIo, what));
                     self.connect_failed(conn, status, message);
                 } else {
                     self.try_next_address(conn);
@@ -209,7 +210,8 @@ impl EventLoop {
         conn.want_writable.set(false);
         let request = with_state(conn, |st| {
             let c = &st.config;
-            build_request(&st.url, &st.key, &c.protocols, c.origin.as_deref(), None, &c.headers)
+            let offer = c.deflate.as_ref().map(client_offer);
+            build_request(&st.url, &st.key, &c.protocols, c.origin.as_deref(), offer.as_deref(), &c.headers)
                 .map(|r| (r, st.started + c.handshake_timeout))
         });
         match request {
@@ -318,8 +320,21 @@ impl EventLoop {
     }
 
     fn client_upgraded(&self, conn: &Rc<Conn>, response: &Response) {
-        let negotiated = with_state(conn, |st| validate_switching(response, &st.key, &st.config.protocols, false));
-        let negotiated = match negotiated {
+        let negotiated = with_state(conn, |st| {
+            let deflate = st.config.deflate;
+            validate_switching(response, &st.key, &st.config.protocols, deflate.is_some()).and_then(|n| {
+                // Only permessage-deflate is ever offered, so any extension answer is one.
+                let agreed = match (&n.extensions, deflate) {
+                    (Some(answer), Some(cfg)) => Some((
+                        client_accept(answer, &cfg).map_err(|e| format!("permessage-deflate: {e}"))?,
+                        cfg,
+                    )),
+                    _ => None,
+                };
+                Ok((n, agreed))
+            })
+        });
+        let (negotiated, agreed) = match negotiated {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
                 self.connect_failed(conn, Status::ErrHandshake, format!("invalid handshake response: {e}"));
@@ -327,11 +342,15 @@ impl EventLoop {
             }
             None => return,
         };
+        if let Some((agreed, cfg)) = agreed {
+            conn.reader.borrow_mut().enable_deflate(agreed);
+            conn.output.borrow_mut().writer.enable_deflate(agreed, cfg);
+        }
         *conn.handshake.borrow_mut() = None;
         let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
         conn.handle.set_info(ConnInfo {
-            protocol: cstring(negotiated.protocol.as_deref().unwrap_or("")),
-            extensions: cstring(negotiated.extensions.as_deref().unwrap_or("")),
+            protocol: nonempty_cstring(negotiated.protocol.as_deref()),
+            extensions: nonempty_cstring(negotiated.extensions.as_deref()),
             remote: CString::new(remote).unwrap_or_default(),
         });
         self.open_conn(conn);

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::core::extensions::deflate::DeflateConfig;
 use crate::core::session::Limits;
 
 /// Default high-water mark of a connection's output buffer.
@@ -58,6 +59,8 @@ pub struct ClientConfig {
     pub max_header_bytes: usize,
     /// TLS settings for `wss://`.
     pub tls: super::tls::ClientTls,
+    /// permessage-deflate to offer; `None` offers no extension.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ClientConfig {
@@ -71,6 +74,8 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             tls: Default::default(),
+            // Browsers, Node's `ws` and Python's `websockets` all offer it too.
+            deflate: Some(DeflateConfig::default()),
         }
     }
 }
@@ -86,11 +91,19 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// When non-empty, only these Origin values are accepted (403 otherwise).
     pub allowed_origins: Vec<String>,
+    /// permessage-deflate to accept; `None` declines every offer.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { conn: ConnConfig::default(), client_tracking: true, max_connections: 0, allowed_origins: Vec::new() }
+        ServerConfig {
+            conn: ConnConfig::default(),
+            client_tracking: true,
+            max_connections: 0,
+            allowed_origins: Vec::new(),
+            deflate: None,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::Instant;
 use mio::Token;
 use once_cell::sync::OnceCell;
 
+use super::bufpool;
 use super::config::ConnConfig;
 use super::slab::Key;
 use super::stream::Stream;
@@ -48,10 +49,10 @@ pub enum SendOp {
 /// Negotiated details, fixed once the connection opens.
 #[derive(Debug, Default)]
 pub struct ConnInfo {
-    /// Chosen subprotocol ("" for none).
-    pub protocol: CString,
-    /// Negotiated extensions ("" for none).
-    pub extensions: CString,
+    /// Chosen subprotocol (None for none: an empty CString would still be an allocation).
+    pub protocol: Option<CString>,
+    /// Negotiated extensions (None for none).
+    pub extensions: Option<CString>,
     /// Peer address.
     pub remote: CString,
 }
@@ -68,6 +69,11 @@ pub struct ConnHandle {
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
     info: OnceCell<ConnInfo>,
+}
+
+/// `s` as a C string, None when empty.
+pub fn nonempty_cstring(s: Option<&str>) -> Option<CString> {
+    s.filter(|s| !s.is_empty()).map(|s| CString::new(s.replace('\0', "")).unwrap_or_default())
 }
 
 impl ConnHandle {
@@ -269,12 +275,12 @@ impl InBuf {
         &mut self.buf[self.start..self.end]
     }
 
-    /// Drops `n` processed bytes from the front; frees the memory when empty.
+    /// Drops `n` processed bytes from the front; releases the memory when empty.
     pub fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start >= self.end {
             // Idle connections keep no input buffer.
-            *self = InBuf::default();
+            bufpool::give_input(std::mem::take(self).buf);
         }
     }
 
@@ -287,9 +293,27 @@ impl InBuf {
             self.start = 0;
         }
         if self.buf.len() - self.start < want {
-            self.buf.resize(self.start + want, 0);
+            self.grow(want);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Makes `buf[start..]` at least `want` bytes long, from the pool for large sizes.
+    fn grow(&mut self, want: usize) {
+        if want >= bufpool::POOLED_MIN {
+            if let Some(mut fresh) = bufpool::take_input(want) {
+                let len = self.end - self.start;
+                if fresh.len() < want {
+                    fresh.resize(want, 0);
+                }
+                fresh[..len].copy_from_slice(&self.buf[self.start..self.end]);
+                bufpool::give_input(std::mem::replace(&mut self.buf, fresh));
+                self.start = 0;
+                self.end = len;
+                return;
+            }
+        }
+        self.buf.resize(self.start + want, 0);
     }
 
     /// Records `n` bytes read into the spare area.
@@ -357,8 +381,9 @@ pub struct Conn {
     pub key: Key,
     /// Client or server.
     pub role: Role,
-    /// Settings (a server connection takes its server's once routed).
-    pub config: Cell<ConnConfig>,
+    /// Settings (a server connection takes its server's once routed); shared with the
+    /// server's other connections.
+    pub config: RefCell<Rc<ConnConfig>>,
     /// The socket, once there is one.
     pub stream: RefCell<Option<Stream>>,
     /// Life cycle.
@@ -388,10 +413,10 @@ pub struct Conn {
     pub close_after_flush: Cell<bool>,
     /// The peer closed its side of TCP.
     pub peer_eof: Cell<bool>,
-    /// What the close callback will say.
-    pub report: RefCell<Option<CloseReport>>,
+    /// What the close callback will say (boxed: rare, and idle connections stay small).
+    pub report: RefCell<Option<Box<CloseReport>>>,
     /// An error to report before close.
-    pub failure: RefCell<Option<(Status, String)>>,
+    pub failure: RefCell<Option<Box<(Status, String)>>>,
     /// Deadline of the current phase (connect, handshake, close).
     pub phase_deadline: Cell<Option<Instant>>,
     /// The deadline currently in the timer heap.
@@ -414,7 +439,7 @@ impl Conn {
         handle: Arc<ConnHandle>,
         key: Key,
         role: Role,
-        config: ConnConfig,
+        config: Rc<ConnConfig>,
         stream: Option<Stream>,
         phase: Phase,
         user: OwnedUserData,
@@ -425,7 +450,7 @@ impl Conn {
             handle,
             key,
             role,
-            config: Cell::new(config),
+            config: RefCell::new(config),
             stream: RefCell::new(stream),
             phase: Cell::new(phase),
             reader: RefCell::new(Reader::new(role, limits)),
@@ -462,11 +487,16 @@ impl Conn {
         self.phase.get() == Phase::Closed
     }
 
+    /// Takes the recorded failure, if any.
+    pub fn take_failure(&self) -> Option<(Status, String)> {
+        self.failure.borrow_mut().take().map(|b| *b)
+    }
+
     /// Records the first failure (later ones are consequences).
     pub fn set_failure(&self, status: Status, message: impl Into<String>) {
         let mut f = self.failure.borrow_mut();
         if f.is_none() {
-            *f = Some((status, message.into()));
+            *f = Some(Box::new((status, message.into())));
         }
     }
 
@@ -474,18 +504,18 @@ impl Conn {
     pub fn set_report(&self, code: u16, reason: &str, clean: bool) {
         let mut r = self.report.borrow_mut();
         if r.is_none() {
-            *r = Some(CloseReport { code, reason: reason.to_string(), clean });
+            *r = Some(Box::new(CloseReport { code, reason: reason.to_string(), clean }));
         }
     }
 
     /// Current settings.
-    pub fn cfg(&self) -> ConnConfig {
-        self.config.get()
+    pub fn cfg(&self) -> Rc<ConnConfig> {
+        self.config.borrow().clone()
     }
 
     /// Switches to other settings (a server connection once its server is known).
-    pub fn config_replace(&self, config: ConnConfig) {
-        self.config.set(config);
+    pub fn config_replace(&self, config: Rc<ConnConfig>) {
+        *self.config.borrow_mut() = config;
     }
 
     /// User data for callbacks.
@@ -493,3 +523,4 @@ impl Conn {
         self.user.borrow().get()
     }
 }
+

@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use mio::event::{Event, Source};
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use super::conn::{ready_state, Conn, ConnHandle, Phase, SendOp};
+use super::bufpool;
+use super::config::ConnConfig;
+use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
 use super::timers::Timers;
 use super::{Command, Shared};
 use crate::core::protocol::close::codes;
-use crate::core::protocol::frame::OpCode;
+use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::core::session::{Incoming, MessageKind, SendError, Violation};
 use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
 use crate::ffi::status::Status;
@@ -28,6 +30,9 @@ pub const WAKER_TOKEN: Token = Token(0);
 const READ_BUF_SIZE: usize = 64 * 1024;
 /// An output buffer with more capacity than this is released once empty.
 const OUTPUT_KEEP: usize = 64 * 1024;
+/// Messages at least this large are written straight from the caller's buffer when nothing
+/// is queued before them.
+const DIRECT_WRITE_MIN: usize = 64 * 1024;
 
 /// Token for a connection: odd numbers.
 pub fn conn_token(key: Key) -> Token {
@@ -59,6 +64,8 @@ pub struct EventLoop {
     resumed: RefCell<Vec<Rc<Conn>>>,
     read_buf: RefCell<Vec<u8>>,
     stopping: Cell<Option<Instant>>,
+    /// Settings of server connections not yet routed to a server.
+    default_conn_config: Rc<ConnConfig>,
 }
 
 impl EventLoop {
@@ -78,12 +85,18 @@ impl EventLoop {
             resumed: RefCell::new(Vec::new()),
             read_buf: RefCell::new(vec![0; READ_BUF_SIZE]),
             stopping: Cell::new(None),
+            default_conn_config: Rc::new(ConnConfig::default()),
         }
     }
 
     /// An `Rc` to this loop (it always lives in one).
     pub fn rc(&self) -> Rc<EventLoop> {
         self.me.borrow().upgrade().expect("loop alive")
+    }
+
+    /// Settings of server connections not yet routed to a server.
+    pub fn default_conn_config(&self) -> Rc<ConnConfig> {
+        self.default_conn_config.clone()
     }
 
     /// The mio registry.
@@ -420,7 +433,11 @@ impl EventLoop {
 
     /// Fails the connection for a protocol violation: error, close frame, then TCP close.
     pub fn fail(&self, conn: &Rc<Conn>, v: Violation) {
-        let status = if v.code == codes::MESSAGE_TOO_BIG { Status::ErrMessageTooBig } else { Status::ErrProtocol };
+        let status = match v.code {
+            codes::MESSAGE_TOO_BIG => Status::ErrMessageTooBig,
+            codes::INTERNAL_ERROR => Status::ErrInternal,
+            _ => Status::ErrProtocol,
+        };
         conn.set_failure(status, v.message);
         conn.set_report(v.code, v.message, false);
         {
@@ -517,7 +534,7 @@ impl EventLoop {
             if out.sent == out.buf.len() {
                 out.sent = 0;
                 if out.buf.capacity() > OUTPUT_KEEP {
-                    out.buf = Vec::new();
+                    bufpool::give_output(std::mem::take(&mut out.buf));
                 } else {
                     out.buf.clear();
                 }
@@ -555,15 +572,75 @@ impl EventLoop {
                 conn.want_drain.set(true);
                 return Err(Status::ErrBackpressure);
             }
-            out.encode(op, data).map_err(send_error_status)?;
-            out.pending()
+            if let SendOp::Message(kind) = op {
+                if data.len() >= DIRECT_WRITE_MIN && out.pending() == 0 {
+                    if let Some(r) = self.write_direct(&conn, &mut out, kind, data) {
+                        r.map_err(send_error_status)?;
+                        let pending = out.pending();
+                        drop(out);
+                        return self.after_send(&conn, pending);
+                    }
+                }
+                if out.buf.is_empty() && out.buf.capacity() < data.len() && data.len() >= bufpool::POOLED_MIN {
+                    if let Some(b) = bufpool::take_output(data.len() + MAX_HEADER_LEN) {
+                        out.buf = b;
+                    }
+                }
+            }
+            match out.encode(op, data) {
+                Ok(()) => out.pending(),
+                Err(SendError::Compression) => {
+                    drop(out);
+                    let v = Violation { code: codes::INTERNAL_ERROR, message: "permessage-deflate compression failed" };
+                    self.fail(&conn, v);
+                    return Err(Status::ErrInternal);
+                }
+                Err(e) => return Err(send_error_status(e)),
+            }
         };
+        self.after_send(&conn, pending)
+    }
+
+    fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Status> {
         conn.handle.set_buffered(pending);
         if pending > conn.cfg().high_water {
             conn.want_drain.set(true);
         }
-        self.mark_dirty(&conn);
+        if pending > 0 {
+            self.mark_dirty(conn);
+        }
         Ok(())
+    }
+
+    /// A large message with nothing queued before it goes to the socket at once, header and
+    /// payload in one `writev`, without copying the payload; only what the socket does not
+    /// take is buffered. `None` when the frame can't be written as is (a client must mask
+    /// the payload, a compressed message must be compressed first).
+    fn write_direct(&self, conn: &Conn, out: &mut OutBuf, kind: MessageKind, data: &[u8]) -> Option<Result<(), SendError>> {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = match out.writer.direct_header(kind, data.len(), &mut header)? {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut written = 0;
+        if let Some(s) = conn.stream.borrow_mut().as_mut() {
+            loop {
+                match s.write_two(&header[..n], data) {
+                    Ok(w) => written = w,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // Anything else shows again when the buffered rest is flushed.
+                    Err(_) => {}
+                }
+                break;
+            }
+        }
+        if written < n {
+            out.buf.extend_from_slice(&header[written..n]);
+            out.buf.extend_from_slice(data);
+        } else {
+            out.buf.extend_from_slice(&data[written - n..]);
+        }
+        Some(Ok(()))
     }
 
     /// The loop's connection for a handle, if it still lives.
@@ -844,8 +921,8 @@ impl EventLoop {
         self.handshake_ended(conn);
         let cbs = conn.callbacks.get();
         let user = conn.user();
-        let failure = conn.failure.borrow_mut().take();
-        let report = conn.report.borrow_mut().take().unwrap_or(super::conn::CloseReport {
+        let failure = conn.take_failure();
+        let report = conn.report.borrow_mut().take().map(|b| *b).unwrap_or(super::conn::CloseReport {
             code: codes::ABNORMAL,
             reason: String::new(),
             clean: false,
@@ -890,5 +967,6 @@ pub fn send_error_status(e: SendError) -> Status {
         SendError::Closed => Status::ErrClosed,
         SendError::FragmentInProgress => Status::ErrInvalidParameter,
         SendError::ControlTooLong => Status::ErrTooBig,
+        SendError::Compression => Status::ErrInternal,
     }
 }

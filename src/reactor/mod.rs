@@ -2,6 +2,7 @@
 //! `wsffi_reactor`. Other threads talk to it through [`Shared::post`]; code already running on
 //! the reactor thread (callbacks) reaches the loop directly through [`with_loop`].
 
+pub mod bufpool;
 pub mod client;
 pub mod config;
 pub mod conn;

@@ -14,13 +14,14 @@ use once_cell::sync::OnceCell;
 
 pub use super::views::{HttpResponse, RequestView, ResponseView};
 
-use super::config::{ListenerConfig, ServerConfig};
-use super::conn::{Conn, ConnHandle, ConnInfo, Phase};
+use super::config::{ConnConfig, ListenerConfig, ServerConfig};
+use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, Phase, SendOp};
 use super::event_loop::{listener_token, EventLoop};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
 use super::views::cstring;
 use super::Shared;
+use crate::core::extensions::deflate::server_negotiate;
 use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRequest};
 use crate::core::handshake::response::{accept_key, build_response, build_switching_protocols};
 use crate::core::protocol::close::codes;
@@ -116,6 +117,8 @@ pub struct Server {
     pub path: String,
     /// Settings.
     pub config: ServerConfig,
+    /// `config.conn`, shared by the server's connections.
+    pub conn_config: Rc<ConnConfig>,
     callbacks: ServerCallbacks,
     user: RefCell<OwnedUserData>,
     /// Open (and closing) connections.
@@ -261,6 +264,7 @@ impl EventLoop {
             handle: handle.clone(),
             key,
             path,
+            conn_config: Rc::new(config.conn),
             config,
             callbacks,
             user: RefCell::new(user),
@@ -349,7 +353,14 @@ impl EventLoop {
                     }
                     continue;
                 }
-                out.buf.extend_from_slice(&frame);
+                if out.writer.compresses(data.len()) {
+                    // Each connection has its own compression context.
+                    if out.encode(SendOp::Message(kind), data).is_err() {
+                        continue;
+                    }
+                } else {
+                    out.buf.extend_from_slice(&frame);
+                }
                 out.pending()
             };
             conn.handle.set_buffered(pending);
@@ -410,7 +421,7 @@ impl EventLoop {
         max_header_bytes: usize,
     ) {
         let key = self.conns.borrow().next_key();
-        let config = forced.as_ref().map(|s| s.config.conn).unwrap_or_default();
+        let config = forced.as_ref().map_or_else(|| self.default_conn_config(), |s| s.conn_config.clone());
         let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), config.high_water));
         handle.set_key(key);
         let conn = Rc::new(Conn::new(
@@ -556,7 +567,7 @@ impl EventLoop {
             }
         }
         // The connection now takes the server's settings.
-        conn.config_replace(server.config.conn);
+        conn.config_replace(server.conn_config.clone());
         *conn.reader.borrow_mut() = Reader::new(Role::Server, server.config.conn.limits);
         conn.handle.set_high_water(server.config.conn.high_water);
         conn.handle.set_url(view.url.clone());
@@ -597,16 +608,31 @@ impl EventLoop {
                 None => upgrade.protocols.first().cloned(),
             }
         };
+        let deflate = match server.config.deflate.map(|cfg| (server_negotiate(&upgrade.extensions, &cfg), cfg)) {
+            None | Some((Ok(None), _)) => None,
+            Some((Ok(Some((agreed, answer))), cfg)) => Some((agreed, answer, cfg)),
+            Some((Err(e), _)) => {
+                let message = format!("malformed Sec-WebSocket-Extensions: {e}");
+                server.client_error(Status::ErrHandshake, &message);
+                self.refuse(conn, 400, "", &[], message.as_bytes());
+                return;
+            }
+        };
         server.callbacks.headers(server.user(), hs);
+        let answer = deflate.as_ref().map(|(_, answer, _)| answer.clone());
         let response =
-            build_switching_protocols(&accept_key(&upgrade.key), protocol.as_deref(), None, &hs.headers());
+            build_switching_protocols(&accept_key(&upgrade.key), protocol.as_deref(), answer.as_deref(), &hs.headers());
+        if let Some((agreed, _, cfg)) = deflate {
+            conn.reader.borrow_mut().enable_deflate(agreed);
+            conn.output.borrow_mut().writer.enable_deflate(agreed, cfg);
+        }
         conn.output.borrow_mut().buf.extend_from_slice(&response);
         self.mark_dirty(conn);
         *conn.handshake.borrow_mut() = None;
         let remote = hs.request.remote_address.clone();
         conn.handle.set_info(ConnInfo {
-            protocol: cstring(protocol.as_deref().unwrap_or("")),
-            extensions: CString::default(),
+            protocol: nonempty_cstring(protocol.as_deref()),
+            extensions: nonempty_cstring(answer.as_deref()),
             remote,
         });
         let slot = server.clients.borrow_mut().insert(conn.clone());

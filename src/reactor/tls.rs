@@ -578,7 +578,7 @@ impl EventLoop {
     /// A server connection failed in TLS before its request: tell the servers that could
     /// have taken it.
     pub(super) fn report_tls_failure(&self, conn: &Conn) {
-        let failure = conn.failure.borrow().clone();
+        let failure = conn.failure.borrow().as_deref().cloned();
         if let Some((Status::ErrTls, message)) = failure {
             for s in self.servers_for_errors(conn) {
                 s.client_error(Status::ErrTls, &message);

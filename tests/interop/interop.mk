@@ -5,6 +5,7 @@
 INTEROP_DIR   := tests/interop
 INTEROP_PROBE := $(BUILD)/probe-client
 NPM           ?= npm
+include $(INTEROP_DIR)/browser.mk
 
 .PHONY: test-interop
 test-interop: all $(INTEROP_PROBE) $(TLS_TEST_CERTS)

@@ -21,7 +21,8 @@ function log(event) {
 
 const wss = new WebSocketServer({
   noServer: true,
-  perMessageDeflate: false,
+  // PEER_DEFLATE: a JSON object of ws perMessageDeflate options; unset means no compression.
+  perMessageDeflate: process.env.PEER_DEFLATE ? JSON.parse(process.env.PEER_DEFLATE) : false,
   maxPayload: 256 * 1024 * 1024,
   handleProtocols: (offered) => (offered.has('v1.probe') ? 'v1.probe' : false),
 });
@@ -58,6 +59,7 @@ function handle(ws, req, url) {
     protocols: req.headers['sec-websocket-protocol'] ? [req.headers['sec-websocket-protocol']] : [],
     extensions: req.headers['sec-websocket-extensions'] ? [req.headers['sec-websocket-extensions']] : [],
     subprotocol: ws.protocol || null,
+    answer: ws.extensions || null,
   });
   ws.on('close', (code, reason) => {
     // ws reports 1006 when no close frame arrived and 1005 for an empty one.

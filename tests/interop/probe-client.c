@@ -18,6 +18,10 @@
  *   subprotocol (/proto) headers (/headers) reject (/reject)
  *   invalid-utf8 fail-1002 fail-1009   the peer breaks the protocol; we fail the connection
  * The peer servers in tests/interop implement those paths.
+ *
+ * PROBE_DEFLATE changes the permessage-deflate offer (on by default): "off", or a
+ * comma-separated list of server_no_context_takeover, client_no_context_takeover,
+ * server_max_window_bits=N, client_max_window_bits=N, threshold=N, level=N, mem_level=N.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -109,6 +113,7 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     enum scenario sc;
+    bool deflate_offered; /* permessage-deflate offered (the default) */
     const char *name;
 
     bool done;
@@ -294,8 +299,8 @@ static void on_open(void *user, wsffi_conn *conn) {
         fail("connection opened, but the scenario expects a refusal");
         goto out;
     }
-    if (strcmp(ext, "") != 0) {
-        fail("negotiated extensions \"%s\", none were offered", ext);
+    if (strcmp(ext, "") != 0 && (!P.deflate_offered || strncmp(ext, "permessage-deflate", 18) != 0)) {
+        fail("negotiated extensions \"%s\", offered %s", ext, P.deflate_offered ? "only permessage-deflate" : "none");
     }
     if (P.sc == S_SUBPROTOCOL) {
         if (strcmp(proto, PROTOCOL_CHOSEN) != 0) {
@@ -559,6 +564,49 @@ out:
     pthread_mutex_unlock(&P.mu);
 }
 
+/* Applies PROBE_DEFLATE (see the top of the file); false on a malformed value. */
+static bool apply_deflate_env(wsffi_client_options *opts) {
+    const char *env = getenv("PROBE_DEFLATE");
+    if (env == NULL || *env == '\0') {
+        return true;
+    }
+    if (strcmp(env, "off") == 0) {
+        P.deflate_offered = false;
+        return wsffi_client_options_set_per_message_deflate(opts, false) == WSFFI_STATUS_OK;
+    }
+    wsffi_deflate_params p;
+    wsffi_deflate_params_init(&p);
+    char *copy = strdup(env);
+    bool ok = copy != NULL;
+    for (char *save = NULL, *item = ok ? strtok_r(copy, ",", &save) : NULL; ok && item != NULL;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        long v = eq ? atol(eq + 1) : 0;
+        if (eq) {
+            *eq = '\0';
+        }
+        if (strcmp(item, "server_no_context_takeover") == 0) {
+            p.server_no_context_takeover = true;
+        } else if (strcmp(item, "client_no_context_takeover") == 0) {
+            p.client_no_context_takeover = true;
+        } else if (strcmp(item, "server_max_window_bits") == 0) {
+            p.server_max_window_bits = (uint8_t)v;
+        } else if (strcmp(item, "client_max_window_bits") == 0) {
+            p.client_max_window_bits = (uint8_t)v;
+        } else if (strcmp(item, "threshold") == 0) {
+            p.threshold = (size_t)v;
+        } else if (strcmp(item, "level") == 0) {
+            p.level = (uint32_t)v;
+        } else if (strcmp(item, "mem_level") == 0) {
+            p.mem_level = (uint8_t)v;
+        } else {
+            ok = false;
+        }
+    }
+    free(copy);
+    return ok && wsffi_client_options_set_deflate_params(opts, &p) == WSFFI_STATUS_OK;
+}
+
 static int find_scenario(const char *name) {
     for (int i = 0; i < S_COUNT; i++) {
         if (strcmp(scenario_names[i], name) == 0) {
@@ -742,6 +790,7 @@ int main(int argc, char **argv) {
     pthread_cond_init(&P.cv, &ca);
     pthread_condattr_destroy(&ca);
     P.sc = (enum scenario)sc;
+    P.deflate_offered = true;
     P.name = scenario_names[sc];
 
     wsffi_client_options *opts = wsffi_client_options_new();
@@ -760,6 +809,10 @@ int main(int argc, char **argv) {
             wsffi_client_options_free(opts);
             return 1;
         }
+    }
+    if (!apply_deflate_env(opts)) {
+        fprintf(stderr, "probe-client: bad PROBE_DEFLATE \"%s\"\n", getenv("PROBE_DEFLATE"));
+        return 2;
     }
 
     wsffi_reactor *reactor = NULL;

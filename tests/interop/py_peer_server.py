@@ -16,12 +16,15 @@ SIGTERM or SIGINT. Behaviour by request path (anything else echoes):
   /headers       sends "origin=<Origin>;x-probe-token=<X-Probe-Token>"
   /reject        answers the upgrade with 403 and the body "forbidden by test server"
   /invalid-utf8  sends a text frame that is not valid UTF-8
+
+With PEER_DEFLATE set (see compression_options) it accepts permessage-deflate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import ssl
 import sys
@@ -30,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 BIG = bytes(i % 251 for i in range(1 << 20))
 INVALID_UTF8 = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"
@@ -71,6 +75,7 @@ async def handler(ws):
         token=headers.get("X-Probe-Token"),
         protocols=headers.get_all("Sec-WebSocket-Protocol"),
         extensions=headers.get_all("Sec-WebSocket-Extensions"),
+        answer=ws.response.headers.get("Sec-WebSocket-Extensions"),
         subprotocol=ws.subprotocol,
     )
     try:
@@ -119,6 +124,15 @@ async def handler(ws):
         )
 
 
+def compression_options():
+    """permessage-deflate from PEER_DEFLATE: a JSON object of ServerPerMessageDeflateFactory
+    parameters (e.g. {"server_max_window_bits": 10}); unset means no compression."""
+    params = os.environ.get("PEER_DEFLATE")
+    if params is None:
+        return {"compression": None}
+    return {"compression": None, "extensions": [ServerPerMessageDeflateFactory(**json.loads(params))]}
+
+
 async def main(address, tls=None):
     host, port = address.rsplit(":", 1)
     context = None
@@ -134,7 +148,7 @@ async def main(address, tls=None):
         int(port),
         process_request=process_request,
         select_subprotocol=select_subprotocol,
-        compression=None,
+        **compression_options(),
         max_size=None,
         ping_interval=None,
         close_timeout=3,

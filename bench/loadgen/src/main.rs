@@ -95,6 +95,8 @@ struct Conn {
     blocked: bool,
     // Receive side.
     recvd: u64,
+    /// Data-frame payload bytes received as they came on the wire (compressed or not).
+    wire_payload: u64,
     hdr: [u8; 14],
     hdr_have: usize,
     in_payload: bool,
@@ -133,6 +135,7 @@ impl Conn {
             msg_len: 0,
             verify: false,
             inflate: None,
+            wire_payload: 0,
         }
     }
 
@@ -157,6 +160,7 @@ struct Snap {
     reads: u64,
     writes: u64,
     waits: u64,
+    wire_payload: u64,
 }
 
 struct Gen {
@@ -752,6 +756,9 @@ impl Gen {
             }
             // Payload bytes.
             let take = (c.payload_left.min(data.len() as u64)) as usize;
+            if c.frame_op <= 2 {
+                c.wire_payload += take as u64;
+            }
             let chunk = &data[..take];
             data = &data[take..];
             c.payload_left -= take as u64;
@@ -886,6 +893,7 @@ impl Gen {
             reads: self.n_reads,
             writes: self.n_writes,
             waits: self.n_waits,
+            wire_payload: self.conns.iter().map(|c| c.wire_payload).sum(),
         }
     }
 
@@ -1077,7 +1085,7 @@ fn main() {
                 let _ = write!(
                     result,
                     "{{\"ok\":true,\"mode\":\"{:?}\",\"count\":{count},\"bytes\":{bytes},\"seconds\":{},\"per_sec\":{},\"mib_per_sec\":{},\
-                     \"server_cpu_s\":{},\"server_cpu_us_per_op\":{},\"client_cpu_s\":{},\"client_cpu_frac\":{},\"client_reads_per_op\":{},\"client_writes_per_op\":{},\"client_waits_per_op\":{}}}",
+                     \"server_cpu_s\":{},\"server_cpu_us_per_op\":{},\"client_cpu_s\":{},\"client_cpu_frac\":{},\"client_reads_per_op\":{},\"client_writes_per_op\":{},\"client_waits_per_op\":{},\"wire_payload_per_op\":{}}}",
                     g.cfg.mode,
                     json_num(secs),
                     json_num(count as f64 / secs),
@@ -1088,7 +1096,8 @@ fn main() {
                     json_num(client_cpu / secs),
                     json_num(per_op(b.reads - a.reads)),
                     json_num(per_op(b.writes - a.writes)),
-                    json_num(per_op(b.waits - a.waits))
+                    json_num(per_op(b.waits - a.waits)),
+                    json_num(per_op(b.wire_payload.saturating_sub(a.wire_payload)))
                 );
             }
         }

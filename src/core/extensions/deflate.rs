@@ -42,6 +42,15 @@ const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// caller's limit after each, so a decompression bomb cannot make us allocate much
 /// beyond that limit.
 const INFLATE_STEP: usize = 64 * 1024;
+/// The first output step for a small input.
+const INFLATE_MIN_STEP: usize = 512;
+
+/// Messages up to this size use the small compressor under no_context_takeover.
+const SMALL_MESSAGE: usize = 1024;
+/// Window of the small compressor (log2 bytes).
+const SMALL_WINDOW_BITS: u8 = 10;
+/// Memory level of the small compressor (a 512-entry hash table).
+const SMALL_MEM_LEVEL: i32 = 2;
 
 /// Upper bound on one compress output step (the loop continues when it fills up).
 const DEFLATE_STEP_MAX: usize = 1024 * 1024;
@@ -551,6 +560,14 @@ pub struct Deflater {
     z: zlib_rs::Deflate,
     threshold: usize,
     no_context_takeover: bool,
+    /// A fragmented message is under way on `z`.
+    mid_message: bool,
+    /// Under no_context_takeover every message starts from an empty window, and resetting
+    /// `z` clears its hash tables (over 100 KiB at the defaults) each time. Small messages
+    /// use this compressor with a 1 KiB window and small tables instead: the same output
+    /// for messages that fit the window, a fraction of the reset cost. Created on first use.
+    small: Option<zlib_rs::Deflate>,
+    small_config: zlib_rs::DeflateConfig,
 }
 
 impl std::fmt::Debug for Deflater {
@@ -575,10 +592,20 @@ impl Deflater {
             mem_level: i32::from(cfg.mem_level.clamp(1, 9)),
             ..zlib_rs::DeflateConfig::default()
         };
+        // 9 stands in for 8 as above; 10 bits reach 762 bytes back, within any window >= 10.
+        let small_bits = clamp_bits(bits).clamp(9, SMALL_WINDOW_BITS);
+        let small_config = zlib_rs::DeflateConfig {
+            window_bits: -i32::from(small_bits),
+            mem_level: config.mem_level.min(SMALL_MEM_LEVEL),
+            ..config
+        };
         Deflater {
             z: zlib_rs::Deflate::new_with_config(config),
             threshold: cfg.threshold,
             no_context_takeover,
+            mid_message: false,
+            small: None,
+            small_config,
         }
     }
 
@@ -607,56 +634,81 @@ impl Deflater {
         fin: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
+        if fin && !self.mid_message && self.no_context_takeover && data.len() <= SMALL_MESSAGE {
+            let config = self.small_config;
+            let z = self.small.get_or_insert_with(|| zlib_rs::Deflate::new_with_config(config));
+            let r = compress_message(z, data, out);
+            z.reset();
+            return r;
+        }
+        self.mid_message = !fin;
         let start = out.len();
-        if let Err(e) = self.sync_flush(data, out) {
+        if let Err(e) = sync_flush(&mut self.z, data, out) {
             out.truncate(start);
             self.z.reset();
+            self.mid_message = false;
             return Err(e);
         }
         if fin {
-            if out[start..].ends_with(&TRAILER) {
-                out.truncate(out.len() - TRAILER.len());
-            }
-            if out.len() == start {
-                // Nothing new since the last flush: one empty stored block header, so the
-                // payload plus the receiver's trailer is still a well-formed block.
-                out.push(0x00);
-            }
+            end_message(out, start);
             if self.no_context_takeover {
                 self.z.reset();
             }
         }
         Ok(())
     }
+}
 
-    /// Compresses all of `data` with a sync flush, appending to `out`.
-    fn sync_flush(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        loop {
-            // Room for the input plus block overhead; the loop runs again if it fills.
-            let step = (data.len() + data.len() / 8 + 64).min(DEFLATE_STEP_MAX);
-            let at = out.len();
-            out.resize(at + step, 0);
-            let (in0, out0) = (self.z.total_in(), self.z.total_out());
-            let r = self
-                .z
-                .compress(data, &mut out[at..], DeflateFlush::SyncFlush);
-            let consumed = usize::try_from(self.z.total_in() - in0).unwrap_or(usize::MAX);
-            let written = usize::try_from(self.z.total_out() - out0).unwrap_or(usize::MAX);
-            if consumed > data.len() || written > step {
-                return Err("compressor reported impossible progress".into());
-            }
-            out.truncate(at + written);
-            data = &data[consumed..];
-            match r {
-                Err(e) => return Err(format!("compression failed: {}", e.as_str())),
-                // BufError: nothing to do (a repeated flush with no new input).
-                Ok(Status::BufError) => return Ok(()),
-                Ok(_) => {}
-            }
-            // Output space left over means the flush is complete.
-            if data.is_empty() && written < step {
-                return Ok(());
-            }
+/// Compresses a whole message with `z` (which starts and ends it with an empty window),
+/// appending it to `out` without the trailer.
+fn compress_message(z: &mut zlib_rs::Deflate, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let start = out.len();
+    if let Err(e) = sync_flush(z, data, out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    end_message(out, start);
+    Ok(())
+}
+
+/// Strips the `00 00 FF FF` trailer from the last frame of a message that began at
+/// `out[start]` (RFC 7692 §7.2.1).
+fn end_message(out: &mut Vec<u8>, start: usize) {
+    if out[start..].ends_with(&TRAILER) {
+        out.truncate(out.len() - TRAILER.len());
+    }
+    if out.len() == start {
+        // Nothing new since the last flush: one empty stored block header, so the
+        // payload plus the receiver's trailer is still a well-formed block.
+        out.push(0x00);
+    }
+}
+
+/// Compresses all of `data` with a sync flush, appending to `out`.
+fn sync_flush(z: &mut zlib_rs::Deflate, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    loop {
+        // Room for the input plus block overhead; the loop runs again if it fills.
+        let step = (data.len() + data.len() / 8 + 64).min(DEFLATE_STEP_MAX);
+        let at = out.len();
+        out.resize(at + step, 0);
+        let (in0, out0) = (z.total_in(), z.total_out());
+        let r = z.compress(data, &mut out[at..], DeflateFlush::SyncFlush);
+        let consumed = usize::try_from(z.total_in() - in0).unwrap_or(usize::MAX);
+        let written = usize::try_from(z.total_out() - out0).unwrap_or(usize::MAX);
+        if consumed > data.len() || written > step {
+            return Err("compressor reported impossible progress".into());
+        }
+        out.truncate(at + written);
+        data = &data[consumed..];
+        match r {
+            Err(e) => return Err(format!("compression failed: {}", e.as_str())),
+            // BufError: nothing to do (a repeated flush with no new input).
+            Ok(Status::BufError) => return Ok(()),
+            Ok(_) => {}
+        }
+        // Output space left over means the flush is complete.
+        if data.is_empty() && written < step {
+            return Ok(());
         }
     }
 }
@@ -746,9 +798,13 @@ impl Inflater {
     }
 
     fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), InflateError> {
+        // Output space is zero-filled before zlib writes to it, so start near the likely
+        // size (small messages are the common case) and double up to INFLATE_STEP.
+        let mut want = (data.len() * 4).clamp(INFLATE_MIN_STEP, INFLATE_STEP);
         while !self.ended {
             // One byte past the limit is enough to see that the limit is crossed.
-            let step = INFLATE_STEP.min(max.saturating_sub(out.len()).saturating_add(1));
+            let step = want.min(max.saturating_sub(out.len()).saturating_add(1));
+            want = (want * 2).min(INFLATE_STEP);
             let at = out.len();
             out.resize(at + step, 0);
             let (in0, out0) = (self.z.total_in(), self.z.total_out());
@@ -1662,6 +1718,43 @@ mod tests {
             let later_reset: usize = reset[1..].iter().sum();
             assert!(later * 2 < later_reset, "{later} vs {later_reset}");
             assert!(keep[1..].iter().all(|&n| n < keep[0]), "{keep:?}");
+        }
+    }
+
+    #[test]
+    fn without_context_takeover_every_message_inflates_alone() {
+        // Small messages go through the small compressor, large ones and fragmented ones
+        // through the main one; none may refer to an earlier message.
+        let cfg = DeflateConfig::default();
+        for bits in [8u8, 9, 10, 15] {
+            let a = agreed(true, true, bits, bits);
+            let mut d = Deflater::new(Side::Server, &a, &cfg);
+            let big: Vec<u8> = (0..40).flat_map(json_msg).collect();
+            let mut sizes = Vec::new();
+            for round in 0..3 {
+                for m in [json_msg(round), big.clone(), json_msg(round), b"x".to_vec(), Vec::new()] {
+                    let mut c = Vec::new();
+                    d.compress(&m, &mut c).unwrap();
+                    let mut fresh = Inflater::new(Side::Client, &a);
+                    assert_eq!(inflate_all(&mut fresh, &c).unwrap(), m, "bits {bits}");
+                    sizes.push(c.len());
+                }
+                // A fragmented message in between, then small ones again.
+                let mut frames = Vec::new();
+                for (k, piece) in big.chunks(300).enumerate() {
+                    let mut p = Vec::new();
+                    d.compress_fragment(piece, (k + 1) * 300 >= big.len(), &mut p).unwrap();
+                    frames.push(p);
+                }
+                let mut fresh = Inflater::new(Side::Client, &a);
+                let mut plain = Vec::new();
+                for (k, f) in frames.iter().enumerate() {
+                    fresh.inflate(f, k + 1 == frames.len(), &mut plain, usize::MAX).unwrap();
+                }
+                assert_eq!(plain, big);
+            }
+            // The same small message compresses to the same size every time.
+            assert_eq!(sizes[0], sizes[2], "{sizes:?}");
         }
     }
 

@@ -1,0 +1,135 @@
+//! permessage-deflate (RFC 7692) settings on client and server options.
+
+use super::boundary::status_boundary;
+use super::options::{with, wsffi_client_options, wsffi_server_options};
+use super::status::{wsffi_status, Status};
+use crate::core::extensions::deflate::DeflateConfig;
+
+/// permessage-deflate parameters. Fill one with `wsffi_deflate_params_init` first, then
+/// change the fields you care about, so fields added later keep their defaults.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wsffi_deflate_params {
+    /// Server: always reset the compressor after each message (clients are told so).
+    /// Client: ask the server to. Default false.
+    pub server_no_context_takeover: bool,
+    /// Client: reset our compressor after each message (and say so in the offer).
+    /// Server: require clients to. Default false.
+    pub client_no_context_takeover: bool,
+    /// Largest LZ77 window (log2 bytes, 8..=15) the server compresses with. Server: its
+    /// limit. Client: requested from the server when below 15. Default 15.
+    pub server_max_window_bits: u8,
+    /// Largest window (8..=15) the client compresses with. Client: offered. Server: imposed
+    /// on clients that accept a limit (offers that cannot be limited are declined when this
+    /// is below 15). Default 15.
+    pub client_max_window_bits: u8,
+    /// Messages shorter than this many bytes are sent uncompressed. Default 64.
+    pub threshold: usize,
+    /// zlib compression level 0..=9 (1 fastest, 9 smallest). Default 6.
+    pub level: u32,
+    /// zlib memory level 1..=9: lower saves memory per connection, costs ratio. Default 8.
+    pub mem_level: u8,
+}
+
+impl From<DeflateConfig> for wsffi_deflate_params {
+    fn from(c: DeflateConfig) -> Self {
+        wsffi_deflate_params {
+            server_no_context_takeover: c.server_no_context_takeover,
+            client_no_context_takeover: c.client_no_context_takeover,
+            server_max_window_bits: c.server_max_window_bits,
+            client_max_window_bits: c.client_max_window_bits,
+            threshold: c.threshold,
+            level: c.level,
+            mem_level: c.mem_level,
+        }
+    }
+}
+
+impl From<wsffi_deflate_params> for DeflateConfig {
+    fn from(p: wsffi_deflate_params) -> Self {
+        DeflateConfig {
+            server_no_context_takeover: p.server_no_context_takeover,
+            client_no_context_takeover: p.client_no_context_takeover,
+            server_max_window_bits: p.server_max_window_bits,
+            client_max_window_bits: p.client_max_window_bits,
+            threshold: p.threshold,
+            level: p.level,
+            mem_level: p.mem_level,
+        }
+    }
+}
+
+/// Fills `params` with the defaults listed on `wsffi_deflate_params`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_deflate_params_init(params: *mut wsffi_deflate_params) -> wsffi_status {
+    status_boundary!({
+        if params.is_null() {
+            return Err(Status::ErrNullParameter);
+        }
+        // SAFETY: non-NULL, points to caller-owned storage for one struct.
+        unsafe { params.write(DeflateConfig::default().into()) };
+        Ok(())
+    })
+}
+
+/// Checks and converts caller parameters.
+fn read_params(params: *const wsffi_deflate_params) -> Result<DeflateConfig, Status> {
+    if params.is_null() {
+        return Err(Status::ErrNullParameter);
+    }
+    // SAFETY: non-NULL, points to a caller-owned struct.
+    let config: DeflateConfig = unsafe { params.read() }.into();
+    config.validate().map_err(|_| Status::ErrInvalidParameter)?;
+    Ok(config)
+}
+
+/// Offer permessage-deflate (default: on, with default parameters) or not.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_per_message_deflate(
+    options: *mut wsffi_client_options,
+    enabled: bool,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.deflate = enabled.then(|| o.config.deflate.unwrap_or_default());
+        Ok(())
+    })
+}
+
+/// Offers permessage-deflate with these parameters (enables it). Out-of-range values give
+/// `WSFFI_ERR_INVALID_PARAMETER` and change nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_deflate_params(
+    options: *mut wsffi_client_options,
+    params: *const wsffi_deflate_params,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.deflate = Some(read_params(params)?);
+        Ok(())
+    })
+}
+
+/// Accept permessage-deflate from clients that offer it (default: off).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_per_message_deflate(
+    options: *mut wsffi_server_options,
+    enabled: bool,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.deflate = enabled.then(|| o.config.deflate.unwrap_or_default());
+        Ok(())
+    })
+}
+
+/// Accepts permessage-deflate with these parameters (enables it). Out-of-range values give
+/// `WSFFI_ERR_INVALID_PARAMETER` and change nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_deflate_params(
+    options: *mut wsffi_server_options,
+    params: *const wsffi_deflate_params,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.deflate = Some(read_params(params)?);
+        Ok(())
+    })
+}
+
