@@ -1,7 +1,9 @@
 # wsffi build and test entry points.
 #   make          library (release), header check, examples, C tests
 #   make demo     build, then run the chat demo with clients talking to it
-#   make test     every test: Rust, C (plain and under valgrind), interop with real peers
+#   make test     every test: Rust, C (plain, valgrind, AddressSanitizer), interop with real
+#                 peers, benchmark and fuzz smoke runs
+#   make tsan     C tests under ThreadSanitizer (needs a nightly toolchain)
 #   make header   regenerate include/wsffi.h after changing src/ffi
 
 CARGO   ?= cargo
@@ -31,7 +33,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: all test-rust test-c test-interop bench-smoke fuzz-smoke
+test: all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke
 
 test-rust:
 	$(CARGO) test --release
@@ -39,6 +41,7 @@ test-rust:
 # Each part of the test suite keeps its own rules next to its files.
 include examples/examples.mk
 include c-tests/tests.mk
+include c-tests/sanitizers.mk
 include tests/interop/interop.mk
 include bench/bench.mk
 include fuzz/fuzz.mk

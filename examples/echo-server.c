@@ -1,7 +1,8 @@
 /*
  * echo-server: echoes every message back with its type.
  *
- *   build/echo-server [--deflate] [--tls CERT KEY] HOST:PORT
+ *   build/echo-server [--deflate] [--tls CERT KEY] [--handshake-timeout-ms N]
+ *                     [--ping-interval-ms N] [--max-connections N] HOST:PORT
  *
  * Prints "listening on HOST:PORT" once ready and runs until SIGINT or SIGTERM, then closes
  * its clients cleanly. Flow control: when a client's output passes the high-water mark the
@@ -64,9 +65,16 @@ int main(int argc, char **argv) {
     const char *tls_cert = NULL;
     const char *tls_key = NULL;
     bool deflate = false;
+    long handshake_timeout_ms = 0, ping_interval_ms = 0, max_connections = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             deflate = true;
+        } else if (strcmp(argv[i], "--handshake-timeout-ms") == 0 && i + 1 < argc) {
+            handshake_timeout_ms = atol(argv[++i]);
+        } else if (strcmp(argv[i], "--ping-interval-ms") == 0 && i + 1 < argc) {
+            ping_interval_ms = atol(argv[++i]);
+        } else if (strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc) {
+            max_connections = atol(argv[++i]);
         } else if (strcmp(argv[i], "--tls") == 0) {
             if (i + 2 >= argc) {
                 fprintf(stderr, "echo-server: --tls needs CERT and KEY (PEM files)\n");
@@ -79,7 +87,8 @@ int main(int argc, char **argv) {
         }
     }
     if (address == NULL) {
-        fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] HOST:PORT\n");
+        fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--handshake-timeout-ms N] "
+                        "[--ping-interval-ms N] [--max-connections N] HOST:PORT\n");
         return 2;
     }
 
@@ -98,6 +107,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     wsffi_listener_options *lopts = wsffi_listener_options_new();
+    if (handshake_timeout_ms > 0) {
+        wsffi_listener_options_set_handshake_timeout_ms(lopts, (uint32_t)handshake_timeout_ms);
+    }
     if (tls_cert != NULL &&
         wsffi_listener_options_set_tls_cert_files(lopts, tls_cert, tls_key, &err) != WSFFI_STATUS_OK) {
         fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
@@ -118,6 +130,8 @@ int main(int argc, char **argv) {
     wsffi_server_options *opts = wsffi_server_options_new();
     wsffi_server_options_set_water_marks(opts, ECHO_HIGH_WATER, ECHO_HIGH_WATER / 4);
     wsffi_server_options_set_per_message_deflate(opts, deflate);
+    wsffi_server_options_set_ping_interval_ms(opts, (uint32_t)ping_interval_ms);
+    wsffi_server_options_set_max_connections(opts, (size_t)max_connections);
     wsffi_server_callbacks scbs;
     memset(&scbs, 0, sizeof scbs);
     scbs.on_connection = on_connection;

@@ -402,6 +402,9 @@ pub struct Conn {
     pub paused: Cell<bool>,
     /// On the loop's flush list.
     pub dirty: Cell<bool>,
+    /// Reading stopped because the output passed the high-water mark (a peer that sends
+    /// but never reads, pings included, must not grow our memory); resumes at low water.
+    pub throttled: Cell<bool>,
     /// WRITABLE interest registered.
     pub want_writable: Cell<bool>,
     /// The buffered amount passed the high-water mark: fire drain when it falls.
@@ -460,6 +463,7 @@ impl Conn {
             user: RefCell::new(user),
             paused: Cell::new(false),
             dirty: Cell::new(false),
+            throttled: Cell::new(false),
             want_writable: Cell::new(false),
             want_drain: Cell::new(false),
             terminate: Cell::new(false),
@@ -509,8 +513,8 @@ impl Conn {
     }
 
     /// Current settings.
-    pub fn cfg(&self) -> Rc<ConnConfig> {
-        self.config.borrow().clone()
+    pub fn cfg(&self) -> std::cell::Ref<'_, ConnConfig> {
+        std::cell::Ref::map(self.config.borrow(), |c| &**c)
     }
 
     /// Switches to other settings (a server connection once its server is known).

@@ -323,6 +323,17 @@ impl EventLoop {
             && !conn.terminate.get()
             && !conn.close_after_flush.get()
             && !conn.peer_eof.get()
+            && !Self::throttle(conn)
+    }
+
+    /// Is reading held back by a full output buffer? Sets the hold when the output passes
+    /// the high-water mark; `flush` lifts it at the low-water mark.
+    fn throttle(conn: &Conn) -> bool {
+        if !conn.throttled.get() {
+            let over = conn.output.try_borrow().is_ok_and(|o| o.pending() > conn.cfg().high_water);
+            conn.throttled.set(over);
+        }
+        conn.throttled.get()
     }
 
     /// One read; None when the socket has nothing (or failed, which is recorded).
@@ -554,6 +565,10 @@ impl EventLoop {
             }
             pending <= conn.cfg().low_water
         };
+        if drained && conn.throttled.replace(false) {
+            // Edge-triggered polling will not repeat the edge we stopped reading at.
+            self.resumed.borrow_mut().push(conn.clone());
+        }
         if drained && conn.want_drain.replace(false) && !conn.terminate.get() {
             let cbs = conn.callbacks.get();
             cbs.drain(conn.user(), &conn.handle);
