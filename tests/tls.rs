@@ -684,3 +684,27 @@ fn flow_control_over_tls_holds_the_sender_at_the_high_water_mark() {
     assert_eq!(wsffi_listener_close(listener), S::Ok);
     assert_eq!(wsffi_reactor_free(reactor), S::Ok);
 }
+
+#[test]
+fn an_ipv6_literal_is_verified_against_the_certificate() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine; nothing to test");
+        return;
+    }
+    let mut reactor = null_mut();
+    assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
+    let lo = wsffi_listener_options_new();
+    assert_eq!(wsffi_listener_options_set_tls_cert_files(lo, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
+    let mut listener = null_mut();
+    assert_eq!(wsffi_listen(reactor, c"[::1]:0".as_ptr(), lo, &mut listener, null_mut()), S::Ok);
+    wsffi_listener_options_free(lo);
+    let scbs = wsffi_server_callbacks { on_connection: Some(server_connection), ..Default::default() };
+    let events = Log::new();
+    let mut server = null_mut();
+    assert_eq!(wsffi_server_attach(reactor, listener, c"/echo".as_ptr(), null(), &scbs, events.ptr(), None, &mut server, null_mut()), S::Ok);
+    let f = Fixture { reactor, listener, server, port: wsffi_listener_port(listener), events };
+    // The certificate names ::1 among its addresses.
+    let (conn, client) = connect(&f, "wss://[::1]:PORT/echo", trust_ca);
+    assert_echo(conn, client);
+    stop(f);
+}
