@@ -78,7 +78,7 @@ impl Stream {
 
     /// TLS output (handshake records, ciphertext, alerts) waits for the socket.
     pub fn tls_wants_write(&self) -> bool {
-        matches!(self, Stream::Tls(t) if t.session.wants_write())
+        matches!(self, Stream::Tls(t) if t.tls.wants_write())
     }
 
     /// Before the socket closes: TLS sends close_notify (as far as the socket takes it now).

@@ -109,12 +109,12 @@ fn words(camel: &str) -> String {
 
 // ---- the stream -----------------------------------------------------------------------------
 
-/// A TLS session over a socket.
+/// TLS over a socket.
 pub struct TlsStream {
     /// The socket.
     pub inner: Stream,
-    /// The rustls session.
-    pub session: rustls::Connection,
+    /// The rustls connection.
+    pub tls: rustls::Connection,
     /// Name the client verifies (for messages), "" on the server side.
     server_name: String,
     /// The socket reached end of stream.
@@ -134,27 +134,27 @@ impl TlsStream {
     pub fn client(inner: Stream, config: Arc<rustls::ClientConfig>, name: &str) -> io::Result<Self> {
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| tls_io_error(format!("TLS: invalid server name \"{name}\"")))?;
-        let mut session = rustls::ClientConnection::new(config, server_name)
+        let mut tls = rustls::ClientConnection::new(config, server_name)
             .map_err(|e| tls_io_error(describe(&e, true, name)))?;
-        session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-        Ok(TlsStream { inner, session: session.into(), server_name: name.to_string(), socket_eof: false, deferred: None })
+        tls.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+        Ok(TlsStream { inner, tls: tls.into(), server_name: name.to_string(), socket_eof: false, deferred: None })
     }
 
     /// Server side: waits for the ClientHello.
     pub fn server(inner: Stream, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        let mut session = rustls::ServerConnection::new(config).map_err(|e| tls_io_error(describe(&e, false, "")))?;
-        session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-        Ok(TlsStream { inner, session: session.into(), server_name: String::new(), socket_eof: false, deferred: None })
+        let mut tls = rustls::ServerConnection::new(config).map_err(|e| tls_io_error(describe(&e, false, "")))?;
+        tls.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+        Ok(TlsStream { inner, tls: tls.into(), server_name: String::new(), socket_eof: false, deferred: None })
     }
 
     fn is_client(&self) -> bool {
-        matches!(self.session, rustls::Connection::Client(_))
+        matches!(self.tls, rustls::Connection::Client(_))
     }
 
     /// Writes pending ciphertext until the socket blocks (`WouldBlock`) or none is left.
     pub fn flush_tls(&mut self) -> io::Result<()> {
-        while self.session.wants_write() {
-            match self.session.write_tls(&mut self.inner) {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.inner) {
                 Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "socket accepted no bytes")),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -166,20 +166,20 @@ impl TlsStream {
 
     /// Sends close_notify and whatever the socket takes now, without waiting.
     pub fn close_notify(&mut self) {
-        self.session.send_close_notify();
+        self.tls.send_close_notify();
         let _ = self.flush_tls();
     }
 
     /// Subject of the peer's certificate as an RFC 4514 string, if it sent one.
     pub fn peer_subject(&self) -> Option<String> {
-        let cert = self.session.peer_certificates()?.first()?;
+        let cert = self.tls.peer_certificates()?.first()?;
         subject_of(cert.as_ref())
     }
 
     /// Reads and decrypts socket bytes once; Ok(false) at socket EOF.
     fn receive(&mut self) -> io::Result<bool> {
         let n = loop {
-            match self.session.read_tls(&mut self.inner) {
+            match self.tls.read_tls(&mut self.inner) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -189,13 +189,13 @@ impl TlsStream {
             self.socket_eof = true;
             return Ok(false);
         }
-        if let Err(e) = self.session.process_new_packets() {
+        if let Err(e) = self.tls.process_new_packets() {
             // Let the peer know why (the alert rustls queued), then fail.
             let _ = self.flush_tls();
             let message = describe(&e, self.is_client(), &self.server_name);
             return Err(tls_io_error(message));
         }
-        // Handshake records, session tickets, key updates: send them now.
+        // Handshake records, resumption tickets, key updates: send them now.
         match self.flush_tls() {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(true),
@@ -214,7 +214,7 @@ impl Read for TlsStream {
         }
         let mut filled = 0;
         loop {
-            match self.session.reader().read(&mut buf[filled..]) {
+            match self.tls.reader().read(&mut buf[filled..]) {
                 // close_notify received (or buf is full).
                 Ok(0) => return Ok(filled),
                 Ok(n) => {
@@ -258,7 +258,7 @@ impl Write for TlsStream {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
-        let n = self.session.writer().write(buf)?;
+        let n = self.tls.writer().write(buf)?;
         match self.flush_tls() {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -753,7 +753,7 @@ mod tests {
         let mut client = TlsStream::client(Stream::Unix(mio::net::UnixStream::from_std(a)), client_tls.build().unwrap(), "localhost").unwrap();
         let mut server = TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.clone().unwrap()).unwrap();
         let mut buf = [0u8; 16];
-        while client.session.is_handshaking() || server.session.is_handshaking() {
+        while client.tls.is_handshaking() || server.tls.is_handshaking() {
             let _ = client.flush_tls();
             let _ = server.read(&mut buf);
             let _ = server.flush_tls();
@@ -793,7 +793,7 @@ mod tests {
         let kernel = sock.send_buffer_size().unwrap() + peer.recv_buffer_size().unwrap();
         // Record overhead is small; what the socket does not hold stays in rustls, bounded.
         assert!(accepted <= kernel + TLS_BUFFER_LIMIT + accepted / 50, "accepted {accepted}, kernel {kernel}");
-        assert!(client.session.wants_write(), "ciphertext waits for the socket");
+        assert!(client.tls.wants_write(), "ciphertext waits for the socket");
         // The reader gets every byte; the writer's flush empties rustls' buffer on the way.
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0usize;
@@ -811,7 +811,7 @@ mod tests {
             }
         }
         assert_eq!(got, accepted);
-        assert!(!client.session.wants_write());
+        assert!(!client.tls.wants_write());
     }
 
     #[test]
@@ -829,9 +829,9 @@ mod tests {
         let mut buf = [0u8; 64];
         // The ClientHello arrives: no plaintext, not EOF; the server answers at once.
         assert_eq!(server.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-        assert!(!server.session.wants_write(), "the server's flight was sent while reading");
+        assert!(!server.tls.wants_write(), "the server's flight was sent while reading");
         assert_eq!(client.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-        assert!(!client.session.is_handshaking());
+        assert!(!client.tls.is_handshaking());
         assert_eq!(client.write(b"hello").unwrap(), 5);
         assert_eq!(server.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"hello");
