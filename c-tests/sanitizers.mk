@@ -13,13 +13,13 @@ TSAN_TRIPLE  ?= x86_64-unknown-linux-gnu
 
 .PHONY: test-asan tsan
 
-test-asan: all
+test-asan: all $(TLS_TEST_CERTS)
 	$(CMAKE) -S $(C_TESTS_DIR) -B $(C_ASAN_BUILD) -DWSFFI_ROOT=$(CURDIR) -DWSFFI_SANITIZE=address
 	$(CMAKE) --build $(C_ASAN_BUILD) -j2
 	cd $(C_ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		$(CTEST) --output-on-failure --no-tests=error -L '^plain$$' -j$(C_TESTS_JOBS)
 
-tsan: header
+tsan: header $(TLS_TEST_CERTS)
 	@if ! $(CARGO) +nightly --version >/dev/null 2>&1; then \
 		echo "tsan: a nightly toolchain is needed (rustup toolchain install nightly --component rust-src)"; exit 1; fi
 	RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=$(TSAN_TARGET) \

@@ -12,7 +12,7 @@ C_TESTS_JOBS          ?= 6
 C_TESTS_VALGRIND_JOBS ?= 3
 
 .PHONY: test-c
-test-c: all
+test-c: all $(TLS_TEST_CERTS)
 	$(CMAKE) -S $(C_TESTS_DIR) -B $(C_TESTS_BUILD) -DWSFFI_ROOT=$(CURDIR)
 	$(CMAKE) --build $(C_TESTS_BUILD) -j2
 	@status=0; \

@@ -62,6 +62,8 @@ static void on_server_error(void *user, wsffi_server *server, wsffi_status statu
 
 int main(int argc, char **argv) {
     const char *address = NULL;
+    const char *tls_cert = NULL;
+    const char *tls_key = NULL;
     bool deflate = false;
     long handshake_timeout_ms = 0, ping_interval_ms = 0, max_connections = 0;
     for (int i = 1; i < argc; i++) {
@@ -74,8 +76,12 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc) {
             max_connections = atol(argv[++i]);
         } else if (strcmp(argv[i], "--tls") == 0) {
-            fprintf(stderr, "echo-server: --tls: not supported yet\n");
-            return 2;
+            if (i + 2 >= argc) {
+                fprintf(stderr, "echo-server: --tls needs CERT and KEY (PEM files)\n");
+                return 2;
+            }
+            tls_cert = argv[++i];
+            tls_key = argv[++i];
         } else {
             address = argv[i];
         }
@@ -103,6 +109,14 @@ int main(int argc, char **argv) {
     wsffi_listener_options *lopts = wsffi_listener_options_new();
     if (handshake_timeout_ms > 0) {
         wsffi_listener_options_set_handshake_timeout_ms(lopts, (uint32_t)handshake_timeout_ms);
+    }
+    if (tls_cert != NULL &&
+        wsffi_listener_options_set_tls_cert_files(lopts, tls_cert, tls_key, &err) != WSFFI_STATUS_OK) {
+        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+        wsffi_error_free(err);
+        wsffi_listener_options_free(lopts);
+        wsffi_reactor_free(reactor);
+        return 1;
     }
     wsffi_listener *listener = NULL;
     wsffi_status ls = wsffi_listen(reactor, address, lopts, &listener, &err);

@@ -582,14 +582,16 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Opens a client connection to a `ws://` URL (or `ws+unix:///path:/resource`).
+ Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
+ `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
+ TLS failures arrive as `on_error` with `WSFFI_ERR_TLS`, then `on_close` (1006).
 
  `options` may be NULL for defaults; `callbacks` may be NULL (no events). `user` is passed
  to every callback; `destroy(user)` runs exactly once after the last of them, also when
  this call fails (then before it returns, on the calling thread). On success
  `*out_conn` receives a reference the caller owns (release it with
  `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
- Synchronous failures (bad URL, unsupported scheme, reactor shut down) return a status and
+ Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
  fill `*out_err` when given.
  */
 wsffi_status wsffi_connect(struct wsffi_reactor *reactor, const char *url, const struct wsffi_client_options *options, const struct wsffi_conn_callbacks *callbacks, void *user, wsffi_destroy_cb destroy, struct wsffi_conn **out_conn, struct wsffi_error **out_err);
@@ -984,8 +986,10 @@ wsffi_status wsffi_reactor_free(struct wsffi_reactor *reactor);
 /*
  Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
  `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
- `options` may be NULL. On success `*out_listener` must later go to
- `wsffi_listener_close`.
+ `options` may be NULL. With a TLS certificate in `options`
+ (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; TLS settings that
+ do not fit together (client CAs without a certificate) fail here with `WSFFI_ERR_TLS`. On
+ success `*out_listener` must later go to `wsffi_listener_close`.
  */
 wsffi_status wsffi_listen(struct wsffi_reactor *reactor, const char *address, const struct wsffi_listener_options *options, struct wsffi_listener **out_listener, struct wsffi_error **out_err);
 
@@ -1113,6 +1117,74 @@ wsffi_status wsffi_http_response_add_header(struct wsffi_http_response *response
  Sets the body of a plain HTTP answer (copied).
  */
 wsffi_status wsffi_http_response_set_body(struct wsffi_http_response *response, const uint8_t *data, size_t len);
+
+/*
+ Trusts the CA certificates of the PEM file at `path` for `wss://` servers. Once a CA file
+ or directory is given, only those CAs are trusted (not the system's); both kinds may be
+ combined and each may be called several times. Without any, the system's certificates
+ are used.
+ */
+wsffi_status wsffi_client_options_set_tls_ca_file(struct wsffi_client_options *options, const char *path, struct wsffi_error **out_err);
+
+/*
+ Trusts every CA certificate found in the PEM files of the directory `path` (files
+ without certificates are skipped; a directory without any is an error). See
+ `wsffi_client_options_set_tls_ca_file`.
+ */
+wsffi_status wsffi_client_options_set_tls_ca_dir(struct wsffi_client_options *options, const char *path, struct wsffi_error **out_err);
+
+/*
+ Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
+ leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1), which
+ must belong to the certificate.
+ */
+wsffi_status wsffi_client_options_set_tls_client_cert(struct wsffi_client_options *options, const char *cert_path, const char *key_path, struct wsffi_error **out_err);
+
+/*
+ Sends `name` as SNI and verifies the server certificate against it instead of the URL's
+ host (a DNS name or an IP address). NULL restores the URL host.
+ */
+wsffi_status wsffi_client_options_set_tls_server_name(struct wsffi_client_options *options, const char *name);
+
+/*
+ FOR TESTS ONLY: accept any server certificate (no chain, name or date check). The
+ connection is encrypted but not authenticated, so anyone in the path can read it.
+ */
+wsffi_status wsffi_client_options_set_tls_insecure(struct wsffi_client_options *options, bool insecure);
+
+/*
+ Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
+ (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
+ then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
+ servers with `WSFFI_ERR_TLS`. A key that does not belong to the certificate is refused.
+ */
+wsffi_status wsffi_listener_options_set_tls_cert_files(struct wsffi_listener_options *options, const char *chain_path, const char *key_path, struct wsffi_error **out_err);
+
+/*
+ As `wsffi_listener_options_set_tls_cert_files`, from PEM text in memory (`chain`:
+ certificates, leaf first; `key`: the private key). The bytes are copied.
+ */
+wsffi_status wsffi_listener_options_set_tls_cert_pem(struct wsffi_listener_options *options, const uint8_t *chain, size_t chain_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
+
+/*
+ As `wsffi_listener_options_set_tls_cert_files`, from DER in memory: one certificate
+ and its private key (PKCS#8, PKCS#1 or SEC1). The bytes are copied.
+ */
+wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_options *options, const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
+
+/*
+ Verifies client certificates against the CAs of the PEM file `path` (mutual TLS).
+ `required`: clients without a valid certificate fail the TLS handshake; otherwise a
+ client may present none, but one it presents must be valid. The subject of an
+ accepted certificate is `wsffi_request_tls_subject`.
+ */
+wsffi_status wsffi_listener_options_set_tls_client_ca_file(struct wsffi_listener_options *options, const char *path, bool required, struct wsffi_error **out_err);
+
+/*
+ Subject of the client's TLS certificate as an RFC 4514 string ("CN=client,O=Example"),
+ "" when the connection has no client certificate (or is not TLS). NULL for NULL.
+ */
+const char *wsffi_request_tls_subject(const struct wsffi_request *req);
 
 /*
  Method ("GET").

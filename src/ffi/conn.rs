@@ -16,14 +16,16 @@ use crate::reactor::client::ClientSetup;
 use crate::reactor::conn::{ConnHandle, SendOp};
 use crate::reactor::views::cstring;
 
-/// Opens a client connection to a `ws://` URL (or `ws+unix:///path:/resource`).
+/// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
+/// `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
+/// TLS failures arrive as `on_error` with `WSFFI_ERR_TLS`, then `on_close` (1006).
 ///
 /// `options` may be NULL for defaults; `callbacks` may be NULL (no events). `user` is passed
 /// to every callback; `destroy(user)` runs exactly once after the last of them, also when
 /// this call fails (then before it returns, on the calling thread). On success
 /// `*out_conn` receives a reference the caller owns (release it with
 /// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
-/// Synchronous failures (bad URL, unsupported scheme, reactor shut down) return a status and
+/// Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
 /// fill `*out_err` when given.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_connect(
@@ -51,13 +53,12 @@ pub extern "C" fn wsffi_connect(
             // SAFETY: out_err is NULL or writable.
             Err(e) => return Err(unsafe { report(out_err, Status::ErrInvalidUrl, format!("{url_text}: {e}")) }),
         };
-        if parsed.secure {
-            let msg = format!("{url_text}: wss:// (TLS) is not supported by this build");
-            // SAFETY: as above.
-            return Err(unsafe { report(out_err, Status::ErrUnsupported, msg) });
-        }
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let mut config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        if parsed.secure {
+            // SAFETY: as above.
+            config.tls.prepare().map_err(|m| unsafe { report(out_err, Status::ErrTls, m) })?;
+        }
         // SAFETY: NULL or a readable callback table.
         let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
         let shared = reactor.reactor.shared().clone();

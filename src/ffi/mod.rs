@@ -14,4 +14,5 @@ pub mod options;
 pub mod reactor;
 pub mod server;
 pub mod status;
+pub mod tls_options;
 pub mod views;

@@ -73,8 +73,10 @@ fn add_listener(
 
 /// Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
 /// `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
-/// `options` may be NULL. On success `*out_listener` must later go to
-/// `wsffi_listener_close`.
+/// `options` may be NULL. With a TLS certificate in `options`
+/// (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; TLS settings that
+/// do not fit together (client CAs without a certificate) fail here with `WSFFI_ERR_TLS`. On
+/// success `*out_listener` must later go to `wsffi_listener_close`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listen(
     reactor: *mut wsffi_reactor,
@@ -92,7 +94,9 @@ pub extern "C" fn wsffi_listen(
         // SAFETY: NULL or a NUL-terminated string.
         let address = unsafe { text(address) }?;
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let mut config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        // SAFETY: out_err is NULL or writable.
+        config.tls.prepare().map_err(|m| unsafe { report(out_err, Status::ErrTls, m) })?;
         // SAFETY: out_err is NULL or writable (all uses below).
         let (socket, port, bound) = bind(address, &config).map_err(|(s, m)| unsafe { report(out_err, s, m) })?;
         add_listener(reactor.reactor.shared(), socket, port, bound, config, out_listener)
@@ -123,7 +127,9 @@ pub extern "C" fn wsffi_listener_adopt_fd(
             return Err(Status::ErrNullParameter);
         }
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let mut config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        // SAFETY: out_err is NULL or writable.
+        config.tls.prepare().map_err(|m| unsafe { report(out_err, Status::ErrTls, m) })?;
         // SAFETY: out_err is NULL or writable (all uses below).
         let fail = |e: std::io::Error| unsafe { report(out_err, Status::from_io(&e), format!("adopt fd {fd}: {e}")) };
         socket.set_nonblocking(true).map_err(fail)?;

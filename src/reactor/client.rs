@@ -43,9 +43,9 @@ pub struct ClientSetup {
 }
 
 /// Client handshake progress, stored in `Conn::handshake`.
-struct ClientState {
-    url: WsUrl,
-    config: Arc<ClientConfig>,
+pub(super) struct ClientState {
+    pub(super) url: WsUrl,
+    pub(super) config: Arc<ClientConfig>,
     key: String,
     addrs: Vec<SocketAddr>,
     current: Option<SocketAddr>,
@@ -60,7 +60,7 @@ struct Refusal {
     chunked: Option<ChunkedDecoder>,
 }
 
-fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
+pub(super) fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
     let mut hs = conn.handshake.borrow_mut();
     hs.as_mut()?.downcast_mut::<ClientState>().map(f)
 }
@@ -201,6 +201,10 @@ impl EventLoop {
     fn connected(&self, conn: &Rc<Conn>) {
         if let Some(Stream::Tcp(s)) = conn.stream.borrow().as_ref() {
             let _ = s.set_nodelay(true);
+        }
+        if let Err((status, message)) = self.start_client_tls(conn) {
+            self.connect_failed(conn, status, message);
+            return;
         }
         self.reregister(conn, Interest::READABLE);
         conn.want_writable.set(false);

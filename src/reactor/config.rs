@@ -57,6 +57,8 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// Largest response head accepted.
     pub max_header_bytes: usize,
+    /// TLS settings for `wss://`.
+    pub tls: super::tls::ClientTls,
     /// permessage-deflate to offer; `None` offers no extension.
     pub deflate: Option<DeflateConfig>,
 }
@@ -71,6 +73,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            tls: Default::default(),
             // Browsers, Node's `ws` and Python's `websockets` all offer it too.
             deflate: Some(DeflateConfig::default()),
         }
@@ -115,6 +118,8 @@ pub struct ListenerConfig {
     pub handshake_timeout: Duration,
     /// Set SO_REUSEPORT so several processes or reactors can share the port.
     pub reuse_port: bool,
+    /// TLS certificate and client verification; accepted connections speak TLS when set.
+    pub tls: super::tls::ServerTls,
 }
 
 impl Default for ListenerConfig {
@@ -124,6 +129,7 @@ impl Default for ListenerConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             handshake_timeout: Duration::from_secs(10),
             reuse_port: false,
+            tls: Default::default(),
         }
     }
 }

@@ -340,18 +340,24 @@ impl EventLoop {
     pub fn read_into(&self, conn: &Conn, buf: &mut [u8]) -> Option<usize> {
         let mut stream = conn.stream.borrow_mut();
         let stream = stream.as_mut()?;
-        loop {
+        let result = loop {
             match stream.read(buf) {
-                Ok(n) => return Some(n),
+                Ok(n) => break Some(n),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break None,
                 Err(e) => {
-                    conn.set_failure(Status::from_io(&e), format!("read: {e}"));
+                    let (status, message) = super::tls::io_failure(&e, "read");
+                    conn.set_failure(status, message);
                     conn.terminate.set(true);
                     return None;
                 }
             }
+        };
+        // TLS output the socket did not take (handshake records): the flush waits for it.
+        if stream.tls_wants_write() && !conn.want_writable.get() {
+            self.flush_later(conn);
         }
+        result
     }
 
     fn note_input(&self, conn: &Conn) {
@@ -497,7 +503,7 @@ impl EventLoop {
     pub fn flush(&self, conn: &Rc<Conn>) {
         let drained = {
             let mut out = conn.output.borrow_mut();
-            if out.pending() == 0 {
+            if out.pending() == 0 && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write()) {
                 return;
             }
             let mut stream = conn.stream.borrow_mut();
@@ -517,9 +523,22 @@ impl EventLoop {
                         break;
                     }
                     Err(e) => {
-                        conn.set_failure(Status::from_io(&e), format!("write: {e}"));
+                        let (status, message) = super::tls::io_failure(&e, "write");
+                        conn.set_failure(status, message);
                         conn.terminate.set(true);
                         break;
+                    }
+                }
+            }
+            // TLS keeps ciphertext of its own; it must reach the socket too.
+            if !blocked && !conn.terminate.get() {
+                match s.flush() {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => blocked = true,
+                    Err(e) => {
+                        let (status, message) = super::tls::io_failure(&e, "write");
+                        conn.set_failure(status, message);
+                        conn.terminate.set(true);
                     }
                 }
             }
@@ -885,7 +904,10 @@ impl EventLoop {
                 conn.set_report(codes::ABNORMAL, "", false);
             }
             self.finalize(conn);
-        } else if conn.close_after_flush.get() && conn.output.borrow().pending() == 0 {
+        } else if conn.close_after_flush.get()
+            && conn.output.borrow().pending() == 0
+            && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write())
+        {
             self.finalize(conn);
         } else if conn.peer_eof.get() {
             let closing = conn.phase.get() == Phase::Closing && conn.reader.borrow().close_received();
@@ -904,6 +926,7 @@ impl EventLoop {
             return;
         }
         if let Some(mut stream) = conn.stream.borrow_mut().take() {
+            stream.close_notify();
             let _ = self.registry.deregister(&mut stream);
         }
         self.conns.borrow_mut().remove(conn.key);

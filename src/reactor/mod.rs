@@ -11,6 +11,7 @@ pub mod server;
 pub mod slab;
 pub mod stream;
 pub mod timers;
+pub mod tls;
 pub mod views;
 
 use std::cell::RefCell;

@@ -132,7 +132,7 @@ impl Server {
         self.user.borrow().get()
     }
 
-    fn client_error(&self, status: Status, message: &str) {
+    pub(super) fn client_error(&self, status: Status, message: &str) {
         self.callbacks.client_error(self.user(), &self.handle, status, message);
     }
 }
@@ -391,6 +391,7 @@ impl EventLoop {
             };
             match accepted {
                 Ok(stream) => {
+                    let Ok(stream) = listener.config.tls.accept(stream) else { continue };
                     let timeout = listener.config.handshake_timeout;
                     let max = listener.config.max_header_bytes;
                     self.new_server_conn(stream, Some(listener.clone()), None, &[], timeout, max);
@@ -472,6 +473,7 @@ impl EventLoop {
             }
         }
         if conn.terminate.get() {
+            self.report_tls_failure(conn);
             return;
         }
         let parsed = parse_request(conn.input.borrow_mut().data(), max);
@@ -485,8 +487,9 @@ impl EventLoop {
             }
             Err(e) => {
                 let servers = self.servers_for_errors(conn);
+                let message = super::tls::plain_port_hint(conn.input.borrow_mut().data()).unwrap_or(e.message.as_str());
                 for s in servers {
-                    s.client_error(Status::ErrHandshake, &e.message);
+                    s.client_error(Status::ErrHandshake, message);
                 }
                 self.refuse(conn, e.status, "", &[], e.message.as_bytes());
             }
@@ -497,7 +500,7 @@ impl EventLoop {
         }
     }
 
-    fn servers_for_errors(&self, conn: &Conn) -> Vec<Rc<Server>> {
+    pub(super) fn servers_for_errors(&self, conn: &Conn) -> Vec<Rc<Server>> {
         with_state(conn, |st| match (&st.forced, &st.listener) {
             (Some(s), _) => vec![s.clone()],
             (None, Some(l)) => l.servers.borrow().clone(),
@@ -519,7 +522,11 @@ impl EventLoop {
         let server = forced.or_else(|| {
             listener.as_ref().and_then(|l| l.servers.borrow().iter().find(|s| s.path == request.path).cloned())
         });
-        let view = Arc::new(RequestView::new(request, &remote));
+        let mut view = RequestView::new(request, &remote);
+        if let Some(subject) = conn.stream.borrow().as_ref().and_then(|s| s.tls_peer_subject()) {
+            view.tls_subject = cstring(&subject);
+        }
+        let view = Arc::new(view);
         if !view.request.is_websocket_upgrade() {
             if let Some(handler) = listener.as_ref().and_then(|l| l.http.get()) {
                 let mut response = HttpResponse::default();

@@ -1,4 +1,4 @@
-//! One socket type for TCP and Unix-domain connections.
+//! One socket type for TCP and Unix-domain connections, plain or with TLS.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -14,6 +14,8 @@ pub enum Stream {
     Tcp(TcpStream),
     /// A Unix-domain stream socket.
     Unix(UnixStream),
+    /// TLS over one of the above.
+    Tls(Box<super::tls::TlsStream>),
 }
 
 impl Stream {
@@ -22,6 +24,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
             Stream::Unix(_) => "unix".to_string(),
+            Stream::Tls(t) => t.inner.peer_text(),
         }
     }
 
@@ -30,6 +33,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.peer_addr(),
             Stream::Unix(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "unix socket")),
+            Stream::Tls(t) => t.inner.peer_addr(),
         }
     }
 
@@ -38,6 +42,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.take_error(),
             Stream::Unix(s) => s.take_error(),
+            Stream::Tls(t) => t.inner.take_error(),
         }
     }
 
@@ -49,6 +54,7 @@ impl Stream {
         let r = match self {
             Stream::Tcp(s) => s.peer_addr().map(|_| ()),
             Stream::Unix(s) => s.peer_addr().map(|_| ()),
+            Stream::Tls(t) => return t.inner.is_connected(),
         };
         match r {
             Ok(()) => Ok(true),
@@ -63,7 +69,31 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Tls(t) => {
+                t.inner.shutdown_write();
+                Ok(())
+            }
         };
+    }
+
+    /// TLS output (handshake records, ciphertext, alerts) waits for the socket.
+    pub fn tls_wants_write(&self) -> bool {
+        matches!(self, Stream::Tls(t) if t.tls.wants_write())
+    }
+
+    /// Before the socket closes: TLS sends close_notify (as far as the socket takes it now).
+    pub fn close_notify(&mut self) {
+        if let Stream::Tls(t) = self {
+            t.close_notify();
+        }
+    }
+
+    /// Subject of the TLS peer's certificate, if any.
+    pub fn tls_peer_subject(&self) -> Option<String> {
+        match self {
+            Stream::Tls(t) => t.peer_subject(),
+            _ => None,
+        }
     }
 
     /// Two buffers in one system call.
@@ -72,6 +102,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write_vectored(&bufs),
             Stream::Unix(s) => s.write_vectored(&bufs),
+            Stream::Tls(t) => t.write_vectored(&bufs),
         }
     }
 }
@@ -81,6 +112,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
         }
     }
 }
@@ -90,11 +122,17 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
         }
     }
 
+    /// Plain sockets have nothing to flush; TLS sends pending ciphertext (`WouldBlock` when
+    /// some is left).
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Stream::Tls(t) => t.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -103,6 +141,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
+            Stream::Tls(t) => t.inner.register(registry, token, interests),
         }
     }
 
@@ -110,6 +149,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
+            Stream::Tls(t) => t.inner.reregister(registry, token, interests),
         }
     }
 
@@ -117,6 +157,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
+            Stream::Tls(t) => t.inner.deregister(registry),
         }
     }
 }

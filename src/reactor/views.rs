@@ -55,6 +55,8 @@ pub struct RequestView {
     pub headers: HeaderList,
     /// Decoded query parameters in order.
     pub query: Vec<(String, CString)>,
+    /// Subject of the client's TLS certificate ("" without one).
+    pub tls_subject: CString,
     /// The parsed request.
     pub request: Request,
 }
@@ -84,6 +86,7 @@ impl RequestView {
             remote_address: cstring(remote),
             headers: HeaderList::from_headers(&request.headers),
             query,
+            tls_subject: CString::default(),
             request,
         }
     }

@@ -8,7 +8,7 @@ NPM           ?= npm
 include $(INTEROP_DIR)/browser.mk
 
 .PHONY: test-interop
-test-interop: all $(INTEROP_PROBE)
+test-interop: all $(INTEROP_PROBE) $(TLS_TEST_CERTS)
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -r $(INTEROP_DIR)/requirements.txt
 	cd $(INTEROP_DIR) && $(NPM) ci --silent --no-audit --no-fund
 	$(PYTHON) -m pytest $(INTEROP_DIR)

@@ -6,7 +6,7 @@
  * Every event is printed as one line on stdout ("open ...", "message ...", "close ...").
  * The last line is "PASS SCENARIO" (exit 0) or "FAIL SCENARIO: why" (exit 1, also on
  * stderr). Usage errors exit 2. The whole run is bounded by PROBE_TIMEOUT_MS (default
- * 20000).
+ * 20000). For wss:// peers, PROBE_TLS_CA names the PEM file of the CA to trust.
  *
  * Scenarios (the peer path they need in parentheses; the others work on any echo path):
  *   text binary empty big many   echo round-trips, then we close 1000 "done"
@@ -800,6 +800,16 @@ int main(int argc, char **argv) {
     }
     wsffi_client_options_set_close_timeout_ms(opts, 3000);
     setup(opts);
+    const char *tls_ca = getenv("PROBE_TLS_CA");
+    if (tls_ca != NULL) {
+        wsffi_error *tls_err = NULL;
+        if (wsffi_client_options_set_tls_ca_file(opts, tls_ca, &tls_err) != WSFFI_STATUS_OK) {
+            printf("FAIL %s: %s\n", P.name, wsffi_error_message(tls_err));
+            wsffi_error_free(tls_err);
+            wsffi_client_options_free(opts);
+            return 1;
+        }
+    }
     if (!apply_deflate_env(opts)) {
         fprintf(stderr, "probe-client: bad PROBE_DEFLATE \"%s\"\n", getenv("PROBE_DEFLATE"));
         return 2;

@@ -1,6 +1,6 @@
 """A Python `websockets` server that the wsffi client (build/probe-client) talks to.
 
-    python3 py_peer_server.py [HOST:PORT]     (default 127.0.0.1:0)
+    python3 py_peer_server.py [--tls CERT KEY] [HOST:PORT]     (default 127.0.0.1:0)
 
 Prints "listening on HOST:PORT" once ready, then one JSON object per line for every
 event ({"event": "open" | "message" | "closed", "target": request target, ...}). Stops on
@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import sys
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -132,8 +133,12 @@ def compression_options():
     return {"compression": None, "extensions": [ServerPerMessageDeflateFactory(**json.loads(params))]}
 
 
-async def main(address):
+async def main(address, tls=None):
     host, port = address.rsplit(":", 1)
+    context = None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
@@ -147,6 +152,7 @@ async def main(address):
         max_size=None,
         ping_interval=None,
         close_timeout=3,
+        ssl=context,
     ) as server:
         bound = server.sockets[0].getsockname()
         print(f"listening on {bound[0]}:{bound[1]}", flush=True)
@@ -154,4 +160,8 @@ async def main(address):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:0"))
+    args = sys.argv[1:]
+    tls = None
+    if args[:1] == ["--tls"]:
+        tls, args = args[1:3], args[3:]
+    asyncio.run(main(args[0] if args else "127.0.0.1:0", tls))

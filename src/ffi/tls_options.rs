@@ -1,0 +1,219 @@
+//! TLS settings of client and listener options, and the TLS accessors of views. Files and
+//! PEM/DER material are read and checked when set: a failure returns `WSFFI_ERR_TLS` (or
+//! the status of the unreadable argument) with a sentence in `*out_err`, and leaves the
+//! options unchanged.
+
+use std::ffi::c_char;
+use std::ptr::null;
+use std::sync::Arc;
+
+use super::boundary::{boundary, boxed, bytes, report, status_boundary, text, wsffi_error};
+use super::options::{wsffi_client_options, wsffi_listener_options};
+use super::status::{wsffi_status, Status};
+use crate::reactor::server::RequestView;
+use crate::reactor::tls;
+
+/// Applies `f` to an options object; a sentence from `f` becomes `WSFFI_ERR_TLS` in `out_err`.
+fn with_tls<T>(p: *mut T, out_err: *mut *mut wsffi_error, f: impl FnOnce(&mut T) -> Result<(), (Status, String)>) -> wsffi_status {
+    status_boundary!({
+        // SAFETY: NULL or a live options object from its `_new`.
+        let o = unsafe { boxed(p) }?;
+        // SAFETY: out_err is NULL or writable.
+        f(o).map_err(|(status, message)| unsafe { report(out_err, status, message) })
+    })
+}
+
+/// A path argument: NUL-terminated UTF-8.
+fn path_arg<'a>(p: *const c_char) -> Result<&'a str, (Status, String)> {
+    // SAFETY: NULL or a NUL-terminated string, per the callers' contracts.
+    unsafe { text(p) }.map_err(|s| (s, "TLS: missing or non-UTF-8 path".to_string()))
+}
+
+fn tls_error(message: String) -> (Status, String) {
+    (Status::ErrTls, message)
+}
+
+// ---- client -----------------------------------------------------------------------------
+
+/// Trusts the CA certificates of the PEM file at `path` for `wss://` servers. Once a CA file
+/// or directory is given, only those CAs are trusted (not the system's); both kinds may be
+/// combined and each may be called several times. Without any, the system's certificates
+/// are used.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_tls_ca_file(
+    options: *mut wsffi_client_options,
+    path: *const c_char,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        let path = path_arg(path)?;
+        let certs = tls::certs_from_file(path).map_err(tls_error)?;
+        tls::add_client_ca(&mut o.config.tls, certs, path).map_err(tls_error)
+    })
+}
+
+/// Trusts every CA certificate found in the PEM files of the directory `path` (files
+/// without certificates are skipped; a directory without any is an error). See
+/// `wsffi_client_options_set_tls_ca_file`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_tls_ca_dir(
+    options: *mut wsffi_client_options,
+    path: *const c_char,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        let path = path_arg(path)?;
+        let certs = tls::certs_from_dir(path).map_err(tls_error)?;
+        tls::add_client_ca(&mut o.config.tls, certs, path).map_err(tls_error)
+    })
+}
+
+/// Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
+/// leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1), which
+/// must belong to the certificate.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_tls_client_cert(
+    options: *mut wsffi_client_options,
+    cert_path: *const c_char,
+    key_path: *const c_char,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        let (cert_path, key_path) = (path_arg(cert_path)?, path_arg(key_path)?);
+        let chain = tls::certs_from_file(cert_path).map_err(tls_error)?;
+        let key = tls::key_from_file(key_path).map_err(tls_error)?;
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
+        o.config.tls.client_cert = Some((chain, Arc::new(key)));
+        Ok(())
+    })
+}
+
+/// Sends `name` as SNI and verifies the server certificate against it instead of the URL's
+/// host (a DNS name or an IP address). NULL restores the URL host.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_tls_server_name(options: *mut wsffi_client_options, name: *const c_char) -> wsffi_status {
+    status_boundary!({
+        // SAFETY: NULL or a live options object.
+        let o = unsafe { boxed(options) }?;
+        if name.is_null() {
+            o.config.tls.server_name = None;
+            return Ok(());
+        }
+        // SAFETY: a NUL-terminated string.
+        let name = unsafe { text(name) }?;
+        rustls::pki_types::ServerName::try_from(name).map_err(|_| Status::ErrInvalidParameter)?;
+        o.config.tls.server_name = Some(name.to_string());
+        Ok(())
+    })
+}
+
+/// FOR TESTS ONLY: accept any server certificate (no chain, name or date check). The
+/// connection is encrypted but not authenticated, so anyone in the path can read it.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_tls_insecure(options: *mut wsffi_client_options, insecure: bool) -> wsffi_status {
+    status_boundary!({
+        // SAFETY: NULL or a live options object.
+        let o = unsafe { boxed(options) }?;
+        o.config.tls.insecure = insecure;
+        Ok(())
+    })
+}
+
+// ---- listener ---------------------------------------------------------------------------
+
+/// Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
+/// (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
+/// then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
+/// servers with `WSFFI_ERR_TLS`. A key that does not belong to the certificate is refused.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_tls_cert_files(
+    options: *mut wsffi_listener_options,
+    chain_path: *const c_char,
+    key_path: *const c_char,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        let (chain_path, key_path) = (path_arg(chain_path)?, path_arg(key_path)?);
+        let chain = tls::certs_from_file(chain_path).map_err(tls_error)?;
+        let key = tls::key_from_file(key_path).map_err(tls_error)?;
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
+        o.config.tls.cert = Some((chain, Arc::new(key)));
+        Ok(())
+    })
+}
+
+/// As `wsffi_listener_options_set_tls_cert_files`, from PEM text in memory (`chain`:
+/// certificates, leaf first; `key`: the private key). The bytes are copied.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_tls_cert_pem(
+    options: *mut wsffi_listener_options,
+    chain: *const u8,
+    chain_len: usize,
+    key: *const u8,
+    key_len: usize,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        // SAFETY: NULL or readable buffers of the given lengths.
+        let (chain, key) = unsafe { (bytes(chain, chain_len), bytes(key, key_len)) };
+        let (chain, key) = (chain.map_err(|s| (s, "TLS: NULL chain".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
+        let chain = tls::certs_from_pem(chain, "the certificate PEM").map_err(tls_error)?;
+        let key = tls::key_from_pem(key, "the key PEM").map_err(tls_error)?;
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
+        o.config.tls.cert = Some((chain, Arc::new(key)));
+        Ok(())
+    })
+}
+
+/// As `wsffi_listener_options_set_tls_cert_files`, from DER in memory: one certificate
+/// and its private key (PKCS#8, PKCS#1 or SEC1). The bytes are copied.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_tls_cert_der(
+    options: *mut wsffi_listener_options,
+    cert: *const u8,
+    cert_len: usize,
+    key: *const u8,
+    key_len: usize,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        // SAFETY: NULL or readable buffers of the given lengths.
+        let (cert, key) = unsafe { (bytes(cert, cert_len), bytes(key, key_len)) };
+        let (cert, key) = (cert.map_err(|s| (s, "TLS: NULL certificate".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
+        let cert = tls::cert_from_der(cert).map_err(tls_error)?;
+        let key = tls::key_from_der(key).map_err(tls_error)?;
+        let chain = vec![cert];
+        tls::check_pair(&chain, &key).map_err(tls_error)?;
+        o.config.tls.cert = Some((chain, Arc::new(key)));
+        Ok(())
+    })
+}
+
+/// Verifies client certificates against the CAs of the PEM file `path` (mutual TLS).
+/// `required`: clients without a valid certificate fail the TLS handshake; otherwise a
+/// client may present none, but one it presents must be valid. The subject of an
+/// accepted certificate is `wsffi_request_tls_subject`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_listener_options_set_tls_client_ca_file(
+    options: *mut wsffi_listener_options,
+    path: *const c_char,
+    required: bool,
+    out_err: *mut *mut wsffi_error,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        let path = path_arg(path)?;
+        let certs = tls::certs_from_file(path).map_err(tls_error)?;
+        o.config.tls.client_ca = Some((certs, path.to_string(), required));
+        Ok(())
+    })
+}
+
+// ---- views ------------------------------------------------------------------------------
+
+/// Subject of the client's TLS certificate as an RFC 4514 string ("CN=client,O=Example"),
+/// "" when the connection has no client certificate (or is not TLS). NULL for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_request_tls_subject(req: *const RequestView) -> *const c_char {
+    // SAFETY: NULL or a live request view.
+    boundary!(null(), { unsafe { req.as_ref() }.map_or(null(), |r| r.tls_subject.as_ptr()) })
+}
