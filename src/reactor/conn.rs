@@ -66,6 +66,8 @@ pub struct ConnHandle {
     queued: AtomicUsize,
     high_water: AtomicUsize,
     fragmenting: std::sync::atomic::AtomicBool,
+    /// A send from another thread was refused for back-pressure: `on_drain` is owed.
+    drain_wanted: std::sync::atomic::AtomicBool,
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
     info: OnceCell<ConnInfo>,
@@ -91,6 +93,7 @@ impl ConnHandle {
             queued: AtomicUsize::new(0),
             high_water: AtomicUsize::new(high_water),
             fragmenting: std::sync::atomic::AtomicBool::new(false),
+            drain_wanted: std::sync::atomic::AtomicBool::new(false),
             user: AtomicPtr::new(std::ptr::null_mut()),
             url: url_cell,
             info: OnceCell::new(),
@@ -179,6 +182,12 @@ impl ConnHandle {
             return r;
         }
         if self.buffered_amount() > self.high_water.load(Ordering::Relaxed) {
+            // The loop fires on_drain once the output falls to the low-water mark.
+            // The loop may have drained everything between the check above and the flag, so
+            // ask it to look again (a refusal is rare; this costs nothing on the fast path).
+            self.drain_wanted.store(true, Ordering::Release);
+            let me = self.clone();
+            let _ = self.shared.post(Command::Call(Box::new(move |lp| lp.recheck_drain(&me))));
             return Err(Status::ErrBackpressure);
         }
         self.queued.fetch_add(data.len(), Ordering::Relaxed);
@@ -187,6 +196,11 @@ impl ConnHandle {
             self.queued.fetch_sub(data.len(), Ordering::Relaxed);
         }
         r
+    }
+
+    /// Takes the "a send from another thread was refused" flag.
+    pub(crate) fn take_drain_wanted(&self) -> bool {
+        self.drain_wanted.swap(false, Ordering::AcqRel)
     }
 
     /// Called by the loop when a posted send has been applied (or dropped).

@@ -504,6 +504,8 @@ impl EventLoop {
         let drained = {
             let mut out = conn.output.borrow_mut();
             if out.pending() == 0 && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write()) {
+                drop(out);
+                self.drain_if_wanted(conn);
                 return;
             }
             let mut stream = conn.stream.borrow_mut();
@@ -569,7 +571,27 @@ impl EventLoop {
             // Edge-triggered polling will not repeat the edge we stopped reading at.
             self.resumed.borrow_mut().push(conn.clone());
         }
-        if drained && conn.want_drain.replace(false) && !conn.terminate.get() {
+        if drained {
+            self.drain_if_wanted(conn);
+        }
+    }
+
+    /// A send from another thread was refused: fire `on_drain` now if the output has
+    /// already drained (otherwise `flush` fires it when it does).
+    pub fn recheck_drain(&self, handle: &Arc<ConnHandle>) {
+        if let Some(conn) = self.conn_of(handle) {
+            if conn.output.borrow().pending() <= conn.cfg().low_water {
+                self.drain_if_wanted(&conn);
+            }
+        }
+    }
+
+    /// The output is at or below the low-water mark: `on_drain` if a send was refused for
+    /// back-pressure, on this thread or another, since the last one.
+    fn drain_if_wanted(&self, conn: &Rc<Conn>) {
+        // Both flags are cleared: one `on_drain` answers every refusal before it.
+        let wanted = conn.want_drain.replace(false) | conn.handle.take_drain_wanted();
+        if wanted && !conn.terminate.get() {
             let cbs = conn.callbacks.get();
             cbs.drain(conn.user(), &conn.handle);
         }
