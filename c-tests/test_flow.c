@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "testutil.h"
@@ -16,7 +17,7 @@
 typedef struct reader {
     int fd;
     atomic_bool go;
-    size_t bytes;
+    atomic_size_t bytes;
     bool eof;
 } reader;
 
@@ -35,7 +36,7 @@ static void *reader_main(void *arg) {
             r->eof = n == 0;
             break;
         }
-        r->bytes += (size_t)n;
+        atomic_fetch_add(&r->bytes, (size_t)n);
     }
     return NULL;
 }
@@ -117,12 +118,18 @@ TEST(backpressure_and_drain) {
     accepted++;
     CHECK_OK(wsffi_close(sconn, 1000, NULL, 0));
     /* The raw peer never answers the close; the server gives up after the close timeout,
-     * or when we close the socket below. Every accepted byte reached the peer first. */
-    WAIT_UNTIL(wsffi_buffered_amount(sconn) == 0, TU_WAIT_MS);
+     * or when we close the socket below. Every accepted byte, then the close frame (from
+     * this thread, so asynchronous), reaches the peer before we end our side. */
+    const size_t need = accepted * CHUNK_FRAME + 2;
+    WAIT_UNTIL(atomic_load(&rd.bytes) >= need, TU_WAIT_MS);
+    CHECK_EQ(wsffi_buffered_amount(sconn), 0);
     shutdown(fd, SHUT_WR);
     tu_thread_join(t);
     CHECK(rd.eof);
-    CHECK(rd.bytes >= accepted * CHUNK_FRAME + 2);
+    if (atomic_load(&rd.bytes) < need) {
+        tu_fail(__FILE__, __LINE__, "peer got %zu bytes, %zu accepted messages need %zu", atomic_load(&rd.bytes),
+                accepted, need);
+    }
     close(fd);
     WAIT_UNTIL(srv->closes == 1, TU_WAIT_MS);
     CHECK_EQ(LOCKED_INT(srv->drains), drains + 1);
