@@ -83,16 +83,25 @@ fn read_params(params: *const wsffi_deflate_params) -> Result<DeflateConfig, Sta
     Ok(config)
 }
 
+/// Turns permessage-deflate on (keeping parameters set before) or off.
+fn set_enabled(deflate: &mut Option<DeflateConfig>, enabled: bool) -> Result<(), Status> {
+    *deflate = enabled.then(|| deflate.unwrap_or_default());
+    Ok(())
+}
+
+/// Turns permessage-deflate on with checked parameters.
+fn set_params(deflate: &mut Option<DeflateConfig>, params: *const wsffi_deflate_params) -> Result<(), Status> {
+    *deflate = Some(read_params(params)?);
+    Ok(())
+}
+
 /// Offer permessage-deflate (default: on, with default parameters) or not.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_per_message_deflate(
     options: *mut wsffi_client_options,
     enabled: bool,
 ) -> wsffi_status {
-    with(options, |o| {
-        o.config.deflate = enabled.then(|| o.config.deflate.unwrap_or_default());
-        Ok(())
-    })
+    with(options, |o| set_enabled(&mut o.config.deflate, enabled))
 }
 
 /// Offers permessage-deflate with these parameters (enables it). Out-of-range values give
@@ -102,10 +111,7 @@ pub extern "C" fn wsffi_client_options_set_deflate_params(
     options: *mut wsffi_client_options,
     params: *const wsffi_deflate_params,
 ) -> wsffi_status {
-    with(options, |o| {
-        o.config.deflate = Some(read_params(params)?);
-        Ok(())
-    })
+    with(options, |o| set_params(&mut o.config.deflate, params))
 }
 
 /// Accept permessage-deflate from clients that offer it (default: off).
@@ -114,10 +120,7 @@ pub extern "C" fn wsffi_server_options_set_per_message_deflate(
     options: *mut wsffi_server_options,
     enabled: bool,
 ) -> wsffi_status {
-    with(options, |o| {
-        o.config.deflate = enabled.then(|| o.config.deflate.unwrap_or_default());
-        Ok(())
-    })
+    with(options, |o| set_enabled(&mut o.config.deflate, enabled))
 }
 
 /// Accepts permessage-deflate with these parameters (enables it). Out-of-range values give
@@ -127,9 +130,5 @@ pub extern "C" fn wsffi_server_options_set_deflate_params(
     options: *mut wsffi_server_options,
     params: *const wsffi_deflate_params,
 ) -> wsffi_status {
-    with(options, |o| {
-        o.config.deflate = Some(read_params(params)?);
-        Ok(())
-    })
+    with(options, |o| set_params(&mut o.config.deflate, params))
 }
-
