@@ -7,6 +7,8 @@ use std::ffi::c_char;
 use std::ptr::null;
 use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
+
 use super::boundary::{boundary, boxed, bytes, report, status_boundary, text, wsffi_error};
 use super::options::{wsffi_client_options, wsffi_listener_options};
 use super::status::{wsffi_status, Status};
@@ -35,6 +37,20 @@ fn tls_error(message: String) -> (Status, String) {
 
 // ---- client -----------------------------------------------------------------------------
 
+/// Loads CA certificates from `path` with `load` and adds them to the client's trust roots.
+fn add_client_ca(
+    options: *mut wsffi_client_options,
+    path: *const c_char,
+    out_err: *mut *mut wsffi_error,
+    load: fn(&str) -> Result<Vec<CertificateDer<'static>>, String>,
+) -> wsffi_status {
+    with_tls(options, out_err, |o| {
+        let path = path_arg(path)?;
+        let certs = load(path).map_err(tls_error)?;
+        tls::add_client_ca(&mut o.config.tls, certs, path).map_err(tls_error)
+    })
+}
+
 /// Trusts the CA certificates of the PEM file at `path` for `wss://` servers. Once a CA file
 /// or directory is given, only those CAs are trusted (not the system's); both kinds may be
 /// combined and each may be called several times. Without any, the system's certificates
@@ -45,11 +61,7 @@ pub extern "C" fn wsffi_client_options_set_tls_ca_file(
     path: *const c_char,
     out_err: *mut *mut wsffi_error,
 ) -> wsffi_status {
-    with_tls(options, out_err, |o| {
-        let path = path_arg(path)?;
-        let certs = tls::certs_from_file(path).map_err(tls_error)?;
-        tls::add_client_ca(&mut o.config.tls, certs, path).map_err(tls_error)
-    })
+    add_client_ca(options, path, out_err, tls::certs_from_file)
 }
 
 /// Trusts every CA certificate found in the PEM files of the directory `path` (files
@@ -61,11 +73,7 @@ pub extern "C" fn wsffi_client_options_set_tls_ca_dir(
     path: *const c_char,
     out_err: *mut *mut wsffi_error,
 ) -> wsffi_status {
-    with_tls(options, out_err, |o| {
-        let path = path_arg(path)?;
-        let certs = tls::certs_from_dir(path).map_err(tls_error)?;
-        tls::add_client_ca(&mut o.config.tls, certs, path).map_err(tls_error)
-    })
+    add_client_ca(options, path, out_err, tls::certs_from_dir)
 }
 
 /// Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
