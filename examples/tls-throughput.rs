@@ -82,7 +82,10 @@ fn measure(tls: Option<&certs::TestPki>, total: usize, size: usize) -> f64 {
     let co = wsffi_client_options_new();
     if let Some(pki) = tls {
         let (c, k) = (&pki.server.cert_pem, &pki.server.key_pem);
-        assert_eq!(wsffi_listener_options_set_tls_cert_pem(lo, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_listener_options_set_tls_cert_pem(lo, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()),
+            S::Ok
+        );
         assert_eq!(wsffi_client_options_set_tls_insecure(co, true), S::Ok);
     }
     // Room for every message in flight plus the one being answered.
@@ -94,7 +97,20 @@ fn measure(tls: Option<&certs::TestPki>, total: usize, size: usize) -> f64 {
     assert_eq!(wsffi_listen(server_reactor, c"127.0.0.1:0".as_ptr(), lo, &mut listener, null_mut()), S::Ok);
     let scbs = wsffi_server_callbacks { on_connection: Some(on_connection), ..Default::default() };
     let mut server = null_mut();
-    assert_eq!(wsffi_server_attach(server_reactor, listener, c"/".as_ptr(), so, &scbs, null_mut(), None, &mut server, null_mut()), S::Ok);
+    assert_eq!(
+        wsffi_server_attach(
+            server_reactor,
+            listener,
+            c"/".as_ptr(),
+            so,
+            &scbs,
+            null_mut(),
+            None,
+            &mut server,
+            null_mut()
+        ),
+        S::Ok
+    );
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = CString::new(format!("{scheme}://127.0.0.1:{}/", wsffi_listener_port(listener))).unwrap();
     let run: &'static Run = Box::leak(Box::new(Run {

@@ -30,10 +30,7 @@ impl Log {
 
     fn wait_for(&self, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
         let guard = self.events.lock().unwrap();
-        let (guard, timeout) = self
-            .changed
-            .wait_timeout_while(guard, Duration::from_secs(10), |ev| !pred(ev))
-            .unwrap();
+        let (guard, timeout) = self.changed.wait_timeout_while(guard, Duration::from_secs(10), |ev| !pred(ev)).unwrap();
         assert!(!timeout.timed_out(), "timed out; events so far: {:?}", *guard);
         guard.clone()
     }
@@ -54,7 +51,14 @@ unsafe extern "C" fn on_message(user: *mut c_void, _c: *mut ConnHandle, kind: u3
     log(user).push(format!("message {kind} {}", String::from_utf8_lossy(bytes)));
 }
 
-unsafe extern "C" fn on_close(user: *mut c_void, _c: *mut ConnHandle, code: u16, reason: *const c_char, n: usize, clean: bool) {
+unsafe extern "C" fn on_close(
+    user: *mut c_void,
+    _c: *mut ConnHandle,
+    code: u16,
+    reason: *const c_char,
+    n: usize,
+    clean: bool,
+) {
     // SAFETY: the library passes `n` readable bytes.
     let reason = unsafe { std::slice::from_raw_parts(reason.cast::<u8>(), n) };
     log(user).push(format!("close {code} {} {clean}", String::from_utf8_lossy(reason)));
@@ -74,7 +78,12 @@ unsafe extern "C" fn destroy(user: *mut c_void) {
     log(user).push("destroy".into());
 }
 
-unsafe extern "C" fn server_connection(_user: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, _r: *const wsffi::reactor::server::RequestView) {
+unsafe extern "C" fn server_connection(
+    _user: *mut c_void,
+    _s: *mut ServerHandle,
+    c: *mut ConnHandle,
+    _r: *const wsffi::reactor::server::RequestView,
+) {
     let cbs = wsffi_conn_callbacks { on_message: Some(echo), ..Default::default() };
     assert_eq!(wsffi_conn_set_callbacks(c, &cbs, null_mut(), None), S::Ok);
 }
@@ -108,13 +117,20 @@ fn start(verify: wsffi_verify_client_cb) -> Fixture {
     assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
     let mut listener = null_mut();
     assert_eq!(wsffi_listen(reactor, c"127.0.0.1:0".as_ptr(), null(), &mut listener, null_mut()), S::Ok);
-    let scbs = wsffi_server_callbacks {
-        on_connection: Some(server_connection),
-        verify_client: verify,
-        ..Default::default()
-    };
+    let scbs =
+        wsffi_server_callbacks { on_connection: Some(server_connection), verify_client: verify, ..Default::default() };
     let mut server = null_mut();
-    let s = wsffi_server_attach(reactor, listener, c"/echo".as_ptr(), null(), &scbs, null_mut(), None, &mut server, null_mut());
+    let s = wsffi_server_attach(
+        reactor,
+        listener,
+        c"/echo".as_ptr(),
+        null(),
+        &scbs,
+        null_mut(),
+        None,
+        &mut server,
+        null_mut(),
+    );
     assert_eq!(s, S::Ok);
     let port = wsffi_listener_port(listener);
     assert_ne!(port, 0);
@@ -225,7 +241,10 @@ fn bad_arguments_return_statuses() {
     let message = unsafe { CStr::from_ptr(wsffi_error_message(err)) }.to_string_lossy().into_owned();
     assert!(message.contains("http//nope"), "{message}");
     wsffi_error_free(err);
-    assert_eq!(wsffi_connect(null_mut(), c"ws://x/".as_ptr(), null(), null(), null_mut(), None, &mut conn, null_mut()), S::ErrNullParameter);
+    assert_eq!(
+        wsffi_connect(null_mut(), c"ws://x/".as_ptr(), null(), null(), null_mut(), None, &mut conn, null_mut()),
+        S::ErrNullParameter
+    );
     assert_eq!(wsffi_send(null_mut(), WSFFI_TEXT, null(), 0), S::ErrNullParameter);
     assert_eq!(wsffi_close(null_mut(), 1000, null(), 0), S::ErrNullParameter);
     assert_eq!(wsffi_ready_state(null()), WSFFI_CLOSED);
@@ -263,7 +282,12 @@ unsafe extern "C" fn paced_drain(_user: *mut c_void, c: *mut ConnHandle) {
     assert_eq!(wsffi_conn_resume(c), S::Ok);
 }
 
-unsafe extern "C" fn paced_connection(_u: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, _r: *const wsffi::reactor::server::RequestView) {
+unsafe extern "C" fn paced_connection(
+    _u: *mut c_void,
+    _s: *mut ServerHandle,
+    c: *mut ConnHandle,
+    _r: *const wsffi::reactor::server::RequestView,
+) {
     let cbs = wsffi_conn_callbacks { on_message: Some(paced_echo), on_drain: Some(paced_drain), ..Default::default() };
     assert_eq!(wsffi_conn_set_callbacks(c, &cbs, null_mut(), None), S::Ok);
 }
@@ -282,7 +306,10 @@ fn a_client_that_does_not_read_is_held_back() {
     assert_eq!(wsffi_server_options_set_water_marks(opts, HIGH, HIGH / 4), S::Ok);
     let scbs = wsffi_server_callbacks { on_connection: Some(paced_connection), ..Default::default() };
     let mut server = null_mut();
-    assert_eq!(wsffi_server_attach(reactor, listener, null(), opts, &scbs, null_mut(), None, &mut server, null_mut()), S::Ok);
+    assert_eq!(
+        wsffi_server_attach(reactor, listener, null(), opts, &scbs, null_mut(), None, &mut server, null_mut()),
+        S::Ok
+    );
     wsffi_server_options_free(opts);
 
     let mut sock = std::net::TcpStream::connect(("127.0.0.1", wsffi_listener_port(listener))).unwrap();

@@ -34,10 +34,7 @@ fn header_is_up_to_date() {
         std::fs::write(&path, &generated).expect("write header");
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        checked_in == generated,
-        "include/wsffi.h is out of date: run `make header` and commit it"
-    );
+    assert!(checked_in == generated, "include/wsffi.h is out of date: run `make header` and commit it");
 }
 
 #[test]
@@ -68,9 +65,6 @@ fn every_macro_and_type_is_prefixed() {
         if name == "WSFFI_H" {
             continue;
         }
-        assert!(
-            name.starts_with("WSFFI_") || name.starts_with("wsffi_"),
-            "unprefixed name in the header: {name}"
-        );
+        assert!(name.starts_with("WSFFI_") || name.starts_with("wsffi_"), "unprefixed name in the header: {name}");
     }
 }

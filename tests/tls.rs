@@ -100,7 +100,14 @@ unsafe extern "C" fn on_message(user: *mut c_void, _c: *mut ConnHandle, kind: u3
     }
 }
 
-unsafe extern "C" fn on_close(user: *mut c_void, _c: *mut ConnHandle, code: u16, _r: *const c_char, _n: usize, clean: bool) {
+unsafe extern "C" fn on_close(
+    user: *mut c_void,
+    _c: *mut ConnHandle,
+    code: u16,
+    _r: *const c_char,
+    _n: usize,
+    clean: bool,
+) {
     log(user).push(format!("close {code} {clean}"));
 }
 
@@ -114,7 +121,12 @@ unsafe extern "C" fn echo(_user: *mut c_void, c: *mut ConnHandle, kind: u32, dat
     assert_eq!(wsffi_send(c, kind, data, len), S::Ok);
 }
 
-unsafe extern "C" fn server_connection(user: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, r: *const RequestView) {
+unsafe extern "C" fn server_connection(
+    user: *mut c_void,
+    _s: *mut ServerHandle,
+    c: *mut ConnHandle,
+    r: *const RequestView,
+) {
     // SAFETY: a live view with a NUL-terminated subject.
     let subject = unsafe { CStr::from_ptr(wsffi_request_tls_subject(r)) }.to_string_lossy().into_owned();
     log(user).push(format!("connection [{subject}]"));
@@ -156,7 +168,17 @@ fn serve(setup: impl FnOnce(*mut wsffi_listener_options)) -> Fixture {
         ..Default::default()
     };
     let mut server = null_mut();
-    let s = wsffi_server_attach(reactor, listener, c"/echo".as_ptr(), null(), &scbs, events.ptr(), None, &mut server, null_mut());
+    let s = wsffi_server_attach(
+        reactor,
+        listener,
+        c"/echo".as_ptr(),
+        null(),
+        &scbs,
+        events.ptr(),
+        None,
+        &mut server,
+        null_mut(),
+    );
     assert_eq!(s, S::Ok);
     let port = wsffi_listener_port(listener);
     Fixture { reactor, listener, server, port, events }
@@ -247,7 +269,10 @@ fn echo_of_text_binary_and_a_mebibyte_over_tls() {
     assert_eq!(wsffi_send_text(conn, c"after".as_ptr(), 5), S::Ok);
     let ev = events.wait_for(|ev| ev.iter().filter(|e| e.starts_with("message")).count() == 4);
     let expected_big = format!("message 2 len={} sum={:x}", big.len(), checksum(&big));
-    assert_eq!(ev[1..], ["message 1 héllo".to_string(), "message 2 \u{1}\u{2}".into(), expected_big, "message 1 after".into()]);
+    assert_eq!(
+        ev[1..],
+        ["message 1 héllo".to_string(), "message 2 \u{1}\u{2}".into(), expected_big, "message 1 after".into()]
+    );
     assert_eq!(f.events.wait_event("connection"), "connection []", "no client certificate");
     assert_eq!(wsffi_close(conn, 4001, null(), 0), S::Ok);
     assert_eq!(events.wait_event("close"), "close 4001 true");
@@ -287,13 +312,29 @@ fn the_server_closes_first_after_the_client_sends_close_over_tls() {
 #[test]
 fn mutual_tls_accepts_a_client_certificate_and_shows_its_subject() {
     let f = serve(|o| {
-        assert_eq!(wsffi_listener_options_set_tls_cert_files(o, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
-        assert_eq!(wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), true, null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_listener_options_set_tls_cert_files(
+                o,
+                file("server.pem").as_ptr(),
+                file("server.key").as_ptr(),
+                null_mut()
+            ),
+            S::Ok
+        );
+        assert_eq!(
+            wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), true, null_mut()),
+            S::Ok
+        );
     });
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", |o| {
         trust_ca(o);
         let mut err = null_mut();
-        let s = wsffi_client_options_set_tls_client_cert(o, file("client.pem").as_ptr(), file("client.key").as_ptr(), &mut err);
+        let s = wsffi_client_options_set_tls_client_cert(
+            o,
+            file("client.pem").as_ptr(),
+            file("client.key").as_ptr(),
+            &mut err,
+        );
         assert_eq!(s, S::Ok, "{}", error_text(err));
     });
     assert_echo(conn, events);
@@ -304,8 +345,19 @@ fn mutual_tls_accepts_a_client_certificate_and_shows_its_subject() {
 #[test]
 fn mutual_tls_rejects_a_client_without_a_certificate() {
     let f = serve(|o| {
-        assert_eq!(wsffi_listener_options_set_tls_cert_files(o, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
-        assert_eq!(wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), true, null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_listener_options_set_tls_cert_files(
+                o,
+                file("server.pem").as_ptr(),
+                file("server.key").as_ptr(),
+                null_mut()
+            ),
+            S::Ok
+        );
+        assert_eq!(
+            wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), true, null_mut()),
+            S::Ok
+        );
     });
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", trust_ca);
     assert_fails(events, S::ErrTls, "TLS: ");
@@ -317,7 +369,15 @@ fn mutual_tls_rejects_a_client_without_a_certificate() {
     // A client certificate from another CA is refused too.
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", |o| {
         trust_ca(o);
-        assert_eq!(wsffi_client_options_set_tls_client_cert(o, file("stranger.pem").as_ptr(), file("stranger.key").as_ptr(), null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_client_options_set_tls_client_cert(
+                o,
+                file("stranger.pem").as_ptr(),
+                file("stranger.key").as_ptr(),
+                null_mut()
+            ),
+            S::Ok
+        );
     });
     assert_fails(events, S::ErrTls, "TLS: ");
     let ev = f.events.wait_for(|ev| ev.iter().filter(|e| e.starts_with("client_error")).count() == 2);
@@ -329,8 +389,19 @@ fn mutual_tls_rejects_a_client_without_a_certificate() {
 #[test]
 fn optional_client_certificates_let_clients_without_one_in() {
     let f = serve(|o| {
-        assert_eq!(wsffi_listener_options_set_tls_cert_files(o, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
-        assert_eq!(wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), false, null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_listener_options_set_tls_cert_files(
+                o,
+                file("server.pem").as_ptr(),
+                file("server.key").as_ptr(),
+                null_mut()
+            ),
+            S::Ok
+        );
+        assert_eq!(
+            wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), false, null_mut()),
+            S::Ok
+        );
     });
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", trust_ca);
     assert_echo(conn, events);
@@ -388,7 +459,10 @@ fn a_plain_client_on_a_tls_port_fails_on_both_sides() {
     let ev = events.wait_for(|ev| ev.iter().any(|e| e.starts_with("close")));
     assert!(ev[0].starts_with("error ErrHandshake "), "{ev:?}");
     assert_eq!(ev[1], "close 1006 false");
-    assert_eq!(f.events.wait_event("client_error"), "client_error ErrTls TLS: peer sent non-TLS data (plain HTTP on a TLS port?)");
+    assert_eq!(
+        f.events.wait_event("client_error"),
+        "client_error ErrTls TLS: peer sent non-TLS data (plain HTTP on a TLS port?)"
+    );
     wsffi_conn_release(conn);
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", trust_ca);
     assert_echo(conn, events);
@@ -439,14 +513,20 @@ fn certificates_from_memory_in_pem_and_der() {
     let pki = &material().pki;
     let f = serve(|o| {
         let (c, k) = (&pki.server.cert_pem, &pki.server.key_pem);
-        assert_eq!(wsffi_listener_options_set_tls_cert_pem(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_listener_options_set_tls_cert_pem(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()),
+            S::Ok
+        );
     });
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", trust_ca);
     assert_echo(conn, events);
     stop(f);
     let f = serve(|o| {
         let (c, k) = (&pki.server.cert_der, &pki.server.key_der);
-        assert_eq!(wsffi_listener_options_set_tls_cert_der(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()), S::Ok);
+        assert_eq!(
+            wsffi_listener_options_set_tls_cert_der(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()),
+            S::Ok
+        );
     });
     let (conn, events) = connect(&f, "wss://localhost:PORT/echo", |o| {
         let mut err = null_mut();
@@ -463,42 +543,84 @@ fn unusable_material_is_refused_with_a_sentence() {
     let o = wsffi_listener_options_new();
     let mut err = null_mut();
     let missing = c"/nonexistent/wsffi/cert.pem";
-    assert_eq!(wsffi_listener_options_set_tls_cert_files(o, missing.as_ptr(), file("server.key").as_ptr(), &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_files(o, missing.as_ptr(), file("server.key").as_ptr(), &mut err),
+        S::ErrTls
+    );
     assert_eq!(wsffi_error_status(err), S::ErrTls);
     let m = error_text(err);
     assert!(m.starts_with("TLS: cannot read certificate file /nonexistent/wsffi/cert.pem: "), "{m}");
     let mut err = null_mut();
     // A key file where the certificate should be.
-    assert_eq!(wsffi_listener_options_set_tls_cert_files(o, file("server.key").as_ptr(), file("server.key").as_ptr(), &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_files(
+            o,
+            file("server.key").as_ptr(),
+            file("server.key").as_ptr(),
+            &mut err
+        ),
+        S::ErrTls
+    );
     assert!(error_text(err).starts_with("TLS: no PEM certificate in "));
     let mut err = null_mut();
-    assert_eq!(wsffi_listener_options_set_tls_cert_files(o, file("server.pem").as_ptr(), file("server.pem").as_ptr(), &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_files(
+            o,
+            file("server.pem").as_ptr(),
+            file("server.pem").as_ptr(),
+            &mut err
+        ),
+        S::ErrTls
+    );
     assert!(error_text(err).starts_with("TLS: no PEM private key in "));
     let mut err = null_mut();
-    assert_eq!(wsffi_listener_options_set_tls_cert_pem(o, b"junk".as_ptr(), 4, b"junk".as_ptr(), 4, &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_pem(o, b"junk".as_ptr(), 4, b"junk".as_ptr(), 4, &mut err),
+        S::ErrTls
+    );
     assert_eq!(error_text(err), "TLS: no PEM certificate in the certificate PEM");
     let mut err = null_mut();
-    assert_eq!(wsffi_listener_options_set_tls_cert_der(o, b"junk".as_ptr(), 4, b"junk".as_ptr(), 4, &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_der(o, b"junk".as_ptr(), 4, b"junk".as_ptr(), 4, &mut err),
+        S::ErrTls
+    );
     assert_eq!(error_text(err), "TLS: the DER certificate is not a valid X.509 certificate");
     assert_eq!(wsffi_listener_options_set_tls_cert_files(o, null(), null(), null_mut()), S::ErrNullParameter);
     assert_eq!(wsffi_listener_options_set_tls_cert_files(null_mut(), null(), null(), null_mut()), S::ErrNullParameter);
 
     // A key of another certificate, from files, PEM and DER.
     let mut err = null_mut();
-    assert_eq!(wsffi_listener_options_set_tls_cert_files(o, file("server.pem").as_ptr(), file("client.key").as_ptr(), &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_files(
+            o,
+            file("server.pem").as_ptr(),
+            file("client.key").as_ptr(),
+            &mut err
+        ),
+        S::ErrTls
+    );
     assert_eq!(error_text(err), "TLS: the private key does not belong to the certificate");
     let pki = &material().pki;
     let (c, k) = (&pki.server.cert_pem, &pki.client.key_pem);
-    assert_eq!(wsffi_listener_options_set_tls_cert_pem(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_pem(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()),
+        S::ErrTls
+    );
     let (c, k) = (&pki.server.cert_der, &pki.client.key_der);
-    assert_eq!(wsffi_listener_options_set_tls_cert_der(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()), S::ErrTls);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_der(o, c.as_ptr(), c.len(), k.as_ptr(), k.len(), null_mut()),
+        S::ErrTls
+    );
     wsffi_listener_options_free(o);
     let mut reactor = null_mut();
     assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
     let mut listener = null_mut();
     // Client CAs without a certificate.
     let o = wsffi_listener_options_new();
-    assert_eq!(wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), true, null_mut()), S::Ok);
+    assert_eq!(
+        wsffi_listener_options_set_tls_client_ca_file(o, file("client-ca.pem").as_ptr(), true, null_mut()),
+        S::Ok
+    );
     let mut err = null_mut();
     assert_eq!(wsffi_listen(reactor, c"127.0.0.1:0".as_ptr(), o, &mut listener, &mut err), S::ErrTls);
     assert_eq!(error_text(err), "TLS: a client CA was set but no server certificate and key");
@@ -512,10 +634,16 @@ fn unusable_material_is_refused_with_a_sentence() {
     assert_eq!(wsffi_client_options_set_tls_ca_dir(c, c"/nonexistent/wsffi".as_ptr(), &mut err), S::ErrTls);
     assert!(error_text(err).starts_with("TLS: cannot read CA directory /nonexistent/wsffi: "));
     let mut err = null_mut();
-    assert_eq!(wsffi_client_options_set_tls_client_cert(c, file("client.pem").as_ptr(), missing.as_ptr(), &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_client_options_set_tls_client_cert(c, file("client.pem").as_ptr(), missing.as_ptr(), &mut err),
+        S::ErrTls
+    );
     assert!(error_text(err).starts_with("TLS: cannot read key file "));
     let mut err = null_mut();
-    assert_eq!(wsffi_client_options_set_tls_client_cert(c, file("client.pem").as_ptr(), file("server.key").as_ptr(), &mut err), S::ErrTls);
+    assert_eq!(
+        wsffi_client_options_set_tls_client_cert(c, file("client.pem").as_ptr(), file("server.key").as_ptr(), &mut err),
+        S::ErrTls
+    );
     assert_eq!(error_text(err), "TLS: the private key does not belong to the certificate");
     assert_eq!(wsffi_client_options_set_tls_server_name(c, c"not a name!".as_ptr()), S::ErrInvalidParameter);
     assert_eq!(wsffi_client_options_set_tls_server_name(c, c"::1".as_ptr()), S::Ok);
@@ -544,7 +672,11 @@ fn the_handshake_timeout_covers_tls() {
     assert_eq!(wsffi_reactor_free(f.reactor), S::Ok);
 }
 
-unsafe extern "C" fn on_unexpected(user: *mut c_void, _c: *mut ConnHandle, resp: *const wsffi::reactor::server::ResponseView) {
+unsafe extern "C" fn on_unexpected(
+    user: *mut c_void,
+    _c: *mut ConnHandle,
+    resp: *const wsffi::reactor::server::ResponseView,
+) {
     // SAFETY: a live response view.
     let r = unsafe { &*resp };
     log(user).push(format!("response {} {}", r.status, String::from_utf8_lossy(&r.body).trim_end()));
@@ -616,7 +748,12 @@ unsafe extern "C" fn on_drain(user: *mut c_void, c: *mut ConnHandle) {
     unsafe { flood(user, c, 2, null(), 0) };
 }
 
-unsafe extern "C" fn flood_connection(user: *mut c_void, _s: *mut ServerHandle, c: *mut ConnHandle, _r: *const RequestView) {
+unsafe extern "C" fn flood_connection(
+    user: *mut c_void,
+    _s: *mut ServerHandle,
+    c: *mut ConnHandle,
+    _r: *const RequestView,
+) {
     let cbs = wsffi_conn_callbacks { on_drain: Some(on_drain), on_message: Some(flood), ..Default::default() };
     assert_eq!(wsffi_conn_set_callbacks(c, &cbs, user, None), S::Ok);
 }
@@ -635,7 +772,15 @@ fn flow_control_over_tls_holds_the_sender_at_the_high_water_mark() {
     let mut reactor = null_mut();
     assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
     let lo = wsffi_listener_options_new();
-    assert_eq!(wsffi_listener_options_set_tls_cert_files(lo, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_files(
+            lo,
+            file("server.pem").as_ptr(),
+            file("server.key").as_ptr(),
+            null_mut()
+        ),
+        S::Ok
+    );
     let mut listener = null_mut();
     assert_eq!(wsffi_listen(reactor, c"127.0.0.1:0".as_ptr(), lo, &mut listener, null_mut()), S::Ok);
     wsffi_listener_options_free(lo);
@@ -644,7 +789,8 @@ fn flow_control_over_tls_holds_the_sender_at_the_high_water_mark() {
     let server_events = Log::new();
     let scbs = wsffi_server_callbacks { on_connection: Some(flood_connection), ..Default::default() };
     let mut server = null_mut();
-    let s = wsffi_server_attach(reactor, listener, null(), so, &scbs, server_events.ptr(), None, &mut server, null_mut());
+    let s =
+        wsffi_server_attach(reactor, listener, null(), so, &scbs, server_events.ptr(), None, &mut server, null_mut());
     assert_eq!(s, S::Ok);
     wsffi_server_options_free(so);
 
@@ -694,14 +840,35 @@ fn an_ipv6_literal_is_verified_against_the_certificate() {
     let mut reactor = null_mut();
     assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
     let lo = wsffi_listener_options_new();
-    assert_eq!(wsffi_listener_options_set_tls_cert_files(lo, file("server.pem").as_ptr(), file("server.key").as_ptr(), null_mut()), S::Ok);
+    assert_eq!(
+        wsffi_listener_options_set_tls_cert_files(
+            lo,
+            file("server.pem").as_ptr(),
+            file("server.key").as_ptr(),
+            null_mut()
+        ),
+        S::Ok
+    );
     let mut listener = null_mut();
     assert_eq!(wsffi_listen(reactor, c"[::1]:0".as_ptr(), lo, &mut listener, null_mut()), S::Ok);
     wsffi_listener_options_free(lo);
     let scbs = wsffi_server_callbacks { on_connection: Some(server_connection), ..Default::default() };
     let events = Log::new();
     let mut server = null_mut();
-    assert_eq!(wsffi_server_attach(reactor, listener, c"/echo".as_ptr(), null(), &scbs, events.ptr(), None, &mut server, null_mut()), S::Ok);
+    assert_eq!(
+        wsffi_server_attach(
+            reactor,
+            listener,
+            c"/echo".as_ptr(),
+            null(),
+            &scbs,
+            events.ptr(),
+            None,
+            &mut server,
+            null_mut()
+        ),
+        S::Ok
+    );
     let f = Fixture { reactor, listener, server, port: wsffi_listener_port(listener), events };
     // The certificate names ::1 among its addresses.
     let (conn, client) = connect(&f, "wss://[::1]:PORT/echo", trust_ca);

@@ -181,11 +181,7 @@ impl Reader {
     /// `on` receives each event; returning `false` stops after that event (the caller paused
     /// or closed). Unprocessed bytes (an incomplete frame) must be presented again, followed by
     /// more input. An `Err` means the connection must be failed with the violation's code.
-    pub fn feed(
-        &mut self,
-        buf: &mut [u8],
-        on: &mut dyn FnMut(Incoming<'_>) -> bool,
-    ) -> Result<Progress, Violation> {
+    pub fn feed(&mut self, buf: &mut [u8], on: &mut dyn FnMut(Incoming<'_>) -> bool) -> Result<Progress, Violation> {
         let mut pos = 0;
         while !self.close_received {
             let Some((header, header_len)) =
@@ -485,7 +481,13 @@ impl Writer {
 
     /// Appends one fragment; the first fragment of a message carries `kind`, later ones are
     /// continuation frames (their `kind` is ignored). `is_final` ends the message.
-    pub fn fragment(&mut self, out: &mut Vec<u8>, kind: MessageKind, data: &[u8], is_final: bool) -> Result<(), SendError> {
+    pub fn fragment(
+        &mut self,
+        out: &mut Vec<u8>,
+        kind: MessageKind,
+        data: &[u8],
+        is_final: bool,
+    ) -> Result<(), SendError> {
         self.check_open()?;
         let first = !self.fragmenting;
         let opcode = if first { kind.opcode() } else { OpCode::Continue };
@@ -801,7 +803,8 @@ mod tests {
             let mut w = Writer::new(role);
             let mut out = Vec::new();
             w.close(&mut out, Some(1000), reason.as_bytes()).unwrap();
-            let mut reader = Reader::new(if role == Role::Client { Role::Server } else { Role::Client }, Limits::default());
+            let mut reader =
+                Reader::new(if role == Role::Client { Role::Server } else { Role::Client }, Limits::default());
             let (r, evs) = collect(&mut reader, &out);
             assert_eq!(r.unwrap().consumed, out.len());
             assert_eq!(evs, vec![Ev::Close(Some((1000, "r".repeat(122))))]);
@@ -846,10 +849,7 @@ mod tests {
         w.close(&mut out, Some(1000), b"").unwrap();
         assert!(w.close_sent());
         assert_eq!(w.message(&mut out, MessageKind::Text, b"d"), Err(SendError::Closed));
-        assert_eq!(
-            out,
-            vec![0x01, 0x01, b'a', 0x89, 0x00, 0x80, 0x01, b'c', 0x88, 0x02, 0x03, 0xe8]
-        );
+        assert_eq!(out, vec![0x01, 0x01, b'a', 0x89, 0x00, 0x80, 0x01, b'c', 0x88, 0x02, 0x03, 0xe8]);
     }
 
     #[test]
@@ -1018,7 +1018,8 @@ mod tests {
         bad.extend_from_slice(&[0xff, 0xff]);
         assert_eq!(collect(&mut r, &bad).0.unwrap_err().code, 1007);
 
-        let (mut w, mut r) = deflate_pair(Agreed::default(), DeflateConfig { threshold: 0, ..DeflateConfig::default() });
+        let (mut w, mut r) =
+            deflate_pair(Agreed::default(), DeflateConfig { threshold: 0, ..DeflateConfig::default() });
         let mut out = Vec::new();
         // A text frame whose decompressed payload is not UTF-8.
         let mut text = Vec::new();

@@ -32,8 +32,9 @@ pub type wsffi_close_cb = Option<
     ),
 >;
 /// Something failed; `message` is a borrowed NUL-terminated sentence. A `close` follows.
-pub type wsffi_error_cb =
-    Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, status: wsffi_status, message: *const c_char)>;
+pub type wsffi_error_cb = Option<
+    unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, status: wsffi_status, message: *const c_char),
+>;
 /// A ping or pong payload (at most 125 bytes), borrowed. Pings are answered automatically.
 pub type wsffi_control_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, data: *const u8, len: usize)>;
@@ -90,22 +91,34 @@ pub enum Verdict {
 /// Decide whether to accept an upgrade. The handshake is borrowed unless the callback
 /// returns `WSFFI_VERDICT_DEFER`, which hands the caller one reference that
 /// `wsffi_handshake_accept`/`wsffi_handshake_reject` consume.
-pub type wsffi_verify_client_cb = Option<unsafe extern "C" fn(user: *mut c_void, handshake: *mut HandshakeHandle) -> wsffi_verdict>;
+pub type wsffi_verify_client_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, handshake: *mut HandshakeHandle) -> wsffi_verdict>;
 /// Pick a subprotocol: return an index into `offered` (borrowed NUL-terminated strings), or -1
 /// for none. Without this callback the first offered protocol is chosen.
 pub type wsffi_handle_protocols_cb = Option<
-    unsafe extern "C" fn(user: *mut c_void, request: *const RequestView, offered: *const *const c_char, count: usize) -> c_int,
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        request: *const RequestView,
+        offered: *const *const c_char,
+        count: usize,
+    ) -> c_int,
 >;
 /// Add response headers with `wsffi_handshake_add_header` before the 101 is sent.
 pub type wsffi_headers_cb = Option<unsafe extern "C" fn(user: *mut c_void, handshake: *mut HandshakeHandle)>;
 /// A new connection: install its callbacks with `wsffi_conn_set_callbacks` here. The conn is
 /// borrowed (valid until its close callback returns); the request is borrowed for this call.
 pub type wsffi_connection_cb = Option<
-    unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle, conn: *mut ConnHandle, request: *const RequestView),
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        server: *mut ServerHandle,
+        conn: *mut ConnHandle,
+        request: *const RequestView,
+    ),
 >;
 /// A handshake failed (bad request, rejected origin, too many connections, timeout).
-pub type wsffi_server_error_cb =
-    Option<unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle, status: wsffi_status, message: *const c_char)>;
+pub type wsffi_server_error_cb = Option<
+    unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle, status: wsffi_status, message: *const c_char),
+>;
 /// The server stopped: it has no more clients and no callback of it follows but `destroy`.
 pub type wsffi_server_close_cb = Option<unsafe extern "C" fn(user: *mut c_void, server: *mut ServerHandle)>;
 /// A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
@@ -300,7 +313,12 @@ impl ServerCallbacks {
     }
 
     /// `handle_protocols`: `None` without a callback, else the chosen index (if valid).
-    pub fn handle_protocols(&self, user: UserData, request: &RequestView, offered: &[std::ffi::CString]) -> Option<Option<usize>> {
+    pub fn handle_protocols(
+        &self,
+        user: UserData,
+        request: &RequestView,
+        offered: &[std::ffi::CString],
+    ) -> Option<Option<usize>> {
         let f = self.table.handle_protocols?;
         let ptrs: Vec<*const c_char> = offered.iter().map(|s| s.as_ptr()).collect();
         // SAFETY: as above; the strings outlive the call.

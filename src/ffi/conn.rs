@@ -3,7 +3,10 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::boundary::{arc, boundary, borrowed, bytes, refusal, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
+use super::boundary::{
+    arc, borrowed, boundary, bytes, refusal, report, static_text, status_boundary, take_arc, text, write_out,
+    wsffi_error,
+};
 use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, ConnCallbacks, OwnedUserData};
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
@@ -62,7 +65,8 @@ pub extern "C" fn wsffi_connect(
         // SAFETY: NULL or a readable callback table.
         let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
         let shared = reactor.reactor.shared().clone();
-        let handle = Arc::new(ConnHandle::new(shared.clone(), cstring(&parsed.to_url_string()), config.conn.high_water));
+        let handle =
+            Arc::new(ConnHandle::new(shared.clone(), cstring(&parsed.to_url_string()), config.conn.high_water));
         handle.mirror_user_data(user.get().0);
         let setup = ClientSetup {
             url: parsed,
@@ -133,7 +137,13 @@ pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len:
 /// interleave. Text fragments are not validated one by one (a code point may span two):
 /// the whole message must be valid UTF-8 or the peer closes with 1007.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_send_fragment(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize, is_final: bool) -> wsffi_status {
+pub extern "C" fn wsffi_send_fragment(
+    conn: *mut ConnHandle,
+    kind: u32,
+    data: *const u8,
+    len: usize,
+    is_final: bool,
+) -> wsffi_status {
     match message_kind(kind) {
         Ok(k) => send(conn, SendOp::Fragment(k, is_final), data, len),
         Err(s) => s,
@@ -163,7 +173,12 @@ pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize)
 /// empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
 /// On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_close(conn: *mut ConnHandle, code: u16, reason: *const c_char, reason_len: usize) -> wsffi_status {
+pub extern "C" fn wsffi_close(
+    conn: *mut ConnHandle,
+    code: u16,
+    reason: *const c_char,
+    reason_len: usize,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         let conn = unsafe { arc(conn) }?;

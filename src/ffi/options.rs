@@ -110,7 +110,10 @@ pub extern "C" fn wsffi_client_options_free(options: *mut wsffi_client_options) 
 
 /// Offers a subprotocol (an RFC 7230 token), in order of preference. Duplicates are refused.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_add_protocol(options: *mut wsffi_client_options, protocol: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_add_protocol(
+    options: *mut wsffi_client_options,
+    protocol: *const c_char,
+) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or a NUL-terminated string.
         let p = unsafe { text(protocol) }?;
@@ -146,7 +149,10 @@ pub extern "C" fn wsffi_client_options_add_header(
 
 /// Sets the Origin header.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_origin(options: *mut wsffi_client_options, origin: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_origin(
+    options: *mut wsffi_client_options,
+    origin: *const c_char,
+) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or a NUL-terminated string.
         let v = unsafe { text(origin) }?;
@@ -158,7 +164,10 @@ pub extern "C" fn wsffi_client_options_set_origin(options: *mut wsffi_client_opt
 
 /// Time allowed for name resolution plus TCP connect (ms, > 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(
+    options: *mut wsffi_client_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| {
         o.config.connect_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
         Ok(())
@@ -167,7 +176,10 @@ pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(options: *mut wsff
 
 /// Time allowed from the start of the connect to the end of the opening handshake (ms, > 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(
+    options: *mut wsffi_client_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| {
         o.config.handshake_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
         Ok(())
@@ -176,7 +188,10 @@ pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(options: *mut ws
 
 /// Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_max_payload(options: *mut wsffi_client_options, bytes: usize) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_max_payload(
+    options: *mut wsffi_client_options,
+    bytes: usize,
+) -> wsffi_status {
     with(options, |o| set_max_payload(&mut o.config.conn, bytes))
 }
 
@@ -189,32 +204,48 @@ pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_cli
 /// Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
 /// when another `ms` pass without any input. 0 turns it off (the default).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_ping_interval_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_ping_interval_ms(
+    options: *mut wsffi_client_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| set_ping_interval(&mut o.config.conn, ms))
 }
 
 /// Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(
+    options: *mut wsffi_client_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| set_idle_timeout(&mut o.config.conn, ms))
 }
 
 /// How long to wait for the peer's side of the close handshake (ms, > 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_close_timeout_ms(options: *mut wsffi_client_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_close_timeout_ms(
+    options: *mut wsffi_client_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| set_close_timeout(&mut o.config.conn, ms))
 }
 
 /// Output flow control: sends are refused with `WSFFI_ERR_BACKPRESSURE` while more than
 /// `high` bytes wait for the socket; `on_drain` fires when it falls to `low` (low <= high).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_water_marks(options: *mut wsffi_client_options, high: usize, low: usize) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_water_marks(
+    options: *mut wsffi_client_options,
+    high: usize,
+    low: usize,
+) -> wsffi_status {
     with(options, |o| set_water(&mut o.config.conn, high, low))
 }
 
 /// Largest response head accepted (bytes, >= 256).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_max_header_bytes(options: *mut wsffi_client_options, bytes: usize) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_max_header_bytes(
+    options: *mut wsffi_client_options,
+    bytes: usize,
+) -> wsffi_status {
     with(options, |o| {
         if bytes < 256 {
             return Err(Status::ErrInvalidParameter);
@@ -244,7 +275,10 @@ pub extern "C" fn wsffi_server_options_free(options: *mut wsffi_server_options) 
 /// Keep the set of clients for `wsffi_server_clients` and `wsffi_server_broadcast`
 /// (default on). Off, those two return `WSFFI_ERR_UNSUPPORTED`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_client_tracking(options: *mut wsffi_server_options, enabled: bool) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_client_tracking(
+    options: *mut wsffi_server_options,
+    enabled: bool,
+) -> wsffi_status {
     with(options, |o| {
         o.config.client_tracking = enabled;
         Ok(())
@@ -253,7 +287,10 @@ pub extern "C" fn wsffi_server_options_set_client_tracking(options: *mut wsffi_s
 
 /// Most simultaneous connections; further upgrades get 503. 0 = no limit (the default).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_max_connections(options: *mut wsffi_server_options, n: usize) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_max_connections(
+    options: *mut wsffi_server_options,
+    n: usize,
+) -> wsffi_status {
     with(options, |o| {
         o.config.max_connections = n;
         Ok(())
@@ -263,7 +300,10 @@ pub extern "C" fn wsffi_server_options_set_max_connections(options: *mut wsffi_s
 /// Accept only upgrades whose Origin equals one of the added values (ASCII
 /// case-insensitive); others get 403. Without any, every Origin is accepted.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_add_allowed_origin(options: *mut wsffi_server_options, origin: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_add_allowed_origin(
+    options: *mut wsffi_server_options,
+    origin: *const c_char,
+) -> wsffi_status {
     with(options, |o| {
         // SAFETY: NULL or a NUL-terminated string.
         let v = unsafe { text(origin) }?;
@@ -274,7 +314,10 @@ pub extern "C" fn wsffi_server_options_add_allowed_origin(options: *mut wsffi_se
 
 /// As `wsffi_client_options_set_max_payload`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_max_payload(options: *mut wsffi_server_options, bytes: usize) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_max_payload(
+    options: *mut wsffi_server_options,
+    bytes: usize,
+) -> wsffi_status {
     with(options, |o| set_max_payload(&mut o.config.conn, bytes))
 }
 
@@ -287,25 +330,38 @@ pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_ser
 /// As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
 /// heartbeat: dead clients are dropped).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_ping_interval_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_ping_interval_ms(
+    options: *mut wsffi_server_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| set_ping_interval(&mut o.config.conn, ms))
 }
 
 /// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(
+    options: *mut wsffi_server_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| set_idle_timeout(&mut o.config.conn, ms))
 }
 
 /// As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_close_timeout_ms(options: *mut wsffi_server_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_close_timeout_ms(
+    options: *mut wsffi_server_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| set_close_timeout(&mut o.config.conn, ms))
 }
 
 /// As `wsffi_client_options_set_water_marks`, for the server's connections.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_options_set_water_marks(options: *mut wsffi_server_options, high: usize, low: usize) -> wsffi_status {
+pub extern "C" fn wsffi_server_options_set_water_marks(
+    options: *mut wsffi_server_options,
+    high: usize,
+    low: usize,
+) -> wsffi_status {
     with(options, |o| set_water(&mut o.config.conn, high, low))
 }
 
@@ -326,7 +382,10 @@ pub extern "C" fn wsffi_listener_options_free(options: *mut wsffi_listener_optio
 
 /// listen(2) backlog (> 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_backlog(options: *mut wsffi_listener_options, backlog: i32) -> wsffi_status {
+pub extern "C" fn wsffi_listener_options_set_backlog(
+    options: *mut wsffi_listener_options,
+    backlog: i32,
+) -> wsffi_status {
     with(options, |o| {
         if backlog <= 0 {
             return Err(Status::ErrInvalidParameter);
@@ -338,7 +397,10 @@ pub extern "C" fn wsffi_listener_options_set_backlog(options: *mut wsffi_listene
 
 /// Largest request head accepted (bytes, >= 256); larger requests get 431.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_max_header_bytes(options: *mut wsffi_listener_options, bytes: usize) -> wsffi_status {
+pub extern "C" fn wsffi_listener_options_set_max_header_bytes(
+    options: *mut wsffi_listener_options,
+    bytes: usize,
+) -> wsffi_status {
     with(options, |o| {
         if bytes < 256 {
             return Err(Status::ErrInvalidParameter);
@@ -351,7 +413,10 @@ pub extern "C" fn wsffi_listener_options_set_max_header_bytes(options: *mut wsff
 /// Time a client has from accept to a decided handshake (ms, > 0); slower clients are
 /// dropped and reported to `on_client_error` with `WSFFI_ERR_TIMEOUT`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(options: *mut wsffi_listener_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(
+    options: *mut wsffi_listener_options,
+    ms: u32,
+) -> wsffi_status {
     with(options, |o| {
         o.config.handshake_timeout = millis(ms).ok_or(Status::ErrInvalidParameter)?;
         Ok(())
@@ -361,7 +426,10 @@ pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(options: *mut 
 /// Set SO_REUSEPORT before binding, so several listeners (processes or reactors) share
 /// one port and the kernel spreads connections among them.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_listener_options_set_reuse_port(options: *mut wsffi_listener_options, enabled: bool) -> wsffi_status {
+pub extern "C" fn wsffi_listener_options_set_reuse_port(
+    options: *mut wsffi_listener_options,
+    enabled: bool,
+) -> wsffi_status {
     with(options, |o| {
         o.config.reuse_port = enabled;
         Ok(())

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{boundary, boxed, report, static_text, status_boundary, wsffi_error, write_out};
+use super::boundary::{boundary, boxed, report, static_text, status_boundary, write_out, wsffi_error};
 use super::status::{wsffi_status, Status};
 use crate::reactor::config::ReactorConfig;
 use crate::reactor::Reactor;
@@ -178,7 +178,10 @@ pub extern "C" fn wsffi_reactor_options_free(options: *mut wsffi_reactor_options
 /// Most commands (sends, closes...) from other threads that may wait for the reactor;
 /// beyond it calls return `WSFFI_ERR_QUEUE_FULL`. Must be at least 1.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(options: *mut wsffi_reactor_options, n: usize) -> wsffi_status {
+pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(
+    options: *mut wsffi_reactor_options,
+    n: usize,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
         let o = unsafe { boxed(options) }?;
@@ -193,7 +196,10 @@ pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(options: *mut ws
 /// How long `wsffi_reactor_free` lets open connections finish their close handshake
 /// before dropping them (milliseconds).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_reactor_options_set_shutdown_grace_ms(options: *mut wsffi_reactor_options, ms: u32) -> wsffi_status {
+pub extern "C" fn wsffi_reactor_options_set_shutdown_grace_ms(
+    options: *mut wsffi_reactor_options,
+    ms: u32,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
         let o = unsafe { boxed(options) }?;

@@ -7,8 +7,14 @@ use std::sync::Arc;
 
 use socket2::{Domain, Socket, Type};
 
-use super::boundary::{arc, boundary, bytes, opt_text, refusal, report, static_text, status_boundary, take_arc, text, wsffi_error, write_out};
-use super::callbacks::{wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks, UserData};
+use super::boundary::{
+    arc, boundary, bytes, opt_text, refusal, report, static_text, status_boundary, take_arc, text, write_out,
+    wsffi_error,
+};
+use super::callbacks::{
+    wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks,
+    UserData,
+};
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
@@ -35,7 +41,8 @@ fn bind_tcp(addr: SocketAddr, config: &ListenerConfig) -> std::io::Result<std::n
 /// Binds `address`: "HOST:PORT", "[::1]:PORT" or "unix:/path".
 fn bind(address: &str, config: &ListenerConfig) -> Result<(ListenSocket, u16, String), (Status, String)> {
     if let Some(path) = address.strip_prefix("unix:") {
-        let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| (Status::from_io(&e), format!("bind {address}: {e}")))?;
+        let l = std::os::unix::net::UnixListener::bind(path)
+            .map_err(|e| (Status::from_io(&e), format!("bind {address}: {e}")))?;
         l.set_nonblocking(true).map_err(|e| (Status::ErrIo, format!("bind {address}: {e}")))?;
         return Ok((ListenSocket::Unix(mio::net::UnixListener::from_std(l)), 0, address.to_string()));
     }
@@ -235,7 +242,9 @@ pub extern "C" fn wsffi_server_attach(
         let path = unsafe { opt_text(path) }?.unwrap_or("/").to_string();
         if !path.starts_with('/') {
             // SAFETY: out_err is NULL or writable.
-            return Err(unsafe { report(out_err, Status::ErrInvalidParameter, format!("path must start with '/': {path}")) });
+            return Err(unsafe {
+                report(out_err, Status::ErrInvalidParameter, format!("path must start with '/': {path}"))
+            });
         }
         // SAFETY: NULL or a live options object.
         let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
@@ -279,7 +288,12 @@ pub extern "C" fn wsffi_server_attach(
 /// `head` the bytes read so far (the request head and anything after it). The handshake then
 /// runs as for a listener: `verify_client`, `on_connection`, ...
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_handle_upgrade(server: *mut ServerHandle, fd: i32, head: *const u8, head_len: usize) -> wsffi_status {
+pub extern "C" fn wsffi_server_handle_upgrade(
+    server: *mut ServerHandle,
+    fd: i32,
+    head: *const u8,
+    head_len: usize,
+) -> wsffi_status {
     status_boundary!({
         if fd < 0 {
             return Err(Status::ErrInvalidParameter);
@@ -304,7 +318,14 @@ pub extern "C" fn wsffi_server_handle_upgrade(server: *mut ServerHandle, fd: i32
         server.shared.run_sync(move |lp| {
             let Some(server) = lp.server_of(&handle) else { return Err(Status::ErrClosed) };
             let defaults = ListenerConfig::default();
-            lp.new_server_conn(stream, None, Some(server), &head, defaults.handshake_timeout, defaults.max_header_bytes);
+            lp.new_server_conn(
+                stream,
+                None,
+                Some(server),
+                &head,
+                defaults.handshake_timeout,
+                defaults.max_header_bytes,
+            );
             Ok(())
         })?
     })
@@ -331,7 +352,11 @@ pub type wsffi_client_visit_cb = Option<unsafe extern "C" fn(user: *mut c_void, 
 /// (clients that close meanwhile are still safe to use; calls on them return
 /// `WSFFI_ERR_CLOSED`). Needs client tracking.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_server_clients(server: *mut ServerHandle, visit: wsffi_client_visit_cb, user: *mut c_void) -> wsffi_status {
+pub extern "C" fn wsffi_server_clients(
+    server: *mut ServerHandle,
+    visit: wsffi_client_visit_cb,
+    user: *mut c_void,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live server.
         let server = unsafe { arc(server.cast_const()) }?;
@@ -427,7 +452,11 @@ pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> 
 
 /// Adds a header to the response of this handshake (the 101, or the refusal).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_add_header(handshake: *mut HandshakeHandle, name: *const c_char, value: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_handshake_add_header(
+    handshake: *mut HandshakeHandle,
+    name: *const c_char,
+    value: *const c_char,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live handshake.
         let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
@@ -454,7 +483,11 @@ fn check_reject(status: u16, reason: *const c_char) -> Result<String, Status> {
 /// Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
 /// (default 401) and a reason phrase (NULL or "" for the standard one).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_set_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_handshake_set_reject(
+    handshake: *mut HandshakeHandle,
+    status: u16,
+    reason: *const c_char,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live handshake.
         let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
@@ -480,7 +513,11 @@ pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsf
 /// Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
 /// standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_handshake_reject(handshake: *mut HandshakeHandle, status: u16, reason: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_handshake_reject(
+    handshake: *mut HandshakeHandle,
+    status: u16,
+    reason: *const c_char,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
         let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
@@ -503,7 +540,11 @@ pub extern "C" fn wsffi_handshake_reject(handshake: *mut HandshakeHandle, status
 /// Sets the status (100-599) and reason (NULL for the standard phrase) of a plain HTTP
 /// answer. The default is 200.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_http_response_set_status(response: *mut HttpResponse, status: u16, reason: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_http_response_set_status(
+    response: *mut HttpResponse,
+    status: u16,
+    reason: *const c_char,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
@@ -524,7 +565,11 @@ pub extern "C" fn wsffi_http_response_set_status(response: *mut HttpResponse, st
 /// Adds a header to a plain HTTP answer (Content-Length and Connection are written by the
 /// library).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_http_response_add_header(response: *mut HttpResponse, name: *const c_char, value: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_http_response_add_header(
+    response: *mut HttpResponse,
+    name: *const c_char,
+    value: *const c_char,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
@@ -538,7 +583,11 @@ pub extern "C" fn wsffi_http_response_add_header(response: *mut HttpResponse, na
 
 /// Sets the body of a plain HTTP answer (copied).
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_http_response_set_body(response: *mut HttpResponse, data: *const u8, len: usize) -> wsffi_status {
+pub extern "C" fn wsffi_http_response_set_body(
+    response: *mut HttpResponse,
+    data: *const u8,
+    len: usize,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;

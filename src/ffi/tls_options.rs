@@ -16,7 +16,11 @@ use crate::reactor::server::RequestView;
 use crate::reactor::tls;
 
 /// Applies `f` to an options object; a sentence from `f` becomes `WSFFI_ERR_TLS` in `out_err`.
-fn with_tls<T>(p: *mut T, out_err: *mut *mut wsffi_error, f: impl FnOnce(&mut T) -> Result<(), (Status, String)>) -> wsffi_status {
+fn with_tls<T>(
+    p: *mut T,
+    out_err: *mut *mut wsffi_error,
+    f: impl FnOnce(&mut T) -> Result<(), (Status, String)>,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object from its `_new`.
         let o = unsafe { boxed(p) }?;
@@ -99,7 +103,10 @@ pub extern "C" fn wsffi_client_options_set_tls_client_cert(
 /// Sends `name` as SNI and verifies the server certificate against it instead of the URL's
 /// host (a DNS name or an IP address). NULL restores the URL host.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_tls_server_name(options: *mut wsffi_client_options, name: *const c_char) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_tls_server_name(
+    options: *mut wsffi_client_options,
+    name: *const c_char,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
         let o = unsafe { boxed(options) }?;
@@ -118,7 +125,10 @@ pub extern "C" fn wsffi_client_options_set_tls_server_name(options: *mut wsffi_c
 /// FOR TESTS ONLY: accept any server certificate (no chain, name or date check). The
 /// connection is encrypted but not authenticated, so anyone in the path can read it.
 #[unsafe(no_mangle)]
-pub extern "C" fn wsffi_client_options_set_tls_insecure(options: *mut wsffi_client_options, insecure: bool) -> wsffi_status {
+pub extern "C" fn wsffi_client_options_set_tls_insecure(
+    options: *mut wsffi_client_options,
+    insecure: bool,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
         let o = unsafe { boxed(options) }?;
@@ -164,7 +174,8 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_pem(
     with_tls(options, out_err, |o| {
         // SAFETY: NULL or readable buffers of the given lengths.
         let (chain, key) = unsafe { (bytes(chain, chain_len), bytes(key, key_len)) };
-        let (chain, key) = (chain.map_err(|s| (s, "TLS: NULL chain".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
+        let (chain, key) =
+            (chain.map_err(|s| (s, "TLS: NULL chain".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
         let chain = tls::certs_from_pem(chain, "the certificate PEM").map_err(tls_error)?;
         let key = tls::key_from_pem(key, "the key PEM").map_err(tls_error)?;
         tls::check_pair(&chain, &key).map_err(tls_error)?;
@@ -187,7 +198,8 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_der(
     with_tls(options, out_err, |o| {
         // SAFETY: NULL or readable buffers of the given lengths.
         let (cert, key) = unsafe { (bytes(cert, cert_len), bytes(key, key_len)) };
-        let (cert, key) = (cert.map_err(|s| (s, "TLS: NULL certificate".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
+        let (cert, key) =
+            (cert.map_err(|s| (s, "TLS: NULL certificate".into()))?, key.map_err(|s| (s, "TLS: NULL key".into()))?);
         let cert = tls::cert_from_der(cert).map_err(tls_error)?;
         let key = tls::key_from_der(key).map_err(tls_error)?;
         let chain = vec![cert];

@@ -76,7 +76,12 @@ fn header_of(list: Option<&HeaderList>, name: *const c_char) -> *const c_char {
     list.get(name).map_or(null(), |v| v.as_ptr())
 }
 
-fn header_at(list: Option<&HeaderList>, index: usize, out_name: *mut *const c_char, out_value: *mut *const c_char) -> wsffi_status {
+fn header_at(
+    list: Option<&HeaderList>,
+    index: usize,
+    out_name: *mut *const c_char,
+    out_value: *mut *const c_char,
+) -> wsffi_status {
     status_boundary!({
         let list = list.ok_or(Status::ErrNullParameter)?;
         if out_name.is_null() || out_value.is_null() {

@@ -24,12 +24,8 @@ struct Pool {
 impl Pool {
     /// The smallest kept buffer whose capacity is at least `min`.
     fn take(&mut self, min: usize) -> Option<Vec<u8>> {
-        let (i, _) = self
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.capacity() >= min)
-            .min_by_key(|(_, b)| b.capacity())?;
+        let (i, _) =
+            self.free.iter().enumerate().filter(|(_, b)| b.capacity() >= min).min_by_key(|(_, b)| b.capacity())?;
         let buf = self.free.swap_remove(i);
         self.bytes -= buf.capacity();
         Some(buf)

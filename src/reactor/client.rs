@@ -10,11 +10,11 @@ use std::time::Instant;
 use mio::Interest;
 
 use super::config::ClientConfig;
-use crate::core::extensions::deflate::{client_accept, client_offer};
 use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, Phase};
 use super::event_loop::EventLoop;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
+use crate::core::extensions::deflate::{client_accept, client_offer};
 use crate::core::handshake::client::{
     body_framing, build_request, generate_key, parse_response, validate_switching, BodyFraming, ChunkedDecoder,
     Response,
@@ -239,12 +239,20 @@ impl EventLoop {
             match parsed {
                 Ok(None) => {
                     if eof {
-                        self.connect_failed(conn, Status::ErrHandshake, "connection closed during the opening handshake".into());
+                        self.connect_failed(
+                            conn,
+                            Status::ErrHandshake,
+                            "connection closed during the opening handshake".into(),
+                        );
                     }
                     return;
                 }
                 Err(e) => {
-                    self.connect_failed(conn, Status::ErrHandshake, format!("invalid handshake response: {}", e.message));
+                    self.connect_failed(
+                        conn,
+                        Status::ErrHandshake,
+                        format!("invalid handshake response: {}", e.message),
+                    );
                     return;
                 }
                 Ok(Some((response, n))) => {
@@ -312,10 +320,8 @@ impl EventLoop {
             body: refusal.body,
         };
         conn.callbacks.get().unexpected_response(conn.user(), &conn.handle, &view);
-        let message = format!(
-            "server answered the upgrade with {} {}",
-            refusal.response.status, refusal.response.reason
-        );
+        let message =
+            format!("server answered the upgrade with {} {}", refusal.response.status, refusal.response.reason);
         self.connect_failed(conn, Status::ErrHandshakeRejected, message);
     }
 
@@ -325,10 +331,9 @@ impl EventLoop {
             validate_switching(response, &st.key, &st.config.protocols, deflate.is_some()).and_then(|n| {
                 // Only permessage-deflate is ever offered, so any extension answer is one.
                 let agreed = match (&n.extensions, deflate) {
-                    (Some(answer), Some(cfg)) => Some((
-                        client_accept(answer, &cfg).map_err(|e| format!("permessage-deflate: {e}"))?,
-                        cfg,
-                    )),
+                    (Some(answer), Some(cfg)) => {
+                        Some((client_accept(answer, &cfg).map_err(|e| format!("permessage-deflate: {e}"))?, cfg))
+                    }
                     _ => None,
                 };
                 Ok((n, agreed))

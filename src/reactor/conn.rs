@@ -216,7 +216,8 @@ impl ConnHandle {
         let me = self.clone();
         self.shared.run_async(move |lp| lp.close_conn(&me, code, &reason))?;
         // Visible at once to every thread: no send is accepted after a close.
-        let _ = self.state.compare_exchange(ready_state::OPEN, ready_state::CLOSING, Ordering::AcqRel, Ordering::Acquire);
+        let _ =
+            self.state.compare_exchange(ready_state::OPEN, ready_state::CLOSING, Ordering::AcqRel, Ordering::Acquire);
         Ok(())
     }
 
@@ -239,7 +240,11 @@ impl ConnHandle {
     }
 
     /// Replaces callbacks and user data; the old user data's destroy runs on the reactor.
-    pub fn set_callbacks(self: &Arc<Self>, callbacks: Option<ConnCallbacks>, user: OwnedUserData) -> Result<(), Status> {
+    pub fn set_callbacks(
+        self: &Arc<Self>,
+        callbacks: Option<ConnCallbacks>,
+        user: OwnedUserData,
+    ) -> Result<(), Status> {
         if self.ready_state() == ready_state::CLOSED {
             return Err(Status::ErrClosed);
         }
@@ -541,4 +546,3 @@ impl Conn {
         self.user.borrow().get()
     }
 }
-

@@ -653,7 +653,13 @@ impl EventLoop {
     /// payload in one `writev`, without copying the payload; only what the socket does not
     /// take is buffered. `None` when the frame can't be written as is (a client must mask
     /// the payload, a compressed message must be compressed first).
-    fn write_direct(&self, conn: &Conn, out: &mut OutBuf, kind: MessageKind, data: &[u8]) -> Option<Result<(), SendError>> {
+    fn write_direct(
+        &self,
+        conn: &Conn,
+        out: &mut OutBuf,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Option<Result<(), SendError>> {
         let mut header = [0u8; MAX_HEADER_LEN];
         let n = match out.writer.direct_header(kind, data.len(), &mut header)? {
             Ok(n) => n,
@@ -974,11 +980,8 @@ impl EventLoop {
         conn.callbacks.set(ConnCallbacks::default());
         let user = std::mem::replace(&mut *conn.user.borrow_mut(), OwnedUserData::none());
         drop(user);
-        *conn.output.borrow_mut() = super::conn::OutBuf {
-            writer: crate::core::session::Writer::new(conn.role),
-            buf: Vec::new(),
-            sent: 0,
-        };
+        *conn.output.borrow_mut() =
+            super::conn::OutBuf { writer: crate::core::session::Writer::new(conn.role), buf: Vec::new(), sent: 0 };
     }
 
     /// Registers a new connection's socket with the poller.

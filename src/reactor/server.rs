@@ -192,7 +192,12 @@ fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ServerState) -> R) -> Option<R
 
 impl EventLoop {
     /// Adds a bound socket as a listener.
-    pub fn add_listener(&self, handle: Arc<ListenerHandle>, mut socket: ListenSocket, config: ListenerConfig) -> Result<(), Status> {
+    pub fn add_listener(
+        &self,
+        handle: Arc<ListenerHandle>,
+        mut socket: ListenSocket,
+        config: ListenerConfig,
+    ) -> Result<(), Status> {
         let key = self.listeners.borrow().next_key();
         let token = listener_token(key);
         let r = match &mut socket {
@@ -325,13 +330,7 @@ impl EventLoop {
 
     /// Clients of a server, retained (for `wsffi_server_clients`).
     pub fn server_clients(&self, server: &Server) -> Vec<Arc<ConnHandle>> {
-        server
-            .clients
-            .borrow()
-            .values()
-            .filter(|c| c.phase.get() == Phase::Open)
-            .map(|c| c.handle.clone())
-            .collect()
+        server.clients.borrow().values().filter(|c| c.phase.get() == Phase::Open).map(|c| c.handle.clone()).collect()
     }
 
     /// Sends one message to every open client; the frame is encoded once. Returns how many
@@ -518,7 +517,8 @@ impl EventLoop {
 
     fn route(&self, conn: &Rc<Conn>, request: crate::core::handshake::request::Request) {
         let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
-        let (listener, forced) = with_state(conn, |st| (st.listener.clone(), st.forced.clone())).unwrap_or((None, None));
+        let (listener, forced) =
+            with_state(conn, |st| (st.listener.clone(), st.forced.clone())).unwrap_or((None, None));
         let server = forced.or_else(|| {
             listener.as_ref().and_then(|l| l.servers.borrow().iter().find(|s| s.path == request.path).cloned())
         });

@@ -54,10 +54,7 @@ impl<T> Slab<T> {
 
     /// The value at `key`, if that exact generation is still present.
     pub fn get(&self, key: Key) -> Option<&T> {
-        self.slots
-            .get(key.index as usize)
-            .filter(|s| s.generation == key.generation)
-            .and_then(|s| s.value.as_ref())
+        self.slots.get(key.index as usize).filter(|s| s.generation == key.generation).and_then(|s| s.value.as_ref())
     }
 
     /// The current value in slot `index`, whatever its generation (for mio tokens).

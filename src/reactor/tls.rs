@@ -68,7 +68,9 @@ pub fn describe(e: &TlsError, is_client: bool, server_name: &str) -> String {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!("TLS: certificate not valid for name \"{server_name}\"")
             }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "TLS: invalid certificate: expired".into(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "TLS: invalid certificate: expired".into()
+            }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 "TLS: invalid certificate: not valid yet".into()
             }
@@ -134,8 +136,8 @@ impl TlsStream {
     pub fn client(inner: Stream, config: Arc<rustls::ClientConfig>, name: &str) -> io::Result<Self> {
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| tls_io_error(format!("TLS: invalid server name \"{name}\"")))?;
-        let mut tls = rustls::ClientConnection::new(config, server_name)
-            .map_err(|e| tls_io_error(describe(&e, true, name)))?;
+        let mut tls =
+            rustls::ClientConnection::new(config, server_name).map_err(|e| tls_io_error(describe(&e, true, name)))?;
         tls.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
         Ok(TlsStream { inner, tls: tls.into(), server_name: name.to_string(), socket_eof: false, deferred: None })
     }
@@ -680,7 +682,8 @@ fn attribute_text(value_tag: u8, value: &[u8]) -> String {
         0x14 => value.iter().map(|&b| b as char).collect(),
         // BMPString: UTF-16BE.
         0x1e => {
-            let units: Vec<u16> = value.chunks(2).filter(|c| c.len() == 2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            let units: Vec<u16> =
+                value.chunks(2).filter(|c| c.len() == 2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             String::from_utf16_lossy(&units)
         }
         _ => {
@@ -750,8 +753,15 @@ mod tests {
         let mut server_tls = ServerTls { cert: Some((vec![cert], Arc::new(key))), ..Default::default() };
         server_tls.prepare().unwrap();
         let client_tls = ClientTls { insecure: true, ..Default::default() };
-        let mut client = TlsStream::client(Stream::Unix(mio::net::UnixStream::from_std(a)), client_tls.build().unwrap(), "localhost").unwrap();
-        let mut server = TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.clone().unwrap()).unwrap();
+        let mut client = TlsStream::client(
+            Stream::Unix(mio::net::UnixStream::from_std(a)),
+            client_tls.build().unwrap(),
+            "localhost",
+        )
+        .unwrap();
+        let mut server =
+            TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.clone().unwrap())
+                .unwrap();
         let mut buf = [0u8; 16];
         while client.tls.is_handshaking() || server.tls.is_handshaking() {
             let _ = client.flush_tls();
@@ -823,8 +833,10 @@ mod tests {
         let mut server_tls = ServerTls { cert: Some((vec![cert], Arc::new(key))), ..Default::default() };
         server_tls.prepare().unwrap();
         let config = ClientTls { insecure: true, ..Default::default() }.build().unwrap();
-        let mut client = TlsStream::client(Stream::Unix(mio::net::UnixStream::from_std(a)), config, "localhost").unwrap();
-        let mut server = TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.unwrap()).unwrap();
+        let mut client =
+            TlsStream::client(Stream::Unix(mio::net::UnixStream::from_std(a)), config, "localhost").unwrap();
+        let mut server =
+            TlsStream::server(Stream::Unix(mio::net::UnixStream::from_std(b)), server_tls.built.unwrap()).unwrap();
         client.flush_tls().unwrap();
         let mut buf = [0u8; 64];
         // The ClientHello arrives: no plaintext, not EOF; the server answers at once.

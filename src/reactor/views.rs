@@ -27,10 +27,7 @@ impl HeaderList {
 
     /// First value of `name`, case-insensitively.
     pub fn get(&self, name: &str) -> Option<&CString> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n.to_bytes().eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.pairs.iter().find(|(n, _)| n.to_bytes().eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
     }
 }
 

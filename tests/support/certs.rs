@@ -86,7 +86,12 @@ fn leaf(
     }
     let key = KeyPair::generate().expect("key");
     let cert = params.signed_by(&key, issuer).expect("sign");
-    Pair { cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().to_vec(), key_der: key.serialize_der() }
+    Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        cert_der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+    }
 }
 
 /// Generates a fresh set.

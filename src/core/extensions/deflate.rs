@@ -217,21 +217,14 @@ impl<'a> Cursor<'a> {
                             bytes.push(b);
                             self.i += 1;
                         }
-                        _ => {
-                            return Err(format!("bad escape in quoted string at offset {}", self.i))
-                        }
+                        _ => return Err(format!("bad escape in quoted string at offset {}", self.i)),
                     }
                 }
                 Some(b) if b == b'\t' || b >= 0x20 && b != 0x7f => {
                     bytes.push(b);
                     self.i += 1;
                 }
-                Some(b) => {
-                    return Err(format!(
-                        "byte {b:#04x} not allowed in quoted string at offset {}",
-                        self.i
-                    ))
-                }
+                Some(b) => return Err(format!("byte {b:#04x} not allowed in quoted string at offset {}", self.i)),
             }
         }
     }
@@ -341,10 +334,7 @@ fn read_params(ext: &Extension) -> Result<Params, String> {
             _ => {
                 let bits = match &param.value {
                     None => None,
-                    Some(v) => Some(
-                        parse_window_bits(v)
-                            .ok_or_else(|| format!("invalid value {v:?} for {name}"))?,
-                    ),
+                    Some(v) => Some(parse_window_bits(v).ok_or_else(|| format!("invalid value {v:?} for {name}"))?),
                 };
                 if idx == 2 {
                     p.server_max_window_bits = Some(bits);
@@ -413,19 +403,13 @@ pub fn client_offer(cfg: &DeflateConfig) -> String {
 /// whenever requested or below 15); the client's window is limited to
 /// `cfg.client_max_window_bits` only when the client offered `client_max_window_bits`,
 /// and an offer without it is declined if that limit is below 15.
-pub fn server_negotiate(
-    offers: &[String],
-    cfg: &DeflateConfig,
-) -> Result<Option<(Agreed, String)>, String> {
+pub fn server_negotiate(offers: &[String], cfg: &DeflateConfig) -> Result<Option<(Agreed, String)>, String> {
     // Parse everything first: a malformed header is an error even after a good offer.
     let mut parsed = Vec::new();
     for h in offers {
         parsed.extend(parse_extensions(h)?);
     }
-    Ok(parsed
-        .iter()
-        .filter(|e| is_deflate(e))
-        .find_map(|e| accept_offer(e, cfg)))
+    Ok(parsed.iter().filter(|e| is_deflate(e)).find_map(|e| accept_offer(e, cfg)))
 }
 
 /// Accepts one offer, or declines it (`None`).
@@ -442,9 +426,7 @@ fn accept_offer(ext: &Extension, cfg: &DeflateConfig) -> Option<(Agreed, String)
         // The client cannot be told to use a smaller window, so our limit can't hold.
         return None;
     }
-    let server_bits = offered_server_bits
-        .unwrap_or(15)
-        .min(clamp_bits(cfg.server_max_window_bits));
+    let server_bits = offered_server_bits.unwrap_or(15).min(clamp_bits(cfg.server_max_window_bits));
     let client_bits = match p.client_max_window_bits {
         None => 15,
         Some(hint) => hint.unwrap_or(15).min(own_client_limit),
@@ -489,9 +471,7 @@ fn accept_offer(ext: &Extension, cfg: &DeflateConfig) -> Option<(Agreed, String)
 pub fn client_accept(response: &str, offered: &DeflateConfig) -> Result<Agreed, String> {
     let exts = parse_extensions(response)?;
     let mut found = exts.iter().filter(|e| is_deflate(e));
-    let ext = found
-        .next()
-        .ok_or_else(|| "the response has no permessage-deflate".to_string())?;
+    let ext = found.next().ok_or_else(|| "the response has no permessage-deflate".to_string())?;
     if found.next().is_some() {
         return Err("the response has more than one permessage-deflate".into());
     }
@@ -503,17 +483,13 @@ pub fn client_accept(response: &str, offered: &DeflateConfig) -> Result<Agreed, 
     };
     let asked_server = clamp_bits(offered.server_max_window_bits);
     if server_bits > asked_server {
-        return Err(format!(
-            "server_max_window_bits={server_bits} exceeds the requested {asked_server}"
-        ));
+        return Err(format!("server_max_window_bits={server_bits} exceeds the requested {asked_server}"));
     }
     let offered_client = clamp_bits(offered.client_max_window_bits);
     let client_bits = match p.client_max_window_bits {
         Some(None) => return Err("client_max_window_bits needs a value in a response".into()),
         Some(Some(b)) if b > offered_client => {
-            return Err(format!(
-                "client_max_window_bits={b} exceeds the offered {offered_client}"
-            ))
+            return Err(format!("client_max_window_bits={b} exceeds the offered {offered_client}"))
         }
         Some(Some(b)) => b,
         None => offered_client,
@@ -521,8 +497,7 @@ pub fn client_accept(response: &str, offered: &DeflateConfig) -> Result<Agreed, 
     Ok(Agreed {
         server_no_context_takeover: p.server_no_context_takeover,
         // Offering it was a promise, whatever the server answers.
-        client_no_context_takeover: p.client_no_context_takeover
-            || offered.client_no_context_takeover,
+        client_no_context_takeover: p.client_no_context_takeover || offered.client_no_context_takeover,
         server_max_window_bits: server_bits,
         client_max_window_bits: client_bits,
     })
@@ -628,12 +603,7 @@ impl Deflater {
     /// append nothing.
     ///
     /// On error the compressor is reset and the message is lost: fail the connection.
-    pub fn compress_fragment(
-        &mut self,
-        data: &[u8],
-        fin: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    pub fn compress_fragment(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<(), String> {
         if fin && !self.mid_message && self.no_context_takeover && data.len() <= SMALL_MESSAGE {
             let config = self.small_config;
             let z = self.small.get_or_insert_with(|| zlib_rs::Deflate::new_with_config(config));
@@ -747,9 +717,7 @@ pub struct Inflater {
 
 impl std::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inflater")
-            .field("no_context_takeover", &self.no_context_takeover)
-            .finish_non_exhaustive()
+        f.debug_struct("Inflater").field("no_context_takeover", &self.no_context_takeover).finish_non_exhaustive()
     }
 }
 
@@ -758,11 +726,7 @@ impl Inflater {
     pub fn new(side: Side, agreed: &Agreed) -> Self {
         let (_, (_, no_context_takeover)) = directions(side, agreed);
         // The largest window reads streams made with any smaller one (module docs).
-        Inflater {
-            z: zlib_rs::Inflate::new(false, 15),
-            no_context_takeover,
-            ended: false,
-        }
+        Inflater { z: zlib_rs::Inflate::new(false, 15), no_context_takeover, ended: false }
     }
 
     fn reset(&mut self) {
@@ -780,13 +744,7 @@ impl Inflater {
     /// about twice `max + 64 KiB` whatever the payload claims. The context is reset
     /// after the message when the peer's side has no_context_takeover. After an error
     /// `out` holds partial data, the context is lost and the connection must be failed.
-    pub fn inflate(
-        &mut self,
-        data: &[u8],
-        fin: bool,
-        out: &mut Vec<u8>,
-        max: usize,
-    ) -> Result<(), InflateError> {
+    pub fn inflate(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>, max: usize) -> Result<(), InflateError> {
         let mut r = self.feed(data, out, max);
         if fin && r.is_ok() {
             r = self.feed(&TRAILER, out, max);
@@ -808,16 +766,12 @@ impl Inflater {
             let at = out.len();
             out.resize(at + step, 0);
             let (in0, out0) = (self.z.total_in(), self.z.total_out());
-            let r = self
-                .z
-                .decompress(data, &mut out[at..], InflateFlush::NoFlush);
+            let r = self.z.decompress(data, &mut out[at..], InflateFlush::NoFlush);
             let consumed = usize::try_from(self.z.total_in() - in0).unwrap_or(usize::MAX);
             let written = usize::try_from(self.z.total_out() - out0).unwrap_or(usize::MAX);
             if consumed > data.len() || written > step {
                 out.truncate(at);
-                return Err(InflateError::Corrupt(
-                    "decompressor reported impossible progress".into(),
-                ));
+                return Err(InflateError::Corrupt("decompressor reported impossible progress".into()));
             }
             out.truncate(at + written);
             data = &data[consumed..];
@@ -837,9 +791,7 @@ impl Inflater {
                 break;
             }
             if consumed == 0 && written == 0 && !self.ended {
-                return Err(InflateError::Corrupt(
-                    "decompressor made no progress".into(),
-                ));
+                return Err(InflateError::Corrupt("decompressor made no progress".into()));
             }
         }
         Ok(())
@@ -873,28 +825,13 @@ mod tests {
     fn config_defaults_and_validate() {
         let c = DeflateConfig::default();
         assert_eq!(c.validate(), Ok(()));
-        assert_eq!(
-            (c.server_max_window_bits, c.client_max_window_bits),
-            (15, 15)
-        );
+        assert_eq!((c.server_max_window_bits, c.client_max_window_bits), (15, 15));
         assert_eq!((c.threshold, c.level, c.mem_level), (64, 6, 8));
         for bad in [
-            DeflateConfig {
-                server_max_window_bits: 7,
-                ..c
-            },
-            DeflateConfig {
-                server_max_window_bits: 16,
-                ..c
-            },
-            DeflateConfig {
-                client_max_window_bits: 7,
-                ..c
-            },
-            DeflateConfig {
-                client_max_window_bits: 16,
-                ..c
-            },
+            DeflateConfig { server_max_window_bits: 7, ..c },
+            DeflateConfig { server_max_window_bits: 16, ..c },
+            DeflateConfig { client_max_window_bits: 7, ..c },
+            DeflateConfig { client_max_window_bits: 16, ..c },
             DeflateConfig { level: 10, ..c },
             DeflateConfig { mem_level: 0, ..c },
             DeflateConfig { mem_level: 10, ..c },
@@ -902,21 +839,9 @@ mod tests {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
         for ok in [
-            DeflateConfig {
-                server_max_window_bits: 8,
-                client_max_window_bits: 8,
-                ..c
-            },
-            DeflateConfig {
-                level: 0,
-                mem_level: 1,
-                ..c
-            },
-            DeflateConfig {
-                level: 9,
-                mem_level: 9,
-                ..c
-            },
+            DeflateConfig { server_max_window_bits: 8, client_max_window_bits: 8, ..c },
+            DeflateConfig { level: 0, mem_level: 1, ..c },
+            DeflateConfig { level: 9, mem_level: 9, ..c },
         ] {
             assert_eq!(ok.validate(), Ok(()));
         }
@@ -933,21 +858,14 @@ mod tests {
             ..DeflateConfig::default()
         };
         let offer = client_offer(&c);
-        assert_eq!(
-            offer,
-            "permessage-deflate; server_max_window_bits=8; client_max_window_bits"
-        );
+        assert_eq!(offer, "permessage-deflate; server_max_window_bits=8; client_max_window_bits");
         let _ = server_negotiate(&[offer], &c);
         let a = agreed(false, false, 0, 200);
         for side in [Side::Client, Side::Server] {
             let mut d = Deflater::new(side, &a, &c);
             let mut out = Vec::new();
             d.compress(b"hello hello hello", &mut out).unwrap();
-            let peer = if side == Side::Client {
-                Side::Server
-            } else {
-                Side::Client
-            };
+            let peer = if side == Side::Client { Side::Server } else { Side::Client };
             let mut i = Inflater::new(peer, &a);
             let mut plain = Vec::new();
             i.inflate(&out, true, &mut plain, 1 << 20).unwrap();
@@ -959,18 +877,11 @@ mod tests {
 
     #[test]
     fn parser_handles_lists_params_and_quotes() {
-        let e = parse_extensions(
-            " foo , permessage-deflate ;a; b = 1 ;c=\"x,y;\\\"z\" ,, bar;q=\"\"\t",
-        )
-        .unwrap();
+        let e = parse_extensions(" foo , permessage-deflate ;a; b = 1 ;c=\"x,y;\\\"z\" ,, bar;q=\"\"\t").unwrap();
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].name, "foo");
         assert_eq!(e[1].name, "permessage-deflate");
-        let p: Vec<_> = e[1]
-            .params
-            .iter()
-            .map(|p| (p.name.as_str(), p.value.as_deref()))
-            .collect();
+        let p: Vec<_> = e[1].params.iter().map(|p| (p.name.as_str(), p.value.as_deref())).collect();
         assert_eq!(p, [("a", None), ("b", Some("1")), ("c", Some("x,y;\"z"))]);
         assert_eq!(e[2].params[0].value.as_deref(), Some(""));
         assert!(parse_extensions("").unwrap().is_empty());
@@ -994,14 +905,8 @@ mod tests {
             "perméssage-deflate",
         ] {
             assert!(parse_extensions(bad).is_err(), "{bad:?}");
-            assert!(
-                server_negotiate(&s(&[bad]), &DeflateConfig::default()).is_err(),
-                "{bad:?}"
-            );
-            assert!(
-                client_accept(bad, &DeflateConfig::default()).is_err(),
-                "{bad:?}"
-            );
+            assert!(server_negotiate(&s(&[bad]), &DeflateConfig::default()).is_err(), "{bad:?}");
+            assert!(client_accept(bad, &DeflateConfig::default()).is_err(), "{bad:?}");
         }
     }
 
@@ -1031,10 +936,7 @@ mod tests {
     #[test]
     fn client_offer_strings() {
         let d = DeflateConfig::default();
-        assert_eq!(
-            client_offer(&d),
-            "permessage-deflate; client_max_window_bits"
-        );
+        assert_eq!(client_offer(&d), "permessage-deflate; client_max_window_bits");
         let c = DeflateConfig {
             server_no_context_takeover: true,
             client_no_context_takeover: true,
@@ -1073,11 +975,7 @@ mod tests {
 
     #[test]
     fn server_extension_name_case_insensitive() {
-        let (a, _) = neg(
-            &["PerMessage-Deflate; Server_Max_Window_Bits=10"],
-            &DeflateConfig::default(),
-        )
-        .unwrap();
+        let (a, _) = neg(&["PerMessage-Deflate; Server_Max_Window_Bits=10"], &DeflateConfig::default()).unwrap();
         assert_eq!(a.server_max_window_bits, 10);
     }
 
@@ -1088,10 +986,8 @@ mod tests {
         //      permessage-deflate; client_max_window_bits" — a server that takes the
         // first one limits its own window to 10.
         let (a, r) = neg(
-            &[
-                "permessage-deflate; client_max_window_bits; server_max_window_bits=10, \
-               permessage-deflate; client_max_window_bits",
-            ],
+            &["permessage-deflate; client_max_window_bits; server_max_window_bits=10, \
+               permessage-deflate; client_max_window_bits"],
             &d,
         )
         .unwrap();
@@ -1148,10 +1044,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a, agreed(false, false, 10, 12));
-        assert_eq!(
-            r,
-            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12"
-        );
+        assert_eq!(r, "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12");
     }
 
     #[test]
@@ -1160,111 +1053,41 @@ mod tests {
         // Client asks server ≤ 10; server config 12 → 10; server config 9 → 9.
         let off = "permessage-deflate; server_max_window_bits=10";
         assert_eq!(
-            neg(
-                &[off],
-                &DeflateConfig {
-                    server_max_window_bits: 12,
-                    ..d
-                }
-            )
-            .unwrap()
-            .0
-            .server_max_window_bits,
+            neg(&[off], &DeflateConfig { server_max_window_bits: 12, ..d }).unwrap().0.server_max_window_bits,
             10
         );
-        let (a, r) = neg(
-            &[off],
-            &DeflateConfig {
-                server_max_window_bits: 9,
-                ..d
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (a.server_max_window_bits, r.as_str()),
-            (9, "permessage-deflate; server_max_window_bits=9")
-        );
+        let (a, r) = neg(&[off], &DeflateConfig { server_max_window_bits: 9, ..d }).unwrap();
+        assert_eq!((a.server_max_window_bits, r.as_str()), (9, "permessage-deflate; server_max_window_bits=9"));
         // Requested 15 is echoed (acceptance means including it).
         let (a, r) = neg(&["permessage-deflate; server_max_window_bits=15"], &d).unwrap();
-        assert_eq!(
-            (a.server_max_window_bits, r.as_str()),
-            (15, "permessage-deflate; server_max_window_bits=15")
-        );
+        assert_eq!((a.server_max_window_bits, r.as_str()), (15, "permessage-deflate; server_max_window_bits=15"));
         // Not requested, but the server limits itself: announced anyway.
-        let (a, r) = neg(
-            &["permessage-deflate"],
-            &DeflateConfig {
-                server_max_window_bits: 11,
-                ..d
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (a.server_max_window_bits, r.as_str()),
-            (11, "permessage-deflate; server_max_window_bits=11")
-        );
+        let (a, r) = neg(&["permessage-deflate"], &DeflateConfig { server_max_window_bits: 11, ..d }).unwrap();
+        assert_eq!((a.server_max_window_bits, r.as_str()), (11, "permessage-deflate; server_max_window_bits=11"));
         // client_max_window_bits without value: the server may set its own limit...
         let off = "permessage-deflate; client_max_window_bits";
-        let (a, r) = neg(
-            &[off],
-            &DeflateConfig {
-                client_max_window_bits: 10,
-                ..d
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (a.client_max_window_bits, r.as_str()),
-            (10, "permessage-deflate; client_max_window_bits=10")
-        );
+        let (a, r) = neg(&[off], &DeflateConfig { client_max_window_bits: 10, ..d }).unwrap();
+        assert_eq!((a.client_max_window_bits, r.as_str()), (10, "permessage-deflate; client_max_window_bits=10"));
         // ...or leave it out when it has none.
         let (a, r) = neg(&[off], &d).unwrap();
-        assert_eq!(
-            (a.client_max_window_bits, r.as_str()),
-            (15, "permessage-deflate")
-        );
+        assert_eq!((a.client_max_window_bits, r.as_str()), (15, "permessage-deflate"));
         // A hint value: the client will use at most that; the server confirms it.
         let (a, r) = neg(&["permessage-deflate; client_max_window_bits=11"], &d).unwrap();
-        assert_eq!(
-            (a.client_max_window_bits, r.as_str()),
-            (11, "permessage-deflate; client_max_window_bits=11")
-        );
-        let (a, _) = neg(
-            &["permessage-deflate; client_max_window_bits=11"],
-            &DeflateConfig {
-                client_max_window_bits: 9,
-                ..d
-            },
-        )
-        .unwrap();
+        assert_eq!((a.client_max_window_bits, r.as_str()), (11, "permessage-deflate; client_max_window_bits=11"));
+        let (a, _) =
+            neg(&["permessage-deflate; client_max_window_bits=11"], &DeflateConfig { client_max_window_bits: 9, ..d })
+                .unwrap();
         assert_eq!(a.client_max_window_bits, 9);
         // client_max_window_bits not offered: never sent, and a server that needs a
         // limit declines that offer but takes a later one that allows it.
-        let limited = DeflateConfig {
-            client_max_window_bits: 10,
-            ..d
-        };
+        let limited = DeflateConfig { client_max_window_bits: 10, ..d };
         assert_eq!(neg(&["permessage-deflate"], &limited), None);
-        let (a, r) = neg(
-            &["permessage-deflate, permessage-deflate; client_max_window_bits"],
-            &limited,
-        )
-        .unwrap();
-        assert_eq!(
-            (a.client_max_window_bits, r.as_str()),
-            (10, "permessage-deflate; client_max_window_bits=10")
-        );
+        let (a, r) = neg(&["permessage-deflate, permessage-deflate; client_max_window_bits"], &limited).unwrap();
+        assert_eq!((a.client_max_window_bits, r.as_str()), (10, "permessage-deflate; client_max_window_bits=10"));
         // Window 8 both ways is acceptable.
-        let (a, r) = neg(
-            &["permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"],
-            &d,
-        )
-        .unwrap();
+        let (a, r) = neg(&["permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"], &d).unwrap();
         assert_eq!(a, agreed(false, false, 8, 8));
-        assert_eq!(
-            r,
-            "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"
-        );
+        assert_eq!(r, "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8");
     }
 
     #[test]
@@ -1281,11 +1104,8 @@ mod tests {
                         if offer_c {
                             off.push_str("; client_no_context_takeover");
                         }
-                        let cfg = DeflateConfig {
-                            server_no_context_takeover: cfg_s,
-                            client_no_context_takeover: cfg_c,
-                            ..d
-                        };
+                        let cfg =
+                            DeflateConfig { server_no_context_takeover: cfg_s, client_no_context_takeover: cfg_c, ..d };
                         let (a, r) = neg(&[&off], &cfg).unwrap();
                         assert_eq!(a.server_no_context_takeover, offer_s || cfg_s);
                         assert_eq!(a.client_no_context_takeover, offer_c || cfg_c);
@@ -1309,10 +1129,7 @@ mod tests {
     #[test]
     fn client_accepts_valid_responses() {
         let d = DeflateConfig::default();
-        assert_eq!(
-            client_accept("permessage-deflate", &d),
-            Ok(Agreed::default())
-        );
+        assert_eq!(client_accept("permessage-deflate", &d), Ok(Agreed::default()));
         assert_eq!(
             client_accept("permessage-deflate; server_no_context_takeover", &d),
             Ok(agreed(true, false, 15, 15))
@@ -1327,133 +1144,54 @@ mod tests {
             Ok(agreed(false, false, 12, 15))
         );
         // The server limits our window (we always offer client_max_window_bits).
-        assert_eq!(
-            client_accept("permessage-deflate; client_max_window_bits=9", &d),
-            Ok(agreed(false, false, 15, 9))
-        );
+        assert_eq!(client_accept("permessage-deflate; client_max_window_bits=9", &d), Ok(agreed(false, false, 15, 9)));
         assert_eq!(
             client_accept("permessage-deflate; client_max_window_bits=\"8\"", &d),
             Ok(agreed(false, false, 15, 8))
         );
         // Other extensions are the handshake's business.
-        assert_eq!(
-            client_accept("foo, permessage-deflate, bar; x=1", &d),
-            Ok(Agreed::default())
-        );
+        assert_eq!(client_accept("foo, permessage-deflate, bar; x=1", &d), Ok(Agreed::default()));
         // Smaller than asked is fine; equal too.
-        let asked = DeflateConfig {
-            server_max_window_bits: 10,
-            client_max_window_bits: 11,
-            ..d
-        };
+        let asked = DeflateConfig { server_max_window_bits: 10, client_max_window_bits: 11, ..d };
         assert_eq!(
             client_accept("permessage-deflate; server_max_window_bits=9", &asked),
             Ok(agreed(false, false, 9, 11))
         );
         assert_eq!(
-            client_accept(
-                "permessage-deflate; server_max_window_bits=10; client_max_window_bits=11",
-                &asked
-            ),
+            client_accept("permessage-deflate; server_max_window_bits=10; client_max_window_bits=11", &asked),
             Ok(agreed(false, false, 10, 11))
         );
         // Our promise of client_no_context_takeover holds without an echo.
-        let promised = DeflateConfig {
-            client_no_context_takeover: true,
-            ..d
-        };
-        assert_eq!(
-            client_accept("permessage-deflate", &promised),
-            Ok(agreed(false, true, 15, 15))
-        );
+        let promised = DeflateConfig { client_no_context_takeover: true, ..d };
+        assert_eq!(client_accept("permessage-deflate", &promised), Ok(agreed(false, true, 15, 15)));
         // A requested server_no_context_takeover that is not granted: context kept.
-        let req = DeflateConfig {
-            server_no_context_takeover: true,
-            ..d
-        };
-        assert_eq!(
-            client_accept("permessage-deflate", &req),
-            Ok(Agreed::default())
-        );
+        let req = DeflateConfig { server_no_context_takeover: true, ..d };
+        assert_eq!(client_accept("permessage-deflate", &req), Ok(Agreed::default()));
     }
 
     #[test]
     fn client_rejects_invalid_responses() {
         let d = DeflateConfig::default();
-        let asked10 = DeflateConfig {
-            server_max_window_bits: 10,
-            ..d
-        };
-        let hint11 = DeflateConfig {
-            client_max_window_bits: 11,
-            ..d
-        };
+        let asked10 = DeflateConfig { server_max_window_bits: 10, ..d };
+        let hint11 = DeflateConfig { client_max_window_bits: 11, ..d };
         for (resp, cfg, why) in [
             ("", &d, "no permessage-deflate"),
             ("foo", &d, "no permessage-deflate"),
-            (
-                "permessage-deflate, permessage-deflate",
-                &d,
-                "more than one",
-            ),
+            ("permessage-deflate, permessage-deflate", &d, "more than one"),
             ("permessage-deflate; unknown", &d, "unknown"),
             ("permessage-deflate; x=\"1\"", &d, "unknown"),
-            (
-                "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-                &d,
-                "duplicate",
-            ),
-            (
-                "permessage-deflate; client_max_window_bits=9; client_max_window_bits=9",
-                &d,
-                "duplicate",
-            ),
-            (
-                "permessage-deflate; server_max_window_bits=7",
-                &d,
-                "invalid value",
-            ),
-            (
-                "permessage-deflate; server_max_window_bits=16",
-                &d,
-                "invalid value",
-            ),
-            (
-                "permessage-deflate; server_max_window_bits=abc",
-                &d,
-                "invalid value",
-            ),
-            (
-                "permessage-deflate; client_max_window_bits=7",
-                &d,
-                "invalid value",
-            ),
-            (
-                "permessage-deflate; server_max_window_bits",
-                &d,
-                "needs a value",
-            ),
-            (
-                "permessage-deflate; client_max_window_bits",
-                &d,
-                "needs a value",
-            ),
-            (
-                "permessage-deflate; client_no_context_takeover=1",
-                &d,
-                "takes no value",
-            ),
-            (
-                "permessage-deflate; server_max_window_bits=11",
-                &asked10,
-                "exceeds",
-            ),
+            ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", &d, "duplicate"),
+            ("permessage-deflate; client_max_window_bits=9; client_max_window_bits=9", &d, "duplicate"),
+            ("permessage-deflate; server_max_window_bits=7", &d, "invalid value"),
+            ("permessage-deflate; server_max_window_bits=16", &d, "invalid value"),
+            ("permessage-deflate; server_max_window_bits=abc", &d, "invalid value"),
+            ("permessage-deflate; client_max_window_bits=7", &d, "invalid value"),
+            ("permessage-deflate; server_max_window_bits", &d, "needs a value"),
+            ("permessage-deflate; client_max_window_bits", &d, "needs a value"),
+            ("permessage-deflate; client_no_context_takeover=1", &d, "takes no value"),
+            ("permessage-deflate; server_max_window_bits=11", &asked10, "exceeds"),
             ("permessage-deflate", &asked10, "exceeds"),
-            (
-                "permessage-deflate; client_max_window_bits=12",
-                &hint11,
-                "exceeds",
-            ),
+            ("permessage-deflate; client_max_window_bits=12", &hint11, "exceeds"),
         ] {
             let e = client_accept(resp, cfg).expect_err(resp);
             assert!(e.contains(why), "{resp:?}: {e}");
@@ -1530,70 +1268,40 @@ mod tests {
         assert_eq!(out, [0xf2, 0x00, 0x11, 0x00, 0x00]);
 
         let mut i = Inflater::new(Side::Client, &a);
-        assert_eq!(
-            inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(),
-            b"Hello"
-        );
-        assert_eq!(
-            inflate_all(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]).unwrap(),
-            b"Hello"
-        );
+        assert_eq!(inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(), b"Hello");
+        assert_eq!(inflate_all(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]).unwrap(), b"Hello");
 
         // §7.2.3.1, fragmented: the payload split over two frames.
         let mut i = Inflater::new(Side::Client, &a);
         let mut plain = Vec::new();
-        i.inflate(&[0xf2, 0x48, 0xcd], false, &mut plain, 100)
-            .unwrap();
-        i.inflate(&[0xc9, 0xc9, 0x07, 0x00], true, &mut plain, 100)
-            .unwrap();
+        i.inflate(&[0xf2, 0x48, 0xcd], false, &mut plain, 100).unwrap();
+        i.inflate(&[0xc9, 0xc9, 0x07, 0x00], true, &mut plain, 100).unwrap();
         assert_eq!(plain, b"Hello");
 
         // §7.2.3.3: a stored (no compression) block.
-        let stored = [
-            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
-        ];
-        assert_eq!(
-            inflate_all(&mut Inflater::new(Side::Client, &a), &stored).unwrap(),
-            b"Hello"
-        );
+        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00];
+        assert_eq!(inflate_all(&mut Inflater::new(Side::Client, &a), &stored).unwrap(), b"Hello");
 
         // §7.2.3.4: a block with BFINAL set; the stream ends, the rest is ignored and the
         // next message starts afresh.
         let mut i = Inflater::new(Side::Client, &a);
-        assert_eq!(
-            inflate_all(&mut i, &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]).unwrap(),
-            b"Hello"
-        );
-        assert_eq!(
-            inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(),
-            b"Hello"
-        );
+        assert_eq!(inflate_all(&mut i, &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]).unwrap(), b"Hello");
+        assert_eq!(inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(), b"Hello");
 
         // §7.2.3.5: two deflate blocks in one message.
-        let two = [
-            0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
-        ];
-        assert_eq!(
-            inflate_all(&mut Inflater::new(Side::Client, &a), &two).unwrap(),
-            b"Hello"
-        );
+        let two = [0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(inflate_all(&mut Inflater::new(Side::Client, &a), &two).unwrap(), b"Hello");
     }
 
     #[test]
     fn level_zero_is_stored_blocks() {
-        let cfg = DeflateConfig {
-            level: 0,
-            ..DeflateConfig::default()
-        };
+        let cfg = DeflateConfig { level: 0, ..DeflateConfig::default() };
         let mut d = Deflater::new(Side::Client, &Agreed::default(), &cfg);
         let mut out = Vec::new();
         d.compress(b"Hello", &mut out).unwrap();
         // RFC 7692 §7.2.3.3 shape: stored block header, LEN 5, NLEN, the bytes, and the
         // empty block left after stripping the trailer.
-        assert_eq!(
-            out,
-            [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]
-        );
+        assert_eq!(out, [0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00]);
         let mut i = Inflater::new(Side::Server, &Agreed::default());
         assert_eq!(inflate_all(&mut i, &out).unwrap(), b"Hello");
     }
@@ -1622,12 +1330,7 @@ mod tests {
         let mut d = Deflater::new(Side::Client, &a, &DeflateConfig::default());
         // Empty fragments anywhere in a fragmented message.
         let mut payloads = Vec::new();
-        for (chunk, fin) in [
-            (&b""[..], false),
-            (b"xyz", false),
-            (b"", false),
-            (b"", true),
-        ] {
+        for (chunk, fin) in [(&b""[..], false), (b"xyz", false), (b"", false), (b"", true)] {
             let mut p = Vec::new();
             d.compress_fragment(chunk, fin, &mut p).unwrap();
             payloads.push(p);
@@ -1689,11 +1392,7 @@ mod tests {
         let msgs: Vec<Vec<u8>> = (0..20).map(json_msg).collect();
         for level in 0..=9 {
             for mem_level in 1..=9 {
-                let cfg = DeflateConfig {
-                    level,
-                    mem_level,
-                    ..DeflateConfig::default()
-                };
+                let cfg = DeflateConfig { level, mem_level, ..DeflateConfig::default() };
                 round_trip(Side::Client, &Agreed::default(), &cfg, &msgs);
             }
         }
@@ -1708,10 +1407,7 @@ mod tests {
             let reset = round_trip(side, &agreed(true, true, 15, 15), &cfg, &msgs);
             // Without takeover every message costs about the same.
             let first = reset[0];
-            assert!(
-                reset.iter().all(|&n| n + 16 > first && n < first + 16),
-                "{reset:?}"
-            );
+            assert!(reset.iter().all(|&n| n + 16 > first && n < first + 16), "{reset:?}");
             // With it the first matches, and the later ones are much smaller.
             assert_eq!(keep[0], reset[0]);
             let later: usize = keep[1..].iter().sum();
@@ -1777,17 +1473,9 @@ mod tests {
         for j in 0..300 {
             text.extend(json_msg(j));
         }
-        for a in [
-            Agreed::default(),
-            agreed(true, true, 9, 8),
-            agreed(false, false, 8, 10),
-        ] {
+        for a in [Agreed::default(), agreed(true, true, 9, 8), agreed(false, false, 8, 10)] {
             for side in [Side::Client, Side::Server] {
-                let peer = if side == Side::Client {
-                    Side::Server
-                } else {
-                    Side::Client
-                };
+                let peer = if side == Side::Client { Side::Server } else { Side::Client };
                 let mut d = Deflater::new(side, &a, &cfg);
                 let mut i = Inflater::new(peer, &a);
                 for round in 0..3 {
@@ -1833,8 +1521,7 @@ mod tests {
             let mut plain = Vec::new();
             let chunks: Vec<&[u8]> = c.chunks(3 + m * 5).collect();
             for (k, ch) in chunks.iter().enumerate() {
-                i.inflate(ch, k + 1 == chunks.len(), &mut plain, usize::MAX)
-                    .unwrap();
+                i.inflate(ch, k + 1 == chunks.len(), &mut plain, usize::MAX).unwrap();
             }
             assert_eq!(plain, msg);
         }
@@ -1867,20 +1554,16 @@ mod tests {
     /// back-reference distance, to check what a window-limited peer would see.
     mod puff {
         const LBASE: [usize; 29] = [
-            3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99,
-            115, 131, 163, 195, 227, 258,
+            3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195,
+            227, 258,
         ];
-        const LEXT: [u32; 29] = [
-            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
-        ];
+        const LEXT: [u32; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
         const DBASE: [usize; 30] = [
-            1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025,
-            1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+            1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
+            4097, 6145, 8193, 12289, 16385, 24577,
         ];
-        const DEXT: [u32; 30] = [
-            0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12,
-            12, 13, 13,
-        ];
+        const DEXT: [u32; 30] =
+            [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
 
         struct Bits<'a> {
             d: &'a [u8],
@@ -1934,10 +1617,7 @@ mod tests {
                 code |= b.get(1)? as i32;
                 let count = i32::from(h.count[len]);
                 if code - count < first {
-                    return h
-                        .symbol
-                        .get((index + code - first) as usize)
-                        .map(|&s| s as usize);
+                    return h.symbol.get((index + code - first) as usize).map(|&s| s as usize);
                 }
                 index += count;
                 first = (first + count) << 1;
@@ -1949,12 +1629,7 @@ mod tests {
         /// Decodes a non-final stream that ends at a byte boundary; returns the output
         /// and the longest distance used.
         pub fn inflate(d: &[u8]) -> Option<(Vec<u8>, usize)> {
-            let mut b = Bits {
-                d,
-                pos: 0,
-                buf: 0,
-                cnt: 0,
-            };
+            let mut b = Bits { d, pos: 0, buf: 0, cnt: 0 };
             let (mut out, mut max_dist) = (Vec::new(), 0usize);
             while b.pos < d.len() || b.cnt >= 8 {
                 let last = b.get(1)?;
@@ -1962,10 +1637,8 @@ mod tests {
                     0 => {
                         b.buf = 0;
                         b.cnt = 0;
-                        let len =
-                            usize::from(*d.get(b.pos)?) | usize::from(*d.get(b.pos + 1)?) << 8;
-                        let nlen =
-                            usize::from(*d.get(b.pos + 2)?) | usize::from(*d.get(b.pos + 3)?) << 8;
+                        let len = usize::from(*d.get(b.pos)?) | usize::from(*d.get(b.pos + 1)?) << 8;
+                        let nlen = usize::from(*d.get(b.pos + 2)?) | usize::from(*d.get(b.pos + 3)?) << 8;
                         if len != !nlen & 0xffff {
                             return None;
                         }
@@ -1982,9 +1655,8 @@ mod tests {
                             let nlen = b.get(5)? as usize + 257;
                             let ndist = b.get(5)? as usize + 1;
                             let ncode = b.get(4)? as usize + 4;
-                            const ORDER: [usize; 19] = [
-                                16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
-                            ];
+                            const ORDER: [usize; 19] =
+                                [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
                             let mut cl = [0u8; 19];
                             for &o in &ORDER[..ncode] {
                                 cl[o] = b.get(3)? as u8;
@@ -2000,12 +1672,8 @@ mod tests {
                                             lens.push(prev);
                                         }
                                     }
-                                    17 => {
-                                        lens.extend(std::iter::repeat_n(0, 3 + b.get(3)? as usize))
-                                    }
-                                    _ => {
-                                        lens.extend(std::iter::repeat_n(0, 11 + b.get(7)? as usize))
-                                    }
+                                    17 => lens.extend(std::iter::repeat_n(0, 3 + b.get(3)? as usize)),
+                                    _ => lens.extend(std::iter::repeat_n(0, 11 + b.get(7)? as usize)),
                                 }
                             }
                             (build(&lens[..nlen]), build(&lens[nlen..nlen + ndist]))
@@ -2044,10 +1712,7 @@ mod tests {
     /// Compresses `msgs` in a row under `agreed` and decodes the whole stream with the
     /// independent decoder: (all plain bytes, longest distance).
     fn distances(bits: u8, level: u32, msgs: &[Vec<u8>]) -> (Vec<u8>, usize) {
-        let cfg = DeflateConfig {
-            level,
-            ..DeflateConfig::default()
-        };
+        let cfg = DeflateConfig { level, ..DeflateConfig::default() };
         let mut d = Deflater::new(Side::Server, &agreed(false, false, bits, 15), &cfg);
         let mut stream = Vec::new();
         for m in msgs {
@@ -2086,10 +1751,7 @@ mod tests {
             for bits in 8..=15u8 {
                 let (out, far) = distances(bits, level, &msgs);
                 assert_eq!(out, plain);
-                assert!(
-                    far <= 1 << bits,
-                    "bits {bits} level {level}: distance {far}"
-                );
+                assert!(far <= 1 << bits, "bits {bits} level {level}: distance {far}");
             }
         }
         // Window 8 still compresses well (references up to 250 bytes back).
@@ -2104,10 +1766,7 @@ mod tests {
     fn decompression_bomb_is_stopped_at_max() {
         // Deflate tops out near 1032:1, so 100 MiB of zeros is about 100 KiB.
         let claimed = 100usize << 20;
-        let cfg = DeflateConfig {
-            level: 9,
-            ..DeflateConfig::default()
-        };
+        let cfg = DeflateConfig { level: 9, ..DeflateConfig::default() };
         let mut d = Deflater::new(Side::Client, &Agreed::default(), &cfg);
         let mut bomb = Vec::new();
         // Once the window is all zeros, every further MiB of zeros compresses to the
@@ -2135,11 +1794,7 @@ mod tests {
             }
             assert_eq!(result, Err(InflateError::TooBig));
             assert!(out.len() <= max + 1, "{}", out.len());
-            assert!(
-                out.capacity() <= 2 * (max + INFLATE_STEP),
-                "{}",
-                out.capacity()
-            );
+            assert!(out.capacity() <= 2 * (max + INFLATE_STEP), "{}", out.capacity());
             assert!(out.capacity() < claimed / 32);
         }
 
@@ -2150,10 +1805,7 @@ mod tests {
         assert_eq!(out.len(), claimed);
         let mut i = Inflater::new(Side::Server, &Agreed::default());
         let mut out = Vec::new();
-        assert_eq!(
-            i.inflate(&bomb, true, &mut out, claimed - 1),
-            Err(InflateError::TooBig)
-        );
+        assert_eq!(i.inflate(&bomb, true, &mut out, claimed - 1), Err(InflateError::TooBig));
     }
 
     #[test]
@@ -2182,26 +1834,14 @@ mod tests {
         ] {
             let mut i = Inflater::new(Side::Client, &a);
             let r = inflate_all(&mut i, bad);
-            assert!(
-                matches!(r, Err(InflateError::Corrupt(_))),
-                "{bad:02x?}: {r:?}"
-            );
+            assert!(matches!(r, Err(InflateError::Corrupt(_))), "{bad:02x?}: {r:?}");
             // The inflater is usable again (though the connection should be failed).
-            assert_eq!(
-                inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(),
-                b"Hello"
-            );
+            assert_eq!(inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(), b"Hello");
         }
         // A reference into context that was reset away (peer said no takeover).
         let mut i = Inflater::new(Side::Client, &agreed(true, false, 15, 15));
-        assert_eq!(
-            inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(),
-            b"Hello"
-        );
-        assert!(matches!(
-            inflate_all(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]),
-            Err(InflateError::Corrupt(_))
-        ));
+        assert_eq!(inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(), b"Hello");
+        assert!(matches!(inflate_all(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]), Err(InflateError::Corrupt(_))));
     }
 
     #[test]
@@ -2216,11 +1856,7 @@ mod tests {
             let len = n % 64;
             let bytes: Vec<u8> = (0..len).map(|_| next()).collect();
             let mut i = Inflater::new(
-                if n % 2 == 0 {
-                    Side::Client
-                } else {
-                    Side::Server
-                },
+                if n % 2 == 0 { Side::Client } else { Side::Server },
                 &agreed(n % 3 == 0, false, 8 + (n % 8) as u8, 15),
             );
             let mut out = Vec::new();
@@ -2238,21 +1874,15 @@ mod tests {
         // Figures only; run with --release --nocapture for meaningful numbers.
         let small: Vec<Vec<u8>> = (0..1000).map(json_msg).collect();
         // About 2.5 KB each: 20 records.
-        let medium: Vec<Vec<u8>> = (0..200)
-            .map(|k| (0..20).flat_map(|j| json_msg(k * 20 + j)).collect())
-            .collect();
+        let medium: Vec<Vec<u8>> = (0..200).map(|k| (0..20).flat_map(|j| json_msg(k * 20 + j)).collect()).collect();
         let rounds = if cfg!(debug_assertions) { 1 } else { 30 };
         for (set, msgs) in [("small", &small), ("2.5 KB", &medium)] {
             let bytes: usize = msgs.iter().map(Vec::len).sum();
-            for (name, a) in [
-                ("context takeover", Agreed::default()),
-                ("no context takeover", agreed(true, true, 15, 15)),
-            ] {
+            for (name, a) in
+                [("context takeover", Agreed::default()), ("no context takeover", agreed(true, true, 15, 15))]
+            {
                 for level in [1, 2, 6, 9] {
-                    let cfg = DeflateConfig {
-                        level,
-                        ..DeflateConfig::default()
-                    };
+                    let cfg = DeflateConfig { level, ..DeflateConfig::default() };
                     let mut d = Deflater::new(Side::Client, &a, &cfg);
                     let mut i = Inflater::new(Side::Server, &a);
                     let (mut c, mut p) = (Vec::new(), Vec::new());

@@ -13,13 +13,7 @@ pub fn generate_key() -> String {
 }
 
 /// Headers the library writes itself; an application may not send its own.
-const RESERVED: [&str; 5] = [
-    "host",
-    "upgrade",
-    "connection",
-    "sec-websocket-key",
-    "sec-websocket-version",
-];
+const RESERVED: [&str; 5] = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"];
 
 /// The upgrade request head: `GET {resource} HTTP/1.1`, Host, Upgrade: websocket,
 /// Connection: Upgrade, Sec-WebSocket-Key, Sec-WebSocket-Version: 13, then when given
@@ -63,27 +57,15 @@ pub fn build_request(
     for (name, value) in extra {
         check_header(name, value)?;
         if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-            return Err(format!(
-                "header {name} is set by the library and cannot be given"
-            ));
+            return Err(format!("header {name} is set by the library and cannot be given"));
         }
-        if written
-            .iter()
-            .any(|(w, set)| *set && name.eq_ignore_ascii_case(w))
-        {
-            return Err(format!(
-                "header {name} is already set from the connection options"
-            ));
+        if written.iter().any(|(w, set)| *set && name.eq_ignore_ascii_case(w)) {
+            return Err(format!("header {name} is already set from the connection options"));
         }
     }
 
     let mut head = String::with_capacity(
-        200 + url.resource.len()
-            + host.len()
-            + extra
-                .iter()
-                .map(|(n, v)| n.len() + v.len() + 4)
-                .sum::<usize>(),
+        200 + url.resource.len() + host.len() + extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>(),
     );
     head.push_str("GET ");
     head.push_str(&url.resource);
@@ -155,10 +137,7 @@ impl Response {
 /// Parses a response head. Ok(None) = incomplete. Errors for malformed (400), oversized
 /// (> max bytes or more than 100 headers, 431) or non-HTTP/1.x (505) heads. On success returns
 /// the response and the head length (bytes consumed, including the final CRLFCRLF).
-pub fn parse_response(
-    buf: &[u8],
-    max_header_bytes: usize,
-) -> Result<Option<(Response, usize)>, HttpError> {
+pub fn parse_response(buf: &[u8], max_header_bytes: usize) -> Result<Option<(Response, usize)>, HttpError> {
     // Bytes past the limit can't belong to an acceptable head, so they are never scanned.
     let window = &buf[..buf.len().min(max_header_bytes)];
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -201,10 +180,7 @@ pub fn validate_switching(
     offered_extensions: bool,
 ) -> Result<Negotiated, String> {
     if resp.status != 101 {
-        return Err(format!(
-            "expected status 101, got {} {}",
-            resp.status, resp.reason
-        ));
+        return Err(format!("expected status 101, got {} {}", resp.status, resp.reason));
     }
     if !headers::has_token(&resp.headers, "upgrade", "websocket") {
         return Err("the server's answer lacks Upgrade: websocket".into());
@@ -228,15 +204,9 @@ pub fn validate_switching(
         match (chosen.next(), chosen.next()) {
             (Some(p), None) if offered_protocols.iter().any(|o| o == p) => Some(p.to_owned()),
             (Some(p), None) if offered_protocols.is_empty() => {
-                return Err(format!(
-                    "the server chose subprotocol {p:?} but none was offered"
-                ))
+                return Err(format!("the server chose subprotocol {p:?} but none was offered"))
             }
-            (Some(p), None) => {
-                return Err(format!(
-                    "the server chose subprotocol {p:?}, which was not offered"
-                ))
-            }
+            (Some(p), None) => return Err(format!("the server chose subprotocol {p:?}, which was not offered")),
             (None, _) => return Err("the server sent an empty Sec-WebSocket-Protocol".into()),
             (Some(_), Some(_)) => return Err("the server chose more than one subprotocol".into()),
         }
@@ -250,10 +220,7 @@ pub fn validate_switching(
     } else {
         return Err("the server sent Sec-WebSocket-Extensions but none were offered".into());
     };
-    Ok(Negotiated {
-        protocol,
-        extensions,
-    })
+    Ok(Negotiated { protocol, extensions })
 }
 
 /// How the body of a non-101 answer is delimited, for the unexpected_response event.
@@ -284,11 +251,7 @@ pub fn body_framing(resp: &Response) -> BodyFraming {
     }
     let mut length = None;
     for value in headers::elements(&resp.headers, "content-length") {
-        let parsed = if value.bytes().all(|b| b.is_ascii_digit()) {
-            value.parse::<u64>().ok()
-        } else {
-            None
-        };
+        let parsed = if value.bytes().all(|b| b.is_ascii_digit()) { value.parse::<u64>().ok() } else { None };
         match (parsed, length) {
             (Some(n), None) => length = Some(n),
             (Some(n), Some(m)) if n == m => {}
@@ -337,14 +300,7 @@ pub struct ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder that accepts at most `limit` decoded bytes.
     pub fn new(limit: usize) -> Self {
-        ChunkedDecoder {
-            state: ChunkState::Size,
-            limit,
-            decoded: 0,
-            remaining: 0,
-            size_digits: 0,
-            meta: 0,
-        }
+        ChunkedDecoder { state: ChunkState::Size, limit, decoded: 0, remaining: 0, size_digits: 0, meta: 0 }
     }
 
     /// Decodes `input`, appending body bytes to `out`. Ok(true) once the body is complete
@@ -382,8 +338,7 @@ impl ChunkedDecoder {
                         return Err("chunk size is too long".into());
                     }
                     self.size_digits += 1;
-                    self.remaining =
-                        self.remaining << 4 | u64::from(char::from(b).to_digit(16).unwrap_or(0));
+                    self.remaining = self.remaining << 4 | u64::from(char::from(b).to_digit(16).unwrap_or(0));
                     Size
                 }
                 (Size, b' ' | b'\t' | b';' | b'\r') if self.size_digits > 0 => {
@@ -442,9 +397,7 @@ impl ChunkedDecoder {
     fn count_meta(&mut self) -> Result<(), String> {
         self.meta += 1;
         if self.meta > MAX_CHUNK_META {
-            return Err(format!(
-                "chunk extensions and trailers exceed {MAX_CHUNK_META} bytes"
-            ));
+            return Err(format!("chunk extensions and trailers exceed {MAX_CHUNK_META} bytes"));
         }
         Ok(())
     }
@@ -470,14 +423,10 @@ mod tests {
     }
 
     fn response(head: &str) -> Response {
-        parse_response(head.as_bytes(), 16 * 1024)
-            .unwrap()
-            .unwrap()
-            .0
+        parse_response(head.as_bytes(), 16 * 1024).unwrap().unwrap().0
     }
 
-    const RFC_101: &str =
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    const RFC_101: &str = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
     #[test]
@@ -491,14 +440,7 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
     #[test]
     fn minimal_request_bytes() {
-        let out = text(build_request(
-            &url("ws://server.example.com/chat"),
-            RFC_KEY,
-            &[],
-            None,
-            None,
-            &[],
-        ));
+        let out = text(build_request(&url("ws://server.example.com/chat"), RFC_KEY, &[], None, None, &[]));
         assert_eq!(
             out,
             "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -508,10 +450,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     #[test]
     fn full_request_bytes() {
-        let extra = vec![
-            ("X-Trace".to_owned(), "1".to_owned()),
-            ("Cookie".to_owned(), "a=b".to_owned()),
-        ];
+        let extra = vec![("X-Trace".to_owned(), "1".to_owned()), ("Cookie".to_owned(), "a=b".to_owned())];
         let out = text(build_request(
             &url("wss://Aladdin:open%20sesame@[::1]:9000/chat?room=1"),
             RFC_KEY,
@@ -533,48 +472,22 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
 
     #[test]
     fn basic_auth_without_password() {
-        let out = text(build_request(
-            &url("ws://bob@h/"),
-            RFC_KEY,
-            &[],
-            None,
-            None,
-            &[],
-        ));
-        assert!(
-            out.contains("\r\nAuthorization: Basic Ym9iOg==\r\n"),
-            "{out}"
-        );
+        let out = text(build_request(&url("ws://bob@h/"), RFC_KEY, &[], None, None, &[]));
+        assert!(out.contains("\r\nAuthorization: Basic Ym9iOg==\r\n"), "{out}");
     }
 
     #[test]
     fn unix_request_uses_localhost() {
-        let out = text(build_request(
-            &url("ws+unix:///tmp/s:/x"),
-            RFC_KEY,
-            &[],
-            None,
-            None,
-            &[],
-        ));
+        let out = text(build_request(&url("ws+unix:///tmp/s:/x"), RFC_KEY, &[], None, None, &[]));
         assert!(out.starts_with("GET /x HTTP/1.1\r\nHost: localhost\r\n"));
     }
 
     #[test]
     fn request_rejects_reserved_and_duplicate_headers() {
         let u = url("ws://h/");
-        for name in [
-            "Host",
-            "upgrade",
-            "CONNECTION",
-            "Sec-WebSocket-Key",
-            "sec-websocket-version",
-        ] {
+        for name in ["Host", "upgrade", "CONNECTION", "Sec-WebSocket-Key", "sec-websocket-version"] {
             let extra = vec![(name.to_owned(), "x".to_owned())];
-            assert!(
-                build_request(&u, RFC_KEY, &[], None, None, &extra).is_err(),
-                "{name}"
-            );
+            assert!(build_request(&u, RFC_KEY, &[], None, None, &extra).is_err(), "{name}");
         }
         let origin = vec![("Origin".to_owned(), "http://a".to_owned())];
         assert!(build_request(&u, RFC_KEY, &[], None, None, &origin).is_ok());
@@ -590,10 +503,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
     fn request_rejects_bad_values() {
         let u = url("ws://h/");
         let bad = |extra: &[(&str, &str)]| {
-            let extra: Vec<_> = extra
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect();
+            let extra: Vec<_> = extra.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
             build_request(&u, RFC_KEY, &[], None, None, &extra).is_err()
         };
         assert!(bad(&[("X-A", "1\r\nHost: evil")]));
@@ -619,65 +529,26 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         assert_eq!(resp.status, 101);
         assert_eq!(resp.reason, "Switching Protocols");
         assert_eq!(resp.http_minor, 1);
-        assert_eq!(
-            resp.header("SEC-WEBSOCKET-ACCEPT"),
-            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-        );
-        assert_eq!(
-            validate_switching(&resp, RFC_KEY, &[], false),
-            Ok(Negotiated {
-                protocol: None,
-                extensions: None
-            })
-        );
+        assert_eq!(resp.header("SEC-WEBSOCKET-ACCEPT"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert_eq!(validate_switching(&resp, RFC_KEY, &[], false), Ok(Negotiated { protocol: None, extensions: None }));
     }
 
     #[test]
     fn response_parse_limits() {
         let b = RFC_101.as_bytes();
-        assert_eq!(
-            parse_response(&b[..b.len() - 1], 1024)
-                .unwrap()
-                .map(|(_, n)| n),
-            None
-        );
+        assert_eq!(parse_response(&b[..b.len() - 1], 1024).unwrap().map(|(_, n)| n), None);
         assert_eq!(parse_response(&b[..20], 20).unwrap().map(|(_, n)| n), None);
         assert_eq!(parse_response(b, 20).unwrap_err().status, 431);
-        assert_eq!(
-            parse_response(b"HTTP/1.1 abc OK\r\n\r\n", 1024)
-                .unwrap_err()
-                .status,
-            400
-        );
-        assert_eq!(
-            parse_response(b"HTTP/2 200 OK\r\n\r\n", 1024)
-                .unwrap_err()
-                .status,
-            400
-        );
-        assert_eq!(
-            parse_response(b"HTTP/2.0 200 OK\r\n\r\n", 1024)
-                .unwrap_err()
-                .status,
-            505
-        );
-        assert_eq!(
-            parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", 1024)
-                .unwrap_err()
-                .status,
-            400
-        );
+        assert_eq!(parse_response(b"HTTP/1.1 abc OK\r\n\r\n", 1024).unwrap_err().status, 400);
+        assert_eq!(parse_response(b"HTTP/2 200 OK\r\n\r\n", 1024).unwrap_err().status, 400);
+        assert_eq!(parse_response(b"HTTP/2.0 200 OK\r\n\r\n", 1024).unwrap_err().status, 505);
+        assert_eq!(parse_response(b"SSH-2.0-OpenSSH\r\n\r\n", 1024).unwrap_err().status, 400);
         let mut many = String::from("HTTP/1.1 200 OK\r\n");
         for i in 0..101 {
             many.push_str(&format!("X-{i}: v\r\n"));
         }
         many.push_str("\r\n");
-        assert_eq!(
-            parse_response(many.as_bytes(), 16 * 1024)
-                .unwrap_err()
-                .status,
-            431
-        );
+        assert_eq!(parse_response(many.as_bytes(), 16 * 1024).unwrap_err().status, 431);
     }
 
     #[test]
@@ -695,86 +566,38 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         let check = |head: String, protocols: &[&str], ext: bool| {
             validate_switching(&response(&head), RFC_KEY, &strings(protocols), ext).unwrap_err()
         };
-        assert!(check(
-            RFC_101.replace("101 Switching Protocols", "200 OK"),
-            &[],
-            false
-        )
-        .contains("got 200 OK"));
-        assert!(
-            check(RFC_101.replace("Upgrade: websocket\r\n", ""), &[], false)
-                .contains("Upgrade: websocket")
-        );
-        assert!(check(
-            RFC_101.replace("Upgrade: websocket", "Upgrade: h2c"),
-            &[],
-            false
-        )
-        .contains("Upgrade: websocket"));
-        assert!(check(
-            RFC_101.replace("Connection: Upgrade", "Connection: close"),
-            &[],
-            false
-        )
-        .contains("Connection"));
-        assert!(check(
-            RFC_101.replace(
-                "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
-                "AAAAAAAAAAAAAAAAAAAAAAAAAAA="
-            ),
-            &[],
-            false
-        )
-        .contains("does not match"));
-        assert!(check(
-            RFC_101.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", ""),
-            &[],
-            false
-        )
-        .contains("lacks Sec-WebSocket-Accept"));
-        let twice = RFC_101.replace(
-            "\r\n\r\n",
-            "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
-        );
+        assert!(check(RFC_101.replace("101 Switching Protocols", "200 OK"), &[], false).contains("got 200 OK"));
+        assert!(check(RFC_101.replace("Upgrade: websocket\r\n", ""), &[], false).contains("Upgrade: websocket"));
+        assert!(check(RFC_101.replace("Upgrade: websocket", "Upgrade: h2c"), &[], false).contains("Upgrade: websocket"));
+        assert!(check(RFC_101.replace("Connection: Upgrade", "Connection: close"), &[], false).contains("Connection"));
+        assert!(check(RFC_101.replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), &[], false)
+            .contains("does not match"));
+        assert!(check(RFC_101.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", ""), &[], false)
+            .contains("lacks Sec-WebSocket-Accept"));
+        let twice = RFC_101.replace("\r\n\r\n", "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
         assert!(check(twice, &[], false).contains("more than one"));
     }
 
     #[test]
     fn switching_subprotocol_rules() {
         let with = |extra: &str| RFC_101.replace("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"));
-        let ok = |head: String, offered: &[&str]| {
-            validate_switching(&response(&head), RFC_KEY, &strings(offered), false)
-        };
+        let ok =
+            |head: String, offered: &[&str]| validate_switching(&response(&head), RFC_KEY, &strings(offered), false);
         assert_eq!(
-            ok(with("Sec-WebSocket-Protocol: chat"), &["superchat", "chat"])
-                .unwrap()
-                .protocol
-                .as_deref(),
+            ok(with("Sec-WebSocket-Protocol: chat"), &["superchat", "chat"]).unwrap().protocol.as_deref(),
             Some("chat")
         );
         // No answer is fine: the server declined every offer.
         assert_eq!(ok(RFC_101.to_owned(), &["chat"]).unwrap().protocol, None);
-        assert!(ok(with("Sec-WebSocket-Protocol: chat"), &[])
+        assert!(ok(with("Sec-WebSocket-Protocol: chat"), &[]).unwrap_err().contains("none was offered"));
+        assert!(ok(with("Sec-WebSocket-Protocol: Chat"), &["chat"]).unwrap_err().contains("not offered"));
+        assert!(ok(with("Sec-WebSocket-Protocol: chat, superchat"), &["chat", "superchat"])
             .unwrap_err()
-            .contains("none was offered"));
-        assert!(ok(with("Sec-WebSocket-Protocol: Chat"), &["chat"])
+            .contains("more than one"));
+        assert!(ok(with("Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat"), &["chat"])
             .unwrap_err()
-            .contains("not offered"));
-        assert!(ok(
-            with("Sec-WebSocket-Protocol: chat, superchat"),
-            &["chat", "superchat"]
-        )
-        .unwrap_err()
-        .contains("more than one"));
-        assert!(ok(
-            with("Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat"),
-            &["chat"]
-        )
-        .unwrap_err()
-        .contains("more than one"));
-        assert!(ok(with("Sec-WebSocket-Protocol: "), &["chat"])
-            .unwrap_err()
-            .contains("empty"));
+            .contains("more than one"));
+        assert!(ok(with("Sec-WebSocket-Protocol: "), &["chat"]).unwrap_err().contains("empty"));
     }
 
     #[test]
@@ -782,68 +605,41 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         let head = RFC_101.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\nSec-WebSocket-Extensions: x-y\r\n\r\n");
         let resp = response(&head);
         assert_eq!(
-            validate_switching(&resp, RFC_KEY, &[], true)
-                .unwrap()
-                .extensions
-                .as_deref(),
+            validate_switching(&resp, RFC_KEY, &[], true).unwrap().extensions.as_deref(),
             Some("permessage-deflate; server_no_context_takeover, x-y")
         );
-        assert!(validate_switching(&resp, RFC_KEY, &[], false)
-            .unwrap_err()
-            .contains("none were offered"));
-        assert_eq!(
-            validate_switching(&response(RFC_101), RFC_KEY, &[], true)
-                .unwrap()
-                .extensions,
-            None
-        );
+        assert!(validate_switching(&resp, RFC_KEY, &[], false).unwrap_err().contains("none were offered"));
+        assert_eq!(validate_switching(&response(RFC_101), RFC_KEY, &[], true).unwrap().extensions, None);
     }
 
     #[test]
     fn framing_of_refusals() {
         let framing = |head: &str| body_framing(&response(head));
-        assert_eq!(
-            framing("HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\n\r\n"),
-            BodyFraming::Length(12)
-        );
-        assert_eq!(
-            framing("HTTP/1.1 404 Not Found\r\nContent-Length: 12, 12\r\n\r\n"),
-            BodyFraming::Length(12)
-        );
+        assert_eq!(framing("HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\n\r\n"), BodyFraming::Length(12));
+        assert_eq!(framing("HTTP/1.1 404 Not Found\r\nContent-Length: 12, 12\r\n\r\n"), BodyFraming::Length(12));
         assert_eq!(
             framing("HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\nContent-Length: 13\r\n\r\n"),
             BodyFraming::UntilClose
         );
-        assert_eq!(
-            framing("HTTP/1.1 404 Not Found\r\nContent-Length: -1\r\n\r\n"),
-            BodyFraming::UntilClose
-        );
+        assert_eq!(framing("HTTP/1.1 404 Not Found\r\nContent-Length: -1\r\n\r\n"), BodyFraming::UntilClose);
         assert_eq!(
             framing("HTTP/1.1 404 Not Found\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
             BodyFraming::UntilClose
         );
-        assert_eq!(framing("HTTP/1.1 500 Oops\r\nTransfer-Encoding: gzip, Chunked\r\nContent-Length: 5\r\n\r\n"), BodyFraming::Chunked);
         assert_eq!(
-            framing("HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
-            BodyFraming::UntilClose
+            framing("HTTP/1.1 500 Oops\r\nTransfer-Encoding: gzip, Chunked\r\nContent-Length: 5\r\n\r\n"),
+            BodyFraming::Chunked
         );
-        assert_eq!(
-            framing("HTTP/1.1 403 Forbidden\r\n\r\n"),
-            BodyFraming::UntilClose
-        );
-        assert_eq!(
-            framing("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"),
-            BodyFraming::None
-        );
-        assert_eq!(
-            framing("HTTP/1.1 304 Not Modified\r\n\r\n"),
-            BodyFraming::None
-        );
+        assert_eq!(framing("HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), BodyFraming::UntilClose);
+        assert_eq!(framing("HTTP/1.1 403 Forbidden\r\n\r\n"), BodyFraming::UntilClose);
+        assert_eq!(framing("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"), BodyFraming::None);
+        assert_eq!(framing("HTTP/1.1 304 Not Modified\r\n\r\n"), BodyFraming::None);
         assert_eq!(framing("HTTP/1.1 100 Continue\r\n\r\n"), BodyFraming::None);
         assert_eq!(framing(RFC_101), BodyFraming::None);
     }
 
-    const CHUNKED: &[u8] = b"4\r\nWiki\r\n5;name=\"v\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: never\r\n\r\n";
+    const CHUNKED: &[u8] =
+        b"4\r\nWiki\r\n5;name=\"v\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: never\r\n\r\n";
 
     #[test]
     fn chunked_whole() {
@@ -884,19 +680,13 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         let mut out = Vec::new();
         let mut d = ChunkedDecoder::new(8);
         assert_eq!(d.feed(b"4\r\nabcd\r\n4\r\nefgh\r\n", &mut out), Ok(false));
-        assert!(d
-            .feed(b"1\r\n", &mut out)
-            .unwrap_err()
-            .contains("exceeds 8"));
+        assert!(d.feed(b"1\r\n", &mut out).unwrap_err().contains("exceeds 8"));
         assert_eq!(out, b"abcdefgh");
         assert!(d.feed(b"0\r\n\r\n", &mut out).is_err(), "errors are sticky");
         let mut d = ChunkedDecoder::new(usize::MAX);
         assert!(d.feed(b"FFFFFFFFFFFFFFFF\r\n", &mut out).is_ok());
         let mut d = ChunkedDecoder::new(usize::MAX);
-        assert!(d
-            .feed(b"10000000000000000\r\n", &mut out)
-            .unwrap_err()
-            .contains("too long"));
+        assert!(d.feed(b"10000000000000000\r\n", &mut out).unwrap_err().contains("too long"));
     }
 
     #[test]
@@ -914,11 +704,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
             b"-1\r\n",
         ] {
             let mut d = ChunkedDecoder::new(1024);
-            assert!(
-                d.feed(bad, &mut Vec::new()).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(d.feed(bad, &mut Vec::new()).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -938,9 +724,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         let alphabet = b"0123456789aFx;= \t\r\n\"\x00";
         for _ in 0..3000 {
             let len = rng.random_range(0..64);
-            let input: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
-                .collect();
+            let input: Vec<u8> = (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect();
             let mut d = ChunkedDecoder::new(rng.random_range(0..32));
             let mut out = Vec::new();
             for piece in input.chunks(rng.random_range(1..8)) {
@@ -988,20 +772,12 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         assert_eq!(up.protocols, offered);
         assert_eq!(up.extensions, ["permessage-deflate"]);
 
-        let answer = build_switching_protocols(
-            &accept_key(&up.key),
-            Some("v1.chat"),
-            Some("permessage-deflate"),
-            &[],
-        );
+        let answer = build_switching_protocols(&accept_key(&up.key), Some("v1.chat"), Some("permessage-deflate"), &[]);
         let (resp, used) = parse_response(&answer, 16 * 1024).unwrap().unwrap();
         assert_eq!(used, answer.len());
         assert_eq!(
             validate_switching(&resp, &key, &offered, true),
-            Ok(Negotiated {
-                protocol: Some("v1.chat".into()),
-                extensions: Some("permessage-deflate".into())
-            })
+            Ok(Negotiated { protocol: Some("v1.chat".into()), extensions: Some("permessage-deflate".into()) })
         );
     }
 }

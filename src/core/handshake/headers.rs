@@ -21,26 +21,17 @@ pub fn is_token(s: &str) -> bool {
 
 /// Value of the first header named `name` (ASCII case-insensitive).
 pub fn find<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }
 
 /// How many headers are named `name` (ASCII case-insensitive).
 pub fn count(headers: &[Header], name: &str) -> usize {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .count()
+    headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).count()
 }
 
 /// Elements of the comma lists in every header named `name`, in order.
 pub fn elements<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .flat_map(|h| ListElements { rest: &h.value })
+    headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).flat_map(|h| ListElements { rest: &h.value })
 }
 
 /// Owned copy of [`elements`], for callers that keep the list.
@@ -103,10 +94,7 @@ pub fn trim_ows(s: &str) -> &str {
 pub(super) fn collect(parsed: &[httparse::Header<'_>]) -> Vec<Header> {
     parsed
         .iter()
-        .map(|h| Header {
-            name: h.name.to_owned(),
-            value: trim_ows(&String::from_utf8_lossy(h.value)).to_owned(),
-        })
+        .map(|h| Header { name: h.name.to_owned(), value: trim_ows(&String::from_utf8_lossy(h.value)).to_owned() })
         .collect()
 }
 
@@ -116,40 +104,28 @@ pub(super) fn parse_error(err: httparse::Error, head: &[u8], what: &str) -> Http
     match err {
         httparse::Error::TooManyHeaders => HttpError::new(
             431,
-            format!(
-                "Request Header Fields Too Large: the {what} has more than {MAX_HEADERS} headers"
-            ),
+            format!("Request Header Fields Too Large: the {what} has more than {MAX_HEADERS} headers"),
         ),
-        httparse::Error::Version if names_http_version(head) => HttpError::new(
-            505,
-            format!("HTTP Version Not Supported: the {what} is not HTTP/1.0 or HTTP/1.1"),
-        ),
+        httparse::Error::Version if names_http_version(head) => {
+            HttpError::new(505, format!("HTTP Version Not Supported: the {what} is not HTTP/1.0 or HTTP/1.1"))
+        }
         other => HttpError::new(400, format!("Bad Request: malformed {what} ({other})")),
     }
 }
 
 /// Whether the first line of `head` carries something shaped like `HTTP/<digit>.<digit>`.
 fn names_http_version(head: &[u8]) -> bool {
-    let line_end = head
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(head.len());
+    let line_end = head.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(head.len());
     let line = head.get(..line_end).unwrap_or(&[]);
-    line.windows(8).any(|w| {
-        w.starts_with(b"HTTP/") && w[5].is_ascii_digit() && w[6] == b'.' && w[7].is_ascii_digit()
-    })
+    line.windows(8).any(|w| w.starts_with(b"HTTP/") && w[5].is_ascii_digit() && w[6] == b'.' && w[7].is_ascii_digit())
 }
 
 /// The size error of a head that did not end within the allowed bytes.
 pub(super) fn too_large(what: &str, max: usize) -> HttpError {
-    HttpError::new(
-        431,
-        format!("Request Header Fields Too Large: the {what} head exceeds {max} bytes"),
-    )
+    HttpError::new(431, format!("Request Header Fields Too Large: the {what} head exceeds {max} bytes"))
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with padding (RFC 4648 §4).
 pub fn base64_encode(input: &[u8]) -> String {
@@ -243,33 +219,20 @@ mod tests {
     use super::*;
 
     fn h(name: &str, value: &str) -> Header {
-        Header {
-            name: name.into(),
-            value: value.into(),
-        }
+        Header { name: name.into(), value: value.into() }
     }
 
     #[test]
     fn tokens_split_trim_and_skip_empty() {
-        let hs = [
-            h("Sec-WebSocket-Protocol", " chat ,, superchat,"),
-            h("X", "y"),
-            h("sec-websocket-protocol", "v2"),
-        ];
-        assert_eq!(
-            tokens(&hs, "SEC-WEBSOCKET-PROTOCOL"),
-            ["chat", "superchat", "v2"]
-        );
+        let hs = [h("Sec-WebSocket-Protocol", " chat ,, superchat,"), h("X", "y"), h("sec-websocket-protocol", "v2")];
+        assert_eq!(tokens(&hs, "SEC-WEBSOCKET-PROTOCOL"), ["chat", "superchat", "v2"]);
         assert!(tokens(&hs, "missing").is_empty());
     }
 
     #[test]
     fn tokens_keep_quoted_commas() {
         let hs = [h("Sec-WebSocket-Extensions", r#"foo; a="x,\"y", bar"#)];
-        assert_eq!(
-            tokens(&hs, "sec-websocket-extensions"),
-            [r#"foo; a="x,\"y""#, "bar"]
-        );
+        assert_eq!(tokens(&hs, "sec-websocket-extensions"), [r#"foo; a="x,\"y""#, "bar"]);
     }
 
     #[test]
@@ -297,16 +260,10 @@ mod tests {
         assert_eq!(base64_encode(b"fo"), "Zm8=");
         assert_eq!(base64_encode(b"foo"), "Zm9v");
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(
-            base64_encode(b"the sample nonce"),
-            "dGhlIHNhbXBsZSBub25jZQ=="
-        );
+        assert_eq!(base64_encode(b"the sample nonce"), "dGhlIHNhbXBsZSBub25jZQ==");
         assert_eq!(base64_encode(&[0xff, 0xfe, 0xfd]), "//79");
         for s in ["", "Zg==", "Zm8=", "Zm9v", "dGhlIHNhbXBsZSBub25jZQ=="] {
-            assert_eq!(
-                base64_decoded_len(s),
-                Some(s.len() / 4 * 3 - s.matches('=').count())
-            );
+            assert_eq!(base64_decoded_len(s), Some(s.len() / 4 * 3 - s.matches('=').count()));
         }
     }
 
@@ -322,10 +279,7 @@ mod tests {
 
     #[test]
     fn percent_decoding() {
-        assert!(matches!(
-            percent_decode("plain", true),
-            Cow::Borrowed("plain")
-        ));
+        assert!(matches!(percent_decode("plain", true), Cow::Borrowed("plain")));
         assert_eq!(percent_decode("a%20b+c", true), "a b c");
         assert_eq!(percent_decode("a%20b+c", false), "a b+c");
         assert_eq!(percent_decode("%E2%9C%93", false), "✓");

@@ -22,10 +22,7 @@ pub struct HttpError {
 impl HttpError {
     /// Builds an error from a status and a message.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        HttpError {
-            status,
-            message: message.into(),
-        }
+        HttpError { status, message: message.into() }
     }
 }
 

@@ -27,10 +27,7 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Errors: head larger than max_header_bytes (431 "Request Header Fields Too Large"), malformed (400),
 /// more than 100 headers (431), HTTP version other than 1.x (505).
 /// On success returns the request and the head length (bytes consumed, including the final CRLFCRLF).
-pub fn parse_request(
-    buf: &[u8],
-    max_header_bytes: usize,
-) -> Result<Option<(Request, usize)>, HttpError> {
+pub fn parse_request(buf: &[u8], max_header_bytes: usize) -> Result<Option<(Request, usize)>, HttpError> {
     // Bytes past the limit can't belong to an acceptable head, so they are never scanned.
     let window = &buf[..buf.len().min(max_header_bytes)];
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -117,16 +114,8 @@ fn reject(status: u16, message: &str) -> (HttpError, Vec<(String, String)>) {
     (HttpError::new(status, message), Vec::new())
 }
 
-fn reject_with(
-    status: u16,
-    message: &str,
-    name: &str,
-    value: &str,
-) -> (HttpError, Vec<(String, String)>) {
-    (
-        HttpError::new(status, message),
-        vec![(name.to_owned(), value.to_owned())],
-    )
+fn reject_with(status: u16, message: &str, name: &str, value: &str) -> (HttpError, Vec<(String, String)>) {
+    (HttpError::new(status, message), vec![(name.to_owned(), value.to_owned())])
 }
 
 /// Full RFC 6455 §4.2.1 validation: method GET (else 405 with "Allow: GET"), HTTP/1.1 (else
@@ -135,22 +124,12 @@ fn reject_with(
 /// "Sec-WebSocket-Version: 13"), one Sec-WebSocket-Key that base64-decodes to exactly 16 bytes
 /// (400). Subprotocols must be unique RFC 7230 tokens and extension names tokens (400).
 /// The `Vec` holds headers to send with the error response.
-pub fn validate_upgrade(
-    req: &Request,
-) -> Result<UpgradeRequest, (HttpError, Vec<(String, String)>)> {
+pub fn validate_upgrade(req: &Request) -> Result<UpgradeRequest, (HttpError, Vec<(String, String)>)> {
     if req.method != "GET" {
-        return Err(reject_with(
-            405,
-            "Method Not Allowed: a WebSocket upgrade must use GET",
-            "Allow",
-            "GET",
-        ));
+        return Err(reject_with(405, "Method Not Allowed: a WebSocket upgrade must use GET", "Allow", "GET"));
     }
     if req.http_minor < 1 {
-        return Err(reject(
-            400,
-            "Bad Request: a WebSocket upgrade needs HTTP/1.1",
-        ));
+        return Err(reject(400, "Bad Request: a WebSocket upgrade needs HTTP/1.1"));
     }
     match headers::count(&req.headers, "host") {
         0 => return Err(reject(400, "Bad Request: missing Host header")),
@@ -176,48 +155,29 @@ pub fn validate_upgrade(
         ));
     }
     if headers::count(&req.headers, "sec-websocket-key") != 1 {
-        return Err(reject(
-            400,
-            "Bad Request: expected exactly one Sec-WebSocket-Key header",
-        ));
+        return Err(reject(400, "Bad Request: expected exactly one Sec-WebSocket-Key header"));
     }
     let key = req.header("sec-websocket-key").unwrap_or_default();
     if headers::base64_decoded_len(key) != Some(16) {
-        return Err(reject(
-            400,
-            "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64",
-        ));
+        return Err(reject(400, "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64"));
     }
     let protocols = req.header_tokens("sec-websocket-protocol");
     for (i, p) in protocols.iter().enumerate() {
         if !headers::is_token(p) {
-            return Err(reject(
-                400,
-                "Bad Request: invalid subprotocol name in Sec-WebSocket-Protocol",
-            ));
+            return Err(reject(400, "Bad Request: invalid subprotocol name in Sec-WebSocket-Protocol"));
         }
         if protocols[..i].contains(p) {
-            return Err(reject(
-                400,
-                "Bad Request: duplicate subprotocol in Sec-WebSocket-Protocol",
-            ));
+            return Err(reject(400, "Bad Request: duplicate subprotocol in Sec-WebSocket-Protocol"));
         }
     }
     let extensions = req.header_tokens("sec-websocket-extensions");
     for e in &extensions {
         let name = e.split(';').next().unwrap_or_default();
         if !headers::is_token(headers::trim_ows(name)) {
-            return Err(reject(
-                400,
-                "Bad Request: invalid extension name in Sec-WebSocket-Extensions",
-            ));
+            return Err(reject(400, "Bad Request: invalid extension name in Sec-WebSocket-Extensions"));
         }
     }
-    Ok(UpgradeRequest {
-        key: key.to_owned(),
-        protocols,
-        extensions,
-    })
+    Ok(UpgradeRequest { key: key.to_owned(), protocols, extensions })
 }
 
 #[cfg(test)]
@@ -270,9 +230,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
 
     #[test]
     fn parses_rfc_example() {
-        let (req, len) = parse_request(RFC_REQUEST, DEFAULT_MAX_HEADER_BYTES)
-            .unwrap()
-            .unwrap();
+        let (req, len) = parse_request(RFC_REQUEST, DEFAULT_MAX_HEADER_BYTES).unwrap().unwrap();
         assert_eq!(len, RFC_REQUEST.len());
         assert_eq!(req.method, "GET");
         assert_eq!(req.target, "/chat");
@@ -280,25 +238,13 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(req.query, None);
         assert_eq!(req.http_minor, 1);
         assert_eq!(req.headers.len(), 7);
-        assert_eq!(
-            req.headers[0],
-            Header {
-                name: "Host".into(),
-                value: "server.example.com".into()
-            }
-        );
+        assert_eq!(req.headers[0], Header { name: "Host".into(), value: "server.example.com".into() });
         assert_eq!(req.host(), Some("server.example.com"));
-        assert_eq!(
-            req.header("sec-websocket-key"),
-            Some("dGhlIHNhbXBsZSBub25jZQ==")
-        );
+        assert_eq!(req.header("sec-websocket-key"), Some("dGhlIHNhbXBsZSBub25jZQ=="));
         assert!(req.has_header("ORIGIN"));
         assert!(!req.has_header("Cookie"));
         assert!(req.is_websocket_upgrade());
-        assert_eq!(
-            req.header_tokens("Sec-WebSocket-Protocol"),
-            ["chat", "superchat"]
-        );
+        assert_eq!(req.header_tokens("Sec-WebSocket-Protocol"), ["chat", "superchat"]);
     }
 
     #[test]
@@ -318,20 +264,14 @@ Sec-WebSocket-Version: 13\r\n\r\n";
     fn reports_consumed_length_with_trailing_bytes() {
         let mut buf = RFC_REQUEST.to_vec();
         buf.extend_from_slice(&[0x81, 0x85, 1, 2, 3, 4]);
-        let (_, len) = parse_request(&buf, DEFAULT_MAX_HEADER_BYTES)
-            .unwrap()
-            .unwrap();
+        let (_, len) = parse_request(&buf, DEFAULT_MAX_HEADER_BYTES).unwrap().unwrap();
         assert_eq!(len, RFC_REQUEST.len());
     }
 
     #[test]
     fn incomplete_heads_wait_for_more() {
         for cut in [0, 1, 10, RFC_REQUEST.len() - 2, RFC_REQUEST.len() - 1] {
-            assert_eq!(
-                parse_request(&RFC_REQUEST[..cut], DEFAULT_MAX_HEADER_BYTES),
-                Ok(None),
-                "cut {cut}"
-            );
+            assert_eq!(parse_request(&RFC_REQUEST[..cut], DEFAULT_MAX_HEADER_BYTES), Ok(None), "cut {cut}");
         }
     }
 
@@ -340,9 +280,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         let max = RFC_REQUEST.len() - 1;
         assert_eq!(parse_request(&RFC_REQUEST[..max], max), Ok(None));
         assert_eq!(status(RFC_REQUEST, max), 431);
-        assert!(parse_request(RFC_REQUEST, RFC_REQUEST.len())
-            .unwrap()
-            .is_some());
+        assert!(parse_request(RFC_REQUEST, RFC_REQUEST.len()).unwrap().is_some());
         // An endless header line is refused once it passes the limit.
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.resize(DEFAULT_MAX_HEADER_BYTES + 1, b'a');
@@ -370,10 +308,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(status(b"GET / HTTP/1.1\r\n: x\r\n\r\n", 1024), 400);
         assert_eq!(status(b"GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 1024), 400);
         assert_eq!(status(b"GET  / HTTP/1.1\r\n\r\n", 1024), 400);
-        assert_eq!(
-            status(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 1024),
-            400
-        );
+        assert_eq!(status(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 1024), 400);
         assert_eq!(status(b"GET / FOO\r\n\r\n", 1024), 400);
         let e = parse_request(b"GET / HTTP/2.0\r\n\r\n", 1024).unwrap_err();
         assert_eq!(e.status, 505);
@@ -416,8 +351,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         assert!(r.is_websocket_upgrade());
         let r = edited(|l| (!l.starts_with("Connection")).then(|| l.to_owned()));
         assert!(!r.is_websocket_upgrade());
-        let r =
-            edited(|l| Some(l.replace("Connection: Upgrade", "Connection: keep-alive, Upgraded")));
+        let r = edited(|l| Some(l.replace("Connection: Upgrade", "Connection: keep-alive, Upgraded")));
         assert!(!r.is_websocket_upgrade());
         let r = edited(|l| Some(l.replace("Upgrade: websocket", "Upgrade: h2c")));
         assert!(!r.is_websocket_upgrade());
@@ -444,18 +378,9 @@ Sec-WebSocket-Version: 13\r\n\r\n";
     fn rejects_missing_or_repeated_host() {
         let r = edited(|l| (!l.starts_with("Host")).then(|| l.to_owned()));
         let (e, extra) = rejection(&r);
-        assert_eq!(
-            (e.status, e.message.as_str()),
-            (400, "Bad Request: missing Host header")
-        );
+        assert_eq!((e.status, e.message.as_str()), (400, "Bad Request: missing Host header"));
         assert!(extra.is_empty());
-        let r = edited(|l| {
-            Some(if l.starts_with("Host") {
-                format!("{l}\r\nHost: other")
-            } else {
-                l.to_owned()
-            })
-        });
+        let r = edited(|l| Some(if l.starts_with("Host") { format!("{l}\r\nHost: other") } else { l.to_owned() }));
         assert_eq!(rejection(&r).0.status, 400);
     }
 
@@ -479,10 +404,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
             });
             let (e, extra) = rejection(&r);
             assert_eq!(e.status, 426, "{v:?}");
-            assert_eq!(
-                extra,
-                [("Sec-WebSocket-Version".to_owned(), "13".to_owned())]
-            );
+            assert_eq!(extra, [("Sec-WebSocket-Version".to_owned(), "13".to_owned())]);
         }
     }
 
@@ -523,10 +445,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         assert_eq!(rejection(&with("chat, chat")).0.status, 400);
         assert_eq!(rejection(&with("chat, a/b")).0.status, 400);
         assert_eq!(rejection(&with("\"chat\"")).0.status, 400);
-        assert_eq!(
-            validate_upgrade(&with("v1.chat, Chat")).unwrap().protocols,
-            ["v1.chat", "Chat"]
-        );
+        assert_eq!(validate_upgrade(&with("v1.chat, Chat")).unwrap().protocols, ["v1.chat", "Chat"]);
         assert!(validate_upgrade(&with("")).unwrap().protocols.is_empty());
         let r = edited(|l| {
             Some(if l.starts_with("Sec-WebSocket-Protocol") {
@@ -549,18 +468,10 @@ Sec-WebSocket-Version: 13\r\n\r\n";
         });
         assert_eq!(
             validate_upgrade(&r).unwrap().extensions,
-            [
-                "permessage-deflate; client_max_window_bits",
-                "x-foo",
-                "permessage-deflate; server_no_context_takeover"
-            ]
+            ["permessage-deflate; client_max_window_bits", "x-foo", "permessage-deflate; server_no_context_takeover"]
         );
         let r = edited(|l| {
-            Some(if l.starts_with("Origin") {
-                "Sec-WebSocket-Extensions: ; x".to_owned()
-            } else {
-                l.to_owned()
-            })
+            Some(if l.starts_with("Origin") { "Sec-WebSocket-Extensions: ; x".to_owned() } else { l.to_owned() })
         });
         assert_eq!(rejection(&r).0.status, 400);
     }

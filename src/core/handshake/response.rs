@@ -20,9 +20,7 @@ pub fn build_switching_protocols(
     extra: &[(String, String)],
 ) -> Vec<u8> {
     let mut head = String::with_capacity(160 + extra_len(extra));
-    head.push_str(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-    );
+    head.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
     push_header(&mut head, "Sec-WebSocket-Accept", accept);
     if let Some(p) = protocol {
         push_header(&mut head, "Sec-WebSocket-Protocol", p);
@@ -44,17 +42,8 @@ pub fn build_switching_protocols(
 /// The framing is ours: extra Connection, Content-Length and Transfer-Encoding headers are
 /// dropped, as are headers failing [`check_header`]. A status outside 100..=999 becomes 500,
 /// a reason with control characters the standard phrase; 1xx, 204 and 304 carry no body.
-pub fn build_response(
-    status: u16,
-    reason: &str,
-    extra: &[(String, String)],
-    body: &[u8],
-) -> Vec<u8> {
-    let status = if (100..=999).contains(&status) {
-        status
-    } else {
-        500
-    };
+pub fn build_response(status: u16, reason: &str, extra: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    let status = if (100..=999).contains(&status) { status } else { 500 };
     let reason = if reason.is_empty() || reason.chars().any(|c| c.is_control() && c != '\t') {
         reason_phrase(status)
     } else {
@@ -67,10 +56,7 @@ pub fn build_response(
     let _ = write!(head, "HTTP/1.1 {status} {reason}\r\n");
     let mut has_content_type = false;
     for (name, value) in extra {
-        if ["connection", "content-length", "transfer-encoding"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-        {
+        if ["connection", "content-length", "transfer-encoding"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
             continue;
         }
         if push_header(&mut head, name, value) && name.eq_ignore_ascii_case("content-type") {
@@ -151,15 +137,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// name, value without CR/LF/NUL (nor other control characters except tab). Err(message) otherwise.
 pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     if !headers::is_token(name) {
-        return Err(format!(
-            "invalid header name {name:?}: must be a non-empty token"
-        ));
+        return Err(format!("invalid header name {name:?}: must be a non-empty token"));
     }
     // CR and LF would end the header early (response splitting); peers reject other controls.
     if let Some(c) = value.chars().find(|&c| c.is_ascii_control() && c != '\t') {
-        return Err(format!(
-            "header {name} has a control character ({c:?}) in its value"
-        ));
+        return Err(format!("header {name} has a control character ({c:?}) in its value"));
     }
     Ok(())
 }
@@ -169,17 +151,12 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect()
+        list.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn rfc_6455_accept_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
@@ -194,12 +171,8 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
 
     #[test]
     fn switching_protocols_full() {
-        let extra = pairs(&[
-            ("Set-Cookie", "a=1"),
-            ("X-Bad\r\nInjected", "v"),
-            ("X-Split", "a\r\nb: c"),
-            ("X-Id", "7"),
-        ]);
+        let extra =
+            pairs(&[("Set-Cookie", "a=1"), ("X-Bad\r\nInjected", "v"), ("X-Split", "a\r\nb: c"), ("X-Id", "7")]);
         let out = build_switching_protocols(
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
             Some("chat"),
@@ -247,19 +220,13 @@ content-type: application/json\r\nConnection: close\r\nContent-Length: 2\r\n\r\n
             build_response(405, "", &pairs(&[("Allow", "GET")]), b""),
             b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
         );
-        assert_eq!(
-            build_response(204, "", &[], b"ignored"),
-            b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
-        );
+        assert_eq!(build_response(204, "", &[], b"ignored"), b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     }
 
     #[test]
     fn error_response_sanitizes_status_and_reason() {
-        assert!(
-            build_response(42, "", &[], b"").starts_with(b"HTTP/1.1 500 Internal Server Error\r\n")
-        );
-        assert!(build_response(403, "No\r\nX: y", &[], b"")
-            .starts_with(b"HTTP/1.1 403 Forbidden\r\nConnection"));
+        assert!(build_response(42, "", &[], b"").starts_with(b"HTTP/1.1 500 Internal Server Error\r\n"));
+        assert!(build_response(403, "No\r\nX: y", &[], b"").starts_with(b"HTTP/1.1 403 Forbidden\r\nConnection"));
         assert!(build_response(599, "", &[], b"").starts_with(b"HTTP/1.1 599 Unknown\r\n"));
     }
 
@@ -281,9 +248,7 @@ content-type: application/json\r\nConnection: close\r\nContent-Length: 2\r\n\r\n
         assert!(check_header("X Token", "v").is_err());
         assert!(check_header("X:Token", "v").is_err());
         assert!(check_header("Ünicode", "v").is_err());
-        assert!(check_header("X", "a\rb")
-            .unwrap_err()
-            .contains("control character"));
+        assert!(check_header("X", "a\rb").unwrap_err().contains("control character"));
         assert!(check_header("X", "a\nb").is_err());
         assert!(check_header("X", "a\0b").is_err());
         assert!(check_header("X", "a\u{7f}").is_err());

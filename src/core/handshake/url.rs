@@ -34,15 +34,11 @@ pub fn parse_ws_url(s: &str) -> Result<WsUrl, String> {
         return Err("URL is empty".into());
     }
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "URL contains whitespace or a control character ({c:?})"
-        ));
+        return Err(format!("URL contains whitespace or a control character ({c:?})"));
     }
     let scheme_end = s.find(':').filter(|&i| is_scheme(&s[..i]));
     let Some(scheme_end) = scheme_end else {
-        return Err(format!(
-            "URL {s:?} has no scheme (expected ws:// or wss://)"
-        ));
+        return Err(format!("URL {s:?} has no scheme (expected ws:// or wss://)"));
     };
     let (scheme, rest) = (&s[..scheme_end], &s[scheme_end + 1..]);
     let (secure, unix) = match scheme.to_ascii_lowercase().as_str() {
@@ -50,11 +46,7 @@ pub fn parse_ws_url(s: &str) -> Result<WsUrl, String> {
         "wss" | "https" => (true, false),
         "ws+unix" => (false, true),
         "wss+unix" => (true, true),
-        _ => {
-            return Err(format!(
-                "unsupported URL scheme {scheme:?} (expected ws, wss, http, https or ws+unix)"
-            ))
-        }
+        _ => return Err(format!("unsupported URL scheme {scheme:?} (expected ws, wss, http, https or ws+unix)")),
     };
     if rest.contains('#') {
         return Err("URL fragments are not allowed in WebSocket URLs".into());
@@ -63,9 +55,7 @@ pub fn parse_ws_url(s: &str) -> Result<WsUrl, String> {
         return parse_unix(rest, secure);
     }
     let Some(rest) = rest.strip_prefix("//") else {
-        return Err(format!(
-            "URL {s:?} has no host (expected {scheme}://host/...)"
-        ));
+        return Err(format!("URL {s:?} has no host (expected {scheme}://host/...)"));
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -135,18 +125,12 @@ fn parse_host_port(s: &str, secure: bool) -> Result<(String, u16, bool), String>
             return Err(format!("IPv6 address in {s:?} lacks its closing ']'"));
         };
         let (literal, rest) = (&after[..close], &after[close + 1..]);
-        let addr: Ipv6Addr = literal
-            .parse()
-            .map_err(|_| format!("invalid IPv6 address [{literal}]"))?;
+        let addr: Ipv6Addr = literal.parse().map_err(|_| format!("invalid IPv6 address [{literal}]"))?;
         let port = match rest {
             "" => None,
             _ => match rest.strip_prefix(':') {
                 Some(p) => Some(p),
-                None => {
-                    return Err(format!(
-                        "unexpected {rest:?} after IPv6 address [{literal}]"
-                    ))
-                }
+                None => return Err(format!("unexpected {rest:?} after IPv6 address [{literal}]")),
             },
         };
         // The canonical text form (lower case, `::` compression) keeps Host headers stable.
@@ -170,10 +154,7 @@ fn check_reg_name(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("URL has no host".into());
     }
-    if let Some(c) = host
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
-    {
+    if let Some(c) = host.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')) {
         return Err(if c.is_ascii() {
             format!("invalid character {c:?} in host {host:?}")
         } else {
@@ -305,10 +286,7 @@ mod tests {
         assert_eq!(u.resource, "/chat/room?id=1&x=%20y");
         assert_eq!(u.host_header(), "example.com:8443");
         assert_eq!(u.origin_like(), "https://example.com:8443");
-        assert_eq!(
-            u.to_url_string(),
-            "wss://example.com:8443/chat/room?id=1&x=%20y"
-        );
+        assert_eq!(u.to_url_string(), "wss://example.com:8443/chat/room?id=1&x=%20y");
     }
 
     #[test]
@@ -372,14 +350,8 @@ mod tests {
 
     #[test]
     fn unsafe_resource_characters_are_encoded() {
-        assert_eq!(
-            ok("ws://h/caf\u{e9}?q=\u{2713}").resource,
-            "/caf%C3%A9?q=%E2%9C%93"
-        );
-        assert_eq!(
-            ok("ws://h/a\"b<c>{d}|`^\\").resource,
-            "/a%22b%3Cc%3E%7Bd%7D%7C%60%5E%5C"
-        );
+        assert_eq!(ok("ws://h/caf\u{e9}?q=\u{2713}").resource, "/caf%C3%A9?q=%E2%9C%93");
+        assert_eq!(ok("ws://h/a\"b<c>{d}|`^\\").resource, "/a%22b%3Cc%3E%7Bd%7D%7C%60%5E%5C");
         assert_eq!(ok("ws://h/%41%zz").resource, "/%41%zz");
     }
 
@@ -491,27 +463,18 @@ mod tests {
         use rand::RngExt as _;
         let mut rng = rand::rng();
         let pieces = [
-            "ws", "wss", "+unix", ":", "//", "/", "[", "]", "::1", "@", "?", "#", "%", "80", "0",
-            "h", ".", "é", " ", "\u{1}",
+            "ws", "wss", "+unix", ":", "//", "/", "[", "]", "::1", "@", "?", "#", "%", "80", "0", "h", ".", "é", " ",
+            "\u{1}",
         ];
         for _ in 0..5000 {
-            let s: String = (0..rng.random_range(0..12))
-                .map(|_| pieces[rng.random_range(0..pieces.len())])
-                .collect();
+            let s: String = (0..rng.random_range(0..12)).map(|_| pieces[rng.random_range(0..pieces.len())]).collect();
             if let Ok(u) = parse_ws_url(&s) {
                 assert!(u.resource.starts_with('/'), "{s:?}");
                 assert!(u.port != 0);
                 // The normalized form parses back to the same URL (credentials aside).
-                let again = parse_ws_url(&u.to_url_string())
-                    .unwrap_or_else(|e| panic!("{s:?} -> {}: {e}", u.to_url_string()));
-                assert_eq!(
-                    again,
-                    WsUrl {
-                        userinfo: None,
-                        ..u
-                    },
-                    "{s:?}"
-                );
+                let again =
+                    parse_ws_url(&u.to_url_string()).unwrap_or_else(|e| panic!("{s:?} -> {}: {e}", u.to_url_string()));
+                assert_eq!(again, WsUrl { userinfo: None, ..u }, "{s:?}");
             }
         }
     }

@@ -184,30 +184,18 @@ mod tests {
     #[test]
     fn empty_and_one_byte() {
         assert_eq!(parse_close_payload(&[]), Ok(None));
-        assert_eq!(
-            parse_close_payload(&[0x03]),
-            Err(ClosePayloadError::OneByte)
-        );
-        assert_eq!(
-            ClosePayloadError::OneByte.close_code(),
-            codes::PROTOCOL_ERROR
-        );
+        assert_eq!(parse_close_payload(&[0x03]), Err(ClosePayloadError::OneByte));
+        assert_eq!(ClosePayloadError::OneByte.close_code(), codes::PROTOCOL_ERROR);
     }
 
     #[test]
     fn code_and_reason() {
-        assert_eq!(
-            parse_close_payload(&[0x03, 0xE8, b'b', b'y', b'e']),
-            Ok(Some((1000, "bye")))
-        );
+        assert_eq!(parse_close_payload(&[0x03, 0xE8, b'b', b'y', b'e']), Ok(Some((1000, "bye"))));
         let mut p = vec![0x0F, 0xA0]; // 4000
         p.extend_from_slice("κόσμε".as_bytes());
         assert_eq!(parse_close_payload(&p), Ok(Some((4000, "κόσμε"))));
         // Code is checked before the reason.
-        assert_eq!(
-            parse_close_payload(&[0x03, 0xED, 0xFF]),
-            Err(ClosePayloadError::InvalidCode(1005))
-        );
+        assert_eq!(parse_close_payload(&[0x03, 0xED, 0xFF]), Err(ClosePayloadError::InvalidCode(1005)));
     }
 
     #[test]
@@ -223,16 +211,9 @@ mod tests {
         for r in bad {
             let mut p = vec![0x03, 0xE8];
             p.extend_from_slice(r);
-            assert_eq!(
-                parse_close_payload(&p),
-                Err(ClosePayloadError::InvalidUtf8),
-                "{r:02X?}"
-            );
+            assert_eq!(parse_close_payload(&p), Err(ClosePayloadError::InvalidUtf8), "{r:02X?}");
         }
-        assert_eq!(
-            ClosePayloadError::InvalidUtf8.close_code(),
-            codes::INVALID_PAYLOAD
-        );
+        assert_eq!(ClosePayloadError::InvalidUtf8.close_code(), codes::INVALID_PAYLOAD);
     }
 
     #[test]
@@ -255,10 +236,7 @@ mod tests {
 
     #[test]
     fn error_text() {
-        assert_eq!(
-            ClosePayloadError::InvalidCode(5).to_string(),
-            "invalid close code"
-        );
+        assert_eq!(ClosePayloadError::InvalidCode(5).to_string(), "invalid close code");
         assert!(!ClosePayloadError::OneByte.message().is_empty());
     }
 }

@@ -296,17 +296,12 @@ mod tests {
     #[test]
     fn rfc_example_masked_text() {
         // RFC 6455 §5.7: single-frame masked "Hello".
-        let buf = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let buf = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         let (h, n) = parse_header(&buf).unwrap().unwrap();
         assert_eq!(n, 6);
         assert_eq!(h.mask, Some([0x37, 0xfa, 0x21, 0x3d]));
         assert_eq!(h.payload_len, 5);
-        assert_eq!(
-            enc(true, false, OpCode::Text, Some([0x37, 0xfa, 0x21, 0x3d]), 5),
-            buf[..6].to_vec()
-        );
+        assert_eq!(enc(true, false, OpCode::Text, Some([0x37, 0xfa, 0x21, 0x3d]), 5), buf[..6].to_vec());
     }
 
     #[test]
@@ -341,18 +336,9 @@ mod tests {
     fn length_form_boundaries() {
         assert_eq!(enc(true, false, OpCode::Binary, None, 0), vec![0x82, 0]);
         assert_eq!(enc(true, false, OpCode::Binary, None, 125), vec![0x82, 125]);
-        assert_eq!(
-            enc(true, false, OpCode::Binary, None, 126),
-            vec![0x82, 126, 0, 126]
-        );
-        assert_eq!(
-            enc(true, false, OpCode::Binary, None, 0xFFFF),
-            vec![0x82, 126, 0xFF, 0xFF]
-        );
-        assert_eq!(
-            enc(true, false, OpCode::Binary, None, 0x1_0000),
-            vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
-        );
+        assert_eq!(enc(true, false, OpCode::Binary, None, 126), vec![0x82, 126, 0, 126]);
+        assert_eq!(enc(true, false, OpCode::Binary, None, 0xFFFF), vec![0x82, 126, 0xFF, 0xFF]);
+        assert_eq!(enc(true, false, OpCode::Binary, None, 0x1_0000), vec![0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
 
     #[test]
@@ -406,10 +392,7 @@ mod tests {
     #[test]
     fn reserved_opcodes_rejected() {
         for op in (3u8..=7).chain(0x0B..=0x0F) {
-            assert_eq!(
-                parse_header(&[0x80 | op, 0]),
-                Err(HeaderError::ReservedOpcode(op))
-            );
+            assert_eq!(parse_header(&[0x80 | op, 0]), Err(HeaderError::ReservedOpcode(op)));
         }
     }
 
@@ -421,65 +404,36 @@ mod tests {
         for op in [0x88u8, 0x89, 0x8A] {
             assert_eq!(parse_header(&[op, 126]), Err(HeaderError::ControlTooLong));
             assert_eq!(parse_header(&[op, 127]), Err(HeaderError::ControlTooLong));
-            assert_eq!(
-                parse_header(&[op, 0xFE, 0, 200]),
-                Err(HeaderError::ControlTooLong)
-            );
-            assert_eq!(
-                parse_header(&[op & 0x7F, 0]),
-                Err(HeaderError::ControlFragmented)
-            );
+            assert_eq!(parse_header(&[op, 0xFE, 0, 200]), Err(HeaderError::ControlTooLong));
+            assert_eq!(parse_header(&[op & 0x7F, 0]), Err(HeaderError::ControlFragmented));
         }
     }
 
     #[test]
     fn non_minimal_lengths_rejected() {
-        assert_eq!(
-            parse_header(&[0x82, 126, 0, 125]),
-            Err(HeaderError::NonMinimalLength)
-        );
-        assert_eq!(
-            parse_header(&[0x82, 126, 0, 0]),
-            Err(HeaderError::NonMinimalLength)
-        );
-        assert_eq!(
-            parse_header(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]),
-            Err(HeaderError::NonMinimalLength)
-        );
-        assert_eq!(
-            parse_header(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5]),
-            Err(HeaderError::NonMinimalLength)
-        );
+        assert_eq!(parse_header(&[0x82, 126, 0, 125]), Err(HeaderError::NonMinimalLength));
+        assert_eq!(parse_header(&[0x82, 126, 0, 0]), Err(HeaderError::NonMinimalLength));
+        assert_eq!(parse_header(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]), Err(HeaderError::NonMinimalLength));
+        assert_eq!(parse_header(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5]), Err(HeaderError::NonMinimalLength));
         // Detected before the masking key arrives.
-        assert_eq!(
-            parse_header(&[0x82, 0xFE, 0, 1]),
-            Err(HeaderError::NonMinimalLength)
-        );
+        assert_eq!(parse_header(&[0x82, 0xFE, 0, 1]), Err(HeaderError::NonMinimalLength));
     }
 
     #[test]
     fn msb_length_rejected() {
-        assert_eq!(
-            parse_header(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]),
-            Err(HeaderError::LengthMsbSet)
-        );
+        assert_eq!(parse_header(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]), Err(HeaderError::LengthMsbSet));
         assert_eq!(
             parse_header(&[0x82, 127, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]),
             Err(HeaderError::LengthMsbSet)
         );
-        let (h, _) = parse_header(&[0x82, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
-            .unwrap()
-            .unwrap();
+        let (h, _) = parse_header(&[0x82, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap().unwrap();
         assert_eq!(h.payload_len, i64::MAX as u64);
     }
 
     #[test]
     fn error_messages() {
         assert_eq!(HeaderError::ReservedOpcode(3).message(), "reserved opcode");
-        assert_eq!(
-            HeaderError::ReservedOpcode(3).to_string(),
-            "reserved opcode"
-        );
+        assert_eq!(HeaderError::ReservedOpcode(3).to_string(), "reserved opcode");
         for e in [
             HeaderError::ControlTooLong,
             HeaderError::ControlFragmented,

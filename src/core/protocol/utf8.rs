@@ -108,9 +108,7 @@ impl Utf8Validator {
 /// Whole-buffer check (fast path for a text message that arrived in one piece).
 #[inline]
 pub fn validate(bytes: &[u8]) -> Result<(), Utf8Error> {
-    std::str::from_utf8(bytes)
-        .map(|_| ())
-        .map_err(|_| Utf8Error)
+    std::str::from_utf8(bytes).map(|_| ()).map_err(|_| Utf8Error)
 }
 
 #[cfg(test)]
@@ -150,8 +148,8 @@ mod tests {
         &[0xC2, 0x41],       // missing continuation
         &[0xE2, 0x82, 0x41], // missing last continuation
         &[
-            0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80,
-            0x65, 0x64, 0x69, 0x74, 0x65, 0x64,
+            0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80, 0x65, 0x64, 0x69, 0x74,
+            0x65, 0x64,
         ],
     ];
 
@@ -197,11 +195,7 @@ mod tests {
             for i in 0..=b.len() {
                 assert_eq!(run(&[&b[..i], &b[i..]]), Err(Utf8Error), "{b:02X?} @ {i}");
                 for j in i..=b.len() {
-                    assert_eq!(
-                        run(&[&b[..i], &b[i..j], &b[j..]]),
-                        Err(Utf8Error),
-                        "{b:02X?} @ {i},{j}"
-                    );
+                    assert_eq!(run(&[&b[..i], &b[i..j], &b[j..]]), Err(Utf8Error), "{b:02X?} @ {i},{j}");
                 }
             }
         }
@@ -224,13 +218,7 @@ mod tests {
 
     #[test]
     fn fail_fast_immediately() {
-        for b in [
-            &[0xF4u8, 0x90][..],
-            &[0xED, 0xA0],
-            &[0xC0],
-            &[0xF5],
-            &[0xE0, 0x80],
-        ] {
+        for b in [&[0xF4u8, 0x90][..], &[0xED, 0xA0], &[0xC0], &[0xF5], &[0xE0, 0x80]] {
             assert_eq!(Utf8Validator::new().feed(b), Err(Utf8Error), "{b:02X?}");
         }
         // Second byte of a bad pair arriving alone in the next piece.
@@ -274,13 +262,7 @@ mod tests {
 
     #[test]
     fn finish_with_dangling_bytes() {
-        for b in [
-            &[0xC2u8][..],
-            &[0xE2],
-            &[0xE2, 0x82],
-            &[0xF0, 0x9F, 0x98],
-            &[b'a', 0xF4, 0x8F],
-        ] {
+        for b in [&[0xC2u8][..], &[0xE2], &[0xE2, 0x82], &[0xF0, 0x9F, 0x98], &[b'a', 0xF4, 0x8F]] {
             let mut v = Utf8Validator::new();
             assert_eq!(v.feed(b), Ok(()), "{b:02X?}");
             assert!(!v.is_clean());
