@@ -1,7 +1,7 @@
 # wsffi build and test entry points.
 #   make          library (release), header check, examples, C tests
 #   make demo     build, then run the chat demo with clients talking to it
-#   make test     every test: Rust, C (plain, valgrind, AddressSanitizer), interop with real
+#   make test     lint (rustfmt, clippy), then every test: Rust, C (plain, valgrind, AddressSanitizer), interop with real
 #                 peers, benchmark and fuzz smoke runs
 #   make tsan     C tests under ThreadSanitizer (needs a nightly toolchain)
 #   make header   regenerate include/wsffi.h after changing src/ffi
@@ -17,7 +17,7 @@ LDLIBS  := -L$(LIBDIR) -lwsffi -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 
 EXAMPLES := $(BUILD)/echo-server
 
-.PHONY: all lib header test test-rust clean
+.PHONY: all lib header test test-rust lint clean
 
 all: lib $(EXAMPLES)
 
@@ -33,10 +33,15 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke
+test: lint all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke
 
 test-rust:
 	$(CARGO) test --release
+
+# Formatting (rustfmt.toml) and clippy with warnings as errors, over every target.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets --release -- -D warnings
 
 # Each part of the test suite keeps its own rules next to its files.
 include examples/examples.mk

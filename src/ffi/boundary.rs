@@ -22,6 +22,8 @@ pub(crate) use boundary;
 macro_rules! status_boundary {
     ($body:block) => {{
         $crate::ffi::boundary::boundary!($crate::ffi::status::Status::ErrPanic, {
+            // The closure gives `?` inside the body a function to return from.
+            #[allow(clippy::redundant_closure_call)]
             let r: Result<(), $crate::ffi::status::Status> = (|| $body)();
             match r {
                 Ok(()) => $crate::ffi::status::Status::Ok,
@@ -182,7 +184,7 @@ mod tests {
         unsafe {
             assert_eq!(text(std::ptr::null()), Err(Status::ErrNullParameter));
             assert_eq!(text(c"ok".as_ptr()), Ok("ok"));
-            assert_eq!(text(b"\xff\0".as_ptr().cast()), Err(Status::ErrInvalidUtf8));
+            assert_eq!(text(c"\xff".as_ptr()), Err(Status::ErrInvalidUtf8));
             assert_eq!(bytes(std::ptr::null(), 0), Ok(&[][..]));
             assert_eq!(bytes(std::ptr::null(), 3), Err(Status::ErrNullParameter));
             let mut out = 0;

@@ -33,7 +33,7 @@ impl Pool {
 
     fn give(&mut self, buf: Vec<u8>) {
         let cap = buf.capacity();
-        if cap < POOLED_MIN || cap > MAX_BYTES {
+        if !(POOLED_MIN..=MAX_BYTES).contains(&cap) {
             return;
         }
         // Make room by dropping the smallest buffers first: large ones are the costly ones.

@@ -457,6 +457,7 @@ pub struct Conn {
 
 impl Conn {
     /// A connection in `phase`, without a socket yet (clients) or with one (servers).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         handle: Arc<ConnHandle>,
         key: Key,
