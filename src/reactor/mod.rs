@@ -6,6 +6,7 @@ pub mod bufpool;
 pub mod client;
 pub mod config;
 pub mod conn;
+pub mod dispatch;
 pub mod event_loop;
 pub mod server;
 pub mod slab;
