@@ -25,7 +25,9 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Parses a request head from the start of buf. Ok(None) = incomplete (and buf.len() <= max so far).
 /// Errors: head larger than max_header_bytes (431 "Request Header Fields Too Large"), malformed (400),
-/// more than 100 headers (431), HTTP version other than 1.x (505).
+/// more than 100 headers (431), HTTP version other than 1.x (505), framing that leaves the
+/// length of the content unknown (400: an invalid or conflicting Content-Length, Content-Length
+/// with Transfer-Encoding, a Transfer-Encoding not ending in chunked).
 /// On success returns the request and the head length (bytes consumed, including the final CRLFCRLF).
 pub fn parse_request(buf: &[u8], max_header_bytes: usize) -> Result<Option<(Request, usize)>, HttpError> {
     // Bytes past the limit can't belong to an acceptable head, so they are never scanned.
@@ -43,10 +45,7 @@ pub fn parse_request(buf: &[u8], max_header_bytes: usize) -> Result<Option<(Requ
     // A complete parse always fills these; the fallbacks only avoid a panic path.
     let method = parsed.method.unwrap_or_default().to_owned();
     let target = parsed.path.unwrap_or_default().to_owned();
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
-        None => (target.clone(), None),
-    };
+    let (path, query) = split_target(&target);
     let request = Request {
         method,
         target,
@@ -55,7 +54,67 @@ pub fn parse_request(buf: &[u8], max_header_bytes: usize) -> Result<Option<(Requ
         http_minor: parsed.version.unwrap_or(1),
         headers: headers::collect(parsed.headers),
     };
+    check_framing(&request.headers)?;
     Ok(Some((request, len)))
+}
+
+/// Path and query of a request target. An absolute-form target (`http://host/chat?x`,
+/// RFC 9112 §3.2.2) is routed by its path, `/` when it has none; other forms are split as
+/// they are.
+fn split_target(target: &str) -> (String, Option<String>) {
+    let origin_form = match target.split_once("://") {
+        Some((scheme, rest)) if ["http", "https", "ws", "wss"].iter().any(|s| scheme.eq_ignore_ascii_case(s)) => {
+            match rest.find(['/', '?']) {
+                Some(i) if rest.as_bytes()[i] == b'/' => rest[i..].to_owned(),
+                Some(i) => format!("/{}", &rest[i..]),
+                None => "/".to_owned(),
+            }
+        }
+        _ => target.to_owned(),
+    };
+    match origin_form.split_once('?') {
+        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+        None => (origin_form, None),
+    }
+}
+
+/// Request message framing (RFC 9112 §6.1, §6.3): every Content-Length must be a decimal
+/// number and all of them equal, and Content-Length may not come with Transfer-Encoding,
+/// whose final coding must be chunked. Anything else is a 400: the length of the content
+/// cannot be known, and guessing it is how requests are smuggled.
+fn check_framing(hs: &[Header]) -> Result<(), HttpError> {
+    let lengths = headers::count(hs, "content-length");
+    let codings = headers::count(hs, "transfer-encoding");
+    if lengths > 0 && codings > 0 {
+        return Err(HttpError::new(400, "Bad Request: both Content-Length and Transfer-Encoding"));
+    }
+    if codings > 0 {
+        let last = headers::elements(hs, "transfer-encoding").last();
+        if !last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
+            return Err(HttpError::new(400, "Bad Request: Transfer-Encoding must end with chunked"));
+        }
+    }
+    content_length(hs).map(|_| ())
+}
+
+/// The request's Content-Length (0 when absent), or 400 when one is not a decimal number or
+/// they disagree. A list value (`5, 5`) counts as repeated headers.
+fn content_length(hs: &[Header]) -> Result<u64, HttpError> {
+    let mut length = None;
+    for h in hs.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
+        // An empty value or list element is as unknowable as a non-number.
+        for value in h.value.split(',').map(headers::trim_ows) {
+            let n = (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| value.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(|| HttpError::new(400, "Bad Request: invalid Content-Length"))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(HttpError::new(400, "Bad Request: conflicting Content-Length headers"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.unwrap_or(0))
 }
 
 impl Request {
@@ -122,8 +181,9 @@ fn reject_with(status: u16, message: &str, name: &str, value: &str) -> (HttpErro
 /// 400), exactly one Host (400), Upgrade websocket + Connection upgrade (426 "Upgrade Required"
 /// with "Upgrade: websocket"), Sec-WebSocket-Version 13 (else 426 with
 /// "Sec-WebSocket-Version: 13"), one Sec-WebSocket-Key that base64-decodes to exactly 16 bytes
-/// (400). Subprotocols must be unique RFC 7230 tokens and extension names tokens (400).
-/// The `Vec` holds headers to send with the error response.
+/// (400), at most one Origin (400), no content: no Transfer-Encoding and no Content-Length
+/// other than 0 (400). Subprotocols must be unique RFC 7230 tokens and extension names
+/// tokens (400). The `Vec` holds headers to send with the error response.
 pub fn validate_upgrade(req: &Request) -> Result<UpgradeRequest, (HttpError, Vec<(String, String)>)> {
     if req.method != "GET" {
         return Err(reject_with(405, "Method Not Allowed: a WebSocket upgrade must use GET", "Allow", "GET"));
@@ -136,6 +196,15 @@ pub fn validate_upgrade(req: &Request) -> Result<UpgradeRequest, (HttpError, Vec
         1 => {}
         // RFC 7230 §5.4: more than one Host is answered with 400.
         _ => return Err(reject(400, "Bad Request: more than one Host header")),
+    }
+    // A browser sends one Origin; with two, a check of the first could pass while the
+    // application reads the other.
+    if headers::count(&req.headers, "origin") > 1 {
+        return Err(reject(400, "Bad Request: more than one Origin header"));
+    }
+    // Content of an upgrade request would otherwise be read as the first WebSocket frames.
+    if headers::count(&req.headers, "transfer-encoding") > 0 || content_length(&req.headers).map_or(true, |n| n > 0) {
+        return Err(reject(400, "Bad Request: a WebSocket upgrade request must not carry content"));
     }
     if !req.is_websocket_upgrade() {
         return Err(reject_with(
@@ -474,6 +543,66 @@ Sec-WebSocket-Version: 13\r\n\r\n";
             Some(if l.starts_with("Origin") { "Sec-WebSocket-Extensions: ; x".to_owned() } else { l.to_owned() })
         });
         assert_eq!(rejection(&r).0.status, 400);
+    }
+
+    /// The RFC request with `extra` header lines added before the blank line.
+    fn with_lines(extra: &str) -> Vec<u8> {
+        let head = &RFC_REQUEST[..RFC_REQUEST.len() - 2];
+        [head, extra.as_bytes(), b"\r\n"].concat()
+    }
+
+    #[test]
+    fn ambiguous_framing_is_400() {
+        for extra in [
+            "Content-Length: abc\r\n",
+            "Content-Length: \r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: 5\r\nContent-Length: 6\r\n",
+            "Content-Length: 5, 6\r\n",
+            "Content-Length: 99999999999999999999999\r\n",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip\r\n",
+            "Transfer-Encoding: chunked, gzip\r\n",
+        ] {
+            let e = parse_request(&with_lines(extra), DEFAULT_MAX_HEADER_BYTES).unwrap_err();
+            assert_eq!(e.status, 400, "{extra:?}");
+            assert!(e.message.starts_with("Bad Request: "), "{e:?}");
+        }
+        // Equal repeats are one length (RFC 9112 §6.3 item 5).
+        assert!(parse_request(&with_lines("Content-Length: 0\r\nContent-Length: 0\r\n"), 1024).is_ok());
+    }
+
+    #[test]
+    fn upgrade_with_content_is_400() {
+        for extra in ["Content-Length: 14\r\n", "Transfer-Encoding: chunked\r\n", "Content-Length: 3, 3\r\n"] {
+            let (e, _) = rejection(&parse(&with_lines(extra)));
+            assert_eq!(
+                (e.status, e.message.as_str()),
+                (400, "Bad Request: a WebSocket upgrade request must not carry content"),
+                "{extra:?}"
+            );
+        }
+        assert!(validate_upgrade(&parse(&with_lines("Content-Length: 0\r\n"))).is_ok());
+    }
+
+    #[test]
+    fn repeated_origin_is_400() {
+        let (e, _) = rejection(&parse(&with_lines("origin: http://evil.example\r\n")));
+        assert_eq!((e.status, e.message.as_str()), (400, "Bad Request: more than one Origin header"));
+    }
+
+    #[test]
+    fn absolute_form_targets_route_by_path() {
+        let r = parse(b"GET http://server.example.com/chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\n\r\n");
+        assert_eq!(r.target, "http://server.example.com/chat?room=1");
+        assert_eq!((r.path.as_str(), r.query.as_deref()), ("/chat", Some("room=1")));
+        let r = parse(b"GET WSS://h:8443 HTTP/1.1\r\n\r\n");
+        assert_eq!((r.path.as_str(), r.query.as_deref()), ("/", None));
+        let r = parse(b"GET https://h?x=1 HTTP/1.1\r\n\r\n");
+        assert_eq!((r.path.as_str(), r.query.as_deref()), ("/", Some("x=1")));
+        // Other schemes and forms stay as sent (and route nowhere).
+        assert_eq!(parse(b"GET ftp://h/chat HTTP/1.1\r\n\r\n").path, "ftp://h/chat");
+        assert_eq!(parse(b"OPTIONS * HTTP/1.1\r\n\r\n").path, "*");
     }
 
     #[test]
