@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::boundary::{boundary, boxed, status_boundary, text};
 use super::status::{wsffi_status, Status};
+use crate::core::handshake::client::check_extra_request_header;
 use crate::core::handshake::headers::is_token;
 use crate::core::handshake::response::check_header;
 use crate::reactor::config::{ClientConfig, ConnConfig, ListenerConfig, ServerConfig};
@@ -125,9 +126,11 @@ pub extern "C" fn wsffi_client_options_add_protocol(
     })
 }
 
-/// Adds a request header. Host, Upgrade, Connection and Sec-WebSocket-Key/-Version are
-/// written by the library and refused here; names must be tokens, values without control
-/// characters.
+/// Adds a request header. Host, Upgrade, Connection, Content-Length, Transfer-Encoding and
+/// every Sec-WebSocket-* name (key, version, subprotocol and extension offers come from the
+/// options) are written by the library and refused here with
+/// `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case); names must be tokens, values without
+/// control characters.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_add_header(
     options: *mut wsffi_client_options,
@@ -137,11 +140,7 @@ pub extern "C" fn wsffi_client_options_add_header(
     with(options, |o| {
         // SAFETY: NULL or NUL-terminated strings.
         let (n, v) = unsafe { (text(name)?, text(value)?) };
-        check_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
-        const RESERVED: [&str; 5] = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"];
-        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(n)) {
-            return Err(Status::ErrInvalidParameter);
-        }
+        check_extra_request_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
         o.config.headers.push((n.to_string(), v.to_string()));
         Ok(())
     })

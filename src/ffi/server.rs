@@ -18,7 +18,7 @@ use super::callbacks::{
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
-use crate::core::handshake::response::check_header;
+use crate::core::handshake::response::{check_app_response_header, check_header};
 use crate::core::session::MessageKind;
 use crate::reactor::config::ListenerConfig;
 use crate::reactor::conn::ConnHandle;
@@ -450,7 +450,10 @@ pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> 
     })
 }
 
-/// Adds a header to the response of this handshake (the 101, or the refusal).
+/// Adds a header to the response of this handshake (the 101, or the refusal). Names the
+/// library writes are refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case):
+/// Content-Length, Transfer-Encoding, Connection, Upgrade and every Sec-WebSocket-* name
+/// (the accept key, subprotocol and extensions come from the negotiation).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_add_header(
     handshake: *mut HandshakeHandle,
@@ -462,7 +465,7 @@ pub extern "C" fn wsffi_handshake_add_header(
         let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
         // SAFETY: NULL or NUL-terminated strings.
         let (n, v) = unsafe { (text(name)?, text(value)?) };
-        check_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
+        check_app_response_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
         h.add_header(n, v);
         Ok(())
     })
@@ -537,8 +540,9 @@ pub extern "C" fn wsffi_handshake_reject(
 
 // ---- plain HTTP answers -----------------------------------------------------------------
 
-/// Sets the status (100-599) and reason (NULL for the standard phrase) of a plain HTTP
-/// answer. The default is 200.
+/// Sets the status (200-599) and reason (NULL for the standard phrase) of a plain HTTP
+/// answer. The default is 200. A 1xx is refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER`:
+/// it is not a final answer, and a 101 would tell a proxy the connection was upgraded.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_http_response_set_status(
     response: *mut HttpResponse,
@@ -548,7 +552,7 @@ pub extern "C" fn wsffi_http_response_set_status(
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
         let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
-        if !(100..=599).contains(&status) {
+        if !(200..=599).contains(&status) {
             return Err(Status::ErrInvalidParameter);
         }
         // SAFETY: NULL or a NUL-terminated string.

@@ -233,7 +233,7 @@ impl EventLoop {
         if conn.terminate.get() {
             return;
         }
-        if conn.phase.get() == Phase::ClientHandshake {
+        while conn.phase.get() == Phase::ClientHandshake {
             let max = with_state(conn, |st| st.config.max_header_bytes).unwrap_or(16 * 1024);
             let parsed = parse_response(conn.input.borrow_mut().data(), max);
             match parsed {
@@ -257,6 +257,11 @@ impl EventLoop {
                 }
                 Ok(Some((response, n))) => {
                     conn.input.borrow_mut().consume(n);
+                    if (100..200).contains(&response.status) && response.status != 101 {
+                        // An interim answer such as 100 Continue; the final one follows
+                        // (RFC 9110 §15.2).
+                        continue;
+                    }
                     if response.status == 101 {
                         self.client_upgraded(conn, &response);
                         return;
@@ -328,7 +333,7 @@ impl EventLoop {
     fn client_upgraded(&self, conn: &Rc<Conn>, response: &Response) {
         let negotiated = with_state(conn, |st| {
             let deflate = st.config.deflate;
-            validate_switching(response, &st.key, &st.config.protocols, deflate.is_some()).and_then(|n| {
+            validate_switching(response, &st.key, &st.config.protocols, if deflate.is_some() { &["permessage-deflate"] } else { &[] }).and_then(|n| {
                 // Only permessage-deflate is ever offered, so any extension answer is one.
                 let agreed = match (&n.extensions, deflate) {
                     (Some(answer), Some(cfg)) => {

@@ -23,7 +23,7 @@ use super::views::cstring;
 use super::Shared;
 use crate::core::extensions::deflate::server_negotiate;
 use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRequest};
-use crate::core::handshake::response::{accept_key, build_response, build_switching_protocols};
+use crate::core::handshake::response::{accept_key, build_response_to, build_switching_protocols};
 use crate::core::protocol::close::codes;
 use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
 use crate::ffi::callbacks::{ConnCallbacks, HttpHandler, OwnedUserData, ServerCallbacks, Verdict};
@@ -183,6 +183,8 @@ struct ServerState {
     forced: Option<Rc<Server>>,
     max_header_bytes: usize,
     deferred: Option<(Arc<HandshakeHandle>, UpgradeRequest, Rc<Server>)>,
+    /// The request was a HEAD: answers carry headers only.
+    head_only: bool,
 }
 
 fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ServerState) -> R) -> Option<R> {
@@ -438,7 +440,7 @@ impl EventLoop {
         }
         self.conns.borrow_mut().insert(conn.clone());
         *conn.handshake.borrow_mut() =
-            Some(Box::new(ServerState { listener, forced, max_header_bytes, deferred: None }));
+            Some(Box::new(ServerState { listener, forced, max_header_bytes, deferred: None, head_only: false }));
         conn.phase_deadline.set(Some(Instant::now() + handshake_timeout));
         self.arm(&conn);
         if !head.is_empty() {
@@ -508,9 +510,11 @@ impl EventLoop {
         .unwrap_or_default()
     }
 
-    /// Writes a complete HTTP answer and closes the connection after it.
+    /// Writes a complete HTTP answer and closes the connection after it; for a HEAD request
+    /// the body is left out.
     fn refuse(&self, conn: &Rc<Conn>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
-        let bytes = build_response(status, reason, headers, body);
+        let head_only = with_state(conn, |st| st.head_only).unwrap_or(false);
+        let bytes = build_response_to(head_only, status, reason, headers, body);
         conn.output.borrow_mut().buf.extend_from_slice(&bytes);
         self.close_soon(conn);
     }
@@ -527,11 +531,17 @@ impl EventLoop {
             view.tls_subject = cstring(&subject);
         }
         let view = Arc::new(view);
+        with_state(conn, |st| st.head_only = view.request.method == "HEAD");
         if !view.request.is_websocket_upgrade() {
+            // A plain request's content (if any) is never read: the answer closes the
+            // connection, so it cannot be taken for a next request.
             if let Some(handler) = listener.as_ref().and_then(|l| l.http.get()) {
                 let mut response = HttpResponse::default();
                 handler.call(&view, &mut response);
-                self.refuse(conn, response.status, &response.reason, &response.headers, &response.body);
+                // Only a final status may answer; a 1xx (above all 101) would be read as an
+                // interim answer or an upgrade.
+                let status = if (200..=599).contains(&response.status) { response.status } else { 500 };
+                self.refuse(conn, status, &response.reason, &response.headers, &response.body);
             } else if server.is_some() {
                 let headers = [("Upgrade".to_string(), "websocket".to_string())];
                 self.refuse(conn, 426, "", &headers, b"this path expects a WebSocket upgrade\n");

@@ -2,7 +2,7 @@
 //! and reading the body of a refusal.
 
 use super::headers::{self, MAX_HEADERS};
-use super::response::{accept_key, check_header};
+use super::response::{accept_key, check_header, is_sec_websocket};
 use super::url::WsUrl;
 use super::{Header, HttpError};
 
@@ -12,18 +12,30 @@ pub fn generate_key() -> String {
     headers::base64_encode(&nonce)
 }
 
-/// Headers the library writes itself; an application may not send its own.
-const RESERVED: [&str; 5] = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"];
+/// Headers the library writes itself, or that would frame content after the GET; an
+/// application may not send its own. The Sec-WebSocket-* family is reserved as well: the key,
+/// version, subprotocol offer and extension offer all come from the connection options.
+const RESERVED: [&str; 5] = ["host", "upgrade", "connection", "content-length", "transfer-encoding"];
+
+/// Checks a header an application adds to the upgrade request: a token name, a value without
+/// control characters, and not a name in [`RESERVED`] or the Sec-WebSocket-* family.
+pub fn check_extra_request_header(name: &str, value: &str) -> Result<(), String> {
+    check_header(name, value)?;
+    if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) || is_sec_websocket(name) {
+        return Err(format!("header {name} is set by the library and cannot be given"));
+    }
+    Ok(())
+}
 
 /// The upgrade request head: `GET {resource} HTTP/1.1`, Host, Upgrade: websocket,
 /// Connection: Upgrade, Sec-WebSocket-Key, Sec-WebSocket-Version: 13, then when given
 /// Sec-WebSocket-Protocol (`a, b`), Origin, Authorization (Basic, from `url.userinfo`
 /// percent-decoded) and Sec-WebSocket-Extensions, then the extra headers in order.
 ///
-/// Errors: an extra header named Host, Upgrade, Connection, Sec-WebSocket-Key or
-/// Sec-WebSocket-Version, or one that repeats a header written from the other arguments
-/// (Sec-WebSocket-Protocol, Origin, Authorization, Sec-WebSocket-Extensions); invalid or
-/// duplicate subprotocols; any value with control characters.
+/// Errors: an extra header named Host, Upgrade, Connection, Content-Length,
+/// Transfer-Encoding or Sec-WebSocket-*, or one that repeats a header written from the
+/// other arguments (Origin, Authorization); invalid or duplicate subprotocols; any value
+/// with control characters.
 pub fn build_request(
     url: &WsUrl,
     key: &str,
@@ -48,17 +60,9 @@ pub fn build_request(
         }
     }
     let authorization = url.userinfo.as_deref().map(basic_credentials);
-    let written = [
-        ("sec-websocket-protocol", !protocols.is_empty()),
-        ("origin", origin.is_some()),
-        ("authorization", authorization.is_some()),
-        ("sec-websocket-extensions", extensions_offer.is_some()),
-    ];
+    let written = [("origin", origin.is_some()), ("authorization", authorization.is_some())];
     for (name, value) in extra {
-        check_header(name, value)?;
-        if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-            return Err(format!("header {name} is set by the library and cannot be given"));
-        }
+        check_extra_request_header(name, value)?;
         if written.iter().any(|(w, set)| *set && name.eq_ignore_ascii_case(w)) {
             return Err(format!("header {name} is already set from the connection options"));
         }
@@ -170,14 +174,14 @@ pub struct Negotiated {
 
 /// Validates a 101 answer (RFC 6455 §4.1 client rules): Upgrade/Connection tokens,
 /// Sec-WebSocket-Accept matches the key, a Sec-WebSocket-Protocol only if we offered it and
-/// only one of ours, Sec-WebSocket-Extensions only if we offered extensions
-/// (`offered_extensions` = false means any non-empty extension header is an error).
-/// Err(message) names the cause.
+/// only one of ours, and Sec-WebSocket-Extensions naming only extensions in
+/// `offered_extensions` (names, ASCII case-insensitive; empty means any extension answer is
+/// an error). Err(message) names the cause.
 pub fn validate_switching(
     resp: &Response,
     key: &str,
     offered_protocols: &[String],
-    offered_extensions: bool,
+    offered_extensions: &[&str],
 ) -> Result<Negotiated, String> {
     if resp.status != 101 {
         return Err(format!("expected status 101, got {} {}", resp.status, resp.reason));
@@ -213,13 +217,17 @@ pub fn validate_switching(
     };
 
     let offers: Vec<&str> = headers::elements(&resp.headers, "sec-websocket-extensions").collect();
-    let extensions = if offers.is_empty() {
-        None
-    } else if offered_extensions {
-        Some(offers.join(", "))
-    } else {
+    if !offers.is_empty() && offered_extensions.is_empty() {
         return Err("the server sent Sec-WebSocket-Extensions but none were offered".into());
-    };
+    }
+    // RFC 6455 §9.1: the server may only answer with extensions the client asked for.
+    for offer in &offers {
+        let name = headers::trim_ows(offer.split(';').next().unwrap_or_default());
+        if !offered_extensions.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            return Err(format!("the server accepted extension {name:?}, which was not offered"));
+        }
+    }
+    let extensions = (!offers.is_empty()).then(|| offers.join(", "));
     Ok(Negotiated { protocol, extensions })
 }
 
@@ -485,7 +493,17 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
     #[test]
     fn request_rejects_reserved_and_duplicate_headers() {
         let u = url("ws://h/");
-        for name in ["Host", "upgrade", "CONNECTION", "Sec-WebSocket-Key", "sec-websocket-version"] {
+        for name in [
+            "Host",
+            "upgrade",
+            "CONNECTION",
+            "Sec-WebSocket-Key",
+            "sec-websocket-version",
+            "Content-Length",
+            "transfer-encoding",
+            "Sec-WebSocket-Extensions",
+            "Sec-WebSocket-Protocol",
+        ] {
             let extra = vec![(name.to_owned(), "x".to_owned())];
             assert!(build_request(&u, RFC_KEY, &[], None, None, &extra).is_err(), "{name}");
         }
@@ -530,7 +548,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         assert_eq!(resp.reason, "Switching Protocols");
         assert_eq!(resp.http_minor, 1);
         assert_eq!(resp.header("SEC-WEBSOCKET-ACCEPT"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-        assert_eq!(validate_switching(&resp, RFC_KEY, &[], false), Ok(Negotiated { protocol: None, extensions: None }));
+        assert_eq!(validate_switching(&resp, RFC_KEY, &[], &[]), Ok(Negotiated { protocol: None, extensions: None }));
     }
 
     #[test]
@@ -558,31 +576,31 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
                 .replace("Upgrade: websocket", "upgrade: WebSocket")
                 .replace("Connection: Upgrade", "connection: keep-alive, upgrade"),
         );
-        assert!(validate_switching(&resp, RFC_KEY, &[], false).is_ok());
+        assert!(validate_switching(&resp, RFC_KEY, &[], &[]).is_ok());
     }
 
     #[test]
     fn switching_failures_name_the_cause() {
-        let check = |head: String, protocols: &[&str], ext: bool| {
+        let check = |head: String, protocols: &[&str], ext: &[&str]| {
             validate_switching(&response(&head), RFC_KEY, &strings(protocols), ext).unwrap_err()
         };
-        assert!(check(RFC_101.replace("101 Switching Protocols", "200 OK"), &[], false).contains("got 200 OK"));
-        assert!(check(RFC_101.replace("Upgrade: websocket\r\n", ""), &[], false).contains("Upgrade: websocket"));
-        assert!(check(RFC_101.replace("Upgrade: websocket", "Upgrade: h2c"), &[], false).contains("Upgrade: websocket"));
-        assert!(check(RFC_101.replace("Connection: Upgrade", "Connection: close"), &[], false).contains("Connection"));
-        assert!(check(RFC_101.replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), &[], false)
+        assert!(check(RFC_101.replace("101 Switching Protocols", "200 OK"), &[], &[]).contains("got 200 OK"));
+        assert!(check(RFC_101.replace("Upgrade: websocket\r\n", ""), &[], &[]).contains("Upgrade: websocket"));
+        assert!(check(RFC_101.replace("Upgrade: websocket", "Upgrade: h2c"), &[], &[]).contains("Upgrade: websocket"));
+        assert!(check(RFC_101.replace("Connection: Upgrade", "Connection: close"), &[], &[]).contains("Connection"));
+        assert!(check(RFC_101.replace("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="), &[], &[])
             .contains("does not match"));
-        assert!(check(RFC_101.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", ""), &[], false)
+        assert!(check(RFC_101.replace("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", ""), &[], &[])
             .contains("lacks Sec-WebSocket-Accept"));
         let twice = RFC_101.replace("\r\n\r\n", "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
-        assert!(check(twice, &[], false).contains("more than one"));
+        assert!(check(twice, &[], &[]).contains("more than one"));
     }
 
     #[test]
     fn switching_subprotocol_rules() {
         let with = |extra: &str| RFC_101.replace("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"));
         let ok =
-            |head: String, offered: &[&str]| validate_switching(&response(&head), RFC_KEY, &strings(offered), false);
+            |head: String, offered: &[&str]| validate_switching(&response(&head), RFC_KEY, &strings(offered), &[]);
         assert_eq!(
             ok(with("Sec-WebSocket-Protocol: chat"), &["superchat", "chat"]).unwrap().protocol.as_deref(),
             Some("chat")
@@ -605,11 +623,22 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         let head = RFC_101.replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\nSec-WebSocket-Extensions: x-y\r\n\r\n");
         let resp = response(&head);
         assert_eq!(
-            validate_switching(&resp, RFC_KEY, &[], true).unwrap().extensions.as_deref(),
+            validate_switching(&resp, RFC_KEY, &[], &["permessage-deflate", "x-y"]).unwrap().extensions.as_deref(),
             Some("permessage-deflate; server_no_context_takeover, x-y")
         );
-        assert!(validate_switching(&resp, RFC_KEY, &[], false).unwrap_err().contains("none were offered"));
-        assert_eq!(validate_switching(&response(RFC_101), RFC_KEY, &[], true).unwrap().extensions, None);
+        assert!(validate_switching(&resp, RFC_KEY, &[], &[]).unwrap_err().contains("none were offered"));
+        assert_eq!(validate_switching(&response(RFC_101), RFC_KEY, &[], &["permessage-deflate"]).unwrap().extensions, None);
+    }
+
+    #[test]
+    fn switching_refuses_unoffered_extensions() {
+        let with = |ext: &str| response(&RFC_101.replace("\r\n\r\n", &format!("\r\nSec-WebSocket-Extensions: {ext}\r\n\r\n")));
+        let offered = ["permessage-deflate"];
+        let e = validate_switching(&with("permessage-deflate, x-evil"), RFC_KEY, &[], &offered).unwrap_err();
+        assert_eq!(e, "the server accepted extension \"x-evil\", which was not offered");
+        assert!(validate_switching(&with("x-evil; permessage-deflate"), RFC_KEY, &[], &offered).is_err());
+        let ok = validate_switching(&with("PerMessage-Deflate ; client_max_window_bits=10"), RFC_KEY, &[], &offered);
+        assert_eq!(ok.unwrap().extensions.as_deref(), Some("PerMessage-Deflate ; client_max_window_bits=10"));
     }
 
     #[test]
@@ -741,7 +770,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
             }
             head.truncate(rng.random_range(0..=head.len()));
             if let Ok(Some((resp, _))) = parse_response(&head, 256) {
-                let _ = validate_switching(&resp, RFC_KEY, &strings(&["chat"]), false);
+                let _ = validate_switching(&resp, RFC_KEY, &strings(&["chat"]), &[]);
                 let _ = body_framing(&resp);
             }
         }
@@ -776,7 +805,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
         let (resp, used) = parse_response(&answer, 16 * 1024).unwrap().unwrap();
         assert_eq!(used, answer.len());
         assert_eq!(
-            validate_switching(&resp, &key, &offered, true),
+            validate_switching(&resp, &key, &offered, &["permessage-deflate"]),
             Ok(Negotiated { protocol: Some("v1.chat".into()), extensions: Some("permessage-deflate".into()) })
         );
     }

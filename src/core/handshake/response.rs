@@ -11,8 +11,8 @@ pub fn accept_key(client_key: &str) -> String {
 
 /// "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ...\r\n
 /// [Sec-WebSocket-Protocol: p\r\n][Sec-WebSocket-Extensions: e\r\n]{extra headers}\r\n".
-/// Callers check `extra` with [`check_header`] first; anything that fails it is left out so a
-/// value can never split the head.
+/// Callers check `extra` with [`check_app_response_header`] first; anything that fails it is
+/// left out so a value can never split the head or restate what the library writes.
 pub fn build_switching_protocols(
     accept: &str,
     protocol: Option<&str>,
@@ -29,7 +29,9 @@ pub fn build_switching_protocols(
         push_header(&mut head, "Sec-WebSocket-Extensions", e);
     }
     for (name, value) in extra {
-        push_header(&mut head, name, value);
+        if check_app_response_header(name, value).is_ok() {
+            push_header(&mut head, name, value);
+        }
     }
     head.push_str("\r\n");
     head.into_bytes()
@@ -43,6 +45,18 @@ pub fn build_switching_protocols(
 /// dropped, as are headers failing [`check_header`]. A status outside 100..=999 becomes 500,
 /// a reason with control characters the standard phrase; 1xx, 204 and 304 carry no body.
 pub fn build_response(status: u16, reason: &str, extra: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    build_response_to(false, status, reason, extra, body)
+}
+
+/// [`build_response`] for a request that may be a HEAD: with `head_only` the body is left
+/// out but Content-Length stays what it would have been for GET (RFC 9110 §9.3.2).
+pub fn build_response_to(
+    head_only: bool,
+    status: u16,
+    reason: &str,
+    extra: &[(String, String)],
+    body: &[u8],
+) -> Vec<u8> {
     let status = if (100..=999).contains(&status) { status } else { 500 };
     let reason = if reason.is_empty() || reason.chars().any(|c| c.is_control() && c != '\t') {
         reason_phrase(status)
@@ -72,7 +86,9 @@ pub fn build_response(status: u16, reason: &str, extra: &[(String, String)], bod
     }
     head.push_str("\r\n");
     let mut out = head.into_bytes();
-    out.extend_from_slice(body);
+    if !head_only {
+        out.extend_from_slice(body);
+    }
     out
 }
 
@@ -142,6 +158,31 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     // CR and LF would end the header early (response splitting); peers reject other controls.
     if let Some(c) = value.chars().find(|&c| c.is_ascii_control() && c != '\t') {
         return Err(format!("header {name} has a control character ({c:?}) in its value"));
+    }
+    Ok(())
+}
+
+/// Names an application may not add to a server's answer: the message framing
+/// (Content-Length, Transfer-Encoding), the upgrade itself (Connection, Upgrade) and the
+/// whole Sec-WebSocket-* family (Accept, Protocol, Extensions, Version, Key), which the
+/// library writes from the negotiation. A second copy of any of them would let a peer or
+/// proxy read the answer differently from the library.
+pub fn reserved_response_header(name: &str) -> bool {
+    ["content-length", "transfer-encoding", "connection", "upgrade"].iter().any(|r| name.eq_ignore_ascii_case(r))
+        || is_sec_websocket(name)
+}
+
+/// Whether `name` is in the `Sec-WebSocket-` family (ASCII case-insensitive).
+pub fn is_sec_websocket(name: &str) -> bool {
+    name.get(..14).is_some_and(|p| p.eq_ignore_ascii_case("sec-websocket-"))
+}
+
+/// [`check_header`] plus the refusal of [`reserved_response_header`] names, for headers an
+/// application adds to a handshake answer.
+pub fn check_app_response_header(name: &str, value: &str) -> Result<(), String> {
+    check_header(name, value)?;
+    if reserved_response_header(name) {
+        return Err(format!("header {name} is written by the library and cannot be added"));
     }
     Ok(())
 }
@@ -221,6 +262,41 @@ content-type: application/json\r\nConnection: close\r\nContent-Length: 2\r\n\r\n
             b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
         );
         assert_eq!(build_response(204, "", &[], b"ignored"), b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+    }
+
+    #[test]
+    fn head_responses_keep_the_length_but_not_the_body() {
+        assert_eq!(
+            build_response_to(true, 404, "", &[], b"not found\n"),
+            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Length: 10\r\n\r\n"
+        );
+        assert!(build_response_to(false, 404, "", &[], b"not found\n").ends_with(b"\r\n\r\nnot found\n"));
+    }
+
+    #[test]
+    fn reserved_response_headers() {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "CONNECTION",
+            "Upgrade",
+            "Sec-WebSocket-Accept",
+            "sec-websocket-protocol",
+            "Sec-WebSocket-Extensions",
+            "Sec-WebSocket-Version",
+        ] {
+            assert!(reserved_response_header(name), "{name}");
+            assert!(check_app_response_header(name, "x").unwrap_err().contains("written by the library"), "{name}");
+        }
+        for name in ["Set-Cookie", "X-Upgrade", "Sec-WebSocket", "Content-Type", "Sec-Fetch-Mode"] {
+            assert!(!reserved_response_header(name), "{name}");
+        }
+        assert!(check_app_response_header("X", "a\nb").is_err());
+        // Even if one slips in, the 101 leaves it out.
+        let extra = pairs(&[("Sec-WebSocket-Accept", "forged"), ("Transfer-Encoding", "chunked"), ("X-Id", "7")]);
+        let out = String::from_utf8(build_switching_protocols("k", None, None, &extra)).unwrap();
+        assert!(out.ends_with("Sec-WebSocket-Accept: k\r\nX-Id: 7\r\n\r\n"), "{out}");
     }
 
     #[test]
