@@ -201,7 +201,8 @@ pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_cli
 }
 
 /// Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
-/// when another `ms` pass without any input. 0 turns it off (the default).
+/// when another `ms` pass without any input. 0 turns it off (the client default; servers
+/// default to 60 s).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_ping_interval_ms(
     options: *mut wsffi_client_options,
@@ -210,7 +211,8 @@ pub extern "C" fn wsffi_client_options_set_ping_interval_ms(
     with(options, |o| set_ping_interval(&mut o.config.conn, ms))
 }
 
-/// Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
+/// Closes the connection with 1001 after `ms` without input. 0 turns it off (the client
+/// default; servers default to 120 s).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(
     options: *mut wsffi_client_options,
@@ -257,8 +259,8 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(
 // ---- server -----------------------------------------------------------------------------
 
 /// New server options with the defaults: client tracking on, no connection limit, any
-/// Origin, max_payload 64 MiB, at most 131072 fragments per message, no automatic ping,
-/// no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB,
+/// Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
+/// without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB,
 /// permessage-deflate declined.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
@@ -327,7 +329,8 @@ pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_ser
 }
 
 /// As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
-/// heartbeat: dead clients are dropped).
+/// heartbeat: dead clients are dropped). The server default is 60 000 (half the default idle
+/// timeout, so a client that answers pings is never idle); 0 turns it off.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_ping_interval_ms(
     options: *mut wsffi_server_options,
@@ -336,7 +339,9 @@ pub extern "C" fn wsffi_server_options_set_ping_interval_ms(
     with(options, |o| set_ping_interval(&mut o.config.conn, ms))
 }
 
-/// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
+/// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections. The server
+/// default is 120 000 (120 s), so a client that goes silent cannot hold its connection
+/// forever; 0 turns it off.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(
     options: *mut wsffi_server_options,

@@ -27,6 +27,7 @@ pub struct ConnConfig {
     pub low_water: usize,
 }
 
+/// Client-side defaults: no automatic ping and no idle timeout, as browsers.
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
@@ -95,10 +96,21 @@ pub struct ServerConfig {
     pub deflate: Option<DeflateConfig>,
 }
 
+/// Default idle timeout of a server's connections: a client that completes the handshake
+/// and goes silent must not hold its descriptor forever (uWebSockets uses the same).
+pub const DEFAULT_SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default ping interval of a server's connections, half the idle timeout: a client that
+/// answers the ping is heard from before the idle timeout runs out.
+pub const DEFAULT_SERVER_PING_INTERVAL: Duration = Duration::from_secs(60);
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            conn: ConnConfig::default(),
+            conn: ConnConfig {
+                ping_interval: Some(DEFAULT_SERVER_PING_INTERVAL),
+                idle_timeout: Some(DEFAULT_SERVER_IDLE_TIMEOUT),
+                ..ConnConfig::default()
+            },
             client_tracking: true,
             max_connections: 0,
             allowed_origins: Vec::new(),
