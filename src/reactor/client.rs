@@ -333,7 +333,13 @@ impl EventLoop {
     fn client_upgraded(&self, conn: &Rc<Conn>, response: &Response) {
         let negotiated = with_state(conn, |st| {
             let deflate = st.config.deflate;
-            validate_switching(response, &st.key, &st.config.protocols, if deflate.is_some() { &["permessage-deflate"] } else { &[] }).and_then(|n| {
+            validate_switching(
+                response,
+                &st.key,
+                &st.config.protocols,
+                if deflate.is_some() { &["permessage-deflate"] } else { &[] },
+            )
+            .and_then(|n| {
                 // Only permessage-deflate is ever offered, so any extension answer is one.
                 let agreed = match (&n.extensions, deflate) {
                     (Some(answer), Some(cfg)) => {

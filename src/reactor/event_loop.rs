@@ -126,6 +126,7 @@ impl EventLoop {
                 self.guarded(|| self.dispatch(event));
             }
             self.guarded(|| self.run_timers(&mut due));
+            self.guarded(|| self.retry_stalled_accepts());
             self.shared.take_commands(&mut commands);
             for cmd in commands.drain(..) {
                 self.guarded(|| self.run_command(cmd));
@@ -173,6 +174,9 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let mut next = self.timers.borrow().next_deadline();
+        if let Some(retry) = self.next_accept_retry() {
+            next = Some(next.map_or(retry, |n| n.min(retry)));
+        }
         if let Some(stop) = self.stopping.get() {
             next = Some(next.map_or(stop, |n| n.min(stop)));
         }

@@ -46,12 +46,27 @@ pub struct ListenerHandle {
     /// Bound address as text.
     pub address: CString,
     closed: AtomicBool,
+    accept_stalls: AtomicUsize,
 }
 
 impl ListenerHandle {
     /// A handle for a socket bound at `address`.
     pub fn new(shared: Arc<Shared>, port: u16, address: &str) -> Self {
-        ListenerHandle { shared, key: OnceCell::new(), port, address: cstring(address), closed: AtomicBool::new(false) }
+        ListenerHandle {
+            shared,
+            key: OnceCell::new(),
+            port,
+            address: cstring(address),
+            closed: AtomicBool::new(false),
+            accept_stalls: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many times accepting stopped for an error such as running out of descriptors
+    /// (each such stall is reported once to the attached servers' `error` callbacks and
+    /// retried every [`ACCEPT_RETRY_DELAY`] until it clears).
+    pub fn accept_stalls(&self) -> usize {
+        self.accept_stalls.load(Ordering::Relaxed)
     }
 
     pub(crate) fn key(&self) -> Option<Key> {
@@ -77,7 +92,14 @@ pub struct Listener {
     pub servers: RefCell<Vec<Rc<Server>>>,
     /// Plain HTTP handler.
     pub http: Cell<Option<HttpHandler>>,
+    /// When accepting failed for want of descriptors (or memory), the time to try again:
+    /// the socket is edge-triggered, so the connections already waiting would otherwise
+    /// sit in the backlog until a new one arrives.
+    accept_retry: Cell<Option<Instant>>,
 }
+
+/// How long a listener waits before accepting again after running out of descriptors.
+pub const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The C `wsffi_server`.
 pub struct ServerHandle {
@@ -215,6 +237,7 @@ impl EventLoop {
             config,
             servers: RefCell::new(Vec::new()),
             http: Cell::new(None),
+            accept_retry: Cell::new(None),
         });
         self.listeners.borrow_mut().insert(listener);
         Ok(())
@@ -390,6 +413,9 @@ impl EventLoop {
                     None => return,
                 }
             };
+            if accepted.is_ok() || accepted.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock) {
+                listener.accept_retry.set(None);
+            }
             match accepted {
                 Ok(stream) => {
                     let Ok(stream) = listener.config.tls.accept(stream) else { continue };
@@ -399,15 +425,46 @@ impl EventLoop {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // The peer gave up while waiting in the backlog; the next one may be fine.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
-                    // Out of descriptors and similar: tell the servers, keep the listener.
-                    let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
-                    for s in servers {
-                        s.callbacks.error(s.user(), &s.handle, Status::from_io(&e), &format!("accept: {e}"));
+                    // Out of descriptors and similar: keep the listener and try again soon,
+                    // telling the servers once per stall rather than on every retry.
+                    let first = listener.accept_retry.replace(Some(Instant::now() + ACCEPT_RETRY_DELAY)).is_none();
+                    if first {
+                        let stalls = listener.handle.accept_stalls.fetch_add(1, Ordering::Relaxed) + 1;
+                        let message = format!(
+                            "accept: {e} (stall {stalls} on this listener; retrying every {} ms)",
+                            ACCEPT_RETRY_DELAY.as_millis()
+                        );
+                        let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
+                        for s in servers {
+                            s.callbacks.error(s.user(), &s.handle, Status::from_io(&e), &message);
+                        }
                     }
                     return;
                 }
             }
+        }
+    }
+
+    /// The earliest time a stalled listener wants to accept again.
+    pub fn next_accept_retry(&self) -> Option<Instant> {
+        self.listeners.borrow().values().filter_map(|l| l.accept_retry.get()).min()
+    }
+
+    /// Accepts again on every listener whose retry time has come.
+    pub fn retry_stalled_accepts(&self) {
+        let now = Instant::now();
+        let due: Vec<Rc<Listener>> = self
+            .listeners
+            .borrow()
+            .values()
+            .filter(|l| l.accept_retry.get().is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        for listener in due {
+            self.accept_ready(&listener);
         }
     }
 

@@ -599,8 +599,7 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
     #[test]
     fn switching_subprotocol_rules() {
         let with = |extra: &str| RFC_101.replace("\r\n\r\n", &format!("\r\n{extra}\r\n\r\n"));
-        let ok =
-            |head: String, offered: &[&str]| validate_switching(&response(&head), RFC_KEY, &strings(offered), &[]);
+        let ok = |head: String, offered: &[&str]| validate_switching(&response(&head), RFC_KEY, &strings(offered), &[]);
         assert_eq!(
             ok(with("Sec-WebSocket-Protocol: chat"), &["superchat", "chat"]).unwrap().protocol.as_deref(),
             Some("chat")
@@ -627,12 +626,16 @@ X-Trace: 1\r\nCookie: a=b\r\n\r\n"
             Some("permessage-deflate; server_no_context_takeover, x-y")
         );
         assert!(validate_switching(&resp, RFC_KEY, &[], &[]).unwrap_err().contains("none were offered"));
-        assert_eq!(validate_switching(&response(RFC_101), RFC_KEY, &[], &["permessage-deflate"]).unwrap().extensions, None);
+        assert_eq!(
+            validate_switching(&response(RFC_101), RFC_KEY, &[], &["permessage-deflate"]).unwrap().extensions,
+            None
+        );
     }
 
     #[test]
     fn switching_refuses_unoffered_extensions() {
-        let with = |ext: &str| response(&RFC_101.replace("\r\n\r\n", &format!("\r\nSec-WebSocket-Extensions: {ext}\r\n\r\n")));
+        let with =
+            |ext: &str| response(&RFC_101.replace("\r\n\r\n", &format!("\r\nSec-WebSocket-Extensions: {ext}\r\n\r\n")));
         let offered = ["permessage-deflate"];
         let e = validate_switching(&with("permessage-deflate, x-evil"), RFC_KEY, &[], &offered).unwrap_err();
         assert_eq!(e, "the server accepted extension \"x-evil\", which was not offered");
