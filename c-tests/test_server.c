@@ -138,6 +138,15 @@ static wsffi_verdict verify_by_mode(void *user, wsffi_handshake *hs) {
     verify_calls++;
     TU_UNLOCK_SIGNAL();
     if (mode == NULL || strcmp(mode, "accept") == 0) {
+        /* The library writes the framing and the Sec-WebSocket-* answers itself. */
+        const char *reserved[] = {"Content-Length", "transfer-encoding",      "CONNECTION",
+                                  "Upgrade",        "Sec-WebSocket-Accept",   "sec-websocket-protocol",
+                                  "Sec-WebSocket-Extensions", "Sec-WebSocket-Version"};
+        for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+            if (!CHECK_STATUS(wsffi_handshake_add_header(hs, reserved[i], "x"), WSFFI_STATUS_ERR_INVALID_PARAMETER)) {
+                fprintf(stderr, "  (header %s)\n", reserved[i]);
+            }
+        }
         CHECK_OK(wsffi_handshake_add_header(hs, "X-Verified", "yes"));
         return WSFFI_VERDICT_ACCEPT;
     }
@@ -789,9 +798,14 @@ static void http_handler(void *user, const wsffi_request *req, wsffi_http_respon
     TU_LOCK();
     http_calls++;
     TU_UNLOCK_SIGNAL();
-    CHECK_STR(wsffi_request_method(req), "GET");
+    const char *method = wsffi_request_method(req);
+    CHECK(method != NULL && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0));
     const char *path = wsffi_request_path(req);
     if (path && strcmp(path, "/status") == 0) {
+        /* Only final answers: a 1xx, above all 101, is refused. */
+        CHECK_STATUS(wsffi_http_response_set_status(resp, 100, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+        CHECK_STATUS(wsffi_http_response_set_status(resp, 101, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+        CHECK_STATUS(wsffi_http_response_set_status(resp, 199, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
         CHECK_STR(wsffi_request_query(req, "x"), "1");
         CHECK_STR(wsffi_request_header(req, "x-req"), "yes");
         CHECK_STATUS(wsffi_http_response_set_status(resp, 99, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
@@ -824,6 +838,12 @@ TEST(http_handler) {
     CHECK(contains_ci(out, "\r\ncontent-length: 10\r\n"));
     const char *body = strstr(out, "\r\n\r\n");
     CHECK(body != NULL && strcmp(body + 4, "hello http") == 0);
+    /* HEAD: the same head, GET's Content-Length, no body. */
+    st = raw_http(env.port, "HEAD /status?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Req: yes\r\n\r\n", out, sizeof out);
+    CHECK_EQ(st, 418);
+    CHECK(contains_ci(out, "\r\ncontent-length: 10\r\n"));
+    body = strstr(out, "\r\n\r\n");
+    CHECK(body != NULL && body[4] == '\0');
 
     st = raw_http(env.port, "GET /default HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", out, sizeof out);
     CHECK_EQ(st, 200);
@@ -833,20 +853,20 @@ TEST(http_handler) {
     /* A plain GET on the WebSocket path goes to the handler too. */
     st = raw_http(env.port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", out, sizeof out);
     CHECK_EQ(st, 200);
-    CHECK_EQ(LOCKED_INT(http_calls), 4);
+    CHECK_EQ(LOCKED_INT(http_calls), 5);
 
     /* Upgrades still reach the server. */
     tu_rec c;
     tu_rec_init(&c, "client");
     tu_url u = tu_make_url(env.port, "/ws");
     wsffi_conn *conn = tu_open(env.reactor, u.s, NULL, &c);
-    CHECK_EQ(LOCKED_INT(http_calls), 4);
+    CHECK_EQ(LOCKED_INT(http_calls), 5);
 
     /* Without the handler: 404 off the WebSocket path. */
     CHECK_OK(wsffi_listener_set_http_handler(env.listener, NULL, NULL));
     st = raw_http(env.port, "GET /status?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", out, sizeof out);
     CHECK_EQ(st, 404);
-    CHECK_EQ(LOCKED_INT(http_calls), 4);
+    CHECK_EQ(LOCKED_INT(http_calls), 5);
     tu_env_stop(&env);
     TU_REC_DONE(&c);
     wsffi_conn_release(conn);
@@ -859,6 +879,16 @@ TEST(plain_get_without_handler) {
     CHECK_EQ(raw_http(env.port, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", out, sizeof out), 426);
     CHECK(contains_ci(out, "\r\nupgrade: websocket\r\n"));
     CHECK_EQ(raw_http(env.port, "GET /elsewhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", out, sizeof out), 404);
+    /* HEAD gets the built-in answers without their bodies. */
+    const char *heads[] = {"HEAD /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "HEAD /elsewhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"};
+    int statuses[] = {426, 404};
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_EQ(raw_http(env.port, heads[i], out, sizeof out), statuses[i]);
+        CHECK(contains_ci(out, "\r\ncontent-length: "));
+        CHECK(!contains_ci(out, "\r\ncontent-length: 0\r\n"));
+        const char *end = strstr(out, "\r\n\r\n");
+        CHECK(end != NULL && end[4] == '\0');
+    }
     CHECK_EQ(LOCKED_INT(env.fx.connections), 0);
     tu_env_stop(&env);
 }
@@ -891,6 +921,14 @@ TEST(bad_requests) {
                       out, sizeof out),
              426);
     CHECK(contains_ci(out, "sec-websocket-version: 13"));
+    /* Content on an upgrade would be read as frames: 400, and no connection. */
+    CHECK_EQ(raw_http(env.port,
+                      "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: " TU_WS_KEY "\r\nSec-WebSocket-Version: 13\r\nContent-Length: 6\r\n\r\n"
+                      "\x81\x80\0\0\0\0",
+                      out, sizeof out),
+             400);
+    CHECK(strstr(out, "must not carry content") != NULL);
     CHECK_EQ(LOCKED_INT(env.fx.connections), 0);
     tu_env_stop(&env);
 }

@@ -8,8 +8,10 @@
  * into callbacks is borrowed for the duration of the call; data passed to the library is
  * copied before the call returns. See docs/THREADING.md.
  *
- * Defaults: max_payload 64 MiB; handshake timeout 10 s; close timeout 5 s; no automatic
- * ping; output high-water mark 16 MiB (low-water 4 MiB); max handshake head 16 KiB.
+ * Defaults: max_payload 64 MiB; handshake timeout 10 s; close timeout 5 s; output
+ * high-water mark 16 MiB (low-water 4 MiB); max handshake head 16 KiB. Servers: a ping
+ * after 60 s without input and an idle timeout of 120 s, so silent clients are dropped and
+ * healthy ones stay. Clients: no automatic ping and no idle timeout (as browsers).
  *
  * No ABI stability before 1.0.
  */
@@ -760,9 +762,11 @@ void wsffi_client_options_free(struct wsffi_client_options *options);
 wsffi_status wsffi_client_options_add_protocol(struct wsffi_client_options *options, const char *protocol);
 
 /*
- Adds a request header. Host, Upgrade, Connection and Sec-WebSocket-Key/-Version are
- written by the library and refused here; names must be tokens, values without control
- characters.
+ Adds a request header. Host, Upgrade, Connection, Content-Length, Transfer-Encoding and
+ every Sec-WebSocket-* name (key, version, subprotocol and extension offers come from the
+ options) are written by the library and refused here with
+ `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case); names must be tokens, values without
+ control characters.
  */
 wsffi_status wsffi_client_options_add_header(struct wsffi_client_options *options, const char *name, const char *value);
 
@@ -793,12 +797,14 @@ wsffi_status wsffi_client_options_set_max_fragments(struct wsffi_client_options 
 
 /*
  Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
- when another `ms` pass without any input. 0 turns it off (the default).
+ when another `ms` pass without any input. 0 turns it off (the client default; servers
+ default to 60 s).
  */
 wsffi_status wsffi_client_options_set_ping_interval_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
- Closes the connection with 1001 after `ms` without input. 0 turns it off (the default).
+ Closes the connection with 1001 after `ms` without input. 0 turns it off (the client
+ default; servers default to 120 s).
  */
 wsffi_status wsffi_client_options_set_idle_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
 
@@ -820,9 +826,9 @@ wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_optio
 
 /*
  New server options with the defaults: client tracking on, no connection limit, any
- Origin, max_payload 64 MiB, at most 131072 fragments per message, no automatic ping,
- no idle timeout, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB,
- permessage-deflate declined.
+ Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
+ without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
+ low-water mark 4 MiB, permessage-deflate declined.
  */
 struct wsffi_server_options *wsffi_server_options_new(void);
 
@@ -860,12 +866,15 @@ wsffi_status wsffi_server_options_set_max_fragments(struct wsffi_server_options 
 
 /*
  As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
- heartbeat: dead clients are dropped).
+ heartbeat: dead clients are dropped). The server default is 60 000 (half the default idle
+ timeout, so a client that answers pings is never idle); 0 turns it off.
  */
 wsffi_status wsffi_server_options_set_ping_interval_ms(struct wsffi_server_options *options, uint32_t ms);
 
 /*
- As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections.
+ As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections. The server
+ default is 120 000 (120 s), so a client that goes silent cannot hold its connection
+ forever; 0 turns it off.
  */
 wsffi_status wsffi_server_options_set_idle_timeout_ms(struct wsffi_server_options *options, uint32_t ms);
 
@@ -1077,7 +1086,10 @@ wsffi_status wsffi_server_close(struct wsffi_server *server);
 const struct wsffi_request *wsffi_handshake_request(const struct wsffi_handshake *handshake);
 
 /*
- Adds a header to the response of this handshake (the 101, or the refusal).
+ Adds a header to the response of this handshake (the 101, or the refusal). Names the
+ library writes are refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case):
+ Content-Length, Transfer-Encoding, Connection, Upgrade and every Sec-WebSocket-* name
+ (the accept key, subprotocol and extensions come from the negotiation).
  */
 wsffi_status wsffi_handshake_add_header(struct wsffi_handshake *handshake, const char *name, const char *value);
 
@@ -1102,8 +1114,9 @@ wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
 wsffi_status wsffi_handshake_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
 
 /*
- Sets the status (100-599) and reason (NULL for the standard phrase) of a plain HTTP
- answer. The default is 200.
+ Sets the status (200-599) and reason (NULL for the standard phrase) of a plain HTTP
+ answer. The default is 200. A 1xx is refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER`:
+ it is not a final answer, and a 101 would tell a proxy the connection was upgraded.
  */
 wsffi_status wsffi_http_response_set_status(struct wsffi_http_response *response, uint16_t status, const char *reason);
 

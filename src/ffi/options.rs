@@ -260,8 +260,8 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(
 
 /// New server options with the defaults: client tracking on, no connection limit, any
 /// Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
-/// without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB, low-water mark 4 MiB,
-/// permessage-deflate declined.
+/// without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
+/// low-water mark 4 MiB, permessage-deflate declined.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
