@@ -937,45 +937,4 @@ mod tests {
         assert_eq!(inflate_all(&mut i, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]).unwrap(), b"Hello");
         assert!(matches!(inflate_all(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]), Err(InflateError::Corrupt(_))));
     }
-
-    #[test]
-    fn speed_small_json_messages() {
-        // Figures only; run with --release --nocapture for meaningful numbers.
-        let small: Vec<Vec<u8>> = (0..1000).map(json_msg).collect();
-        // About 2.5 KB each: 20 records.
-        let medium: Vec<Vec<u8>> = (0..200).map(|k| (0..20).flat_map(|j| json_msg(k * 20 + j)).collect()).collect();
-        let rounds = if cfg!(debug_assertions) { 1 } else { 30 };
-        for (set, msgs) in [("small", &small), ("2.5 KB", &medium)] {
-            let bytes: usize = msgs.iter().map(Vec::len).sum();
-            for (name, a) in
-                [("context takeover", Agreed::default()), ("no context takeover", agreed(true, true, 15, 15))]
-            {
-                for level in [1, 2, 6, 9] {
-                    let cfg = DeflateConfig { level, ..DeflateConfig::default() };
-                    let mut d = Deflater::new(Side::Client, &a, &cfg);
-                    let mut i = Inflater::new(Side::Server, &a);
-                    let (mut c, mut p) = (Vec::new(), Vec::new());
-                    let mut compressed = 0usize;
-                    let t = std::time::Instant::now();
-                    for _ in 0..rounds {
-                        for m in msgs.iter() {
-                            c.clear();
-                            p.clear();
-                            d.compress(m, &mut c).unwrap();
-                            compressed += c.len();
-                            i.inflate(&c, true, &mut p, 1 << 20).unwrap();
-                        }
-                    }
-                    let secs = t.elapsed().as_secs_f64();
-                    let n = (rounds * msgs.len()) as f64;
-                    println!(
-                        "{set} messages, {name}, level {level}: {:.0} msgs/s compress+inflate, {} -> {:.1} bytes",
-                        n / secs,
-                        bytes / msgs.len(),
-                        compressed as f64 / n
-                    );
-                }
-            }
-        }
-    }
 }
