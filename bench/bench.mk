@@ -3,11 +3,12 @@
 #                      writes bench/RESULTS.md. Extra runner options: BENCH_ARGS="--duration 5 ..."
 #   make bench-smoke   a few seconds on the plain TCP echo and wsffi: proves the harness works
 #                      (no timing assertion; called by `make test`)
+#   make bench-core    speed of the protocol core alone (permessage-deflate, masking)
 
 BENCH_CARGO := $(CARGO) build --release --manifest-path bench/Cargo.toml
 BENCH_ARGS  ?=
 
-.PHONY: bench bench-smoke bench-tools bench-tools-min bench-node bench-python bench-lws
+.PHONY: bench bench-smoke bench-core bench-tools bench-tools-min bench-node bench-python bench-lws
 
 bench-tools-min:
 	$(BENCH_CARGO) -p loadgen -p tcp-echo
@@ -41,3 +42,8 @@ bench-smoke: all bench-tools-min
 
 bench: all bench-tools bench-node bench-python bench-lws
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# Speed of the protocol core alone (permessage-deflate, masking): prints figures.
+bench-core:
+	$(BENCH_CARGO) -p core-speed
+	bench/target/release/core-speed

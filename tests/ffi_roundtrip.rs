@@ -349,3 +349,55 @@ fn a_client_that_does_not_read_is_held_back() {
     wsffi_listener_close(listener);
     assert_eq!(wsffi_reactor_free(reactor), S::Ok);
 }
+
+/// Impossible UTF-8 in the middle of a text frame fails the connection with 1007 as soon as
+/// it arrives, while most of the frame is still unsent; a code point cut by a segment
+/// boundary is not failed on its own.
+#[test]
+fn invalid_utf8_fails_the_connection_before_the_frame_is_complete() {
+    use std::io::{ErrorKind, Read, Write};
+    let f = start(None);
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", f.port)).unwrap();
+    sock.set_nodelay(true).unwrap();
+    sock.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        sock.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+
+    // A masked text frame of 1000 bytes: "hello " then U+110000 (F4 90 80 80), then 'x's.
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut payload = b"hello ".to_vec();
+    payload.extend_from_slice(&[0xF4, 0x90, 0x80, 0x80]);
+    payload.resize(1000, b'x');
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+    let mut first = vec![0x81, 0xFE, 0x03, 0xE8];
+    first.extend_from_slice(&key);
+    // The first segment ends inside the four-byte sequence, on its lead byte.
+    first.extend_from_slice(&payload[..7]);
+    sock.write_all(&first).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut reply = [0u8; 64];
+    match sock.read(&mut reply) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the server answered an incomplete code point: {other:?}"),
+    }
+    // The byte that makes it impossible; 990 payload bytes are still unsent.
+    sock.write_all(&payload[7..8]).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let n = sock.read(&mut reply).unwrap();
+        assert!(n > 0, "connection closed without a close frame");
+        got.extend_from_slice(&reply[..n]);
+    }
+    assert_eq!(got[0], 0x88, "a close frame: {got:02x?}");
+    assert_eq!(u16::from_be_bytes([got[2], got[3]]), 1007);
+    stop(f);
+}

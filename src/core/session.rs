@@ -112,6 +112,10 @@ pub struct Reader {
     assembly: Vec<u8>,
     fragments: usize,
     utf8: Utf8Validator,
+    /// Payload bytes of the incomplete frame at the front of the input that are already
+    /// unmasked in place and checked (text) or inflated (compressed). The caller presents
+    /// that frame again, as `feed` left it, with more bytes behind it.
+    early: usize,
     close_received: bool,
     /// permessage-deflate, when negotiated.
     deflate: Option<Box<ReadDeflate>>,
@@ -161,6 +165,7 @@ impl Reader {
             assembly: Vec::new(),
             fragments: 0,
             utf8: Utf8Validator::new(),
+            early: 0,
             close_received: false,
             deflate: None,
         }
@@ -179,8 +184,11 @@ impl Reader {
     /// Processes as many complete frames as `buf` holds, unmasking payloads in place.
     ///
     /// `on` receives each event; returning `false` stops after that event (the caller paused
-    /// or closed). Unprocessed bytes (an incomplete frame) must be presented again, followed by
-    /// more input. An `Err` means the connection must be failed with the violation's code.
+    /// or closed). Unprocessed bytes (an incomplete frame) must be presented again, as this
+    /// call left them, followed by more input: the part of an incomplete text or compressed
+    /// frame that has arrived is already unmasked and checked, so invalid UTF-8 fails the
+    /// connection as soon as it arrives. An `Err` means the connection must be failed with
+    /// the violation's code.
     pub fn feed(&mut self, buf: &mut [u8], on: &mut dyn FnMut(Incoming<'_>) -> bool) -> Result<Progress, Violation> {
         let mut pos = 0;
         while !self.close_received {
@@ -192,18 +200,73 @@ impl Reader {
             let payload_len = self.check_header(&header)?;
             let frame_len = header_len + payload_len;
             if buf.len() - pos < frame_len {
+                self.read_early(&header, &mut buf[pos + header_len..])?;
                 return Ok(Progress { consumed: pos, next_frame_len: frame_len });
             }
             let payload = &mut buf[pos + header_len..pos + frame_len];
+            let early = std::mem::take(&mut self.early);
             if let Some(key) = header.mask {
-                mask::apply_mask(payload, key, 0);
+                mask::apply_mask(&mut payload[early..], key, early);
             }
             pos += frame_len;
-            if !self.dispatch(&header, payload, on)? {
+            if !self.dispatch(&header, payload, early, on)? {
                 break;
             }
         }
         Ok(Progress { consumed: pos, next_frame_len: 0 })
+    }
+
+    /// Does this data frame belong to a message whose content is checked as it arrives
+    /// (text, or anything compressed)?
+    fn read_early_applies(&self, h: &FrameHeader) -> bool {
+        match h.opcode {
+            OpCode::Text => true,
+            OpCode::Binary => h.rsv1,
+            OpCode::Continue => {
+                self.assembling == Some(MessageKind::Text) || self.deflate.as_ref().is_some_and(|d| d.compressed)
+            }
+            _ => false,
+        }
+    }
+
+    /// Unmasks and checks (or inflates) the bytes of an incomplete data frame that have
+    /// arrived since the last call; `arrived` is the frame's payload so far.
+    fn read_early(&mut self, h: &FrameHeader, arrived: &mut [u8]) -> Result<(), Violation> {
+        let start = self.early;
+        if arrived.len() <= start || !self.read_early_applies(h) {
+            return Ok(());
+        }
+        self.early = arrived.len();
+        let fresh = &mut arrived[start..];
+        if let Some(key) = h.mask {
+            mask::apply_mask(fresh, key, start);
+        }
+        let first = start == 0 && h.opcode != OpCode::Continue;
+        if first {
+            self.utf8.reset();
+        }
+        let compressed =
+            h.rsv1 || (h.opcode == OpCode::Continue && self.deflate.as_ref().is_some_and(|d| d.compressed));
+        if !compressed {
+            return self.utf8.feed(fresh).map_err(|_| BAD_UTF8);
+        }
+        let text = h.opcode == OpCode::Text || self.assembling == Some(MessageKind::Text);
+        let (max, side) = (self.limits.max_payload, self.role.side());
+        let Some(d) = self.deflate.as_deref_mut() else {
+            return Err(Violation::protocol("RSV1 set without a negotiated extension"));
+        };
+        // A single-frame message inflates into its own buffer, fragments into the assembly.
+        let out = if h.opcode != OpCode::Continue && h.fin { &mut d.inflated } else { &mut self.assembly };
+        if first && h.fin {
+            out.clear();
+        }
+        let before = out.len();
+        let inflater = d.inflater.get_or_insert_with(|| Inflater::new(side, &d.agreed));
+        inflater.inflate(fresh, false, out, max).map_err(inflate_violation)?;
+        if text {
+            self.utf8.feed(&out[before..]).map_err(|_| BAD_UTF8)?;
+        }
+        Ok(())
     }
 
     /// Applies the rules that depend on role and state; returns the payload length.
@@ -255,27 +318,37 @@ impl Reader {
         Ok(h.payload_len as usize)
     }
 
+    /// Handles one complete frame. The first `early` payload bytes were already checked
+    /// (text) or inflated (compressed) by [`read_early`](Self::read_early).
     fn dispatch(
         &mut self,
         h: &FrameHeader,
         payload: &[u8],
+        early: usize,
         on: &mut dyn FnMut(Incoming<'_>) -> bool,
     ) -> Result<bool, Violation> {
         match h.opcode {
             OpCode::Text | OpCode::Binary => {
                 let kind = if h.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
                 if h.rsv1 {
-                    return self.compressed_start(kind, h.fin, payload, on);
-                }
-                if h.fin {
-                    if kind == MessageKind::Text && utf8::validate(payload).is_err() {
-                        return Err(BAD_UTF8);
-                    }
-                    return Ok(on(Incoming::Message(kind, payload)));
+                    return self.compressed_start(kind, h.fin, payload, early, on);
                 }
                 if kind == MessageKind::Text {
-                    self.utf8.reset();
-                    self.utf8.feed(payload).map_err(|_| BAD_UTF8)?;
+                    if early == 0 && h.fin {
+                        // The whole message in one piece: the fast whole-buffer check.
+                        utf8::validate(payload).map_err(|_| BAD_UTF8)?;
+                    } else {
+                        if early == 0 {
+                            self.utf8.reset();
+                        }
+                        self.utf8.feed(&payload[early..]).map_err(|_| BAD_UTF8)?;
+                        if h.fin {
+                            self.utf8.finish().map_err(|_| BAD_UTF8)?;
+                        }
+                    }
+                }
+                if h.fin {
+                    return Ok(on(Incoming::Message(kind, payload)));
                 }
                 self.assembling = Some(kind);
                 self.fragments = 1;
@@ -286,16 +359,22 @@ impl Reader {
                 let kind = self.assembling.unwrap_or(MessageKind::Binary);
                 self.fragments += 1;
                 let before = self.assembly.len();
-                match self.deflate.as_deref_mut() {
+                let checked = match self.deflate.as_deref_mut() {
                     Some(d) if d.compressed => {
                         let max = self.limits.max_payload;
                         let inflater = d.inflater.get_or_insert_with(|| Inflater::new(self.role.side(), &d.agreed));
-                        inflater.inflate(payload, h.fin, &mut self.assembly, max).map_err(inflate_violation)?;
+                        inflater
+                            .inflate(&payload[early..], h.fin, &mut self.assembly, max)
+                            .map_err(inflate_violation)?;
+                        before
                     }
-                    _ => self.assembly.extend_from_slice(payload),
-                }
+                    _ => {
+                        self.assembly.extend_from_slice(payload);
+                        before + early
+                    }
+                };
                 if kind == MessageKind::Text {
-                    self.utf8.feed(&self.assembly[before..]).map_err(|_| BAD_UTF8)?;
+                    self.utf8.feed(&self.assembly[checked..]).map_err(|_| BAD_UTF8)?;
                 }
                 if !h.fin {
                     return Ok(true);
@@ -331,12 +410,13 @@ impl Reader {
 
 impl Reader {
     /// The first frame of a compressed message (RSV1 set; `check_header` ensured
-    /// permessage-deflate is on).
+    /// permessage-deflate is on). Its first `early` bytes were inflated as they arrived.
     fn compressed_start(
         &mut self,
         kind: MessageKind,
         fin: bool,
         payload: &[u8],
+        early: usize,
         on: &mut dyn FnMut(Incoming<'_>) -> bool,
     ) -> Result<bool, Violation> {
         let max = self.limits.max_payload;
@@ -344,22 +424,29 @@ impl Reader {
         let Some(d) = self.deflate.as_deref_mut() else {
             return Err(Violation::protocol("RSV1 set without a negotiated extension"));
         };
+        if early == 0 {
+            self.utf8.reset();
+        }
+        let text = kind == MessageKind::Text;
         let inflater = d.inflater.get_or_insert_with(|| Inflater::new(side, &d.agreed));
         if fin {
-            d.inflated.clear();
-            inflater.inflate(payload, true, &mut d.inflated, max).map_err(inflate_violation)?;
-            if kind == MessageKind::Text && utf8::validate(&d.inflated).is_err() {
-                return Err(BAD_UTF8);
+            if early == 0 {
+                d.inflated.clear();
+            }
+            let before = d.inflated.len();
+            inflater.inflate(&payload[early..], true, &mut d.inflated, max).map_err(inflate_violation)?;
+            if text {
+                self.utf8.feed(&d.inflated[before..]).and_then(|_| self.utf8.finish()).map_err(|_| BAD_UTF8)?;
             }
             let go_on = on(Incoming::Message(kind, &d.inflated));
             recycle(&mut d.inflated);
             return Ok(go_on);
         }
-        inflater.inflate(payload, false, &mut self.assembly, max).map_err(inflate_violation)?;
+        let before = self.assembly.len();
+        inflater.inflate(&payload[early..], false, &mut self.assembly, max).map_err(inflate_violation)?;
         d.compressed = true;
-        if kind == MessageKind::Text {
-            self.utf8.reset();
-            self.utf8.feed(&self.assembly).map_err(|_| BAD_UTF8)?;
+        if text {
+            self.utf8.feed(&self.assembly[before..]).map_err(|_| BAD_UTF8)?;
         }
         self.assembling = Some(kind);
         self.fragments = 1;
@@ -598,7 +685,7 @@ mod tests {
     use super::*;
 
     /// Everything a reader reported, owned, for assertions.
-    #[derive(Debug, PartialEq, Eq)]
+    #[derive(Debug, Clone, PartialEq, Eq)]
     enum Ev {
         Msg(MessageKind, Vec<u8>),
         Ping(Vec<u8>),
@@ -1042,5 +1129,270 @@ mod tests {
         let (res, evs) = collect(&mut r, &out);
         assert!(res.is_ok());
         assert_eq!(evs, vec![Ev::Msg(MessageKind::Text, "server says hello ".repeat(10).into_bytes())]);
+    }
+
+    // ---- text checked as it arrives ----------------------------------------------------
+
+    /// What happened when a byte stream was fed in pieces the way the reactor feeds it.
+    struct Fed {
+        events: Vec<Ev>,
+        /// The violation and the index of the piece whose arrival caused it.
+        failed: Option<(Violation, usize)>,
+    }
+
+    /// Feeds `bytes` cut at `cuts`, keeping unconsumed bytes (as `feed` left them) at the
+    /// front of the buffer and appending each new piece behind them.
+    fn feed_pieces(reader: &mut Reader, bytes: &[u8], cuts: &[usize]) -> Fed {
+        let mut fed = Fed { events: Vec::new(), failed: None };
+        let mut pending = Vec::new();
+        let mut bounds = cuts.to_vec();
+        bounds.push(bytes.len());
+        let mut from = 0;
+        for (i, &to) in bounds.iter().enumerate() {
+            pending.extend_from_slice(&bytes[from..to]);
+            from = to;
+            let events = &mut fed.events;
+            let result = reader.feed(&mut pending, &mut |ev| {
+                events.push(match ev {
+                    Incoming::Message(k, d) => Ev::Msg(k, d.to_vec()),
+                    Incoming::Ping(d) => Ev::Ping(d.to_vec()),
+                    Incoming::Pong(d) => Ev::Pong(d.to_vec()),
+                    Incoming::Close(c) => Ev::Close(c.map(|(c, r)| (c, r.to_string()))),
+                });
+                true
+            });
+            match result {
+                Ok(p) => drop(pending.drain(..p.consumed)),
+                Err(v) => {
+                    fed.failed = Some((v, i));
+                    return fed;
+                }
+            }
+        }
+        assert!(pending.is_empty(), "{} bytes left unread", pending.len());
+        fed
+    }
+
+    fn one_byte_cuts(len: usize) -> Vec<usize> {
+        (1..len).collect()
+    }
+
+    /// A reader of `role` and the frames a writer of the other role makes with `f`.
+    fn frames_for(role: Role, f: impl FnOnce(&mut Writer, &mut Vec<u8>)) -> (Reader, Vec<u8>) {
+        let mut w = Writer::new(if role == Role::Server { Role::Client } else { Role::Server });
+        let mut out = Vec::new();
+        f(&mut w, &mut out);
+        (Reader::new(role, Limits::default()), out)
+    }
+
+    /// Sequences no valid UTF-8 text can contain, with the index of the byte that makes
+    /// them impossible (nothing after it is needed to tell).
+    const IMPOSSIBLE: &[(&str, &[u8], usize)] = &[
+        ("above U+10FFFF", &[0xF4, 0x90, 0x80, 0x80], 1),
+        ("lead byte F5", &[0xF5, 0x80, 0x80, 0x80], 0),
+        ("overlong two-byte", &[0xC0, 0xAF], 0),
+        ("overlong three-byte", &[0xE0, 0x80, 0xAF], 1),
+        ("overlong four-byte", &[0xF0, 0x80, 0x80, 0xAF], 1),
+        ("surrogate", &[0xED, 0xA0, 0x80], 1),
+        ("stray continuation", &[0x80], 0),
+        ("missing continuation", &[0xE2, 0x41], 1),
+    ];
+
+    #[test]
+    fn valid_text_fed_one_byte_at_a_time_is_delivered_whole_in_both_roles() {
+        let text = "a€😀ü\u{10FFFF}z".repeat(3);
+        for role in [Role::Server, Role::Client] {
+            let (mut reader, bytes) = frames_for(role, |w, out| {
+                w.message(out, MessageKind::Text, text.as_bytes()).unwrap();
+                // The same text in three fragments cut inside code points.
+                let b = text.as_bytes();
+                w.fragment(out, MessageKind::Text, &b[..2], false).unwrap();
+                w.fragment(out, MessageKind::Text, &b[2..7], false).unwrap();
+                w.fragment(out, MessageKind::Text, &b[7..], true).unwrap();
+            });
+            let fed = feed_pieces(&mut reader, &bytes, &one_byte_cuts(bytes.len()));
+            assert!(fed.failed.is_none(), "{role:?}: {:?}", fed.failed);
+            let want = Ev::Msg(MessageKind::Text, text.clone().into_bytes());
+            assert_eq!(fed.events, vec![want.clone(), want], "{role:?}");
+        }
+    }
+
+    #[test]
+    fn every_cut_inside_a_code_point_is_accepted() {
+        let text = "€😀\u{10FFFF}".as_bytes();
+        for role in [Role::Server, Role::Client] {
+            let (_, bytes) = frames_for(role, |w, out| w.message(out, MessageKind::Text, text).unwrap());
+            let header = bytes.len() - text.len();
+            for a in header..bytes.len() {
+                for b in a..bytes.len() {
+                    let mut reader = Reader::new(role, Limits::default());
+                    let fed = feed_pieces(&mut reader, &bytes, &[a, b]);
+                    assert!(fed.failed.is_none(), "{role:?} cut at {a},{b}");
+                    assert_eq!(fed.events, vec![Ev::Msg(MessageKind::Text, text.to_vec())]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_utf8_fails_with_1007_when_it_arrives_not_when_the_frame_ends() {
+        for role in [Role::Server, Role::Client] {
+            for &(what, bad, decisive) in IMPOSSIBLE {
+                let mut payload = b"hello ".to_vec();
+                payload.extend_from_slice(bad);
+                let bad_end = payload.len();
+                payload.extend_from_slice(&[b'x'; 300]);
+                let (mut reader, bytes) =
+                    frames_for(role, |w, out| w.message(out, MessageKind::Text, &payload).unwrap());
+                let header = bytes.len() - payload.len();
+                // Header and the valid start, then the bad bytes, then the rest later.
+                let cuts = [header + 6, header + bad_end, header + bad_end + 100];
+                let fed = feed_pieces(&mut reader, &bytes, &cuts);
+                let (v, piece) = fed.failed.unwrap_or_else(|| panic!("{role:?} {what}: accepted"));
+                assert_eq!((v.code, piece), (1007, 1), "{role:?} {what}");
+                assert!(fed.events.is_empty());
+
+                // One byte at a time: the failure comes with the byte that makes it impossible.
+                let mut reader = Reader::new(role, Limits::default());
+                let fed = feed_pieces(&mut reader, &bytes, &one_byte_cuts(bytes.len()));
+                let (v, piece) = fed.failed.unwrap_or_else(|| panic!("{role:?} {what}: accepted"));
+                assert_eq!((v.code, piece), (1007, header + 6 + decisive), "{role:?} {what} byte-wise");
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_utf8_in_a_continuation_frame_fails_before_that_frame_ends() {
+        for role in [Role::Server, Role::Client] {
+            for &(what, bad, _) in IMPOSSIBLE {
+                let mut second = bad.to_vec();
+                second.extend_from_slice(&[b'y'; 200]);
+                let (mut reader, bytes) = frames_for(role, |w, out| {
+                    w.fragment(out, MessageKind::Text, b"first part ", false).unwrap();
+                    w.control(out, OpCode::Ping, b"p").unwrap();
+                    w.fragment(out, MessageKind::Text, &second, true).unwrap();
+                });
+                let second_payload = bytes.len() - second.len();
+                let fed = feed_pieces(&mut reader, &bytes, &[second_payload + bad.len(), second_payload + 50]);
+                let (v, piece) = fed.failed.unwrap_or_else(|| panic!("{role:?} {what}: accepted"));
+                assert_eq!((v.code, piece), (1007, 0), "{role:?} {what}");
+                assert_eq!(fed.events, vec![Ev::Ping(b"p".to_vec())]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_code_point_split_across_fragments_is_checked_as_its_bytes_arrive() {
+        for role in [Role::Server, Role::Client] {
+            // "€" = E2 82 AC, its first two bytes end the first fragment.
+            let (mut reader, bytes) = frames_for(role, |w, out| {
+                w.fragment(out, MessageKind::Text, &[b'a', 0xE2, 0x82], false).unwrap();
+                w.fragment(out, MessageKind::Text, &[0xAC, b'b'], true).unwrap();
+            });
+            let fed = feed_pieces(&mut reader, &bytes, &one_byte_cuts(bytes.len()));
+            assert!(fed.failed.is_none());
+            assert_eq!(fed.events, vec![Ev::Msg(MessageKind::Text, "a€b".into())]);
+
+            // The continuation starts with a byte that cannot finish it: failed on that byte.
+            let mut rest = vec![0x41];
+            rest.extend_from_slice(&[b'z'; 100]);
+            let (mut reader, bytes) = frames_for(role, |w, out| {
+                w.fragment(out, MessageKind::Text, &[b'a', 0xE2, 0x82], false).unwrap();
+                w.fragment(out, MessageKind::Text, &rest, true).unwrap();
+            });
+            let at = bytes.len() - rest.len() + 1;
+            let fed = feed_pieces(&mut reader, &bytes, &[at, at + 10]);
+            assert_eq!(fed.failed.map(|(v, piece)| (v.code, piece)), Some((1007, 0)), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn text_cut_short_at_the_end_of_its_last_frame_fails_with_1007() {
+        for role in [Role::Server, Role::Client] {
+            let (mut reader, bytes) =
+                frames_for(role, |w, out| w.message(out, MessageKind::Text, &[b'o', b'k', 0xF0, 0x9F]).unwrap());
+            let fed = feed_pieces(&mut reader, &bytes, &one_byte_cuts(bytes.len()));
+            assert_eq!(fed.failed.map(|(v, piece)| (v.code, piece)), Some((1007, bytes.len() - 1)), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn binary_frames_fed_in_pieces_are_left_alone_until_complete() {
+        let data: Vec<u8> = (0..=255).collect();
+        let (mut reader, bytes) =
+            frames_for(Role::Server, |w, out| w.message(out, MessageKind::Binary, &data).unwrap());
+        let fed = feed_pieces(&mut reader, &bytes, &one_byte_cuts(bytes.len()));
+        assert!(fed.failed.is_none());
+        assert_eq!(fed.events, vec![Ev::Msg(MessageKind::Binary, data)]);
+    }
+
+    /// Bytes that compress poorly, so inflating half of their compressed form yields
+    /// about half of them.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x = 0x2545_F491u32;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                b'a' + (x % 26) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compressed_text_is_checked_as_it_inflates() {
+        for role in [Role::Server, Role::Client] {
+            let writer_role = if role == Role::Server { Role::Client } else { Role::Server };
+            let mut plain = b"start ".to_vec();
+            plain.extend_from_slice(&[0xF4, 0x90, 0x80, 0x80]);
+            plain.extend_from_slice(&noise(4000));
+            // Compressed as binary (the writer refuses nothing), sent with the text opcode.
+            let mut w = Writer::new(writer_role);
+            w.enable_deflate(Agreed::default(), DeflateConfig { threshold: 0, ..DeflateConfig::default() });
+            let mut bytes = Vec::new();
+            w.message(&mut bytes, MessageKind::Binary, &plain).unwrap();
+            bytes[0] = (bytes[0] & 0xF0) | OpCode::Text.as_u8();
+            let mut reader = Reader::new(role, Limits::default());
+            reader.enable_deflate(Agreed::default());
+            let half = bytes.len() / 2;
+            let fed = feed_pieces(&mut reader, &bytes, &[half]);
+            assert_eq!(fed.failed.map(|(v, piece)| (v.code, piece)), Some((1007, 0)), "{role:?}");
+
+            // Valid compressed text, single frame and fragmented, fed a few bytes at a time.
+            let text = format!("ü€😀 {}", String::from_utf8(noise(3000)).unwrap());
+            let mut w = Writer::new(writer_role);
+            w.enable_deflate(Agreed::default(), DeflateConfig { threshold: 0, ..DeflateConfig::default() });
+            let mut bytes = Vec::new();
+            w.message(&mut bytes, MessageKind::Text, text.as_bytes()).unwrap();
+            let b = text.as_bytes();
+            w.fragment(&mut bytes, MessageKind::Text, &b[..1], false).unwrap();
+            w.fragment(&mut bytes, MessageKind::Text, &b[1..1000], false).unwrap();
+            w.fragment(&mut bytes, MessageKind::Text, &b[1000..], true).unwrap();
+            let mut reader = Reader::new(role, Limits::default());
+            reader.enable_deflate(Agreed::default());
+            let cuts: Vec<usize> = (1..bytes.len()).step_by(7).collect();
+            let fed = feed_pieces(&mut reader, &bytes, &cuts);
+            assert!(fed.failed.is_none(), "{role:?}: {:?}", fed.failed);
+            let want = Ev::Msg(MessageKind::Text, text.clone().into_bytes());
+            assert_eq!(fed.events, vec![want.clone(), want], "{role:?}");
+        }
+    }
+
+    #[test]
+    fn impossible_utf8_in_a_compressed_continuation_fails_before_it_ends() {
+        let mut second = vec![0xED, 0xA0, 0x80];
+        second.extend_from_slice(&noise(4000));
+        let mut w = Writer::new(Role::Client);
+        w.enable_deflate(Agreed::default(), DeflateConfig { threshold: 0, ..DeflateConfig::default() });
+        let mut bytes = Vec::new();
+        w.fragment(&mut bytes, MessageKind::Text, b"fine so far", false).unwrap();
+        let second_at = bytes.len();
+        w.fragment(&mut bytes, MessageKind::Binary, &second, true).unwrap();
+        let mut reader = server();
+        reader.enable_deflate(Agreed::default());
+        let half = second_at + (bytes.len() - second_at) / 2;
+        let fed = feed_pieces(&mut reader, &bytes, &[half]);
+        assert_eq!(fed.failed.map(|(v, piece)| (v.code, piece)), Some((1007, 0)));
     }
 }

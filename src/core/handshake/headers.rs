@@ -1,5 +1,5 @@
-//! Helpers shared by the handshake modules: header lookup and comma lists, RFC 7230 tokens,
-//! base64 and percent-decoding.
+//! Helpers shared by the handshake modules: header lookup, comma lists and parameterised lists,
+//! RFC 7230 tokens, base64 and percent-decoding.
 
 use std::borrow::Cow;
 
@@ -82,6 +82,126 @@ impl<'a> Iterator for ListElements<'a> {
             }
         }
         None
+    }
+}
+
+/// One element of a parameterised list, the syntax of Sec-WebSocket-Extensions
+/// (RFC 6455 §9.1): a token and its `;`-separated parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamItem {
+    /// The element's token, as written.
+    pub name: String,
+    /// Its parameters, in order.
+    pub params: Vec<Param>,
+}
+
+/// One parameter of a [`ParamItem`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// The parameter's token, as written.
+    pub name: String,
+    /// The value after `=`, a token or an unescaped quoted-string; `None` without `=`.
+    pub value: Option<String>,
+}
+
+/// Parses a parameterised list: `item *( "," item )`, each item
+/// `token *( ";" token [ "=" ( token / quoted-string ) ] )` with optional whitespace around
+/// the separators. Empty list elements are skipped (RFC 7230 §7); the error names the
+/// malformed element.
+pub fn parse_param_list(value: &str) -> Result<Vec<ParamItem>, String> {
+    ListElements { rest: value }.map(parse_param_item).collect()
+}
+
+fn parse_param_item(element: &str) -> Result<ParamItem, String> {
+    let mut c = Cursor { s: element, i: 0 };
+    let in_element = |e: String| format!("{e} in {element:?}");
+    let name = c.token("a name").map_err(in_element)?.to_owned();
+    let mut params = Vec::new();
+    loop {
+        c.skip_ows();
+        match c.peek() {
+            None => return Ok(ParamItem { name, params }),
+            Some(b';') => {
+                c.i += 1;
+                c.skip_ows();
+                let pname = c.token("a parameter name").map_err(in_element)?.to_owned();
+                c.skip_ows();
+                let value = if c.peek() == Some(b'=') {
+                    c.i += 1;
+                    c.skip_ows();
+                    if c.peek() == Some(b'"') {
+                        Some(c.quoted().map_err(in_element)?)
+                    } else {
+                        Some(c.token("a parameter value").map_err(in_element)?.to_owned())
+                    }
+                } else {
+                    None
+                };
+                params.push(Param { name: pname, value });
+            }
+            Some(b) => return Err(in_element(format!("unexpected byte {b:#04x} at offset {}", c.i))),
+        }
+    }
+}
+
+/// A read position in one list element.
+struct Cursor<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.i).copied()
+    }
+
+    fn skip_ows(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn token(&mut self, what: &str) -> Result<&'a str, String> {
+        let start = self.i;
+        while self.peek().is_some_and(is_tchar) {
+            self.i += 1;
+        }
+        match self.s.get(start..self.i) {
+            Some(t) if !t.is_empty() => Ok(t),
+            _ => Err(format!("expected {what} at offset {start}")),
+        }
+    }
+
+    /// A quoted-string starting at the opening quote; returns it unescaped.
+    fn quoted(&mut self) -> Result<String, String> {
+        let start = self.i;
+        self.i += 1;
+        let mut bytes = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(format!("unterminated quoted string at offset {start}")),
+                Some(b'"') => {
+                    self.i += 1;
+                    // Only obs-text can be non-ASCII; no known parameter uses it.
+                    return Ok(String::from_utf8_lossy(&bytes).into_owned());
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(b) if b == b'\t' || b >= 0x20 && b != 0x7f => {
+                            bytes.push(b);
+                            self.i += 1;
+                        }
+                        _ => return Err(format!("bad escape in quoted string at offset {}", self.i)),
+                    }
+                }
+                Some(b) if b == b'\t' || b >= 0x20 && b != 0x7f => {
+                    bytes.push(b);
+                    self.i += 1;
+                }
+                Some(b) => return Err(format!("byte {b:#04x} not allowed in quoted string at offset {}", self.i)),
+            }
+        }
     }
 }
 
@@ -233,6 +353,39 @@ mod tests {
     fn tokens_keep_quoted_commas() {
         let hs = [h("Sec-WebSocket-Extensions", r#"foo; a="x,\"y", bar"#)];
         assert_eq!(tokens(&hs, "sec-websocket-extensions"), [r#"foo; a="x,\"y""#, "bar"]);
+    }
+
+    #[test]
+    fn param_lists_with_params_and_quotes() {
+        let e = parse_param_list(" foo , permessage-deflate ;a; b = 1 ;c=\"x,y;\\\"z\" ,, bar;q=\"\"\t").unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].name, "foo");
+        assert_eq!(e[1].name, "permessage-deflate");
+        let p: Vec<_> = e[1].params.iter().map(|p| (p.name.as_str(), p.value.as_deref())).collect();
+        assert_eq!(p, [("a", None), ("b", Some("1")), ("c", Some("x,y;\"z"))]);
+        assert_eq!(e[2].params[0].value.as_deref(), Some(""));
+        assert!(parse_param_list("").unwrap().is_empty());
+        assert!(parse_param_list(" , ,").unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_param_lists_name_the_element() {
+        for bad in [
+            "x;",
+            "x; ; y",
+            ";x",
+            "x; a=",
+            "x; a=\"open",
+            "x; a=\"bad\\",
+            "x; a=b c",
+            "x y",
+            "x; a=\"ctl\u{1}\"",
+            "x; a=(y)",
+            "é",
+        ] {
+            let err = parse_param_list(&format!("ok, {bad}")).unwrap_err();
+            assert!(err.contains(&format!("{:?}", bad.trim())), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP/1.1 upgrade handshake of RFC 6455 §4: WebSocket URLs, request and response
 //! parsing and building, header checks. Pure functions over byte buffers, no I/O.
 
+pub mod chunked;
 pub mod client;
 pub mod headers;
 pub mod request;

@@ -64,7 +64,6 @@ pub fn apply_mask_naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     /// Deterministic xorshift64* generator; tests need variety, not quality.
     struct Rng(u64);
@@ -171,28 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn timing_report() {
-        // Informational only (run with --nocapture); no assertion on speed.
+    fn sixteen_mib_in_place_and_copied_agree_with_the_naive_mask() {
+        // Speed figures for these paths come from bench/core-speed.
         let mut buf = vec![0x5Au8; 16 << 20];
         let key = [1, 2, 3, 4];
-        let t = Instant::now();
         apply_mask_naive(&mut buf, key, 1);
-        let naive = t.elapsed();
-        let t = Instant::now();
         apply_mask(&mut buf, key, 1);
-        let fast = t.elapsed();
         assert!(buf.iter().all(|&b| b == 0x5A));
-        // Pre-fault the destination so page faults are not measured.
-        let mut out = vec![1u8; buf.len()];
-        out.clear();
-        let t = Instant::now();
+        let mut out = Vec::new();
         extend_masked(&mut out, &buf, key);
-        let ext = t.elapsed();
         assert_eq!(out.len(), buf.len());
         assert!(out.iter().enumerate().all(|(i, &b)| b == 0x5A ^ key[i & 3]));
-        println!(
-            "mask 16 MiB: naive {naive:?}, fast {fast:?} ({:.1}x), extend_masked {ext:?}",
-            naive.as_secs_f64() / fast.as_secs_f64().max(1e-9)
-        );
     }
 }
