@@ -242,7 +242,8 @@ impl ConnCallbacks {
     }
 
     /// `on_error`.
-    pub fn error(&self, user: UserData, conn: &ConnHandle, status: wsffi_status, message: &str) {
+    pub fn error(&self, user: UserData, conn: &ConnHandle, status: crate::reactor::error::Error, message: &str) {
+        let status = wsffi_status::from(status);
         if let Some(f) = self.table.on_error {
             let text = c_text(message);
             // SAFETY: as above; `text` is NUL-terminated and outlives the call.
@@ -344,7 +345,8 @@ impl ServerCallbacks {
     }
 
     /// `on_client_error`.
-    pub fn client_error(&self, user: UserData, server: &ServerHandle, status: wsffi_status, message: &str) {
+    pub fn client_error(&self, user: UserData, server: &ServerHandle, status: crate::reactor::error::Error, message: &str) {
+        let status = wsffi_status::from(status);
         if let Some(f) = self.table.on_client_error {
             let text = c_text(message);
             // SAFETY: as above.
@@ -353,7 +355,8 @@ impl ServerCallbacks {
     }
 
     /// `on_error`.
-    pub fn error(&self, user: UserData, server: &ServerHandle, status: wsffi_status, message: &str) {
+    pub fn error(&self, user: UserData, server: &ServerHandle, status: crate::reactor::error::Error, message: &str) {
+        let status = wsffi_status::from(status);
         if let Some(f) = self.table.on_error {
             let text = c_text(message);
             // SAFETY: as above.

@@ -75,7 +75,8 @@ pub extern "C" fn wsffi_connect(
             callbacks: ConnCallbacks::new(table),
             user,
         };
-        if let Err(s) = shared.run_async(move |lp| lp.start_client(setup)) {
+        if let Err(e) = shared.run_async(move |lp| lp.start_client(setup)) {
+            let s = Status::from(e);
             // SAFETY: as above.
             return Err(unsafe { report(out_err, s, refusal(s)) });
         }
@@ -101,7 +102,7 @@ fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi
         if op == SendOp::Message(MessageKind::Text) && utf8::validate(data).is_err() {
             return Err(Status::ErrInvalidUtf8);
         }
-        conn.send(op, data)
+        Ok(conn.send(op, data)?)
     })
 }
 
@@ -196,7 +197,7 @@ pub extern "C" fn wsffi_close(
             c if close::is_sendable_code(c) => Some(c),
             _ => return Err(Status::ErrInvalidParameter),
         };
-        conn.close(code, reason.to_vec())
+        Ok(conn.close(code, reason.to_vec())?)
     })
 }
 
@@ -205,7 +206,7 @@ pub extern "C" fn wsffi_close(
 pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { arc(conn) }?.terminate()
+        Ok(unsafe { arc(conn) }?.terminate()?)
     })
 }
 
@@ -215,7 +216,7 @@ pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
 pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { arc(conn) }?.set_paused(true)
+        Ok(unsafe { arc(conn) }?.set_paused(true)?)
     })
 }
 
@@ -224,7 +225,7 @@ pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
 pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { arc(conn) }?.set_paused(false)
+        Ok(unsafe { arc(conn) }?.set_paused(false)?)
     })
 }
 
@@ -295,7 +296,7 @@ pub extern "C" fn wsffi_conn_set_callbacks(
         let conn = unsafe { arc(conn) }?;
         // SAFETY: NULL or a readable table.
         let table = unsafe { callbacks.as_ref() }.copied().map(ConnCallbacks::new);
-        conn.set_callbacks(table, user)
+        Ok(conn.set_callbacks(table, user)?)
     })
 }
 

@@ -261,7 +261,7 @@ pub extern "C" fn wsffi_server_attach(
             let l = match &listener {
                 Some(h) => match lp.listener_of(h) {
                     Some(l) => Some(l),
-                    None => return Err((Status::ErrClosed, "the listener is closed".to_string(), user)),
+                    None => return Err((crate::reactor::error::Error::Closed, "the listener is closed".to_string(), user)),
                 },
                 None => None,
             };
@@ -275,10 +275,13 @@ pub extern "C" fn wsffi_server_attach(
             Ok(Err((status, message, user))) => {
                 drop(user);
                 // SAFETY: out_err is NULL or writable.
-                Err(unsafe { report(out_err, status, message) })
+                Err(unsafe { report(out_err, status.into(), message) })
             }
-            // SAFETY: as above.
-            Err(status) => Err(unsafe { report(out_err, status, refusal(status)) }),
+            Err(e) => {
+                let status = Status::from(e);
+                // SAFETY: as above.
+                Err(unsafe { report(out_err, status, refusal(status)) })
+            }
         }
     })
 }
@@ -411,9 +414,9 @@ pub extern "C" fn wsffi_server_broadcast(
             lp.server_of(&handle).map(|s| lp.broadcast(&s, kind, &data))
         };
         if out_sent.is_null() {
-            server.shared.run_async(move |lp| {
+            Ok(server.shared.run_async(move |lp| {
                 job(lp);
-            })
+            })?)
         } else {
             let sent = server.shared.run_sync(job)?.ok_or(Status::ErrClosed)?;
             // SAFETY: checked non-NULL.
@@ -506,7 +509,7 @@ pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsf
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
         let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
-        h.decide(true)
+        Ok(h.decide(true)?)
     })
 }
 
@@ -524,7 +527,7 @@ pub extern "C" fn wsffi_handshake_reject(
         match check_reject(status, reason) {
             Ok(reason) => {
                 h.set_reject(status, &reason);
-                h.decide(false)
+                Ok(h.decide(false)?)
             }
             Err(e) => {
                 // Still a decision: refuse with the default status rather than leak it.

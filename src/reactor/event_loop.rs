@@ -22,7 +22,7 @@ use crate::core::protocol::close::codes;
 use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::core::session::{Incoming, MessageKind, SendError, Violation};
 use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
-use crate::ffi::status::Status;
+use crate::reactor::error::Error;
 
 /// Token of the cross-thread waker.
 pub const WAKER_TOKEN: Token = Token(0);
@@ -149,7 +149,7 @@ impl EventLoop {
         }
         let leftover: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in leftover {
-            conn.set_failure(Status::ErrShutDown, "reactor shut down");
+            conn.set_failure(Error::ShutDown, "reactor shut down");
             conn.set_report(codes::ABNORMAL, "", false);
             self.finalize(&conn);
         }
@@ -201,7 +201,7 @@ impl EventLoop {
 
     /// A panic inside wsffi while handling `conn`: fail it with 1011 and still deliver close.
     fn panicked(&self, conn: &Rc<Conn>) {
-        conn.set_failure(Status::ErrPanic, "internal panic while handling the connection");
+        conn.set_failure(Error::Panic, "internal panic while handling the connection");
         conn.set_report(codes::INTERNAL_ERROR, "internal error", false);
         if let Ok(mut out) = conn.output.try_borrow_mut() {
             let out = &mut *out;
@@ -445,9 +445,9 @@ impl EventLoop {
     /// Fails the connection for a protocol violation: error, close frame, then TCP close.
     pub fn fail(&self, conn: &Rc<Conn>, v: Violation) {
         let status = match v.code {
-            codes::MESSAGE_TOO_BIG => Status::ErrMessageTooBig,
-            codes::INTERNAL_ERROR => Status::ErrInternal,
-            _ => Status::ErrProtocol,
+            codes::MESSAGE_TOO_BIG => Error::MessageTooBig,
+            codes::INTERNAL_ERROR => Error::Internal,
+            _ => Error::Protocol,
         };
         conn.set_failure(status, v.message);
         conn.set_report(v.code, v.message, false);
@@ -492,7 +492,7 @@ impl EventLoop {
                 }));
                 if result.is_err() {
                     conn.terminate.set(true);
-                    conn.set_failure(Status::ErrPanic, "internal panic while writing");
+                    conn.set_failure(Error::Panic, "internal panic while writing");
                     let _ = catch_unwind(AssertUnwindSafe(|| self.settle(&conn)));
                 }
             }
@@ -514,7 +514,7 @@ impl EventLoop {
             while out.sent < out.buf.len() {
                 match s.write(&out.buf[out.sent..]) {
                     Ok(0) => {
-                        conn.set_failure(Status::ErrIo, "write returned 0");
+                        conn.set_failure(Error::Io, "write returned 0");
                         conn.terminate.set(true);
                         break;
                     }
@@ -598,16 +598,16 @@ impl EventLoop {
     }
 
     /// A send on the reactor thread: encode straight into the output buffer.
-    pub fn send_now(&self, handle: &Arc<ConnHandle>, op: SendOp, data: &[u8]) -> Result<(), Status> {
-        let conn = self.conn_of(handle).ok_or(Status::ErrClosed)?;
+    pub fn send_now(&self, handle: &Arc<ConnHandle>, op: SendOp, data: &[u8]) -> Result<(), Error> {
+        let conn = self.conn_of(handle).ok_or(Error::Closed)?;
         if conn.phase.get() != Phase::Open || conn.terminate.get() {
-            return Err(Status::ErrClosed);
+            return Err(Error::Closed);
         }
         let pending = {
             let mut out = conn.output.borrow_mut();
             if out.pending() > conn.cfg().high_water {
                 conn.want_drain.set(true);
-                return Err(Status::ErrBackpressure);
+                return Err(Error::Backpressure);
             }
             if let SendOp::Message(kind) = op {
                 if data.len() >= DIRECT_WRITE_MIN && out.pending() == 0 {
@@ -630,7 +630,7 @@ impl EventLoop {
                     drop(out);
                     let v = Violation { code: codes::INTERNAL_ERROR, message: "permessage-deflate compression failed" };
                     self.fail(&conn, v);
-                    return Err(Status::ErrInternal);
+                    return Err(Error::Internal);
                 }
                 Err(e) => return Err(send_error_status(e)),
             }
@@ -638,7 +638,7 @@ impl EventLoop {
         self.after_send(&conn, pending)
     }
 
-    fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Status> {
+    fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Error> {
         conn.handle.set_buffered(pending);
         if pending > conn.cfg().high_water {
             conn.want_drain.set(true);
@@ -718,7 +718,7 @@ impl EventLoop {
             }
             Phase::Closing | Phase::Closed => {}
             _ => {
-                conn.set_failure(Status::ErrClosed, "closed before the connection was established");
+                conn.set_failure(Error::Closed, "closed before the connection was established");
                 conn.set_report(codes::ABNORMAL, "", false);
                 conn.terminate.set(true);
                 self.mark_dirty(conn);
@@ -812,7 +812,7 @@ impl EventLoop {
                 Phase::Open => self.start_close(&conn, Some(codes::GOING_AWAY), b"reactor shutting down"),
                 Phase::Closing | Phase::Closed => {}
                 _ => {
-                    conn.set_failure(Status::ErrShutDown, "reactor shut down");
+                    conn.set_failure(Error::ShutDown, "reactor shut down");
                     conn.set_report(codes::ABNORMAL, "", false);
                     conn.terminate.set(true);
                     self.mark_dirty(&conn);
@@ -881,7 +881,7 @@ impl EventLoop {
             if conn.phase.get() == Phase::ServerHandshake {
                 self.server_handshake_timed_out(conn);
             }
-            conn.set_failure(Status::ErrTimeout, what);
+            conn.set_failure(Error::Timeout, what);
             conn.set_report(codes::ABNORMAL, "", false);
             conn.terminate.set(true);
             self.mark_dirty(conn);
@@ -893,7 +893,7 @@ impl EventLoop {
         let last = conn.last_input.get();
         if let Some(idle) = conn.cfg().idle_timeout {
             if now >= last + idle {
-                conn.set_failure(Status::ErrTimeout, "idle timeout");
+                conn.set_failure(Error::Timeout, "idle timeout");
                 self.start_close(conn, Some(codes::GOING_AWAY), b"idle timeout");
                 return;
             }
@@ -901,7 +901,7 @@ impl EventLoop {
         if let Some(p) = conn.cfg().ping_interval {
             match conn.ping_sent.get() {
                 Some(sent) if now >= sent + p => {
-                    conn.set_failure(Status::ErrTimeout, "no pong within the ping interval");
+                    conn.set_failure(Error::Timeout, "no pong within the ping interval");
                     conn.set_report(codes::ABNORMAL, "", false);
                     conn.terminate.set(true);
                     self.mark_dirty(conn);
@@ -940,7 +940,7 @@ impl EventLoop {
         } else if conn.peer_eof.get() {
             let closing = conn.phase.get() == Phase::Closing && conn.reader.borrow().close_received();
             if !closing {
-                conn.set_failure(Status::ErrConnectionReset, "connection closed without a close frame");
+                conn.set_failure(Error::ConnectionReset, "connection closed without a close frame");
                 conn.set_report(codes::ABNORMAL, "", false);
             }
             self.finalize(conn);
@@ -1002,11 +1002,11 @@ impl EventLoop {
 }
 
 /// Maps a writer refusal to a status.
-pub fn send_error_status(e: SendError) -> Status {
+pub fn send_error_status(e: SendError) -> Error {
     match e {
-        SendError::Closed => Status::ErrClosed,
-        SendError::FragmentInProgress => Status::ErrInvalidParameter,
-        SendError::ControlTooLong => Status::ErrTooBig,
-        SendError::Compression => Status::ErrInternal,
+        SendError::Closed => Error::Closed,
+        SendError::FragmentInProgress => Error::InvalidParameter,
+        SendError::ControlTooLong => Error::TooBig,
+        SendError::Compression => Error::Internal,
     }
 }

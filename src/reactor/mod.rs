@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
+pub mod error;
 pub mod event_loop;
 pub mod server;
 pub mod slab;
@@ -23,7 +24,7 @@ use std::thread::{JoinHandle, ThreadId};
 
 use once_cell::sync::OnceCell;
 
-use crate::ffi::status::Status;
+use crate::reactor::error::Error;
 use config::ReactorConfig;
 use event_loop::EventLoop;
 
@@ -84,15 +85,15 @@ impl Shared {
     }
 
     /// Queues a command and wakes the reactor if the queue was empty.
-    pub fn post(&self, cmd: Command) -> Result<(), Status> {
+    pub fn post(&self, cmd: Command) -> Result<(), Error> {
         if self.queued.load(Ordering::Relaxed) >= self.config.max_queued_commands {
-            return Err(Status::ErrQueueFull);
+            return Err(Error::QueueFull);
         }
         let was_empty = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             // Checked under the lock: once `close_queue` ran, nothing can be left behind.
             if self.is_stopped() {
-                return Err(Status::ErrShutDown);
+                return Err(Error::ShutDown);
             }
             q.push(cmd);
             // Counted under the lock: `take_commands` subtracts under it too, so the count
@@ -128,7 +129,7 @@ impl Shared {
     pub fn run_sync<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Rc<EventLoop>) -> R + Send + 'static,
-    ) -> Result<R, Status> {
+    ) -> Result<R, Error> {
         // `f` is moved into whichever path runs it.
         let mut f = Some(f);
         if let Some(r) = with_loop(self, |lp| (f.take().expect("closure present"))(lp)) {
@@ -140,11 +141,11 @@ impl Shared {
             let lp = lp.rc();
             let _ = tx.send(f(&lp));
         })))?;
-        rx.recv().map_err(|_| Status::ErrShutDown)
+        rx.recv().map_err(|_| Error::ShutDown)
     }
 
     /// Runs `f` on the loop without waiting: directly on the reactor thread, else queued.
-    pub fn run_async(&self, f: impl FnOnce(&Rc<EventLoop>) + Send + 'static) -> Result<(), Status> {
+    pub fn run_async(&self, f: impl FnOnce(&Rc<EventLoop>) + Send + 'static) -> Result<(), Error> {
         let mut f = Some(f);
         if with_loop(self, |lp| (f.take().expect("closure present"))(lp)).is_some() {
             return Ok(());
@@ -196,9 +197,9 @@ impl Reactor {
     }
 
     /// Closes everything and joins the thread. Refused on the reactor thread itself.
-    pub fn stop(&self) -> Result<(), Status> {
+    pub fn stop(&self) -> Result<(), Error> {
         if self.shared.is_current_thread() {
-            return Err(Status::ErrCalledFromCallback);
+            return Err(Error::CalledFromCallback);
         }
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {

@@ -27,7 +27,7 @@ use crate::core::handshake::response::{accept_key, build_response, build_switchi
 use crate::core::protocol::close::codes;
 use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
 use crate::ffi::callbacks::{ConnCallbacks, HttpHandler, OwnedUserData, ServerCallbacks, Verdict};
-use crate::ffi::status::Status;
+use crate::reactor::error::Error;
 
 /// A bound listening socket.
 pub enum ListenSocket {
@@ -132,7 +132,7 @@ impl Server {
         self.user.borrow().get()
     }
 
-    pub(super) fn client_error(&self, status: Status, message: &str) {
+    pub(super) fn client_error(&self, status: Error, message: &str) {
         self.callbacks.client_error(self.user(), &self.handle, status, message);
     }
 }
@@ -161,12 +161,12 @@ impl HandshakeHandle {
     }
 
     /// Decides a deferred handshake (from any thread).
-    pub fn decide(self: Arc<Self>, accept: bool) -> Result<(), Status> {
+    pub fn decide(self: Arc<Self>, accept: bool) -> Result<(), Error> {
         if self.decided.swap(true, Ordering::AcqRel) {
-            return Err(Status::ErrAlreadyDone);
+            return Err(Error::AlreadyDone);
         }
         if self.expired.load(Ordering::Acquire) {
-            return Err(Status::ErrTimeout);
+            return Err(Error::Timeout);
         }
         let shared = self.shared.clone();
         shared.run_async(move |lp| lp.deferred_decision(&self, accept))
@@ -197,14 +197,14 @@ impl EventLoop {
         handle: Arc<ListenerHandle>,
         mut socket: ListenSocket,
         config: ListenerConfig,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let key = self.listeners.borrow().next_key();
         let token = listener_token(key);
         let r = match &mut socket {
             ListenSocket::Tcp(s) => self.registry().register(s, token, Interest::READABLE),
             ListenSocket::Unix(s) => self.registry().register(s, token, Interest::READABLE),
         };
-        r.map_err(|_| Status::ErrIo)?;
+        r.map_err(|_| Error::Io)?;
         let _ = handle.key.set(key);
         let listener = Rc::new(Listener {
             handle,
@@ -249,10 +249,10 @@ impl EventLoop {
         config: ServerConfig,
         callbacks: ServerCallbacks,
         user: OwnedUserData,
-    ) -> Result<Arc<ServerHandle>, (Status, String, OwnedUserData)> {
+    ) -> Result<Arc<ServerHandle>, (Error, String, OwnedUserData)> {
         if let Some(l) = listener {
             if l.servers.borrow().iter().any(|s| s.path == path) {
-                return Err((Status::ErrInvalidParameter, format!("a server is already attached at {path}"), user));
+                return Err((Error::InvalidParameter, format!("a server is already attached at {path}"), user));
             }
         }
         let key = self.servers.borrow().next_key();
@@ -401,7 +401,7 @@ impl EventLoop {
                     // Out of descriptors and similar: tell the servers, keep the listener.
                     let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
                     for s in servers {
-                        s.callbacks.error(s.user(), &s.handle, Status::from_io(&e), &format!("accept: {e}"));
+                        s.callbacks.error(s.user(), &s.handle, Error::from_io(&e), &format!("accept: {e}"));
                     }
                     return;
                 }
@@ -488,7 +488,7 @@ impl EventLoop {
                 let servers = self.servers_for_errors(conn);
                 let message = super::tls::plain_port_hint(conn.input.borrow_mut().data()).unwrap_or(e.message.as_str());
                 for s in servers {
-                    s.client_error(Status::ErrHandshake, message);
+                    s.client_error(Error::Handshake, message);
                 }
                 self.refuse(conn, e.status, "", &[], e.message.as_bytes());
             }
@@ -547,21 +547,21 @@ impl EventLoop {
         let upgrade = match validate_upgrade(&view.request) {
             Ok(u) => u,
             Err((e, headers)) => {
-                server.client_error(Status::ErrHandshake, &e.message);
+                server.client_error(Error::Handshake, &e.message);
                 self.refuse(conn, e.status, "", &headers, e.message.as_bytes());
                 return;
             }
         };
         let max = server.config.max_connections;
         if max > 0 && server.handle.client_count() >= max {
-            server.client_error(Status::ErrHandshakeRejected, "too many connections");
+            server.client_error(Error::HandshakeRejected, "too many connections");
             self.refuse(conn, 503, "", &[], b"too many connections\n");
             return;
         }
         if !server.config.allowed_origins.is_empty() {
             let origin = view.request.header("Origin").unwrap_or("");
             if !server.config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-                server.client_error(Status::ErrHandshakeRejected, &format!("origin not allowed: {origin}"));
+                server.client_error(Error::HandshakeRejected, &format!("origin not allowed: {origin}"));
                 self.refuse(conn, 403, "", &[], b"origin not allowed\n");
                 return;
             }
@@ -594,7 +594,7 @@ impl EventLoop {
     fn reject_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle) {
         let (status, reason) = hs.reject.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let status = if (400..=599).contains(&status) { status } else { 401 };
-        server.client_error(Status::ErrHandshakeRejected, &format!("verify_client rejected the client ({status})"));
+        server.client_error(Error::HandshakeRejected, &format!("verify_client rejected the client ({status})"));
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
 
@@ -613,7 +613,7 @@ impl EventLoop {
             Some((Ok(Some((agreed, answer))), cfg)) => Some((agreed, answer, cfg)),
             Some((Err(e), _)) => {
                 let message = format!("malformed Sec-WebSocket-Extensions: {e}");
-                server.client_error(Status::ErrHandshake, &message);
+                server.client_error(Error::Handshake, &message);
                 self.refuse(conn, 400, "", &[], message.as_bytes());
                 return;
             }
@@ -667,11 +667,11 @@ impl EventLoop {
         let servers = self.servers_for_errors(conn);
         if let Some(Some((hs, _, server))) = with_state(conn, |st| st.deferred.take()) {
             hs.expired.store(true, Ordering::Release);
-            server.client_error(Status::ErrTimeout, "opening handshake timed out waiting for a decision");
+            server.client_error(Error::Timeout, "opening handshake timed out waiting for a decision");
             return;
         }
         for s in servers {
-            s.client_error(Status::ErrTimeout, "opening handshake timed out");
+            s.client_error(Error::Timeout, "opening handshake timed out");
         }
     }
 
