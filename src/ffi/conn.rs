@@ -7,7 +7,7 @@ use super::boundary::{
     arc, borrowed, boundary, bytes, refusal, report, static_text, status_boundary, take_arc, text, write_out,
     wsffi_error,
 };
-use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, ConnCallbacks, OwnedUserData};
+use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, CConnEvents, OwnedUserData};
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
@@ -72,8 +72,7 @@ pub extern "C" fn wsffi_connect(
             url: parsed,
             config: Arc::new(config),
             handle: handle.clone(),
-            callbacks: ConnCallbacks::new(table),
-            user,
+            events: Box::new(CConnEvents::new(table, user)),
         };
         if let Err(e) = shared.run_async(move |lp| lp.start_client(setup)) {
             let s = Status::from(e);
@@ -295,8 +294,14 @@ pub extern "C" fn wsffi_conn_set_callbacks(
         // SAFETY: NULL or a conn with a live reference.
         let conn = unsafe { arc(conn) }?;
         // SAFETY: NULL or a readable table.
-        let table = unsafe { callbacks.as_ref() }.copied().map(ConnCallbacks::new);
-        Ok(conn.set_callbacks(table, user)?)
+        let table = unsafe { callbacks.as_ref() }.copied();
+        conn.mirror_user_data(user.get().0);
+        conn.replace_events(move |old| {
+            // A NULL table keeps the callbacks and replaces only the user data.
+            let table = table.unwrap_or_else(|| CConnEvents::table_of(old));
+            Box::new(CConnEvents::new(table, user))
+        })?;
+        Ok(())
     })
 }
 

@@ -12,7 +12,7 @@ use super::boundary::{
     wsffi_error,
 };
 use super::callbacks::{
-    wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks,
+    wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, CHttpHandler, CServerEvents, OwnedUserData,
     UserData,
 };
 use super::options::{wsffi_listener_options, wsffi_server_options};
@@ -182,11 +182,11 @@ pub extern "C" fn wsffi_listener_set_http_handler(
     status_boundary!({
         // SAFETY: NULL or a live listener.
         let listener = unsafe { arc(listener.cast_const()) }?;
-        let handler = handler.map(|f| HttpHandler { f, user: UserData(user) });
+        let handler = handler.map(|f| Arc::new(CHttpHandler { f, user: UserData(user) }));
         let l = Arc::clone(&listener);
         listener.shared.run_sync(move |lp| match lp.listener_of(&l) {
             Some(listener) => {
-                listener.http.set(handler);
+                *listener.http.borrow_mut() = handler.map(|h| h as Arc<dyn crate::reactor::events::HttpHandler>);
                 Ok(())
             }
             None => Err(Status::ErrClosed),
@@ -261,19 +261,18 @@ pub extern "C" fn wsffi_server_attach(
             let l = match &listener {
                 Some(h) => match lp.listener_of(h) {
                     Some(l) => Some(l),
-                    None => return Err((crate::reactor::error::Error::Closed, "the listener is closed".to_string(), user)),
+                    None => return Err((crate::reactor::error::Error::Closed, "the listener is closed".to_string())),
                 },
                 None => None,
             };
-            lp.attach_server(l.as_ref(), path, config, ServerCallbacks::new(table), user)
+            lp.attach_server(l.as_ref(), path, config, Box::new(CServerEvents::new(table, user)))
         });
         match result {
             Ok(Ok(handle)) => {
                 // SAFETY: checked non-NULL above.
                 unsafe { write_out(out_server, Arc::into_raw(handle).cast_mut()) }
             }
-            Ok(Err((status, message, user))) => {
-                drop(user);
+            Ok(Err((status, message))) => {
                 // SAFETY: out_err is NULL or writable.
                 Err(unsafe { report(out_err, status.into(), message) })
             }

@@ -22,7 +22,7 @@ use crate::core::handshake::client::{
 use crate::core::handshake::url::WsUrl;
 use crate::core::protocol::close::codes;
 use crate::core::session::Role;
-use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
+use super::events::ConnEvents;
 use crate::reactor::error::Error;
 
 /// Most bytes of a refusal body kept for `on_unexpected_response`.
@@ -36,10 +36,8 @@ pub struct ClientSetup {
     pub config: Arc<ClientConfig>,
     /// The handle returned to the caller.
     pub handle: Arc<ConnHandle>,
-    /// Callbacks.
-    pub callbacks: ConnCallbacks,
-    /// User data.
-    pub user: OwnedUserData,
+    /// The application's events.
+    pub events: Box<dyn ConnEvents>,
 }
 
 /// Client handshake progress, stored in `Conn::handshake`.
@@ -77,8 +75,7 @@ impl EventLoop {
             Rc::new(setup.config.conn),
             None,
             Phase::Resolving,
-            setup.user,
-            setup.callbacks,
+            Some(setup.events),
         ));
         self.conns.borrow_mut().insert(conn.clone());
         let now = Instant::now();
@@ -319,7 +316,9 @@ impl EventLoop {
             headers: HeaderList::from_headers(&refusal.response.headers),
             body: refusal.body,
         };
-        conn.callbacks.get().unexpected_response(conn.user(), &conn.handle, &view);
+        if let Some(events) = conn.events() {
+            events.on_unexpected_response(&conn.handle, &view);
+        }
         let message =
             format!("server answered the upgrade with {} {}", refusal.response.status, refusal.response.reason);
         self.connect_failed(conn, Error::HandshakeRejected, message);
@@ -368,7 +367,9 @@ impl EventLoop {
         conn.phase_deadline.set(None);
         conn.last_input.set(Instant::now());
         self.arm(conn);
-        conn.callbacks.get().open(conn.user(), &conn.handle);
+        if let Some(events) = conn.events() {
+            events.on_open(&conn.handle);
+        }
         if !conn.input.borrow().is_empty() && !conn.is_closed() {
             self.pump(conn, true);
         }

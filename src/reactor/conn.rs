@@ -18,7 +18,7 @@ use super::stream::Stream;
 use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
 use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
-use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
+use super::events::ConnEvents;
 use crate::reactor::error::Error;
 
 /// Ready states, as in the browser API.
@@ -239,18 +239,23 @@ impl ConnHandle {
         self.shared.run_async(move |lp| lp.set_paused(&me, paused))
     }
 
-    /// Replaces callbacks and user data; the old user data's destroy runs on the reactor.
-    pub fn set_callbacks(
+    /// Replaces the connection's events. The old object is dropped on the reactor thread
+    /// once no call into it is running.
+    pub fn set_events(self: &Arc<Self>, events: Box<dyn ConnEvents>) -> Result<(), Error> {
+        self.replace_events(move |_| events)
+    }
+
+    /// Replaces the connection's events with what `f` makes of the current ones (`None`
+    /// when there are none), on the reactor thread.
+    pub fn replace_events(
         self: &Arc<Self>,
-        callbacks: Option<ConnCallbacks>,
-        user: OwnedUserData,
+        f: impl FnOnce(Option<&dyn ConnEvents>) -> Box<dyn ConnEvents> + Send + 'static,
     ) -> Result<(), Error> {
         if self.ready_state() == ready_state::CLOSED {
             return Err(Error::Closed);
         }
-        self.mirror_user_data(user.get().0);
         let me = self.clone();
-        self.shared.run_async(move |lp| lp.set_callbacks(&me, callbacks, user))
+        self.shared.run_async(move |lp| lp.replace_events(&me, f))
     }
 }
 
@@ -413,10 +418,8 @@ pub struct Conn {
     pub input: RefCell<InBuf>,
     /// Output.
     pub output: RefCell<OutBuf>,
-    /// Application callbacks.
-    pub callbacks: Cell<ConnCallbacks>,
-    /// Application user data.
-    pub user: RefCell<OwnedUserData>,
+    /// The application's events (None once closed, or when nobody listens).
+    pub events: RefCell<Option<Rc<dyn ConnEvents>>>,
     /// Reading stopped by the application.
     pub paused: Cell<bool>,
     /// On the loop's flush list.
@@ -465,8 +468,7 @@ impl Conn {
         config: Rc<ConnConfig>,
         stream: Option<Stream>,
         phase: Phase,
-        user: OwnedUserData,
-        callbacks: ConnCallbacks,
+        events: Option<Box<dyn ConnEvents>>,
     ) -> Self {
         let limits = config.limits;
         Conn {
@@ -479,8 +481,7 @@ impl Conn {
             reader: RefCell::new(Reader::new(role, limits)),
             input: RefCell::new(InBuf::default()),
             output: RefCell::new(OutBuf { writer: Writer::new(role), buf: Vec::new(), sent: 0 }),
-            callbacks: Cell::new(callbacks),
-            user: RefCell::new(user),
+            events: RefCell::new(events.map(Rc::from)),
             paused: Cell::new(false),
             dirty: Cell::new(false),
             throttled: Cell::new(false),
@@ -542,8 +543,9 @@ impl Conn {
         *self.config.borrow_mut() = config;
     }
 
-    /// User data for callbacks.
-    pub fn user(&self) -> crate::ffi::callbacks::UserData {
-        self.user.borrow().get()
+    /// The events object, kept alive by the caller for the duration of a call into it (so
+    /// a replacement from inside the call drops the old one only afterwards).
+    pub fn events(&self) -> Option<Rc<dyn ConnEvents>> {
+        self.events.borrow().clone()
     }
 }

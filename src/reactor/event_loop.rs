@@ -21,7 +21,7 @@ use super::{Command, Shared};
 use crate::core::protocol::close::codes;
 use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::core::session::{Incoming, MessageKind, SendError, Violation};
-use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
+use super::events::ConnEvents;
 use crate::reactor::error::Error;
 
 /// Token of the cross-thread waker.
@@ -386,15 +386,12 @@ impl EventLoop {
     }
 
     fn on_incoming(&self, conn: &Rc<Conn>, ev: Incoming<'_>) -> bool {
-        let cbs = conn.callbacks.get();
-        let user = conn.user();
+        let events = conn.events();
         match ev {
             Incoming::Message(kind, data) => {
-                let kind = match kind {
-                    MessageKind::Text => 1,
-                    MessageKind::Binary => 2,
-                };
-                cbs.message(user, &conn.handle, kind, data);
+                if let Some(events) = &events {
+                    events.on_message(&conn.handle, kind, data);
+                }
             }
             Incoming::Ping(data) => {
                 {
@@ -403,9 +400,15 @@ impl EventLoop {
                     let _ = out.writer.control(&mut out.buf, OpCode::Pong, data);
                 }
                 self.mark_dirty(conn);
-                cbs.ping(user, &conn.handle, data);
+                if let Some(events) = &events {
+                    events.on_ping(&conn.handle, data);
+                }
             }
-            Incoming::Pong(data) => cbs.pong(user, &conn.handle, data),
+            Incoming::Pong(data) => {
+                if let Some(events) = &events {
+                    events.on_pong(&conn.handle, data);
+                }
+            }
             Incoming::Close(payload) => self.peer_closed(conn, payload),
         }
         self.can_read(conn)
@@ -592,8 +595,9 @@ impl EventLoop {
         // Both flags are cleared: one `on_drain` answers every refusal before it.
         let wanted = conn.want_drain.replace(false) | conn.handle.take_drain_wanted();
         if wanted && !conn.terminate.get() {
-            let cbs = conn.callbacks.get();
-            cbs.drain(conn.user(), &conn.handle);
+            if let Some(events) = conn.events() {
+                events.on_drain(&conn.handle);
+            }
         }
     }
 
@@ -744,16 +748,20 @@ impl EventLoop {
         }
     }
 
-    /// `wsffi_conn_set_callbacks`.
-    pub fn set_callbacks(&self, handle: &Arc<ConnHandle>, callbacks: Option<ConnCallbacks>, user: OwnedUserData) {
+    /// Replaces a connection's events (see [`ConnHandle::replace_events`]).
+    pub fn replace_events(
+        &self,
+        handle: &Arc<ConnHandle>,
+        f: impl FnOnce(Option<&dyn ConnEvents>) -> Box<dyn ConnEvents>,
+    ) {
         let Some(conn) = self.conn_of(handle) else {
-            drop(user);
+            // Closed meanwhile: nothing to replace; `f` still builds (and drops) the new object.
+            drop(f(None));
             return;
         };
-        if let Some(cbs) = callbacks {
-            conn.callbacks.set(cbs);
-        }
-        let old = std::mem::replace(&mut *conn.user.borrow_mut(), user);
+        let old = conn.events();
+        let new = f(old.as_deref());
+        *conn.events.borrow_mut() = Some(Rc::from(new));
         drop(old);
     }
 
@@ -962,24 +970,23 @@ impl EventLoop {
         conn.handle.set_buffered(0);
         *conn.input.borrow_mut() = Default::default();
         self.handshake_ended(conn);
-        let cbs = conn.callbacks.get();
-        let user = conn.user();
+        let events = conn.events.borrow_mut().take();
         let failure = conn.take_failure();
         let report = conn.report.borrow_mut().take().map(|b| *b).unwrap_or(super::conn::CloseReport {
             code: codes::ABNORMAL,
             reason: String::new(),
             clean: false,
         });
-        if let Some((status, message)) = failure {
-            cbs.error(user, &conn.handle, status, &message);
+        if let Some(events) = &events {
+            if let Some((error, message)) = failure {
+                events.on_error(&conn.handle, error, &message);
+            }
+            events.on_close(&conn.handle, &report);
         }
-        cbs.close(user, &conn.handle, report.code, &report.reason, report.clean);
         // After the client's close callback, so a closing server reports its own close last.
         self.detach_from_server(conn);
-        // Nothing may call back with this user data any more.
-        conn.callbacks.set(ConnCallbacks::default());
-        let user = std::mem::replace(&mut *conn.user.borrow_mut(), OwnedUserData::none());
-        drop(user);
+        // Nothing calls into the events any more: dropping them ends the application's state.
+        drop(events);
         *conn.output.borrow_mut() =
             super::conn::OutBuf { writer: crate::core::session::Writer::new(conn.role), buf: Vec::new(), sent: 0 };
     }

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod error;
 pub mod event_loop;
+pub mod events;
 pub mod server;
 pub mod slab;
 pub mod stream;

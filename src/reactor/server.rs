@@ -26,7 +26,7 @@ use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRe
 use crate::core::handshake::response::{accept_key, build_response, build_switching_protocols};
 use crate::core::protocol::close::codes;
 use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
-use crate::ffi::callbacks::{ConnCallbacks, HttpHandler, OwnedUserData, ServerCallbacks, Verdict};
+use super::events::{HttpHandler, ServerEvents, Verdict};
 use crate::reactor::error::Error;
 
 /// A bound listening socket.
@@ -76,7 +76,7 @@ pub struct Listener {
     /// Servers by path.
     pub servers: RefCell<Vec<Rc<Server>>>,
     /// Plain HTTP handler.
-    pub http: Cell<Option<HttpHandler>>,
+    pub http: RefCell<Option<Arc<dyn HttpHandler>>>,
 }
 
 /// The C `wsffi_server`.
@@ -119,8 +119,7 @@ pub struct Server {
     pub config: ServerConfig,
     /// `config.conn`, shared by the server's connections.
     pub conn_config: Rc<ConnConfig>,
-    callbacks: ServerCallbacks,
-    user: RefCell<OwnedUserData>,
+    events: RefCell<Option<Rc<dyn ServerEvents>>>,
     /// Open (and closing) connections.
     pub clients: RefCell<Slab<Rc<Conn>>>,
     closing: Cell<bool>,
@@ -128,12 +127,15 @@ pub struct Server {
 }
 
 impl Server {
-    fn user(&self) -> crate::ffi::callbacks::UserData {
-        self.user.borrow().get()
+    /// The events object, kept alive by the caller for the duration of a call into it.
+    fn events(&self) -> Option<Rc<dyn ServerEvents>> {
+        self.events.borrow().clone()
     }
 
-    pub(super) fn client_error(&self, status: Error, message: &str) {
-        self.callbacks.client_error(self.user(), &self.handle, status, message);
+    pub(super) fn client_error(&self, error: Error, message: &str) {
+        if let Some(events) = self.events() {
+            events.on_client_error(&self.handle, error, message);
+        }
     }
 }
 
@@ -212,7 +214,7 @@ impl EventLoop {
             socket: RefCell::new(Some(socket)),
             config,
             servers: RefCell::new(Vec::new()),
-            http: Cell::new(None),
+            http: RefCell::new(None),
         });
         self.listeners.borrow_mut().insert(listener);
         Ok(())
@@ -247,12 +249,11 @@ impl EventLoop {
         listener: Option<&Rc<Listener>>,
         path: String,
         config: ServerConfig,
-        callbacks: ServerCallbacks,
-        user: OwnedUserData,
-    ) -> Result<Arc<ServerHandle>, (Error, String, OwnedUserData)> {
+        events: Box<dyn ServerEvents>,
+    ) -> Result<Arc<ServerHandle>, (Error, String)> {
         if let Some(l) = listener {
             if l.servers.borrow().iter().any(|s| s.path == path) {
-                return Err((Error::InvalidParameter, format!("a server is already attached at {path}"), user));
+                return Err((Error::InvalidParameter, format!("a server is already attached at {path}")));
             }
         }
         let key = self.servers.borrow().next_key();
@@ -271,8 +272,7 @@ impl EventLoop {
             path,
             conn_config: Rc::new(config.conn),
             config,
-            callbacks,
-            user: RefCell::new(user),
+            events: RefCell::new(Some(Rc::from(events))),
             clients: RefCell::new(Slab::default()),
             closing: Cell::new(false),
             finished: Cell::new(false),
@@ -311,9 +311,10 @@ impl EventLoop {
         server.closing.set(true);
         server.handle.closed.store(true, Ordering::Release);
         self.servers.borrow_mut().remove(server.key);
-        server.callbacks.close(server.user(), &server.handle);
-        let user = std::mem::replace(&mut *server.user.borrow_mut(), OwnedUserData::none());
-        drop(user);
+        let events = server.events.borrow_mut().take();
+        if let Some(events) = events {
+            events.on_close(&server.handle);
+        }
     }
 
     /// Removes a finished connection from its server.
@@ -401,7 +402,9 @@ impl EventLoop {
                     // Out of descriptors and similar: tell the servers, keep the listener.
                     let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
                     for s in servers {
-                        s.callbacks.error(s.user(), &s.handle, Error::from_io(&e), &format!("accept: {e}"));
+                        if let Some(events) = s.events() {
+                            events.on_error(&s.handle, Error::from_io(&e), &format!("accept: {e}"));
+                        }
                     }
                     return;
                 }
@@ -430,8 +433,7 @@ impl EventLoop {
             config,
             Some(stream),
             Phase::ServerHandshake,
-            OwnedUserData::none(),
-            ConnCallbacks::default(),
+            None,
         ));
         if self.register(&conn, Interest::READABLE).is_err() {
             return;
@@ -528,9 +530,9 @@ impl EventLoop {
         }
         let view = Arc::new(view);
         if !view.request.is_websocket_upgrade() {
-            if let Some(handler) = listener.as_ref().and_then(|l| l.http.get()) {
+            if let Some(handler) = listener.as_ref().and_then(|l| l.http.borrow().clone()) {
                 let mut response = HttpResponse::default();
-                handler.call(&view, &mut response);
+                handler.handle(&view, &mut response);
                 self.refuse(conn, response.status, &response.reason, &response.headers, &response.body);
             } else if server.is_some() {
                 let headers = [("Upgrade".to_string(), "websocket".to_string())];
@@ -580,12 +582,12 @@ impl EventLoop {
             decided: AtomicBool::new(false),
             expired: AtomicBool::new(false),
         });
-        match server.callbacks.verify_client(server.user(), &hs).unwrap_or(Verdict::Accept) {
+        let verdict = server.events().and_then(|events| events.verify_client(&hs));
+        match verdict.unwrap_or(Verdict::Accept) {
             Verdict::Accept => self.accept_upgrade(conn, &server, &hs, &upgrade),
             Verdict::Reject => self.reject_upgrade(conn, &server, &hs),
             Verdict::Defer => {
-                // The application now holds one reference, given back by accept/reject.
-                let _ = Arc::into_raw(hs.clone());
+                // The application keeps its own reference until it decides.
                 with_state(conn, |st| st.deferred = Some((hs, upgrade, server)));
             }
         }
@@ -598,12 +600,11 @@ impl EventLoop {
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
 
-    fn accept_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle, upgrade: &UpgradeRequest) {
-        let offered: Vec<CString> = upgrade.protocols.iter().map(|p| cstring(p)).collect();
-        let protocol = if offered.is_empty() {
+    fn accept_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &Arc<HandshakeHandle>, upgrade: &UpgradeRequest) {
+        let protocol = if upgrade.protocols.is_empty() {
             None
         } else {
-            match server.callbacks.handle_protocols(server.user(), &hs.request, &offered) {
+            match server.events().and_then(|events| events.handle_protocols(&hs.request, &upgrade.protocols)) {
                 Some(choice) => choice.map(|i| upgrade.protocols[i].clone()),
                 None => upgrade.protocols.first().cloned(),
             }
@@ -618,7 +619,9 @@ impl EventLoop {
                 return;
             }
         };
-        server.callbacks.headers(server.user(), hs);
+        if let Some(events) = server.events() {
+            events.headers(hs);
+        }
         let answer = deflate.as_ref().map(|(_, answer, _)| answer.clone());
         let response =
             build_switching_protocols(&accept_key(&upgrade.key), protocol.as_deref(), answer.as_deref(), &hs.headers());
@@ -641,7 +644,9 @@ impl EventLoop {
         server.handle.client_count.fetch_add(1, Ordering::Relaxed);
         conn.phase.set(Phase::Open);
         conn.handle.set_state(super::conn::ready_state::OPEN);
-        server.callbacks.connection(server.user(), &server.handle, &conn.handle, &hs.request);
+        if let Some(events) = server.events() {
+            events.on_connection(&server.handle, &conn.handle, &hs.request);
+        }
         if conn.phase.get() == Phase::Open {
             self.open_conn(conn);
         }
