@@ -116,6 +116,7 @@ impl From<crate::reactor::error::Error> for wsffi_status {
         use crate::reactor::error::Error as E;
         match e {
             E::InvalidParameter => wsffi_status::ErrInvalidParameter,
+            E::InvalidUrl => wsffi_status::ErrInvalidUrl,
             E::TooBig => wsffi_status::ErrTooBig,
             E::NotOpen => wsffi_status::ErrNotOpen,
             E::Closed => wsffi_status::ErrClosed,

@@ -6,6 +6,8 @@
 pub enum Error {
     /// An argument is out of range or malformed.
     InvalidParameter,
+    /// A URL could not be parsed or uses an unsupported scheme.
+    InvalidUrl,
     /// A payload is larger than the protocol allows (control frames: 125 bytes).
     TooBig,
     /// The connection is still connecting.

@@ -2,6 +2,9 @@
 //! `wsffi_reactor`. Other threads talk to it through [`Shared::post`]; code already running on
 //! the reactor thread (callbacks) reaches the loop directly through [`with_loop`].
 
+#![forbid(unsafe_code)]
+
+pub mod api;
 pub mod bufpool;
 pub mod client;
 pub mod config;
