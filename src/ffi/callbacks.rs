@@ -1,11 +1,18 @@
 //! C callback tables and the only place that calls through their function pointers.
 //!
-//! The reactor stores copies of these tables and calls the safe methods below; each method
-//! checks for NULL ("not interested") and passes borrowed data for the duration of the call.
+//! [`CConnEvents`] and [`CServerEvents`] implement the reactor's event traits over these
+//! tables: each method checks for NULL ("not interested") and passes borrowed data for the
+//! duration of the call; dropping them runs the application's `destroy`.
 
+use std::any::Any;
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::Arc;
 
-use crate::reactor::conn::ConnHandle;
+use crate::core::session::MessageKind;
+use crate::reactor::conn::{CloseReport, ConnHandle};
+use crate::reactor::error::Error;
+use crate::reactor::events::{ConnEvents, HttpHandler, ServerEvents, Verdict};
+use crate::reactor::views::cstring;
 use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
 
 use super::status::wsffi_status;
@@ -76,17 +83,6 @@ pub const WSFFI_VERDICT_ACCEPT: wsffi_verdict = 0;
 pub const WSFFI_VERDICT_REJECT: wsffi_verdict = 1;
 /// Decide later, from any thread, with `wsffi_handshake_accept` or `wsffi_handshake_reject`.
 pub const WSFFI_VERDICT_DEFER: wsffi_verdict = 2;
-
-/// The decision as the reactor uses it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Accept.
-    Accept,
-    /// Reject.
-    Reject,
-    /// Defer.
-    Defer,
-}
 
 /// Decide whether to accept an upgrade. The handshake is borrowed unless the callback
 /// returns `WSFFI_VERDICT_DEFER`, which hands the caller one reference that
@@ -196,192 +192,195 @@ impl Drop for OwnedUserData {
     }
 }
 
-fn conn_ptr(conn: &ConnHandle) -> *mut ConnHandle {
-    conn as *const ConnHandle as *mut ConnHandle
+fn conn_ptr(conn: &Arc<ConnHandle>) -> *mut ConnHandle {
+    Arc::as_ptr(conn).cast_mut()
 }
 
-/// Calls into a connection's C callbacks.
-#[derive(Clone, Copy, Default)]
-pub struct ConnCallbacks {
+fn message_kind_value(kind: MessageKind) -> u32 {
+    match kind {
+        MessageKind::Text => 1,
+        MessageKind::Binary => 2,
+    }
+}
+
+/// A connection's events delivered to a C callback table; dropping it runs `destroy`.
+pub struct CConnEvents {
     table: wsffi_conn_callbacks,
+    user: OwnedUserData,
 }
 
-impl ConnCallbacks {
-    /// Wraps a table copied from the application.
-    pub fn new(table: wsffi_conn_callbacks) -> Self {
-        ConnCallbacks { table }
+impl CConnEvents {
+    /// Events for `table` (NULL entries are skipped) with `user` handed to each.
+    pub fn new(table: wsffi_conn_callbacks, user: OwnedUserData) -> Self {
+        CConnEvents { table, user }
     }
 
-    /// `on_open`.
-    pub fn open(&self, user: UserData, conn: &ConnHandle) {
+    /// The table of an events object made here (the empty table for any other).
+    pub fn table_of(events: Option<&dyn ConnEvents>) -> wsffi_conn_callbacks {
+        let any: Option<&dyn Any> = events.map(|e| e as &dyn Any);
+        any.and_then(|a| a.downcast_ref::<CConnEvents>()).map(|c| c.table).unwrap_or_default()
+    }
+
+    fn user(&self) -> *mut c_void {
+        self.user.get().0
+    }
+}
+
+impl ConnEvents for CConnEvents {
+    fn on_open(&self, conn: &Arc<ConnHandle>) {
         if let Some(f) = self.table.on_open {
             // SAFETY: a C function pointer supplied by the application with this signature.
-            unsafe { f(user.0, conn_ptr(conn)) }
+            unsafe { f(self.user(), conn_ptr(conn)) }
         }
     }
 
-    /// Does the application want messages at all?
-    pub fn wants_messages(&self) -> bool {
-        self.table.on_message.is_some()
-    }
-
-    /// `on_message`.
-    pub fn message(&self, user: UserData, conn: &ConnHandle, kind: u32, data: &[u8]) {
+    fn on_message(&self, conn: &Arc<ConnHandle>, kind: MessageKind, data: &[u8]) {
         if let Some(f) = self.table.on_message {
             // SAFETY: as above; `data` outlives the call.
-            unsafe { f(user.0, conn_ptr(conn), kind, data.as_ptr(), data.len()) }
+            unsafe { f(self.user(), conn_ptr(conn), message_kind_value(kind), data.as_ptr(), data.len()) }
         }
     }
 
-    /// `on_close`.
-    pub fn close(&self, user: UserData, conn: &ConnHandle, code: u16, reason: &str, was_clean: bool) {
-        if let Some(f) = self.table.on_close {
-            // SAFETY: as above; `reason` outlives the call.
-            unsafe { f(user.0, conn_ptr(conn), code, reason.as_ptr().cast(), reason.len(), was_clean) }
+    fn on_ping(&self, conn: &Arc<ConnHandle>, data: &[u8]) {
+        if let Some(f) = self.table.on_ping {
+            // SAFETY: as above.
+            unsafe { f(self.user(), conn_ptr(conn), data.as_ptr(), data.len()) }
         }
     }
 
-    /// `on_error`.
-    pub fn error(&self, user: UserData, conn: &ConnHandle, status: wsffi_status, message: &str) {
+    fn on_pong(&self, conn: &Arc<ConnHandle>, data: &[u8]) {
+        if let Some(f) = self.table.on_pong {
+            // SAFETY: as above.
+            unsafe { f(self.user(), conn_ptr(conn), data.as_ptr(), data.len()) }
+        }
+    }
+
+    fn on_drain(&self, conn: &Arc<ConnHandle>) {
+        if let Some(f) = self.table.on_drain {
+            // SAFETY: as above.
+            unsafe { f(self.user(), conn_ptr(conn)) }
+        }
+    }
+
+    fn on_unexpected_response(&self, conn: &Arc<ConnHandle>, response: &ResponseView) {
+        if let Some(f) = self.table.on_unexpected_response {
+            // SAFETY: as above; the view outlives the call.
+            unsafe { f(self.user(), conn_ptr(conn), response) }
+        }
+    }
+
+    fn on_error(&self, conn: &Arc<ConnHandle>, error: Error, message: &str) {
         if let Some(f) = self.table.on_error {
             let text = c_text(message);
             // SAFETY: as above; `text` is NUL-terminated and outlives the call.
-            unsafe { f(user.0, conn_ptr(conn), status, text.as_ptr()) }
+            unsafe { f(self.user(), conn_ptr(conn), error.into(), text.as_ptr()) }
         }
     }
 
-    /// `on_ping`.
-    pub fn ping(&self, user: UserData, conn: &ConnHandle, data: &[u8]) {
-        if let Some(f) = self.table.on_ping {
-            // SAFETY: as above.
-            unsafe { f(user.0, conn_ptr(conn), data.as_ptr(), data.len()) }
-        }
-    }
-
-    /// `on_pong`.
-    pub fn pong(&self, user: UserData, conn: &ConnHandle, data: &[u8]) {
-        if let Some(f) = self.table.on_pong {
-            // SAFETY: as above.
-            unsafe { f(user.0, conn_ptr(conn), data.as_ptr(), data.len()) }
-        }
-    }
-
-    /// `on_drain`.
-    pub fn drain(&self, user: UserData, conn: &ConnHandle) {
-        if let Some(f) = self.table.on_drain {
-            // SAFETY: as above.
-            unsafe { f(user.0, conn_ptr(conn)) }
-        }
-    }
-
-    /// `on_unexpected_response`.
-    pub fn unexpected_response(&self, user: UserData, conn: &ConnHandle, response: &ResponseView) {
-        if let Some(f) = self.table.on_unexpected_response {
-            // SAFETY: as above; the view outlives the call.
-            unsafe { f(user.0, conn_ptr(conn), response) }
+    fn on_close(&self, conn: &Arc<ConnHandle>, close: &CloseReport) {
+        if let Some(f) = self.table.on_close {
+            let reason = &close.reason;
+            // SAFETY: as above; `reason` outlives the call.
+            unsafe { f(self.user(), conn_ptr(conn), close.code, reason.as_ptr().cast(), reason.len(), close.clean) }
         }
     }
 }
 
-/// Calls into a server's C callbacks.
-#[derive(Clone, Copy, Default)]
-pub struct ServerCallbacks {
+fn server_ptr(server: &Arc<ServerHandle>) -> *mut ServerHandle {
+    Arc::as_ptr(server).cast_mut()
+}
+
+/// A server's events delivered to a C callback table; dropping it runs `destroy`.
+pub struct CServerEvents {
     table: wsffi_server_callbacks,
+    user: OwnedUserData,
 }
 
-fn server_ptr(server: &ServerHandle) -> *mut ServerHandle {
-    server as *const ServerHandle as *mut ServerHandle
-}
-
-impl ServerCallbacks {
-    /// Wraps a table copied from the application.
-    pub fn new(table: wsffi_server_callbacks) -> Self {
-        ServerCallbacks { table }
+impl CServerEvents {
+    /// Events for `table` with `user` handed to each.
+    pub fn new(table: wsffi_server_callbacks, user: OwnedUserData) -> Self {
+        CServerEvents { table, user }
     }
 
-    /// `verify_client`; `None` when there is no callback.
-    pub fn verify_client(&self, user: UserData, handshake: &HandshakeHandle) -> Option<Verdict> {
+    fn user(&self) -> *mut c_void {
+        self.user.get().0
+    }
+}
+
+impl ServerEvents for CServerEvents {
+    fn verify_client(&self, handshake: &Arc<HandshakeHandle>) -> Option<Verdict> {
         let f = self.table.verify_client?;
-        let ptr = handshake as *const HandshakeHandle as *mut HandshakeHandle;
+        let ptr = Arc::as_ptr(handshake).cast_mut();
         // SAFETY: a C function pointer supplied by the application with this signature.
-        let raw = unsafe { f(user.0, ptr) };
+        let raw = unsafe { f(self.user(), ptr) };
         Some(match raw {
             WSFFI_VERDICT_ACCEPT => Verdict::Accept,
-            WSFFI_VERDICT_DEFER => Verdict::Defer,
+            WSFFI_VERDICT_DEFER => {
+                // The application now holds one reference, given back by accept/reject.
+                let _ = Arc::into_raw(handshake.clone());
+                Verdict::Defer
+            }
             _ => Verdict::Reject,
         })
     }
 
-    /// `handle_protocols`: `None` without a callback, else the chosen index (if valid).
-    pub fn handle_protocols(
-        &self,
-        user: UserData,
-        request: &RequestView,
-        offered: &[std::ffi::CString],
-    ) -> Option<Option<usize>> {
+    fn handle_protocols(&self, request: &RequestView, offered: &[String]) -> Option<Option<usize>> {
         let f = self.table.handle_protocols?;
-        let ptrs: Vec<*const c_char> = offered.iter().map(|s| s.as_ptr()).collect();
+        let strings: Vec<std::ffi::CString> = offered.iter().map(|p| cstring(p)).collect();
+        let ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
         // SAFETY: as above; the strings outlive the call.
-        let chosen = unsafe { f(user.0, request, ptrs.as_ptr(), ptrs.len()) };
+        let chosen = unsafe { f(self.user(), request, ptrs.as_ptr(), ptrs.len()) };
         Some(usize::try_from(chosen).ok().filter(|&i| i < offered.len()))
     }
 
-    /// `headers`.
-    pub fn headers(&self, user: UserData, handshake: &HandshakeHandle) {
+    fn headers(&self, handshake: &Arc<HandshakeHandle>) {
         if let Some(f) = self.table.headers {
-            let ptr = handshake as *const HandshakeHandle as *mut HandshakeHandle;
             // SAFETY: as above.
-            unsafe { f(user.0, ptr) }
+            unsafe { f(self.user(), Arc::as_ptr(handshake).cast_mut()) }
         }
     }
 
-    /// `on_connection`.
-    pub fn connection(&self, user: UserData, server: &ServerHandle, conn: &ConnHandle, request: &RequestView) {
+    fn on_connection(&self, server: &Arc<ServerHandle>, conn: &Arc<ConnHandle>, request: &RequestView) {
         if let Some(f) = self.table.on_connection {
             // SAFETY: as above.
-            unsafe { f(user.0, server_ptr(server), conn_ptr(conn), request) }
+            unsafe { f(self.user(), server_ptr(server), conn_ptr(conn), request) }
         }
     }
 
-    /// `on_client_error`.
-    pub fn client_error(&self, user: UserData, server: &ServerHandle, status: wsffi_status, message: &str) {
+    fn on_client_error(&self, server: &Arc<ServerHandle>, error: Error, message: &str) {
         if let Some(f) = self.table.on_client_error {
             let text = c_text(message);
             // SAFETY: as above.
-            unsafe { f(user.0, server_ptr(server), status, text.as_ptr()) }
+            unsafe { f(self.user(), server_ptr(server), error.into(), text.as_ptr()) }
         }
     }
 
-    /// `on_error`.
-    pub fn error(&self, user: UserData, server: &ServerHandle, status: wsffi_status, message: &str) {
+    fn on_error(&self, server: &Arc<ServerHandle>, error: Error, message: &str) {
         if let Some(f) = self.table.on_error {
             let text = c_text(message);
             // SAFETY: as above.
-            unsafe { f(user.0, server_ptr(server), status, text.as_ptr()) }
+            unsafe { f(self.user(), server_ptr(server), error.into(), text.as_ptr()) }
         }
     }
 
-    /// `on_close`.
-    pub fn close(&self, user: UserData, server: &ServerHandle) {
+    fn on_close(&self, server: &Arc<ServerHandle>) {
         if let Some(f) = self.table.on_close {
             // SAFETY: as above.
-            unsafe { f(user.0, server_ptr(server)) }
+            unsafe { f(self.user(), server_ptr(server)) }
         }
     }
 }
 
-/// Calls a listener's plain-HTTP handler.
-#[derive(Clone, Copy)]
-pub struct HttpHandler {
+/// A listener's plain-HTTP handler in C.
+pub struct CHttpHandler {
     /// The C function.
     pub f: unsafe extern "C" fn(user: *mut c_void, request: *const RequestView, response: *mut HttpResponse),
     /// Its user data.
     pub user: UserData,
 }
 
-impl HttpHandler {
-    /// Runs the handler on a request.
-    pub fn call(&self, request: &RequestView, response: &mut HttpResponse) {
+impl HttpHandler for CHttpHandler {
+    fn handle(&self, request: &RequestView, response: &mut HttpResponse) {
         // SAFETY: a C function pointer supplied by the application with this signature.
         unsafe { (self.f)(self.user.0, request, response) }
     }

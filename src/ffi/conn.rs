@@ -4,20 +4,19 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use super::boundary::{
-    arc, borrowed, boundary, bytes, refusal, report, static_text, status_boundary, take_arc, text, write_out,
+    arc, borrowed, boundary, bytes, report, static_text, status_boundary, take_arc, text, write_out,
     wsffi_error,
 };
-use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, ConnCallbacks, OwnedUserData};
+use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, CConnEvents, OwnedUserData};
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
-use crate::core::handshake::url::parse_ws_url;
 use crate::core::protocol::close;
 use crate::core::protocol::utf8;
 use crate::core::session::MessageKind;
-use crate::reactor::client::ClientSetup;
+use crate::reactor::api;
+use crate::reactor::events::ConnEvents;
 use crate::reactor::conn::{ConnHandle, SendOp};
-use crate::reactor::views::cstring;
 
 /// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
 /// `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
@@ -51,34 +50,17 @@ pub extern "C" fn wsffi_connect(
         }
         // SAFETY: NULL or a NUL-terminated string.
         let url_text = unsafe { text(url) }?;
-        let parsed = match parse_ws_url(url_text) {
-            Ok(u) => u,
-            // SAFETY: out_err is NULL or writable.
-            Err(e) => return Err(unsafe { report(out_err, Status::ErrInvalidUrl, format!("{url_text}: {e}")) }),
-        };
         // SAFETY: NULL or a live options object.
-        let mut config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
-        if parsed.secure {
-            // SAFETY: as above.
-            config.tls.prepare().map_err(|m| unsafe { report(out_err, Status::ErrTls, m) })?;
-        }
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
         // SAFETY: NULL or a readable callback table.
         let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
-        let shared = reactor.reactor.shared().clone();
-        let handle =
-            Arc::new(ConnHandle::new(shared.clone(), cstring(&parsed.to_url_string()), config.conn.high_water));
-        handle.mirror_user_data(user.get().0);
-        let setup = ClientSetup {
-            url: parsed,
-            config: Arc::new(config),
-            handle: handle.clone(),
-            callbacks: ConnCallbacks::new(table),
-            user,
+        let events = |handle: &Arc<ConnHandle>| -> Box<dyn ConnEvents> {
+            handle.mirror_user_data(user.get().0);
+            Box::new(CConnEvents::new(table, user))
         };
-        if let Err(s) = shared.run_async(move |lp| lp.start_client(setup)) {
-            // SAFETY: as above.
-            return Err(unsafe { report(out_err, s, refusal(s)) });
-        }
+        let handle = api::connect(reactor.reactor.shared(), url_text, config, events)
+            // SAFETY: out_err is NULL or writable.
+            .map_err(|(e, m)| unsafe { report(out_err, e.into(), m) })?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out_conn, Arc::into_raw(handle).cast_mut()) }
     })
@@ -101,7 +83,7 @@ fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi
         if op == SendOp::Message(MessageKind::Text) && utf8::validate(data).is_err() {
             return Err(Status::ErrInvalidUtf8);
         }
-        conn.send(op, data)
+        Ok(conn.send(op, data)?)
     })
 }
 
@@ -196,7 +178,7 @@ pub extern "C" fn wsffi_close(
             c if close::is_sendable_code(c) => Some(c),
             _ => return Err(Status::ErrInvalidParameter),
         };
-        conn.close(code, reason.to_vec())
+        Ok(conn.close(code, reason.to_vec())?)
     })
 }
 
@@ -205,7 +187,7 @@ pub extern "C" fn wsffi_close(
 pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { arc(conn) }?.terminate()
+        Ok(unsafe { arc(conn) }?.terminate()?)
     })
 }
 
@@ -215,7 +197,7 @@ pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
 pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { arc(conn) }?.set_paused(true)
+        Ok(unsafe { arc(conn) }?.set_paused(true)?)
     })
 }
 
@@ -224,7 +206,7 @@ pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
 pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { arc(conn) }?.set_paused(false)
+        Ok(unsafe { arc(conn) }?.set_paused(false)?)
     })
 }
 
@@ -294,8 +276,14 @@ pub extern "C" fn wsffi_conn_set_callbacks(
         // SAFETY: NULL or a conn with a live reference.
         let conn = unsafe { arc(conn) }?;
         // SAFETY: NULL or a readable table.
-        let table = unsafe { callbacks.as_ref() }.copied().map(ConnCallbacks::new);
-        conn.set_callbacks(table, user)
+        let table = unsafe { callbacks.as_ref() }.copied();
+        conn.mirror_user_data(user.get().0);
+        conn.replace_events(move |old| {
+            // A NULL table keeps the callbacks and replaces only the user data.
+            let table = table.unwrap_or_else(|| CConnEvents::table_of(old));
+            Box::new(CConnEvents::new(table, user))
+        })?;
+        Ok(())
     })
 }
 

@@ -1,18 +1,15 @@
 //! Listeners, servers attached to them, server-side handshakes and plain HTTP answers.
 
 use std::ffi::{c_char, c_void};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use socket2::{Domain, Socket, Type};
-
 use super::boundary::{
-    arc, boundary, bytes, opt_text, refusal, report, static_text, status_boundary, take_arc, text, write_out,
+    arc, boundary, bytes, opt_text, report, static_text, status_boundary, take_arc, text, write_out,
     wsffi_error,
 };
 use super::callbacks::{
-    wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, HttpHandler, OwnedUserData, ServerCallbacks,
+    wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, CHttpHandler, CServerEvents, OwnedUserData,
     UserData,
 };
 use super::options::{wsffi_listener_options, wsffi_server_options};
@@ -20,60 +17,18 @@ use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
 use crate::core::handshake::response::{check_app_response_header, check_header};
 use crate::core::session::MessageKind;
-use crate::reactor::config::ListenerConfig;
+use crate::reactor::api;
 use crate::reactor::conn::ConnHandle;
-use crate::reactor::server::{HandshakeHandle, HttpResponse, ListenSocket, ListenerHandle, RequestView, ServerHandle};
-use crate::reactor::stream::Stream;
-use crate::reactor::Shared;
+use crate::reactor::server::{HandshakeHandle, HttpResponse, ListenerHandle, RequestView, ServerHandle};
 
-fn bind_tcp(addr: SocketAddr, config: &ListenerConfig) -> std::io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if config.reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(config.backlog)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}
-
-/// Binds `address`: "HOST:PORT", "[::1]:PORT" or "unix:/path".
-fn bind(address: &str, config: &ListenerConfig) -> Result<(ListenSocket, u16, String), (Status, String)> {
-    if let Some(path) = address.strip_prefix("unix:") {
-        let l = std::os::unix::net::UnixListener::bind(path)
-            .map_err(|e| (Status::from_io(&e), format!("bind {address}: {e}")))?;
-        l.set_nonblocking(true).map_err(|e| (Status::ErrIo, format!("bind {address}: {e}")))?;
-        return Ok((ListenSocket::Unix(mio::net::UnixListener::from_std(l)), 0, address.to_string()));
-    }
-    let addrs: Vec<SocketAddr> = address
-        .to_socket_addrs()
-        .map_err(|e| (Status::ErrInvalidParameter, format!("bad listen address {address}: {e}")))?
-        .collect();
-    let mut last = (Status::ErrInvalidParameter, format!("bad listen address {address}"));
-    for addr in addrs {
-        match bind_tcp(addr, config) {
-            Ok(l) => {
-                let local = l.local_addr().map_err(|e| (Status::ErrIo, e.to_string()))?;
-                return Ok((ListenSocket::Tcp(mio::net::TcpListener::from_std(l)), local.port(), local.to_string()));
-            }
-            Err(e) => last = (Status::from_io(&e), format!("bind {addr}: {e}")),
-        }
-    }
-    Err(last)
-}
-
-fn add_listener(
-    shared: &Arc<Shared>,
-    socket: ListenSocket,
-    port: u16,
-    address: String,
-    config: ListenerConfig,
+/// Hands a new listener to the caller.
+fn listener_out(
+    result: Result<Arc<ListenerHandle>, api::Failure>,
     out_listener: *mut *mut ListenerHandle,
+    out_err: *mut *mut wsffi_error,
 ) -> Result<(), Status> {
-    let handle = Arc::new(ListenerHandle::new(shared.clone(), port, &address));
-    let h = handle.clone();
-    shared.run_sync(move |lp| lp.add_listener(h, socket, config))??;
+    // SAFETY: out_err is NULL or writable.
+    let handle = result.map_err(|(e, m)| unsafe { report(out_err, e.into(), m) })?;
     // SAFETY: checked non-NULL by the callers.
     unsafe { write_out(out_listener, Arc::into_raw(handle).cast_mut()) }
 }
@@ -101,13 +56,8 @@ pub extern "C" fn wsffi_listen(
         // SAFETY: NULL or a NUL-terminated string.
         let address = unsafe { text(address) }?;
         // SAFETY: NULL or a live options object.
-        let mut config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
-        // SAFETY: out_err is NULL or writable.
-        config.tls.prepare().map_err(|m| unsafe { report(out_err, Status::ErrTls, m) })?;
-        // SAFETY: out_err is NULL or writable (all uses below).
-        let (socket, port, bound) = bind(address, &config).map_err(|(s, m)| unsafe { report(out_err, s, m) })?;
-        add_listener(reactor.reactor.shared(), socket, port, bound, config, out_listener)
-            .map_err(|s| unsafe { report(out_err, s, refusal(s)) })
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        listener_out(api::listen(reactor.reactor.shared(), address, config), out_listener, out_err)
     })
 }
 
@@ -127,32 +77,15 @@ pub extern "C" fn wsffi_listener_adopt_fd(
             return Err(Status::ErrInvalidParameter);
         }
         // SAFETY: the caller hands over an open socket descriptor.
-        let socket = unsafe { Socket::from_raw_fd(fd as RawFd) };
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         // SAFETY: NULL or a live reactor.
         let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
         if out_listener.is_null() {
             return Err(Status::ErrNullParameter);
         }
         // SAFETY: NULL or a live options object.
-        let mut config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
-        // SAFETY: out_err is NULL or writable.
-        config.tls.prepare().map_err(|m| unsafe { report(out_err, Status::ErrTls, m) })?;
-        // SAFETY: out_err is NULL or writable (all uses below).
-        let fail = |e: std::io::Error| unsafe { report(out_err, Status::from_io(&e), format!("adopt fd {fd}: {e}")) };
-        socket.set_nonblocking(true).map_err(fail)?;
-        let local = socket.local_addr().map_err(fail)?;
-        let (listen, port, address) = match local.as_socket() {
-            Some(addr) => {
-                let l: std::net::TcpListener = socket.into();
-                (ListenSocket::Tcp(mio::net::TcpListener::from_std(l)), addr.port(), addr.to_string())
-            }
-            None => {
-                let l: std::os::unix::net::UnixListener = socket.into();
-                (ListenSocket::Unix(mio::net::UnixListener::from_std(l)), 0, "unix".to_string())
-            }
-        };
-        add_listener(reactor.reactor.shared(), listen, port, address, config, out_listener)
-            .map_err(|s| unsafe { report(out_err, s, refusal(s)) })
+        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        listener_out(api::adopt_listener(reactor.reactor.shared(), fd, config), out_listener, out_err)
     })
 }
 
@@ -182,11 +115,11 @@ pub extern "C" fn wsffi_listener_set_http_handler(
     status_boundary!({
         // SAFETY: NULL or a live listener.
         let listener = unsafe { arc(listener.cast_const()) }?;
-        let handler = handler.map(|f| HttpHandler { f, user: UserData(user) });
+        let handler = handler.map(|f| Arc::new(CHttpHandler { f, user: UserData(user) }));
         let l = Arc::clone(&listener);
         listener.shared.run_sync(move |lp| match lp.listener_of(&l) {
             Some(listener) => {
-                listener.http.set(handler);
+                *listener.http.borrow_mut() = handler.map(|h| h as Arc<dyn crate::reactor::events::HttpHandler>);
                 Ok(())
             }
             None => Err(Status::ErrClosed),
@@ -256,30 +189,12 @@ pub extern "C" fn wsffi_server_attach(
             // SAFETY: a live listener.
             Some(Arc::clone(&*unsafe { arc(listener.cast_const()) }?))
         };
-        let shared = reactor.reactor.shared().clone();
-        let result = shared.run_sync(move |lp| {
-            let l = match &listener {
-                Some(h) => match lp.listener_of(h) {
-                    Some(l) => Some(l),
-                    None => return Err((Status::ErrClosed, "the listener is closed".to_string(), user)),
-                },
-                None => None,
-            };
-            lp.attach_server(l.as_ref(), path, config, ServerCallbacks::new(table), user)
-        });
-        match result {
-            Ok(Ok(handle)) => {
-                // SAFETY: checked non-NULL above.
-                unsafe { write_out(out_server, Arc::into_raw(handle).cast_mut()) }
-            }
-            Ok(Err((status, message, user))) => {
-                drop(user);
-                // SAFETY: out_err is NULL or writable.
-                Err(unsafe { report(out_err, status, message) })
-            }
-            // SAFETY: as above.
-            Err(status) => Err(unsafe { report(out_err, status, refusal(status)) }),
-        }
+        let events = Box::new(CServerEvents::new(table, user));
+        let handle = api::attach_server(reactor.reactor.shared(), listener, path, config, events)
+            // SAFETY: out_err is NULL or writable.
+            .map_err(|(e, m)| unsafe { report(out_err, e.into(), m) })?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out_server, Arc::into_raw(handle).cast_mut()) }
     })
 }
 
@@ -299,35 +214,12 @@ pub extern "C" fn wsffi_server_handle_upgrade(
             return Err(Status::ErrInvalidParameter);
         }
         // SAFETY: the caller hands over a connected socket descriptor.
-        let socket = unsafe { Socket::from_raw_fd(fd as RawFd) };
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         // SAFETY: NULL or a live server.
         let server = unsafe { arc(server.cast_const()) }?;
         // SAFETY: NULL or `head_len` readable bytes.
         let head = unsafe { bytes(head, head_len) }?.to_vec();
-        socket.set_nonblocking(true).map_err(|_| Status::ErrIo)?;
-        let is_tcp = socket.local_addr().map(|a| a.as_socket().is_some()).map_err(|_| Status::ErrIo)?;
-        let stream = if is_tcp {
-            let s: std::net::TcpStream = socket.into();
-            let _ = s.set_nodelay(true);
-            Stream::Tcp(mio::net::TcpStream::from_std(s))
-        } else {
-            let s: std::os::unix::net::UnixStream = socket.into();
-            Stream::Unix(mio::net::UnixStream::from_std(s))
-        };
-        let handle = Arc::clone(&server);
-        server.shared.run_sync(move |lp| {
-            let Some(server) = lp.server_of(&handle) else { return Err(Status::ErrClosed) };
-            let defaults = ListenerConfig::default();
-            lp.new_server_conn(
-                stream,
-                None,
-                Some(server),
-                &head,
-                defaults.handshake_timeout,
-                defaults.max_header_bytes,
-            );
-            Ok(())
-        })?
+        Ok(api::adopt_upgrade(&server, fd, head)?)
     })
 }
 
@@ -411,9 +303,9 @@ pub extern "C" fn wsffi_server_broadcast(
             lp.server_of(&handle).map(|s| lp.broadcast(&s, kind, &data))
         };
         if out_sent.is_null() {
-            server.shared.run_async(move |lp| {
+            Ok(server.shared.run_async(move |lp| {
                 job(lp);
-            })
+            })?)
         } else {
             let sent = server.shared.run_sync(job)?.ok_or(Status::ErrClosed)?;
             // SAFETY: checked non-NULL.
@@ -509,7 +401,7 @@ pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsf
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
         let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
-        h.decide(true)
+        Ok(h.decide(true)?)
     })
 }
 
@@ -527,7 +419,7 @@ pub extern "C" fn wsffi_handshake_reject(
         match check_reject(status, reason) {
             Ok(reason) => {
                 h.set_reject(status, &reason);
-                h.decide(false)
+                Ok(h.decide(false)?)
             }
             Err(e) => {
                 // Still a decision: refuse with the default status rather than leak it.

@@ -110,3 +110,34 @@ impl wsffi_status {
 
 /// Shorthand used across the crate.
 pub type Status = wsffi_status;
+
+impl From<crate::reactor::error::Error> for wsffi_status {
+    fn from(e: crate::reactor::error::Error) -> wsffi_status {
+        use crate::reactor::error::Error as E;
+        match e {
+            E::InvalidParameter => wsffi_status::ErrInvalidParameter,
+            E::InvalidUrl => wsffi_status::ErrInvalidUrl,
+            E::TooBig => wsffi_status::ErrTooBig,
+            E::NotOpen => wsffi_status::ErrNotOpen,
+            E::Closed => wsffi_status::ErrClosed,
+            E::Backpressure => wsffi_status::ErrBackpressure,
+            E::CalledFromCallback => wsffi_status::ErrCalledFromCallback,
+            E::ShutDown => wsffi_status::ErrShutDown,
+            E::AlreadyDone => wsffi_status::ErrAlreadyDone,
+            E::QueueFull => wsffi_status::ErrQueueFull,
+            E::Protocol => wsffi_status::ErrProtocol,
+            E::Handshake => wsffi_status::ErrHandshake,
+            E::HandshakeRejected => wsffi_status::ErrHandshakeRejected,
+            E::MessageTooBig => wsffi_status::ErrMessageTooBig,
+            E::Io => wsffi_status::ErrIo,
+            E::Dns => wsffi_status::ErrDns,
+            E::ConnectionRefused => wsffi_status::ErrConnectionRefused,
+            E::Timeout => wsffi_status::ErrTimeout,
+            E::AddressInUse => wsffi_status::ErrAddressInUse,
+            E::ConnectionReset => wsffi_status::ErrConnectionReset,
+            E::Tls => wsffi_status::ErrTls,
+            E::Internal => wsffi_status::ErrInternal,
+            E::Panic => wsffi_status::ErrPanic,
+        }
+    }
+}

@@ -22,8 +22,8 @@ use crate::core::handshake::client::{
 use crate::core::handshake::url::WsUrl;
 use crate::core::protocol::close::codes;
 use crate::core::session::Role;
-use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
-use crate::ffi::status::Status;
+use super::events::ConnEvents;
+use crate::reactor::error::Error;
 
 /// Most bytes of a refusal body kept for `on_unexpected_response`.
 const MAX_REFUSAL_BODY: usize = 1024 * 1024;
@@ -36,10 +36,8 @@ pub struct ClientSetup {
     pub config: Arc<ClientConfig>,
     /// The handle returned to the caller.
     pub handle: Arc<ConnHandle>,
-    /// Callbacks.
-    pub callbacks: ConnCallbacks,
-    /// User data.
-    pub user: OwnedUserData,
+    /// The application's events.
+    pub events: Box<dyn ConnEvents>,
 }
 
 /// Client handshake progress, stored in `Conn::handshake`.
@@ -77,8 +75,7 @@ impl EventLoop {
             Rc::new(setup.config.conn),
             None,
             Phase::Resolving,
-            setup.user,
-            setup.callbacks,
+            Some(setup.events),
         ));
         self.conns.borrow_mut().insert(conn.clone());
         let now = Instant::now();
@@ -97,7 +94,7 @@ impl EventLoop {
         if let Some(path) = &url.unix_path {
             match mio::net::UnixStream::connect(path) {
                 Ok(s) => self.connecting(&conn, Stream::Unix(s)),
-                Err(e) => self.connect_failed(&conn, Status::from_io(&e), format!("connect to {path}: {e}")),
+                Err(e) => self.connect_failed(&conn, Error::from_io(&e), format!("connect to {path}: {e}")),
             }
         } else if let Ok(ip) = url.host.parse::<IpAddr>() {
             with_state(&conn, |st| st.addrs.push(SocketAddr::new(ip, url.port)));
@@ -112,7 +109,7 @@ impl EventLoop {
                 let _ = shared.run_async(move |lp| lp.resolved(&handle, result));
             });
             if let Err(e) = spawned {
-                self.connect_failed(&conn, Status::ErrDns, format!("resolve {}: {e}", url.host));
+                self.connect_failed(&conn, Error::Dns, format!("resolve {}: {e}", url.host));
             }
         }
         self.settle(&conn);
@@ -130,11 +127,11 @@ impl EventLoop {
             }
             Ok(_) => {
                 let host = with_state(&conn, |st| st.url.host.clone()).unwrap_or_default();
-                self.connect_failed(&conn, Status::ErrDns, format!("resolve {host}: no addresses"));
+                self.connect_failed(&conn, Error::Dns, format!("resolve {host}: no addresses"));
             }
             Err(e) => {
                 let host = with_state(&conn, |st| st.url.host.clone()).unwrap_or_default();
-                self.connect_failed(&conn, Status::ErrDns, format!("resolve {host}: {e}"));
+                self.connect_failed(&conn, Error::Dns, format!("resolve {host}: {e}"));
             }
         }
         self.settle(&conn);
@@ -150,12 +147,12 @@ impl EventLoop {
                     self.connecting(conn, Stream::Tcp(s));
                     return;
                 }
-                Err(e) => last_error = Some((Status::from_io(&e), format!("connect to {addr}: {e}"))),
+                Err(e) => last_error = Some((Error::from_io(&e), format!("connect to {addr}: {e}"))),
             }
         }
         let (status, message) = last_error
             .or_else(|| conn.take_failure())
-            .unwrap_or((Status::ErrConnectionRefused, "no address to connect to".into()));
+            .unwrap_or((Error::ConnectionRefused, "no address to connect to".into()));
         self.connect_failed(conn, status, message);
     }
 
@@ -163,11 +160,11 @@ impl EventLoop {
         *conn.stream.borrow_mut() = Some(stream);
         conn.phase.set(Phase::Connecting);
         if let Err(e) = self.register(conn, Interest::READABLE | Interest::WRITABLE) {
-            self.connect_failed(conn, Status::ErrIo, format!("register socket: {e}"));
+            self.connect_failed(conn, Error::Io, format!("register socket: {e}"));
         }
     }
 
-    fn connect_failed(&self, conn: &Rc<Conn>, status: Status, message: String) {
+    fn connect_failed(&self, conn: &Rc<Conn>, status: Error, message: String) {
         conn.set_failure(status, message);
         conn.set_report(codes::ABNORMAL, "", false);
         conn.terminate.set(true);
@@ -187,9 +184,9 @@ impl EventLoop {
                 }
                 let what = addr.map_or_else(|| "connect".to_string(), |a| format!("connect to {a}"));
                 // Remember this failure in case no other address works.
-                *conn.failure.borrow_mut() = Some(Box::new((Status::from_io(&e), format!("{what}: {e}"))));
+                *conn.failure.borrow_mut() = Some(Box::new((Error::from_io(&e), format!("{what}: {e}"))));
                 if with_state(conn, |st| st.url.unix_path.is_some()).unwrap_or(false) {
-                    let (status, message) = conn.take_failure().unwrap_or((Status::ErrIo, what));
+                    let (status, message) = conn.take_failure().unwrap_or((Error::Io, what));
                     self.connect_failed(conn, status, message);
                 } else {
                     self.try_next_address(conn);
@@ -222,8 +219,8 @@ impl EventLoop {
                 self.arm(conn);
                 self.mark_dirty(conn);
             }
-            Some(Err(e)) => self.connect_failed(conn, Status::ErrInvalidParameter, e),
-            None => self.connect_failed(conn, Status::ErrInternal, "client state missing".into()),
+            Some(Err(e)) => self.connect_failed(conn, Error::InvalidParameter, e),
+            None => self.connect_failed(conn, Error::Internal, "client state missing".into()),
         }
     }
 
@@ -241,7 +238,7 @@ impl EventLoop {
                     if eof {
                         self.connect_failed(
                             conn,
-                            Status::ErrHandshake,
+                            Error::Handshake,
                             "connection closed during the opening handshake".into(),
                         );
                     }
@@ -250,7 +247,7 @@ impl EventLoop {
                 Err(e) => {
                     self.connect_failed(
                         conn,
-                        Status::ErrHandshake,
+                        Error::Handshake,
                         format!("invalid handshake response: {}", e.message),
                     );
                     return;
@@ -324,10 +321,12 @@ impl EventLoop {
             headers: HeaderList::from_headers(&refusal.response.headers),
             body: refusal.body,
         };
-        conn.callbacks.get().unexpected_response(conn.user(), &conn.handle, &view);
+        if let Some(events) = conn.events() {
+            events.on_unexpected_response(&conn.handle, &view);
+        }
         let message =
             format!("server answered the upgrade with {} {}", refusal.response.status, refusal.response.reason);
-        self.connect_failed(conn, Status::ErrHandshakeRejected, message);
+        self.connect_failed(conn, Error::HandshakeRejected, message);
     }
 
     fn client_upgraded(&self, conn: &Rc<Conn>, response: &Response) {
@@ -353,7 +352,7 @@ impl EventLoop {
         let (negotiated, agreed) = match negotiated {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
-                self.connect_failed(conn, Status::ErrHandshake, format!("invalid handshake response: {e}"));
+                self.connect_failed(conn, Error::Handshake, format!("invalid handshake response: {e}"));
                 return;
             }
             None => return,
@@ -379,7 +378,9 @@ impl EventLoop {
         conn.phase_deadline.set(None);
         conn.last_input.set(Instant::now());
         self.arm(conn);
-        conn.callbacks.get().open(conn.user(), &conn.handle);
+        if let Some(events) = conn.events() {
+            events.on_open(&conn.handle);
+        }
         if !conn.input.borrow().is_empty() && !conn.is_closed() {
             self.pump(conn, true);
         }

@@ -18,8 +18,8 @@ use super::stream::Stream;
 use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
 use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
-use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
-use crate::ffi::status::Status;
+use super::events::ConnEvents;
+use crate::reactor::error::Error;
 
 /// Ready states, as in the browser API.
 pub mod ready_state {
@@ -160,21 +160,21 @@ impl ConnHandle {
         self.user.store(p, Ordering::Release);
     }
 
-    fn check_sendable(&self) -> Result<(), Status> {
+    fn check_sendable(&self) -> Result<(), Error> {
         match self.ready_state() {
             ready_state::OPEN => Ok(()),
-            ready_state::CONNECTING => Err(Status::ErrNotOpen),
-            _ => Err(Status::ErrClosed),
+            ready_state::CONNECTING => Err(Error::NotOpen),
+            _ => Err(Error::Closed),
         }
     }
 
     /// Queues data on the connection: appended straight to the output buffer on the reactor
     /// thread, posted as a command from other threads.
-    pub fn send(self: &Arc<Self>, op: SendOp, data: &[u8]) -> Result<(), Status> {
+    pub fn send(self: &Arc<Self>, op: SendOp, data: &[u8]) -> Result<(), Error> {
         self.check_sendable()?;
         // Message order rules are checked here so calls from any thread get the same answer.
         match op {
-            SendOp::Message(_) if self.fragmenting.load(Ordering::Acquire) => return Err(Status::ErrInvalidParameter),
+            SendOp::Message(_) if self.fragmenting.load(Ordering::Acquire) => return Err(Error::InvalidParameter),
             SendOp::Fragment(_, fin) => self.fragmenting.store(!fin, Ordering::Release),
             _ => {}
         }
@@ -188,7 +188,7 @@ impl ConnHandle {
             self.drain_wanted.store(true, Ordering::Release);
             let me = self.clone();
             let _ = self.shared.post(Command::Call(Box::new(move |lp| lp.recheck_drain(&me))));
-            return Err(Status::ErrBackpressure);
+            return Err(Error::Backpressure);
         }
         self.queued.fetch_add(data.len(), Ordering::Relaxed);
         let r = self.shared.post(Command::Send { conn: self.clone(), op, data: data.to_vec() });
@@ -209,9 +209,9 @@ impl ConnHandle {
     }
 
     /// Starts the close handshake (or aborts a connection still connecting).
-    pub fn close(self: &Arc<Self>, code: Option<u16>, reason: Vec<u8>) -> Result<(), Status> {
+    pub fn close(self: &Arc<Self>, code: Option<u16>, reason: Vec<u8>) -> Result<(), Error> {
         if self.ready_state() >= ready_state::CLOSING {
-            return Err(Status::ErrClosed);
+            return Err(Error::Closed);
         }
         let me = self.clone();
         self.shared.run_async(move |lp| lp.close_conn(&me, code, &reason))?;
@@ -222,35 +222,40 @@ impl ConnHandle {
     }
 
     /// Drops the socket without a close handshake.
-    pub fn terminate(self: &Arc<Self>) -> Result<(), Status> {
+    pub fn terminate(self: &Arc<Self>) -> Result<(), Error> {
         if self.ready_state() == ready_state::CLOSED {
-            return Err(Status::ErrClosed);
+            return Err(Error::Closed);
         }
         let me = self.clone();
         self.shared.run_async(move |lp| lp.terminate_conn(&me))
     }
 
     /// Stops (`true`) or restarts reading from the peer.
-    pub fn set_paused(self: &Arc<Self>, paused: bool) -> Result<(), Status> {
+    pub fn set_paused(self: &Arc<Self>, paused: bool) -> Result<(), Error> {
         if self.ready_state() == ready_state::CLOSED {
-            return Err(Status::ErrClosed);
+            return Err(Error::Closed);
         }
         let me = self.clone();
         self.shared.run_async(move |lp| lp.set_paused(&me, paused))
     }
 
-    /// Replaces callbacks and user data; the old user data's destroy runs on the reactor.
-    pub fn set_callbacks(
+    /// Replaces the connection's events. The old object is dropped on the reactor thread
+    /// once no call into it is running.
+    pub fn set_events(self: &Arc<Self>, events: Box<dyn ConnEvents>) -> Result<(), Error> {
+        self.replace_events(move |_| events)
+    }
+
+    /// Replaces the connection's events with what `f` makes of the current ones (`None`
+    /// when there are none), on the reactor thread.
+    pub fn replace_events(
         self: &Arc<Self>,
-        callbacks: Option<ConnCallbacks>,
-        user: OwnedUserData,
-    ) -> Result<(), Status> {
+        f: impl FnOnce(Option<&dyn ConnEvents>) -> Box<dyn ConnEvents> + Send + 'static,
+    ) -> Result<(), Error> {
         if self.ready_state() == ready_state::CLOSED {
-            return Err(Status::ErrClosed);
+            return Err(Error::Closed);
         }
-        self.mirror_user_data(user.get().0);
         let me = self.clone();
-        self.shared.run_async(move |lp| lp.set_callbacks(&me, callbacks, user))
+        self.shared.run_async(move |lp| lp.replace_events(&me, f))
     }
 }
 
@@ -413,10 +418,8 @@ pub struct Conn {
     pub input: RefCell<InBuf>,
     /// Output.
     pub output: RefCell<OutBuf>,
-    /// Application callbacks.
-    pub callbacks: Cell<ConnCallbacks>,
-    /// Application user data.
-    pub user: RefCell<OwnedUserData>,
+    /// The application's events (None once closed, or when nobody listens).
+    pub events: RefCell<Option<Rc<dyn ConnEvents>>>,
     /// Reading stopped by the application.
     pub paused: Cell<bool>,
     /// On the loop's flush list.
@@ -438,7 +441,7 @@ pub struct Conn {
     /// What the close callback will say (boxed: rare, and idle connections stay small).
     pub report: RefCell<Option<Box<CloseReport>>>,
     /// An error to report before close.
-    pub failure: RefCell<Option<Box<(Status, String)>>>,
+    pub failure: RefCell<Option<Box<(Error, String)>>>,
     /// Deadline of the current phase (connect, handshake, close).
     pub phase_deadline: Cell<Option<Instant>>,
     /// The deadline currently in the timer heap.
@@ -465,8 +468,7 @@ impl Conn {
         config: Rc<ConnConfig>,
         stream: Option<Stream>,
         phase: Phase,
-        user: OwnedUserData,
-        callbacks: ConnCallbacks,
+        events: Option<Box<dyn ConnEvents>>,
     ) -> Self {
         let limits = config.limits;
         Conn {
@@ -479,8 +481,7 @@ impl Conn {
             reader: RefCell::new(Reader::new(role, limits)),
             input: RefCell::new(InBuf::default()),
             output: RefCell::new(OutBuf { writer: Writer::new(role), buf: Vec::new(), sent: 0 }),
-            callbacks: Cell::new(callbacks),
-            user: RefCell::new(user),
+            events: RefCell::new(events.map(Rc::from)),
             paused: Cell::new(false),
             dirty: Cell::new(false),
             throttled: Cell::new(false),
@@ -512,12 +513,12 @@ impl Conn {
     }
 
     /// Takes the recorded failure, if any.
-    pub fn take_failure(&self) -> Option<(Status, String)> {
+    pub fn take_failure(&self) -> Option<(Error, String)> {
         self.failure.borrow_mut().take().map(|b| *b)
     }
 
     /// Records the first failure (later ones are consequences).
-    pub fn set_failure(&self, status: Status, message: impl Into<String>) {
+    pub fn set_failure(&self, status: Error, message: impl Into<String>) {
         let mut f = self.failure.borrow_mut();
         if f.is_none() {
             *f = Some(Box::new((status, message.into())));
@@ -542,8 +543,9 @@ impl Conn {
         *self.config.borrow_mut() = config;
     }
 
-    /// User data for callbacks.
-    pub fn user(&self) -> crate::ffi::callbacks::UserData {
-        self.user.borrow().get()
+    /// The events object, kept alive by the caller for the duration of a call into it (so
+    /// a replacement from inside the call drops the old one only afterwards).
+    pub fn events(&self) -> Option<Rc<dyn ConnEvents>> {
+        self.events.borrow().clone()
     }
 }

@@ -21,8 +21,8 @@ use super::{Command, Shared};
 use crate::core::protocol::close::codes;
 use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::core::session::{Incoming, MessageKind, SendError, Violation};
-use crate::ffi::callbacks::{ConnCallbacks, OwnedUserData};
-use crate::ffi::status::Status;
+use super::events::ConnEvents;
+use crate::reactor::error::Error;
 
 /// Token of the cross-thread waker.
 pub const WAKER_TOKEN: Token = Token(0);
@@ -150,7 +150,7 @@ impl EventLoop {
         }
         let leftover: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in leftover {
-            conn.set_failure(Status::ErrShutDown, "reactor shut down");
+            conn.set_failure(Error::ShutDown, "reactor shut down");
             conn.set_report(codes::ABNORMAL, "", false);
             self.finalize(&conn);
         }
@@ -205,7 +205,7 @@ impl EventLoop {
 
     /// A panic inside wsffi while handling `conn`: fail it with 1011 and still deliver close.
     fn panicked(&self, conn: &Rc<Conn>) {
-        conn.set_failure(Status::ErrPanic, "internal panic while handling the connection");
+        conn.set_failure(Error::Panic, "internal panic while handling the connection");
         conn.set_report(codes::INTERNAL_ERROR, "internal error", false);
         if let Ok(mut out) = conn.output.try_borrow_mut() {
             let out = &mut *out;
@@ -390,15 +390,12 @@ impl EventLoop {
     }
 
     fn on_incoming(&self, conn: &Rc<Conn>, ev: Incoming<'_>) -> bool {
-        let cbs = conn.callbacks.get();
-        let user = conn.user();
+        let events = conn.events();
         match ev {
             Incoming::Message(kind, data) => {
-                let kind = match kind {
-                    MessageKind::Text => 1,
-                    MessageKind::Binary => 2,
-                };
-                cbs.message(user, &conn.handle, kind, data);
+                if let Some(events) = &events {
+                    events.on_message(&conn.handle, kind, data);
+                }
             }
             Incoming::Ping(data) => {
                 {
@@ -407,9 +404,15 @@ impl EventLoop {
                     let _ = out.writer.control(&mut out.buf, OpCode::Pong, data);
                 }
                 self.mark_dirty(conn);
-                cbs.ping(user, &conn.handle, data);
+                if let Some(events) = &events {
+                    events.on_ping(&conn.handle, data);
+                }
             }
-            Incoming::Pong(data) => cbs.pong(user, &conn.handle, data),
+            Incoming::Pong(data) => {
+                if let Some(events) = &events {
+                    events.on_pong(&conn.handle, data);
+                }
+            }
             Incoming::Close(payload) => self.peer_closed(conn, payload),
         }
         self.can_read(conn)
@@ -449,9 +452,9 @@ impl EventLoop {
     /// Fails the connection for a protocol violation: error, close frame, then TCP close.
     pub fn fail(&self, conn: &Rc<Conn>, v: Violation) {
         let status = match v.code {
-            codes::MESSAGE_TOO_BIG => Status::ErrMessageTooBig,
-            codes::INTERNAL_ERROR => Status::ErrInternal,
-            _ => Status::ErrProtocol,
+            codes::MESSAGE_TOO_BIG => Error::MessageTooBig,
+            codes::INTERNAL_ERROR => Error::Internal,
+            _ => Error::Protocol,
         };
         conn.set_failure(status, v.message);
         conn.set_report(v.code, v.message, false);
@@ -496,7 +499,7 @@ impl EventLoop {
                 }));
                 if result.is_err() {
                     conn.terminate.set(true);
-                    conn.set_failure(Status::ErrPanic, "internal panic while writing");
+                    conn.set_failure(Error::Panic, "internal panic while writing");
                     let _ = catch_unwind(AssertUnwindSafe(|| self.settle(&conn)));
                 }
             }
@@ -518,7 +521,7 @@ impl EventLoop {
             while out.sent < out.buf.len() {
                 match s.write(&out.buf[out.sent..]) {
                     Ok(0) => {
-                        conn.set_failure(Status::ErrIo, "write returned 0");
+                        conn.set_failure(Error::Io, "write returned 0");
                         conn.terminate.set(true);
                         break;
                     }
@@ -596,22 +599,23 @@ impl EventLoop {
         // Both flags are cleared: one `on_drain` answers every refusal before it.
         let wanted = conn.want_drain.replace(false) | conn.handle.take_drain_wanted();
         if wanted && !conn.terminate.get() {
-            let cbs = conn.callbacks.get();
-            cbs.drain(conn.user(), &conn.handle);
+            if let Some(events) = conn.events() {
+                events.on_drain(&conn.handle);
+            }
         }
     }
 
     /// A send on the reactor thread: encode straight into the output buffer.
-    pub fn send_now(&self, handle: &Arc<ConnHandle>, op: SendOp, data: &[u8]) -> Result<(), Status> {
-        let conn = self.conn_of(handle).ok_or(Status::ErrClosed)?;
+    pub fn send_now(&self, handle: &Arc<ConnHandle>, op: SendOp, data: &[u8]) -> Result<(), Error> {
+        let conn = self.conn_of(handle).ok_or(Error::Closed)?;
         if conn.phase.get() != Phase::Open || conn.terminate.get() {
-            return Err(Status::ErrClosed);
+            return Err(Error::Closed);
         }
         let pending = {
             let mut out = conn.output.borrow_mut();
             if out.pending() > conn.cfg().high_water {
                 conn.want_drain.set(true);
-                return Err(Status::ErrBackpressure);
+                return Err(Error::Backpressure);
             }
             if let SendOp::Message(kind) = op {
                 if data.len() >= DIRECT_WRITE_MIN && out.pending() == 0 {
@@ -634,7 +638,7 @@ impl EventLoop {
                     drop(out);
                     let v = Violation { code: codes::INTERNAL_ERROR, message: "permessage-deflate compression failed" };
                     self.fail(&conn, v);
-                    return Err(Status::ErrInternal);
+                    return Err(Error::Internal);
                 }
                 Err(e) => return Err(send_error_status(e)),
             }
@@ -642,7 +646,7 @@ impl EventLoop {
         self.after_send(&conn, pending)
     }
 
-    fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Status> {
+    fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Error> {
         conn.handle.set_buffered(pending);
         if pending > conn.cfg().high_water {
             conn.want_drain.set(true);
@@ -722,7 +726,7 @@ impl EventLoop {
             }
             Phase::Closing | Phase::Closed => {}
             _ => {
-                conn.set_failure(Status::ErrClosed, "closed before the connection was established");
+                conn.set_failure(Error::Closed, "closed before the connection was established");
                 conn.set_report(codes::ABNORMAL, "", false);
                 conn.terminate.set(true);
                 self.mark_dirty(conn);
@@ -748,16 +752,20 @@ impl EventLoop {
         }
     }
 
-    /// `wsffi_conn_set_callbacks`.
-    pub fn set_callbacks(&self, handle: &Arc<ConnHandle>, callbacks: Option<ConnCallbacks>, user: OwnedUserData) {
+    /// Replaces a connection's events (see [`ConnHandle::replace_events`]).
+    pub fn replace_events(
+        &self,
+        handle: &Arc<ConnHandle>,
+        f: impl FnOnce(Option<&dyn ConnEvents>) -> Box<dyn ConnEvents>,
+    ) {
         let Some(conn) = self.conn_of(handle) else {
-            drop(user);
+            // Closed meanwhile: nothing to replace; `f` still builds (and drops) the new object.
+            drop(f(None));
             return;
         };
-        if let Some(cbs) = callbacks {
-            conn.callbacks.set(cbs);
-        }
-        let old = std::mem::replace(&mut *conn.user.borrow_mut(), user);
+        let old = conn.events();
+        let new = f(old.as_deref());
+        *conn.events.borrow_mut() = Some(Rc::from(new));
         drop(old);
     }
 
@@ -816,7 +824,7 @@ impl EventLoop {
                 Phase::Open => self.start_close(&conn, Some(codes::GOING_AWAY), b"reactor shutting down"),
                 Phase::Closing | Phase::Closed => {}
                 _ => {
-                    conn.set_failure(Status::ErrShutDown, "reactor shut down");
+                    conn.set_failure(Error::ShutDown, "reactor shut down");
                     conn.set_report(codes::ABNORMAL, "", false);
                     conn.terminate.set(true);
                     self.mark_dirty(&conn);
@@ -885,7 +893,7 @@ impl EventLoop {
             if conn.phase.get() == Phase::ServerHandshake {
                 self.server_handshake_timed_out(conn);
             }
-            conn.set_failure(Status::ErrTimeout, what);
+            conn.set_failure(Error::Timeout, what);
             conn.set_report(codes::ABNORMAL, "", false);
             conn.terminate.set(true);
             self.mark_dirty(conn);
@@ -897,7 +905,7 @@ impl EventLoop {
         let last = conn.last_input.get();
         if let Some(idle) = conn.cfg().idle_timeout {
             if now >= last + idle {
-                conn.set_failure(Status::ErrTimeout, "idle timeout");
+                conn.set_failure(Error::Timeout, "idle timeout");
                 self.start_close(conn, Some(codes::GOING_AWAY), b"idle timeout");
                 return;
             }
@@ -905,7 +913,7 @@ impl EventLoop {
         if let Some(p) = conn.cfg().ping_interval {
             match conn.ping_sent.get() {
                 Some(sent) if now >= sent + p => {
-                    conn.set_failure(Status::ErrTimeout, "no pong within the ping interval");
+                    conn.set_failure(Error::Timeout, "no pong within the ping interval");
                     conn.set_report(codes::ABNORMAL, "", false);
                     conn.terminate.set(true);
                     self.mark_dirty(conn);
@@ -944,7 +952,7 @@ impl EventLoop {
         } else if conn.peer_eof.get() {
             let closing = conn.phase.get() == Phase::Closing && conn.reader.borrow().close_received();
             if !closing {
-                conn.set_failure(Status::ErrConnectionReset, "connection closed without a close frame");
+                conn.set_failure(Error::ConnectionReset, "connection closed without a close frame");
                 conn.set_report(codes::ABNORMAL, "", false);
             }
             self.finalize(conn);
@@ -966,24 +974,23 @@ impl EventLoop {
         conn.handle.set_buffered(0);
         *conn.input.borrow_mut() = Default::default();
         self.handshake_ended(conn);
-        let cbs = conn.callbacks.get();
-        let user = conn.user();
+        let events = conn.events.borrow_mut().take();
         let failure = conn.take_failure();
         let report = conn.report.borrow_mut().take().map(|b| *b).unwrap_or(super::conn::CloseReport {
             code: codes::ABNORMAL,
             reason: String::new(),
             clean: false,
         });
-        if let Some((status, message)) = failure {
-            cbs.error(user, &conn.handle, status, &message);
+        if let Some(events) = &events {
+            if let Some((error, message)) = failure {
+                events.on_error(&conn.handle, error, &message);
+            }
+            events.on_close(&conn.handle, &report);
         }
-        cbs.close(user, &conn.handle, report.code, &report.reason, report.clean);
         // After the client's close callback, so a closing server reports its own close last.
         self.detach_from_server(conn);
-        // Nothing may call back with this user data any more.
-        conn.callbacks.set(ConnCallbacks::default());
-        let user = std::mem::replace(&mut *conn.user.borrow_mut(), OwnedUserData::none());
-        drop(user);
+        // Nothing calls into the events any more: dropping them ends the application's state.
+        drop(events);
         *conn.output.borrow_mut() =
             super::conn::OutBuf { writer: crate::core::session::Writer::new(conn.role), buf: Vec::new(), sent: 0 };
     }
@@ -1006,11 +1013,11 @@ impl EventLoop {
 }
 
 /// Maps a writer refusal to a status.
-pub fn send_error_status(e: SendError) -> Status {
+pub fn send_error_status(e: SendError) -> Error {
     match e {
-        SendError::Closed => Status::ErrClosed,
-        SendError::FragmentInProgress => Status::ErrInvalidParameter,
-        SendError::ControlTooLong => Status::ErrTooBig,
-        SendError::Compression => Status::ErrInternal,
+        SendError::Closed => Error::Closed,
+        SendError::FragmentInProgress => Error::InvalidParameter,
+        SendError::ControlTooLong => Error::TooBig,
+        SendError::Compression => Error::Internal,
     }
 }

@@ -2,12 +2,17 @@
 //! `wsffi_reactor`. Other threads talk to it through [`Shared::post`]; code already running on
 //! the reactor thread (callbacks) reaches the loop directly through [`with_loop`].
 
+#![forbid(unsafe_code)]
+
+pub mod api;
 pub mod bufpool;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
+pub mod error;
 pub mod event_loop;
+pub mod events;
 pub mod server;
 pub mod slab;
 pub mod stream;
@@ -23,7 +28,7 @@ use std::thread::{JoinHandle, ThreadId};
 
 use once_cell::sync::OnceCell;
 
-use crate::ffi::status::Status;
+use crate::reactor::error::Error;
 use config::ReactorConfig;
 use event_loop::EventLoop;
 
@@ -84,15 +89,15 @@ impl Shared {
     }
 
     /// Queues a command and wakes the reactor if the queue was empty.
-    pub fn post(&self, cmd: Command) -> Result<(), Status> {
+    pub fn post(&self, cmd: Command) -> Result<(), Error> {
         if self.queued.load(Ordering::Relaxed) >= self.config.max_queued_commands {
-            return Err(Status::ErrQueueFull);
+            return Err(Error::QueueFull);
         }
         let was_empty = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             // Checked under the lock: once `close_queue` ran, nothing can be left behind.
             if self.is_stopped() {
-                return Err(Status::ErrShutDown);
+                return Err(Error::ShutDown);
             }
             q.push(cmd);
             // Counted under the lock: `take_commands` subtracts under it too, so the count
@@ -128,7 +133,7 @@ impl Shared {
     pub fn run_sync<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Rc<EventLoop>) -> R + Send + 'static,
-    ) -> Result<R, Status> {
+    ) -> Result<R, Error> {
         // `f` is moved into whichever path runs it.
         let mut f = Some(f);
         if let Some(r) = with_loop(self, |lp| (f.take().expect("closure present"))(lp)) {
@@ -140,11 +145,11 @@ impl Shared {
             let lp = lp.rc();
             let _ = tx.send(f(&lp));
         })))?;
-        rx.recv().map_err(|_| Status::ErrShutDown)
+        rx.recv().map_err(|_| Error::ShutDown)
     }
 
     /// Runs `f` on the loop without waiting: directly on the reactor thread, else queued.
-    pub fn run_async(&self, f: impl FnOnce(&Rc<EventLoop>) + Send + 'static) -> Result<(), Status> {
+    pub fn run_async(&self, f: impl FnOnce(&Rc<EventLoop>) + Send + 'static) -> Result<(), Error> {
         let mut f = Some(f);
         if with_loop(self, |lp| (f.take().expect("closure present"))(lp)).is_some() {
             return Ok(());
@@ -196,9 +201,9 @@ impl Reactor {
     }
 
     /// Closes everything and joins the thread. Refused on the reactor thread itself.
-    pub fn stop(&self) -> Result<(), Status> {
+    pub fn stop(&self) -> Result<(), Error> {
         if self.shared.is_current_thread() {
-            return Err(Status::ErrCalledFromCallback);
+            return Err(Error::CalledFromCallback);
         }
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {

@@ -26,8 +26,8 @@ use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRe
 use crate::core::handshake::response::{accept_key, build_response_to, build_switching_protocols};
 use crate::core::protocol::close::codes;
 use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
-use crate::ffi::callbacks::{ConnCallbacks, HttpHandler, OwnedUserData, ServerCallbacks, Verdict};
-use crate::ffi::status::Status;
+use super::events::{HttpHandler, ServerEvents, Verdict};
+use crate::reactor::error::Error;
 
 /// A bound listening socket.
 pub enum ListenSocket {
@@ -91,7 +91,7 @@ pub struct Listener {
     /// Servers by path.
     pub servers: RefCell<Vec<Rc<Server>>>,
     /// Plain HTTP handler.
-    pub http: Cell<Option<HttpHandler>>,
+    pub http: RefCell<Option<Arc<dyn HttpHandler>>>,
     /// When accepting failed for want of descriptors (or memory), the time to try again:
     /// the socket is edge-triggered, so the connections already waiting would otherwise
     /// sit in the backlog until a new one arrives.
@@ -141,8 +141,7 @@ pub struct Server {
     pub config: ServerConfig,
     /// `config.conn`, shared by the server's connections.
     pub conn_config: Rc<ConnConfig>,
-    callbacks: ServerCallbacks,
-    user: RefCell<OwnedUserData>,
+    events: RefCell<Option<Rc<dyn ServerEvents>>>,
     /// Open (and closing) connections.
     pub clients: RefCell<Slab<Rc<Conn>>>,
     closing: Cell<bool>,
@@ -150,12 +149,15 @@ pub struct Server {
 }
 
 impl Server {
-    fn user(&self) -> crate::ffi::callbacks::UserData {
-        self.user.borrow().get()
+    /// The events object, kept alive by the caller for the duration of a call into it.
+    fn events(&self) -> Option<Rc<dyn ServerEvents>> {
+        self.events.borrow().clone()
     }
 
-    pub(super) fn client_error(&self, status: Status, message: &str) {
-        self.callbacks.client_error(self.user(), &self.handle, status, message);
+    pub(super) fn client_error(&self, error: Error, message: &str) {
+        if let Some(events) = self.events() {
+            events.on_client_error(&self.handle, error, message);
+        }
     }
 }
 
@@ -183,12 +185,12 @@ impl HandshakeHandle {
     }
 
     /// Decides a deferred handshake (from any thread).
-    pub fn decide(self: Arc<Self>, accept: bool) -> Result<(), Status> {
+    pub fn decide(self: Arc<Self>, accept: bool) -> Result<(), Error> {
         if self.decided.swap(true, Ordering::AcqRel) {
-            return Err(Status::ErrAlreadyDone);
+            return Err(Error::AlreadyDone);
         }
         if self.expired.load(Ordering::Acquire) {
-            return Err(Status::ErrTimeout);
+            return Err(Error::Timeout);
         }
         let shared = self.shared.clone();
         shared.run_async(move |lp| lp.deferred_decision(&self, accept))
@@ -221,14 +223,14 @@ impl EventLoop {
         handle: Arc<ListenerHandle>,
         mut socket: ListenSocket,
         config: ListenerConfig,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         let key = self.listeners.borrow().next_key();
         let token = listener_token(key);
         let r = match &mut socket {
             ListenSocket::Tcp(s) => self.registry().register(s, token, Interest::READABLE),
             ListenSocket::Unix(s) => self.registry().register(s, token, Interest::READABLE),
         };
-        r.map_err(|_| Status::ErrIo)?;
+        r.map_err(|_| Error::Io)?;
         let _ = handle.key.set(key);
         let listener = Rc::new(Listener {
             handle,
@@ -236,7 +238,7 @@ impl EventLoop {
             socket: RefCell::new(Some(socket)),
             config,
             servers: RefCell::new(Vec::new()),
-            http: Cell::new(None),
+            http: RefCell::new(None),
             accept_retry: Cell::new(None),
         });
         self.listeners.borrow_mut().insert(listener);
@@ -272,12 +274,11 @@ impl EventLoop {
         listener: Option<&Rc<Listener>>,
         path: String,
         config: ServerConfig,
-        callbacks: ServerCallbacks,
-        user: OwnedUserData,
-    ) -> Result<Arc<ServerHandle>, (Status, String, OwnedUserData)> {
+        events: Box<dyn ServerEvents>,
+    ) -> Result<Arc<ServerHandle>, (Error, String)> {
         if let Some(l) = listener {
             if l.servers.borrow().iter().any(|s| s.path == path) {
-                return Err((Status::ErrInvalidParameter, format!("a server is already attached at {path}"), user));
+                return Err((Error::InvalidParameter, format!("a server is already attached at {path}")));
             }
         }
         let key = self.servers.borrow().next_key();
@@ -296,8 +297,7 @@ impl EventLoop {
             path,
             conn_config: Rc::new(config.conn),
             config,
-            callbacks,
-            user: RefCell::new(user),
+            events: RefCell::new(Some(Rc::from(events))),
             clients: RefCell::new(Slab::default()),
             closing: Cell::new(false),
             finished: Cell::new(false),
@@ -336,9 +336,10 @@ impl EventLoop {
         server.closing.set(true);
         server.handle.closed.store(true, Ordering::Release);
         self.servers.borrow_mut().remove(server.key);
-        server.callbacks.close(server.user(), &server.handle);
-        let user = std::mem::replace(&mut *server.user.borrow_mut(), OwnedUserData::none());
-        drop(user);
+        let events = server.events.borrow_mut().take();
+        if let Some(events) = events {
+            events.on_close(&server.handle);
+        }
     }
 
     /// Removes a finished connection from its server.
@@ -439,7 +440,9 @@ impl EventLoop {
                         );
                         let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
                         for s in servers {
-                            s.callbacks.error(s.user(), &s.handle, Status::from_io(&e), &message);
+                            if let Some(events) = s.events() {
+                                events.on_error(&s.handle, Error::from_io(&e), &message);
+                            }
                         }
                     }
                     return;
@@ -489,8 +492,7 @@ impl EventLoop {
             config,
             Some(stream),
             Phase::ServerHandshake,
-            OwnedUserData::none(),
-            ConnCallbacks::default(),
+            None,
         ));
         if self.register(&conn, Interest::READABLE).is_err() {
             return;
@@ -547,7 +549,7 @@ impl EventLoop {
                 let servers = self.servers_for_errors(conn);
                 let message = super::tls::plain_port_hint(conn.input.borrow_mut().data()).unwrap_or(e.message.as_str());
                 for s in servers {
-                    s.client_error(Status::ErrHandshake, message);
+                    s.client_error(Error::Handshake, message);
                 }
                 self.refuse(conn, e.status, "", &[], e.message.as_bytes());
             }
@@ -592,9 +594,9 @@ impl EventLoop {
         if !view.request.is_websocket_upgrade() {
             // A plain request's content (if any) is never read: the answer closes the
             // connection, so it cannot be taken for a next request.
-            if let Some(handler) = listener.as_ref().and_then(|l| l.http.get()) {
+            if let Some(handler) = listener.as_ref().and_then(|l| l.http.borrow().clone()) {
                 let mut response = HttpResponse::default();
-                handler.call(&view, &mut response);
+                handler.handle(&view, &mut response);
                 // Only a final status may answer; a 1xx (above all 101) would be read as an
                 // interim answer or an upgrade.
                 let status = if (200..=599).contains(&response.status) { response.status } else { 500 };
@@ -614,21 +616,21 @@ impl EventLoop {
         let upgrade = match validate_upgrade(&view.request) {
             Ok(u) => u,
             Err((e, headers)) => {
-                server.client_error(Status::ErrHandshake, &e.message);
+                server.client_error(Error::Handshake, &e.message);
                 self.refuse(conn, e.status, "", &headers, e.message.as_bytes());
                 return;
             }
         };
         let max = server.config.max_connections;
         if max > 0 && server.handle.client_count() >= max {
-            server.client_error(Status::ErrHandshakeRejected, "too many connections");
+            server.client_error(Error::HandshakeRejected, "too many connections");
             self.refuse(conn, 503, "", &[], b"too many connections\n");
             return;
         }
         if !server.config.allowed_origins.is_empty() {
             let origin = view.request.header("Origin").unwrap_or("");
             if !server.config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-                server.client_error(Status::ErrHandshakeRejected, &format!("origin not allowed: {origin}"));
+                server.client_error(Error::HandshakeRejected, &format!("origin not allowed: {origin}"));
                 self.refuse(conn, 403, "", &[], b"origin not allowed\n");
                 return;
             }
@@ -647,12 +649,12 @@ impl EventLoop {
             decided: AtomicBool::new(false),
             expired: AtomicBool::new(false),
         });
-        match server.callbacks.verify_client(server.user(), &hs).unwrap_or(Verdict::Accept) {
+        let verdict = server.events().and_then(|events| events.verify_client(&hs));
+        match verdict.unwrap_or(Verdict::Accept) {
             Verdict::Accept => self.accept_upgrade(conn, &server, &hs, &upgrade),
             Verdict::Reject => self.reject_upgrade(conn, &server, &hs),
             Verdict::Defer => {
-                // The application now holds one reference, given back by accept/reject.
-                let _ = Arc::into_raw(hs.clone());
+                // The application keeps its own reference until it decides.
                 with_state(conn, |st| st.deferred = Some((hs, upgrade, server)));
             }
         }
@@ -661,16 +663,15 @@ impl EventLoop {
     fn reject_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle) {
         let (status, reason) = hs.reject.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let status = if (400..=599).contains(&status) { status } else { 401 };
-        server.client_error(Status::ErrHandshakeRejected, &format!("verify_client rejected the client ({status})"));
+        server.client_error(Error::HandshakeRejected, &format!("verify_client rejected the client ({status})"));
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
 
-    fn accept_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle, upgrade: &UpgradeRequest) {
-        let offered: Vec<CString> = upgrade.protocols.iter().map(|p| cstring(p)).collect();
-        let protocol = if offered.is_empty() {
+    fn accept_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &Arc<HandshakeHandle>, upgrade: &UpgradeRequest) {
+        let protocol = if upgrade.protocols.is_empty() {
             None
         } else {
-            match server.callbacks.handle_protocols(server.user(), &hs.request, &offered) {
+            match server.events().and_then(|events| events.handle_protocols(&hs.request, &upgrade.protocols)) {
                 Some(choice) => choice.map(|i| upgrade.protocols[i].clone()),
                 None => upgrade.protocols.first().cloned(),
             }
@@ -680,12 +681,14 @@ impl EventLoop {
             Some((Ok(Some((agreed, answer))), cfg)) => Some((agreed, answer, cfg)),
             Some((Err(e), _)) => {
                 let message = format!("malformed Sec-WebSocket-Extensions: {e}");
-                server.client_error(Status::ErrHandshake, &message);
+                server.client_error(Error::Handshake, &message);
                 self.refuse(conn, 400, "", &[], message.as_bytes());
                 return;
             }
         };
-        server.callbacks.headers(server.user(), hs);
+        if let Some(events) = server.events() {
+            events.headers(hs);
+        }
         let answer = deflate.as_ref().map(|(_, answer, _)| answer.clone());
         let response =
             build_switching_protocols(&accept_key(&upgrade.key), protocol.as_deref(), answer.as_deref(), &hs.headers());
@@ -708,7 +711,9 @@ impl EventLoop {
         server.handle.client_count.fetch_add(1, Ordering::Relaxed);
         conn.phase.set(Phase::Open);
         conn.handle.set_state(super::conn::ready_state::OPEN);
-        server.callbacks.connection(server.user(), &server.handle, &conn.handle, &hs.request);
+        if let Some(events) = server.events() {
+            events.on_connection(&server.handle, &conn.handle, &hs.request);
+        }
         if conn.phase.get() == Phase::Open {
             self.open_conn(conn);
         }
@@ -734,11 +739,11 @@ impl EventLoop {
         let servers = self.servers_for_errors(conn);
         if let Some(Some((hs, _, server))) = with_state(conn, |st| st.deferred.take()) {
             hs.expired.store(true, Ordering::Release);
-            server.client_error(Status::ErrTimeout, "opening handshake timed out waiting for a decision");
+            server.client_error(Error::Timeout, "opening handshake timed out waiting for a decision");
             return;
         }
         for s in servers {
-            s.client_error(Status::ErrTimeout, "opening handshake timed out");
+            s.client_error(Error::Timeout, "opening handshake timed out");
         }
     }
 

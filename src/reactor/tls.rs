@@ -19,7 +19,7 @@ use super::client::with_state as with_client_state;
 use super::conn::Conn;
 use super::event_loop::EventLoop;
 use super::stream::Stream;
-use crate::ffi::status::Status;
+use crate::reactor::error::Error;
 
 /// Most ciphertext (and not yet encrypted plaintext) rustls keeps per connection; a write
 /// beyond it returns `WouldBlock`, so the connection's own output buffer keeps the
@@ -52,12 +52,12 @@ fn tls_io_error(message: String) -> io::Error {
     io::Error::new(ErrorKind::InvalidData, TlsFailure(message))
 }
 
-/// Status and sentence for an I/O error of `what` ("read", "write"); TLS failures keep their
+/// Kind and sentence for an I/O error of `what` ("read", "write"); TLS failures keep their
 /// own sentence and get `WSFFI_ERR_TLS`.
-pub fn io_failure(e: &io::Error, what: &str) -> (Status, String) {
+pub fn io_failure(e: &io::Error, what: &str) -> (Error, String) {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
-        Some(t) => (Status::ErrTls, t.0.clone()),
-        None => (Status::from_io(e), format!("{what}: {e}")),
+        Some(t) => (Error::Tls, t.0.clone()),
+        None => (Error::from_io(e), format!("{what}: {e}")),
     }
 }
 
@@ -553,7 +553,7 @@ impl EventLoop {
     }
 
     /// A client connected: for `wss://`, TLS starts on the socket.
-    pub(super) fn start_client_tls(&self, conn: &Rc<Conn>) -> Result<(), (Status, String)> {
+    pub(super) fn start_client_tls(&self, conn: &Rc<Conn>) -> Result<(), (Error, String)> {
         let Some(Some((config, name))) = with_client_state(conn, |st| {
             st.url.secure.then(|| {
                 let name = st.config.tls.server_name.clone().unwrap_or_else(|| st.url.host.clone());
@@ -581,18 +581,18 @@ impl EventLoop {
     /// have taken it.
     pub(super) fn report_tls_failure(&self, conn: &Conn) {
         let failure = conn.failure.borrow().as_deref().cloned();
-        if let Some((Status::ErrTls, message)) = failure {
+        if let Some((Error::Tls, message)) = failure {
             for s in self.servers_for_errors(conn) {
-                s.client_error(Status::ErrTls, &message);
+                s.client_error(Error::Tls, &message);
             }
         }
     }
 }
 
-fn build_client_config(conn: &Conn) -> Result<Arc<rustls::ClientConfig>, (Status, String)> {
+fn build_client_config(conn: &Conn) -> Result<Arc<rustls::ClientConfig>, (Error, String)> {
     with_client_state(conn, |st| st.config.tls.build())
         .unwrap_or_else(|| Err("TLS: client state missing".into()))
-        .map_err(|m| (Status::ErrTls, m))
+        .map_err(|m| (Error::Tls, m))
 }
 
 /// Loads a CA file into client settings.
@@ -887,8 +887,8 @@ mod tests {
     #[test]
     fn io_failures_keep_the_tls_sentence() {
         let e = tls_io_error("TLS: invalid certificate: expired".into());
-        assert_eq!(io_failure(&e, "read"), (Status::ErrTls, "TLS: invalid certificate: expired".to_string()));
+        assert_eq!(io_failure(&e, "read"), (Error::Tls, "TLS: invalid certificate: expired".to_string()));
         let e = io::Error::new(ErrorKind::ConnectionReset, "reset");
-        assert_eq!(io_failure(&e, "read").0, Status::ErrConnectionReset);
+        assert_eq!(io_failure(&e, "read").0, Error::ConnectionReset);
     }
 }

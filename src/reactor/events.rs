@@ -1,0 +1,84 @@
+//! How the reactor tells the application what happened: one trait per kind of object.
+//!
+//! Each connection and server owns one boxed implementation. Every method has an empty
+//! default, so an implementation overrides only what it cares about. Dropping the box is the
+//! end of the application's state: the reactor drops it exactly once, after the last call
+//! into it (a call in progress keeps it alive, even if it is replaced meanwhile).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use super::conn::{CloseReport, ConnHandle};
+use super::error::Error;
+use super::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
+use crate::core::session::MessageKind;
+
+/// Events of one connection, called on the reactor thread, one at a time.
+pub trait ConnEvents: Any + Send {
+    /// The connection is open; messages may follow.
+    fn on_open(&self, _conn: &Arc<ConnHandle>) {}
+    /// A complete message; `data` points into the read buffer and lives for this call.
+    fn on_message(&self, _conn: &Arc<ConnHandle>, _kind: MessageKind, _data: &[u8]) {}
+    /// A ping arrived (the pong is already queued).
+    fn on_ping(&self, _conn: &Arc<ConnHandle>, _data: &[u8]) {}
+    /// A pong arrived.
+    fn on_pong(&self, _conn: &Arc<ConnHandle>, _data: &[u8]) {}
+    /// The buffered amount fell to the low-water mark after a send was refused.
+    fn on_drain(&self, _conn: &Arc<ConnHandle>) {}
+    /// Client only: the server answered the upgrade with a non-101 status.
+    fn on_unexpected_response(&self, _conn: &Arc<ConnHandle>, _response: &ResponseView) {}
+    /// Something failed; `on_close` follows.
+    fn on_error(&self, _conn: &Arc<ConnHandle>, _error: Error, _message: &str) {}
+    /// The connection ended. Exactly once; nothing follows but the drop of this object.
+    fn on_close(&self, _conn: &Arc<ConnHandle>, _close: &CloseReport) {}
+}
+
+/// No events wanted.
+pub struct NoConnEvents;
+
+impl ConnEvents for NoConnEvents {}
+
+/// The answer of [`ServerEvents::verify_client`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on with the handshake.
+    Accept,
+    /// Refuse with the status set on the handshake (401 by default).
+    Reject,
+    /// Decide later with [`HandshakeHandle::decide`].
+    Defer,
+}
+
+/// Events of one server, called on the reactor thread, one at a time.
+pub trait ServerEvents: Any + Send {
+    /// Decide on an upgrade. `None` accepts every client that passed the origin check.
+    fn verify_client(&self, _handshake: &Arc<HandshakeHandle>) -> Option<Verdict> {
+        None
+    }
+    /// Pick one of the offered subprotocols: `None` for the default (the first offered),
+    /// `Some(None)` for none, `Some(Some(i))` for `offered[i]`.
+    fn handle_protocols(&self, _request: &RequestView, _offered: &[String]) -> Option<Option<usize>> {
+        None
+    }
+    /// Add response headers to the handshake before the 101 goes out.
+    fn headers(&self, _handshake: &Arc<HandshakeHandle>) {}
+    /// A new connection; install its events with [`ConnHandle::set_events`] here.
+    fn on_connection(&self, _server: &Arc<ServerHandle>, _conn: &Arc<ConnHandle>, _request: &RequestView) {}
+    /// A handshake failed.
+    fn on_client_error(&self, _server: &Arc<ServerHandle>, _error: Error, _message: &str) {}
+    /// The server itself failed.
+    fn on_error(&self, _server: &Arc<ServerHandle>, _error: Error, _message: &str) {}
+    /// The server stopped; nothing follows but the drop of this object.
+    fn on_close(&self, _server: &Arc<ServerHandle>) {}
+}
+
+/// No server events wanted.
+pub struct NoServerEvents;
+
+impl ServerEvents for NoServerEvents {}
+
+/// Answers plain (non-upgrade) HTTP requests on a listener.
+pub trait HttpHandler: Send + Sync {
+    /// Fill `response`; it is sent when this returns, then the connection closes.
+    fn handle(&self, request: &RequestView, response: &mut HttpResponse);
+}
