@@ -12,8 +12,8 @@ use crate::core::session::MessageKind;
 use crate::reactor::conn::{CloseReport, ConnHandle};
 use crate::reactor::error::Error;
 use crate::reactor::events::{ConnEvents, HttpHandler, ServerEvents, Verdict};
-use crate::reactor::views::cstring;
 use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
+use crate::reactor::views::cstring;
 
 use super::status::wsffi_status;
 

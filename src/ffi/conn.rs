@@ -4,8 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use super::boundary::{
-    arc, borrowed, boundary, bytes, report, static_text, status_boundary, take_arc, text, write_out,
-    wsffi_error,
+    arc, borrowed, boundary, bytes, report, static_text, status_boundary, take_arc, text, write_out, wsffi_error,
 };
 use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, CConnEvents, OwnedUserData};
 use super::options::wsffi_client_options;
@@ -15,8 +14,8 @@ use crate::core::protocol::close;
 use crate::core::protocol::utf8;
 use crate::core::session::MessageKind;
 use crate::reactor::api;
-use crate::reactor::events::ConnEvents;
 use crate::reactor::conn::{ConnHandle, SendOp};
+use crate::reactor::events::ConnEvents;
 
 /// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
 /// `wss://` verifies the server with the TLS settings of `options` (system CAs by default);

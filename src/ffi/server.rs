@@ -5,8 +5,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use super::boundary::{
-    arc, boundary, bytes, opt_text, report, static_text, status_boundary, take_arc, text, write_out,
-    wsffi_error,
+    arc, boundary, bytes, opt_text, report, static_text, status_boundary, take_arc, text, write_out, wsffi_error,
 };
 use super::callbacks::{
     wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, CHttpHandler, CServerEvents, OwnedUserData,

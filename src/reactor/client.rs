@@ -12,6 +12,7 @@ use mio::Interest;
 use super::config::ClientConfig;
 use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, Phase};
 use super::event_loop::EventLoop;
+use super::events::ConnEvents;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
 use crate::core::extensions::deflate::{client_accept, client_offer};
@@ -22,7 +23,6 @@ use crate::core::handshake::client::{
 use crate::core::handshake::url::WsUrl;
 use crate::core::protocol::close::codes;
 use crate::core::session::Role;
-use super::events::ConnEvents;
 use crate::reactor::error::Error;
 
 /// Most bytes of a refusal body kept for `on_unexpected_response`.
@@ -245,11 +245,7 @@ impl EventLoop {
                     return;
                 }
                 Err(e) => {
-                    self.connect_failed(
-                        conn,
-                        Error::Handshake,
-                        format!("invalid handshake response: {}", e.message),
-                    );
+                    self.connect_failed(conn, Error::Handshake, format!("invalid handshake response: {}", e.message));
                     return;
                 }
                 Ok(Some((response, n))) => {

@@ -13,12 +13,12 @@ use once_cell::sync::OnceCell;
 
 use super::bufpool;
 use super::config::ConnConfig;
+use super::events::ConnEvents;
 use super::slab::Key;
 use super::stream::Stream;
 use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
 use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
-use super::events::ConnEvents;
 use crate::reactor::error::Error;
 
 /// Ready states, as in the browser API.

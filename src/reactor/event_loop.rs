@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::bufpool;
 use super::config::ConnConfig;
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
+use super::events::ConnEvents;
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
 use super::timers::Timers;
@@ -21,7 +22,6 @@ use super::{Command, Shared};
 use crate::core::protocol::close::codes;
 use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
 use crate::core::session::{Incoming, MessageKind, SendError, Violation};
-use super::events::ConnEvents;
 use crate::reactor::error::Error;
 
 /// Token of the cross-thread waker.

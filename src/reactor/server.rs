@@ -17,6 +17,7 @@ pub use super::views::{HttpResponse, RequestView, ResponseView};
 use super::config::{ConnConfig, ListenerConfig, ServerConfig};
 use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, Phase, SendOp};
 use super::event_loop::{listener_token, EventLoop};
+use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
 use super::views::cstring;
@@ -26,7 +27,6 @@ use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRe
 use crate::core::handshake::response::{accept_key, build_response_to, build_switching_protocols};
 use crate::core::protocol::close::codes;
 use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
-use super::events::{HttpHandler, ServerEvents, Verdict};
 use crate::reactor::error::Error;
 
 /// A bound listening socket.
@@ -485,15 +485,7 @@ impl EventLoop {
         let config = forced.as_ref().map_or_else(|| self.default_conn_config(), |s| s.conn_config.clone());
         let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), config.high_water));
         handle.set_key(key);
-        let conn = Rc::new(Conn::new(
-            handle,
-            key,
-            Role::Server,
-            config,
-            Some(stream),
-            Phase::ServerHandshake,
-            None,
-        ));
+        let conn = Rc::new(Conn::new(handle, key, Role::Server, config, Some(stream), Phase::ServerHandshake, None));
         if self.register(&conn, Interest::READABLE).is_err() {
             return;
         }
@@ -667,7 +659,13 @@ impl EventLoop {
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
 
-    fn accept_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &Arc<HandshakeHandle>, upgrade: &UpgradeRequest) {
+    fn accept_upgrade(
+        &self,
+        conn: &Rc<Conn>,
+        server: &Rc<Server>,
+        hs: &Arc<HandshakeHandle>,
+        upgrade: &UpgradeRequest,
+    ) {
         let protocol = if upgrade.protocols.is_empty() {
             None
         } else {
