@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
                 .expect("own 101 answer rejected")
                 .expect("own 101 answer incomplete");
             assert_eq!(n, head.len());
-            let negotiated = validate_switching(&resp, &up.key, &up.protocols, false)
+            let negotiated = validate_switching(&resp, &up.key, &up.protocols, &[])
                 .unwrap_or_else(|e| panic!("own 101 answer does not validate: {e}"));
             assert_eq!(negotiated.protocol.as_deref(), protocol);
         }
