@@ -860,7 +860,7 @@ static void s_on_connection(void *user, wsffi_server *srv, wsffi_conn *conn, con
     }
     pthread_mutex_unlock(&rec_mu);
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = s_on_open;
     cbs.on_message = s_on_message;
     cbs.on_close = s_on_close;
@@ -945,7 +945,7 @@ static client *client_start(worker *w) {
     wsffi_client_options_set_per_message_deflate(opts, false);
     wsffi_client_options_set_water_marks(opts, CLIENT_HIGH_WATER, CLIENT_LOW_WATER);
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = c_on_open;
     cbs.on_message = c_on_message;
     cbs.on_close = c_on_close;
@@ -1218,7 +1218,7 @@ int main(int argc, char **argv) {
     wsffi_server_options *sopts = wsffi_server_options_new();
     wsffi_server_options_set_water_marks(sopts, SERVER_HIGH_WATER, SERVER_LOW_WATER);
     wsffi_server_callbacks scbs;
-    memset(&scbs, 0, sizeof scbs);
+    wsffi_server_callbacks_init(&scbs, sizeof scbs);
     scbs.on_connection = s_on_connection;
     scbs.on_client_error = srv_on_client_error;
     scbs.on_error = srv_on_error;

@@ -441,7 +441,7 @@ TEST(null_args) {
     wsffi_error *err = NULL;
     wsffi_reactor *r = tu_reactor_new();
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
 
     /* wsffi_connect: every NULL is refused, and destroy still runs exactly once, before
      * the call returns. */
@@ -473,10 +473,11 @@ TEST(null_args) {
     CHECK_STATUS(wsffi_conn_set_callbacks(NULL, &cbs, NULL, NULL), WSFFI_STATUS_ERR_NULL_PARAMETER);
     CHECK_EQ(wsffi_ready_state(NULL), WSFFI_CLOSED);
     CHECK_EQ(wsffi_buffered_amount(NULL), 0);
-    CHECK_NULL_OR_EMPTY(wsffi_protocol(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_extensions(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_remote_address(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_url(NULL));
+    /* Connection strings are "" (static) for NULL, as documented. */
+    CHECK_EMPTY_STR(wsffi_protocol(NULL));
+    CHECK_EMPTY_STR(wsffi_extensions(NULL));
+    CHECK_EMPTY_STR(wsffi_remote_address(NULL));
+    CHECK_EMPTY_STR(wsffi_url(NULL));
     CHECK(wsffi_conn_user_data(NULL) == NULL);
     CHECK(wsffi_conn_retain(NULL) == NULL);
     wsffi_conn_release(NULL);
@@ -515,7 +516,7 @@ TEST(null_args) {
     /* Servers: destroy runs once when attach fails. */
     wsffi_server *srv = NULL;
     wsffi_server_callbacks scbs;
-    memset(&scbs, 0, sizeof scbs);
+    wsffi_server_callbacks_init(&scbs, sizeof scbs);
     null_destroys = 0;
     CHECK_STATUS(wsffi_server_attach(NULL, NULL, "/", NULL, &scbs, &null_destroys, null_destroy, &srv, NULL),
                  WSFFI_STATUS_ERR_NULL_PARAMETER);
@@ -557,12 +558,14 @@ TEST(null_args) {
     CHECK_STATUS(wsffi_http_response_add_header(NULL, "X-A", "b"), WSFFI_STATUS_ERR_NULL_PARAMETER);
     CHECK_STATUS(wsffi_http_response_set_body(NULL, data, 4), WSFFI_STATUS_ERR_NULL_PARAMETER);
 
-    CHECK_NULL_OR_EMPTY(wsffi_request_method(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_request_url(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_request_path(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_request_query_string(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_request_http_version(NULL));
-    CHECK_NULL_OR_EMPTY(wsffi_request_remote_address(NULL));
+    /* View getters return NULL for a NULL view, never a pointer to nothing. */
+    CHECK(wsffi_request_method(NULL) == NULL);
+    CHECK(wsffi_request_url(NULL) == NULL);
+    CHECK(wsffi_request_path(NULL) == NULL);
+    CHECK(wsffi_request_query_string(NULL) == NULL);
+    CHECK(wsffi_request_http_version(NULL) == NULL);
+    CHECK(wsffi_request_remote_address(NULL) == NULL);
+    CHECK(wsffi_request_tls_subject(NULL) == NULL);
     CHECK(wsffi_request_host(NULL) == NULL);
     CHECK(wsffi_request_query(NULL, "a") == NULL);
     CHECK(wsffi_request_header(NULL, "host") == NULL);
@@ -570,21 +573,26 @@ TEST(null_args) {
     CHECK_EQ(wsffi_request_header_count(NULL), 0);
     const char *name = "untouched";
     const char *value = "untouched";
+    /* A failed lookup sets both outputs to NULL; a NULL output is refused. */
     CHECK_STATUS(wsffi_request_header_at(NULL, 0, &name, &value), WSFFI_STATUS_ERR_NULL_PARAMETER);
-    CHECK_STR(name, "untouched");
-    CHECK_STR(value, "untouched");
+    CHECK(name == NULL && value == NULL);
+    CHECK_STATUS(wsffi_request_header_at(NULL, 0, NULL, &value), WSFFI_STATUS_ERR_NULL_PARAMETER);
     CHECK(wsffi_request_copy(NULL) == NULL);
     wsffi_request_free(NULL);
 
     CHECK_EQ(wsffi_response_status(NULL), 0);
-    CHECK_NULL_OR_EMPTY(wsffi_response_reason(NULL));
+    CHECK(wsffi_response_reason(NULL) == NULL);
     CHECK(wsffi_response_header(NULL, "x") == NULL);
     CHECK_EQ(wsffi_response_header_count(NULL), 0);
+    name = value = "untouched";
     CHECK_STATUS(wsffi_response_header_at(NULL, 0, &name, &value), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    CHECK(name == NULL && value == NULL);
     size_t blen = 99;
-    (void)wsffi_response_body(NULL, &blen);
+    CHECK(wsffi_response_body(NULL, &blen) == NULL);
     CHECK_EQ(blen, 0);
-    (void)wsffi_response_body(NULL, NULL);
+    CHECK(wsffi_response_body(NULL, NULL) == NULL);
+    CHECK_EMPTY_STR(wsffi_error_message(NULL));
+    CHECK_STATUS(wsffi_error_status(NULL), WSFFI_STATUS_ERR_NULL_PARAMETER);
 
     tu_reactor_free(r);
 }

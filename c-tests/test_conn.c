@@ -711,7 +711,7 @@ TEST(set_callbacks) {
 
     /* An empty table: no events at all, but destroy still runs at the end. */
     wsffi_conn_callbacks none;
-    memset(&none, 0, sizeof none);
+    wsffi_conn_callbacks_init(&none, sizeof none);
     tu_rec d;
     tu_rec_init(&d, "client d");
     CHECK_OK(wsffi_conn_set_callbacks(p.conn, &none, &d, set_cb_destroy));
@@ -743,6 +743,118 @@ static void sync_destroy(void *user) {
     CHECK(user == &sync_destroys);
     sync_destroys++;
     sync_destroy_thread = pthread_self();
+}
+
+/* ---- the size rule of callback tables ------------------------------------------------ */
+
+static atomic_int beyond_size_calls;
+static void beyond_size_ping(void *user, wsffi_conn *conn, const uint8_t *data, size_t len) {
+    (void)user, (void)conn, (void)data, (void)len;
+    beyond_size_calls++;
+}
+
+/* The table of a newer header: this one's fields, then one this library does not know. */
+typedef struct newer_conn_callbacks {
+    wsffi_conn_callbacks known;
+    void (*on_future_event)(void *user);
+} newer_conn_callbacks;
+
+static bool connect_fails_with(wsffi_reactor *r, const char *url, const wsffi_conn_callbacks *cbs, const char *words) {
+    wsffi_conn *conn = NULL;
+    wsffi_error *err = NULL;
+    sync_destroys = 0;
+    wsffi_status s = wsffi_connect(r, url, NULL, cbs, &sync_destroys, sync_destroy, &conn, &err);
+    bool ok = CHECK_STATUS(s, WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK(conn == NULL);
+    CHECK_EQ(sync_destroys, 1);
+    if (err == NULL || strstr(wsffi_error_message(err), words) == NULL) {
+        tu_fail(__FILE__, __LINE__, "expected a message with \"%s\", got \"%s\"", words, wsffi_error_message(err));
+        ok = false;
+    }
+    wsffi_error_free(err);
+    return ok;
+}
+
+TEST(callbacks_size_rule) {
+    pair p;
+    pair_open(&p);
+    tu_url url = tu_make_url(p.env.port, "/echo");
+
+    /* An older (smaller) table: the fields beyond its size are not read, so what lies there
+     * is never called. Here the table ends before on_ping. */
+    beyond_size_calls = 0;
+    tu_rec old;
+    tu_rec_init(&old, "old table");
+    wsffi_conn_callbacks cbs = tu_callbacks();
+    cbs.size = offsetof(wsffi_conn_callbacks, on_ping);
+    cbs.on_ping = beyond_size_ping;
+    cbs.on_pong = beyond_size_ping;
+    wsffi_conn *conn = NULL;
+    CHECK_OK(wsffi_connect(p.env.reactor, url.s, NULL, &cbs, &old, tu_rec_destroy, &conn, NULL));
+    WAIT_UNTIL(old.opens == 1 && p.env.fx.connections == 2 && p.env.fx.conns[1].opens == 1, TU_WAIT_MS);
+    CHECK_OK(wsffi_send_text(conn, "old", 3));
+    WAIT_UNTIL(old.messages == 1, TU_WAIT_MS);
+    CHECK_STR(old.log[0], "old");
+    CHECK_OK(wsffi_ping(p.env.fx.conns[1].retained, (const uint8_t *)"p", 1));
+    CHECK_OK(wsffi_ping(conn, (const uint8_t *)"q", 1));
+    WAIT_UNTIL(p.env.fx.conns[1].pongs == 1 && p.env.fx.conns[1].pings == 1, TU_WAIT_MS);
+    STAYS_TRUE(beyond_size_calls == 0 && old.pings == 0 && old.pongs == 0, 100);
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    WAIT_UNTIL(old.closes == 1, TU_WAIT_MS);
+    TU_REC_DONE(&old);
+    wsffi_conn_release(conn);
+
+    /* A newer (larger) table is accepted while the fields this library does not know are
+     * zero, and refused with a message once one of them is set. */
+    newer_conn_callbacks newer;
+    memset(&newer, 0, sizeof newer);
+    newer.known = tu_callbacks();
+    newer.known.size = sizeof newer;
+    tu_rec big;
+    tu_rec_init(&big, "newer table");
+    CHECK_OK(wsffi_connect(p.env.reactor, url.s, NULL, &newer.known, &big, tu_rec_destroy, &conn, NULL));
+    WAIT_UNTIL(big.opens == 1, TU_WAIT_MS);
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    WAIT_UNTIL(big.closes == 1, TU_WAIT_MS);
+    TU_REC_DONE(&big);
+    wsffi_conn_release(conn);
+    newer.on_future_event = sync_destroy;
+    connect_fails_with(p.env.reactor, url.s, &newer.known, "not zero");
+    CHECK_STATUS(wsffi_conn_set_callbacks(p.conn, &newer.known, NULL, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+
+    /* Size 0 (a table only zeroed), or one that ends inside a field, is refused. */
+    wsffi_conn_callbacks zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    connect_fails_with(p.env.reactor, url.s, &zeroed, "too small");
+    zeroed.size = offsetof(wsffi_conn_callbacks, on_message) + 1;
+    connect_fails_with(p.env.reactor, url.s, &zeroed, "inside field on_message");
+    CHECK_STATUS(wsffi_conn_set_callbacks(p.conn, &zeroed, NULL, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK(wsffi_conn_user_data(p.conn) == &p.client);
+
+    /* The init functions: NULL and sizes that cannot hold the size field are refused. */
+    CHECK_STATUS(wsffi_conn_callbacks_init(NULL, sizeof zeroed), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    CHECK_STATUS(wsffi_conn_callbacks_init(&zeroed, 0), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK_OK(wsffi_conn_callbacks_init(&zeroed, sizeof zeroed));
+    CHECK(zeroed.size == sizeof zeroed && zeroed.on_open == NULL && zeroed.on_unexpected_response == NULL);
+
+    /* Server tables follow the same rule (checked on a standalone server). */
+    wsffi_server_callbacks scbs;
+    CHECK_STATUS(wsffi_server_callbacks_init(NULL, sizeof scbs), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    memset(&scbs, 0, sizeof scbs);
+    wsffi_server *srv = NULL;
+    wsffi_error *err = NULL;
+    sync_destroys = 0;
+    CHECK_STATUS(wsffi_server_attach(p.env.reactor, NULL, "/x", NULL, &scbs, &sync_destroys, sync_destroy, &srv, &err),
+                 WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK(srv == NULL && sync_destroys == 1);
+    CHECK(err != NULL && strstr(wsffi_error_message(err), "wsffi_server_callbacks: size 0 is too small") != NULL);
+    wsffi_error_free(err);
+    CHECK_OK(wsffi_server_callbacks_init(&scbs, offsetof(wsffi_server_callbacks, on_connection)));
+    CHECK_OK(wsffi_server_attach(p.env.reactor, NULL, "/x", NULL, &scbs, &sync_destroys, sync_destroy, &srv, NULL));
+    CHECK_OK(wsffi_server_close(srv));
+    WAIT_UNTIL(sync_destroys == 2, TU_WAIT_MS);
+
+    pair_close(&p);
 }
 
 TEST(connect_sync_errors) {
@@ -1139,5 +1251,5 @@ TU_MAIN(TU_CASE(echo_messages), TU_CASE(accessors), TU_CASE(fragments), TU_CASE(
         TU_CASE(close_from_client), TU_CASE(close_from_server), TU_CASE(close_without_status), TU_CASE(close_validation),
         TU_CASE(send_validation), TU_CASE(terminate), TU_CASE(calls_after_close), TU_CASE(ready_states),
         TU_CASE(close_while_connecting), TU_CASE(protocol_default_first), TU_CASE(protocol_callback), TU_CASE(retain_release),
-        TU_CASE(set_callbacks), TU_CASE(connect_sync_errors), TU_CASE(connect_refused), TU_CASE(connect_dns),
+        TU_CASE(set_callbacks), TU_CASE(callbacks_size_rule), TU_CASE(connect_sync_errors), TU_CASE(connect_refused), TU_CASE(connect_dns),
         TU_CASE(max_payload), TU_CASE(max_fragments), TU_CASE(calls_from_callbacks), TU_CASE(threads_send))

@@ -5,7 +5,7 @@
 static wsffi_deflate_params defaults(void) {
     wsffi_deflate_params p;
     memset(&p, 0xAB, sizeof p);
-    CHECK_OK(wsffi_deflate_params_init(&p));
+    CHECK_OK(wsffi_deflate_params_init(&p, sizeof p));
     return p;
 }
 
@@ -18,7 +18,8 @@ TEST(params_defaults_and_validation) {
     CHECK_EQ(p.threshold, 64);
     CHECK_EQ(p.level, 6);
     CHECK_EQ(p.mem_level, 8);
-    CHECK_STATUS(wsffi_deflate_params_init(NULL), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    CHECK_EQ(p.size, sizeof p);
+    CHECK_STATUS(wsffi_deflate_params_init(NULL, sizeof p), WSFFI_STATUS_ERR_NULL_PARAMETER);
 
     wsffi_client_options *co = wsffi_client_options_new();
     wsffi_server_options *so = wsffi_server_options_new();
@@ -61,6 +62,47 @@ TEST(params_defaults_and_validation) {
     edge.mem_level = 9;
     edge.server_max_window_bits = 15;
     CHECK_OK(wsffi_server_options_set_deflate_params(so, &edge));
+    wsffi_client_options_free(co);
+    wsffi_server_options_free(so);
+}
+
+/* The size rule: fields beyond a smaller size take their defaults (so garbage there is
+ * ignored), unknown fields of a larger size must be zero, size 0 is refused. */
+typedef struct newer_deflate_params {
+    wsffi_deflate_params known;
+    uint64_t future_field;
+} newer_deflate_params;
+
+TEST(params_size_rule) {
+    wsffi_client_options *co = wsffi_client_options_new();
+    wsffi_server_options *so = wsffi_server_options_new();
+    REQUIRE(co != NULL && so != NULL);
+
+    wsffi_deflate_params old = defaults();
+    old.size = offsetof(wsffi_deflate_params, threshold);
+    old.server_max_window_bits = 10;
+    old.level = 99;    /* beyond the size: not read */
+    old.mem_level = 0; /* likewise */
+    CHECK_OK(wsffi_client_options_set_deflate_params(co, &old));
+    CHECK_OK(wsffi_server_options_set_deflate_params(so, &old));
+    old.server_max_window_bits = 7; /* within the size: read and checked */
+    CHECK_STATUS(wsffi_client_options_set_deflate_params(co, &old), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+
+    newer_deflate_params newer;
+    memset(&newer, 0, sizeof newer);
+    CHECK_OK(wsffi_deflate_params_init(&newer.known, sizeof newer));
+    CHECK_EQ(newer.known.size, sizeof newer);
+    CHECK_EQ(newer.known.level, 6);
+    CHECK_OK(wsffi_server_options_set_deflate_params(so, &newer.known));
+    newer.future_field = 1;
+    CHECK_STATUS(wsffi_server_options_set_deflate_params(so, &newer.known), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+
+    wsffi_deflate_params zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    CHECK_STATUS(wsffi_client_options_set_deflate_params(co, &zeroed), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(wsffi_deflate_params_init(&zeroed, 0), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(wsffi_deflate_params_init(&zeroed, offsetof(wsffi_deflate_params, threshold) + 2),
+                 WSFFI_STATUS_ERR_INVALID_PARAMETER);
     wsffi_client_options_free(co);
     wsffi_server_options_free(so);
 }
@@ -297,7 +339,8 @@ TEST(broadcast_compresses_per_connection) {
     tu_env_stop(&env);
 }
 
-TU_MAIN(TU_CASE(params_defaults_and_validation), TU_CASE(negotiated_by_default_when_the_server_enables_it),
+TU_MAIN(TU_CASE(params_defaults_and_validation), TU_CASE(params_size_rule),
+        TU_CASE(negotiated_by_default_when_the_server_enables_it),
         TU_CASE(fragments_are_compressed_as_one_message), TU_CASE(parameters_reach_the_answer),
         TU_CASE(server_limit_on_the_client_window), TU_CASE(declined_unless_both_sides_want_it),
         TU_CASE(max_payload_limits_the_inflated_size), TU_CASE(broadcast_compresses_per_connection))

@@ -339,7 +339,7 @@ TEST(pause_on_backpressure_from_callbacks) {
     }
     TU_UNLOCK();
     /* The library stops reading by itself once the output passes the high-water mark, so
-     * the callback may never see WSFFI_ERR_BACKPRESSURE; either way nothing is lost. */
+     * the callback may never see WSFFI_STATUS_ERR_BACKPRESSURE; either way nothing is lost. */
     printf("server paused %d times\n", kept.pauses);
     free(chunk);
     CHECK_OK(wsffi_close(conn, 1000, NULL, 0));

@@ -512,7 +512,7 @@ static inline void tu_rec_destroy(void *user) {
 
 static inline wsffi_conn_callbacks tu_callbacks(void) {
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = tu_on_open;
     cbs.on_message = tu_on_message;
     cbs.on_close = tu_on_close;
@@ -688,7 +688,7 @@ static inline void tu_fx_destroy(void *user) {
 
 static inline wsffi_server_callbacks tu_server_callbacks(void) {
     wsffi_server_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_server_callbacks_init(&cbs, sizeof cbs);
     cbs.on_connection = tu_fx_on_connection;
     cbs.on_client_error = tu_fx_on_client_error;
     cbs.on_error = tu_fx_on_error;

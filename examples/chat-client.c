@@ -235,7 +235,7 @@ static char *url_with_name(const char *url, const char *name) {
 /* Connects, then chats until the end of input or of the connection. Returns the exit status. */
 static int chat(struct client *c, wsffi_reactor *reactor, const char *url) {
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = on_open;
     cbs.on_message = on_message;
     cbs.on_error = on_error;

@@ -185,7 +185,7 @@ static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, co
     }
 
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = on_open;
     cbs.on_message = on_message;
     cbs.on_close = on_close;
@@ -273,7 +273,7 @@ int main(int argc, char **argv) {
     wsffi_server_options_set_max_payload(opts, MAX_MESSAGE_BYTES);
     wsffi_server_options_set_ping_interval_ms(opts, PING_INTERVAL_MS);
     wsffi_server_callbacks scbs;
-    memset(&scbs, 0, sizeof scbs);
+    wsffi_server_callbacks_init(&scbs, sizeof scbs);
     scbs.verify_client = verify_client;
     scbs.on_connection = on_connection;
     scbs.on_client_error = on_client_error;

@@ -48,7 +48,7 @@ static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, co
     (void)server;
     (void)req;
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_message = on_message;
     cbs.on_drain = on_drain;
     wsffi_conn_set_callbacks(conn, &cbs, NULL, NULL);
@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
     wsffi_server_options_set_ping_interval_ms(opts, (uint32_t)ping_interval_ms);
     wsffi_server_options_set_max_connections(opts, (size_t)max_connections);
     wsffi_server_callbacks scbs;
-    memset(&scbs, 0, sizeof scbs);
+    wsffi_server_callbacks_init(&scbs, sizeof scbs);
     scbs.on_connection = on_connection;
     scbs.on_error = on_server_error;
     wsffi_server *server = NULL;

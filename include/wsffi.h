@@ -13,6 +13,17 @@
  * after 60 s without input and an idle timeout of 120 s, so silent clients are dropped and
  * healthy ones stay. Clients: no automatic ping and no idle timeout (as browsers).
  *
+ * Structs that grow: `struct wsffi_conn_callbacks`, `struct wsffi_server_callbacks` and
+ * `struct wsffi_deflate_params` begin with `size_t size`, which the caller sets to the
+ * struct's `sizeof` (their `*_init(&s, sizeof s)` functions do that). Fields are only ever
+ * appended, and the library reads `size` bytes: fields beyond a smaller size (a program
+ * built against an older header) read as NULL or their default; a larger size (a newer
+ * header) is accepted when every byte beyond the fields this library knows is zero, and
+ * refused with WSFFI_STATUS_ERR_INVALID_PARAMETER otherwise; so is a size too small to
+ * hold the `size` field (0: a struct that was only zeroed) or one that ends inside a field.
+ *
+ * Status values are explicit and never renumbered; new ones may be added.
+ *
  * No ABI stability before 1.0.
  */
 
@@ -165,7 +176,8 @@
 #define WSFFI_CLOSE_TLS_HANDSHAKE 1015
 
 /*
- Result of a wsffi call. 0 is success; the hundreds digit tells the group.
+ Result of a wsffi call. 0 is success; the hundreds digit tells the group. Every value is
+ fixed: none is ever renumbered or reused, new ones may be added.
  */
 enum wsffi_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -310,7 +322,8 @@ typedef struct wsffi_http_response wsffi_http_response;
 typedef struct wsffi_listener wsffi_listener;
 
 /*
- The C `wsffi_request`: everything the JSH request object offers.
+ The C `wsffi_request`: an HTTP upgrade (or plain) request as received: method, target,
+ headers, peer address and TLS client subject.
  */
 typedef struct wsffi_request wsffi_request;
 
@@ -393,10 +406,17 @@ typedef void (*wsffi_drain_cb)(void *user, struct wsffi_conn *conn);
 typedef void (*wsffi_unexpected_response_cb)(void *user, struct wsffi_conn *conn, const struct wsffi_response *response);
 
 /*
- Per-connection callbacks. Zero-initialize and set the ones you want; NULL means "not
- interested". The library copies the table.
+ Per-connection callbacks; NULL means "not interested". The library copies the table.
+ Set `size` to `sizeof(struct wsffi_conn_callbacks)` and leave the callbacks you do not
+ want NULL: `wsffi_conn_callbacks_init(&cb, sizeof cb)`, or in C99
+ `struct wsffi_conn_callbacks cb = { .size = sizeof cb, .on_message = f };`. The size
+ rule of the header's introduction applies: fields beyond a smaller `size` read as NULL.
  */
 typedef struct wsffi_conn_callbacks {
+  /*
+   `sizeof(struct wsffi_conn_callbacks)` as the caller's header declares it.
+   */
+  size_t size;
   /*
    See `wsffi_open_cb`.
    */
@@ -437,10 +457,17 @@ typedef struct wsffi_conn_callbacks {
 typedef void (*wsffi_destroy_cb)(void *user);
 
 /*
- permessage-deflate parameters. Fill one with `wsffi_deflate_params_init` first, then
- change the fields you care about, so fields added later keep their defaults.
+ permessage-deflate parameters. Fill one with `wsffi_deflate_params_init(&p, sizeof p)`
+ first, then change the fields you care about, so fields added later keep their defaults.
+ The size rule of the header's introduction applies: fields beyond a smaller `size` take
+ their defaults.
  */
 typedef struct wsffi_deflate_params {
+  /*
+   `sizeof(struct wsffi_deflate_params)` as the caller's header declares it (set by
+   `wsffi_deflate_params_init`).
+   */
+  size_t size;
   /*
    Server: always reset the compressor after each message (clients are told so).
    Client: ask the server to. Default false.
@@ -475,13 +502,6 @@ typedef struct wsffi_deflate_params {
    */
   uint8_t mem_level;
 } wsffi_deflate_params;
-
-/*
- A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
- `wsffi_http_response_*` functions; it is sent when the callback returns, then the
- connection closes.
- */
-typedef void (*wsffi_http_handler_cb)(void *user, const struct wsffi_request *request, struct wsffi_http_response *response);
 
 /*
  What `verify_client` returns: one of the `WSFFI_VERDICT_*` values. (A plain integer,
@@ -524,9 +544,18 @@ typedef void (*wsffi_server_error_cb)(void *user, struct wsffi_server *server, w
 typedef void (*wsffi_server_close_cb)(void *user, struct wsffi_server *server);
 
 /*
- Server callbacks. Zero-initialize and set the ones you want.
+ Server callbacks; NULL means "not interested". The library copies the table. Set `size`
+ to `sizeof(struct wsffi_server_callbacks)` and leave the callbacks you do not want NULL:
+ `wsffi_server_callbacks_init(&cb, sizeof cb)`, or in C99
+ `struct wsffi_server_callbacks cb = { .size = sizeof cb, .on_connection = f };`. The
+ size rule of the header's introduction applies: fields beyond a smaller `size` read as
+ NULL.
  */
 typedef struct wsffi_server_callbacks {
+  /*
+   `sizeof(struct wsffi_server_callbacks)` as the caller's header declares it.
+   */
+  size_t size;
   /*
    See `wsffi_verify_client_cb`. NULL accepts every client that passes the origin check.
    */
@@ -558,6 +587,13 @@ typedef struct wsffi_server_callbacks {
 } wsffi_server_callbacks;
 
 /*
+ A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
+ `wsffi_http_response_*` functions; it is sent when the callback returns, then the
+ connection closes.
+ */
+typedef void (*wsffi_http_handler_cb)(void *user, const struct wsffi_request *request, struct wsffi_http_response *response);
+
+/*
  Called once per client by `wsffi_server_clients`; the conn is borrowed for the call.
  */
 typedef void (*wsffi_client_visit_cb)(void *user, struct wsffi_conn *conn);
@@ -586,7 +622,7 @@ extern "C" {
 /*
  Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
  `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
- TLS failures arrive as `on_error` with `WSFFI_ERR_TLS`, then `on_close` (1006).
+ TLS failures arrive as `on_error` with `WSFFI_STATUS_ERR_TLS`, then `on_close` (1006).
 
  `options` may be NULL for defaults; `callbacks` may be NULL (no events). `user` is passed
  to every callback; `destroy(user)` runs exactly once after the last of them, also when
@@ -595,45 +631,56 @@ extern "C" {
  `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
  Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
  fill `*out_err` when given.
+ NULL `reactor`, `url` or `out_conn`: WSFFI_STATUS_ERR_NULL_PARAMETER (`destroy` still
+ runs). `out_err` may be NULL; a detail stored there is the caller's, to free with
+ `wsffi_error_free`.
+ A `callbacks` table whose `size` breaks the size rule:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER with the reason in `*out_err`.
  */
 wsffi_status wsffi_connect(struct wsffi_reactor *reactor, const char *url, const struct wsffi_client_options *options, const struct wsffi_conn_callbacks *callbacks, void *user, wsffi_destroy_cb destroy, struct wsffi_conn **out_conn, struct wsffi_error **out_err);
 
 /*
  Sends one message of `type` (`WSFFI_TEXT` or `WSFFI_BINARY`). The data is copied before
- the call returns; text must be valid UTF-8 (`WSFFI_ERR_INVALID_UTF8` otherwise).
- `WSFFI_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
- nothing was queued: wait for `on_drain`. `WSFFI_ERR_NOT_OPEN` while connecting,
- `WSFFI_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
+ the call returns; text must be valid UTF-8 (`WSFFI_STATUS_ERR_INVALID_UTF8` otherwise).
+ `WSFFI_STATUS_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
+ nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
+ `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
  straight into the output buffer, written once per wake-up.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_send(struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len);
 
 /*
- `wsffi_send(conn, WSFFI_TEXT, data, len)`.
+ `wsffi_send(conn, WSFFI_TEXT, data, len)`. NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER;
+ `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_send_text(struct wsffi_conn *conn, const char *data, size_t len);
 
 /*
- `wsffi_send(conn, WSFFI_BINARY, data, len)`.
+ `wsffi_send(conn, WSFFI_BINARY, data, len)`. NULL `conn`:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_send_binary(struct wsffi_conn *conn, const uint8_t *data, size_t len);
 
 /*
  Sends one fragment. The first fragment of a message sets its `type`; later ones are
  continuation frames (their `type` is ignored) until one with `is_final`. Whole messages
- sent meanwhile are refused with `WSFFI_ERR_INVALID_PARAMETER`; control frames may
+ sent meanwhile are refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER`; control frames may
  interleave. Text fragments are not validated one by one (a code point may span two):
  the whole message must be valid UTF-8 or the peer closes with 1007.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_send_fragment(struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len, bool is_final);
 
 /*
- Sends a ping with up to 125 bytes of payload (`WSFFI_ERR_TOO_BIG` beyond).
+ Sends a ping with up to 125 bytes of payload (`WSFFI_STATUS_ERR_TOO_BIG` beyond).
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_ping(struct wsffi_conn *conn, const uint8_t *data, size_t len);
 
 /*
  Sends an unsolicited pong with up to 125 bytes (pings are answered automatically).
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_pong(struct wsffi_conn *conn, const uint8_t *data, size_t len);
 
@@ -642,22 +689,27 @@ wsffi_status wsffi_pong(struct wsffi_conn *conn, const uint8_t *data, size_t len
  after the close timeout, with 1006). `code` 0 sends no status code (then `reason` must be
  empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
  On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `reason` may be NULL only when
+ `reason_len` is 0.
  */
 wsffi_status wsffi_close(struct wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len);
 
 /*
  Drops the connection without a close handshake; `on_close` reports 1006.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_terminate(struct wsffi_conn *conn);
 
 /*
  Stops reading from the peer (flow control). Messages already read may still be
  delivered by the current callback batch; nothing more is read until `wsffi_conn_resume`.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_conn_pause(struct wsffi_conn *conn);
 
 /*
  Restarts reading after `wsffi_conn_pause`.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_conn_resume(struct wsffi_conn *conn);
 
@@ -672,22 +724,27 @@ uint32_t wsffi_ready_state(const struct wsffi_conn *conn);
 size_t wsffi_buffered_amount(const struct wsffi_conn *conn);
 
 /*
- The negotiated subprotocol, "" when none or not open yet. Valid while you hold the conn.
+ The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to
+ the conn: valid while the caller holds a reference to it (or, inside a callback, until
+ the callback returns); never NULL.
  */
 const char *wsffi_protocol(const struct wsffi_conn *conn);
 
 /*
- The negotiated extensions, "" when none. Valid while you hold the conn.
+ The negotiated extensions ("permessage-deflate; ..."), "" when none, before open or for
+ NULL. Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
  */
 const char *wsffi_extensions(const struct wsffi_conn *conn);
 
 /*
- The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open.
+ The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open or for NULL.
+ Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
  */
 const char *wsffi_remote_address(const struct wsffi_conn *conn);
 
 /*
- The URL (client side, normalized) or the request target (server side).
+ The URL (client side, normalized) or the request target (server side); "" for NULL.
+ Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
  */
 const char *wsffi_url(const struct wsffi_conn *conn);
 
@@ -695,6 +752,8 @@ const char *wsffi_url(const struct wsffi_conn *conn);
  Replaces the connection's callbacks (when `callbacks` is non-NULL) and its user data.
  The previous user data's destroy runs on the reactor thread. Server applications call
  this from `on_connection`; `on_open` then follows.
+ NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; a table whose `size` breaks the size rule:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER (nothing changes, `destroy(user)` runs).
  */
 wsffi_status wsffi_conn_set_callbacks(struct wsffi_conn *conn, const struct wsffi_conn_callbacks *callbacks, void *user, wsffi_destroy_cb destroy);
 
@@ -706,6 +765,7 @@ void *wsffi_conn_user_data(const struct wsffi_conn *conn);
 /*
  Takes another reference to a connection (to keep it past `on_close` or hand it to
  another thread); returns `conn`. Give it back with `wsffi_conn_release`.
+ NULL gives NULL.
  */
 struct wsffi_conn *wsffi_conn_retain(struct wsffi_conn *conn);
 
@@ -716,38 +776,62 @@ struct wsffi_conn *wsffi_conn_retain(struct wsffi_conn *conn);
 void wsffi_conn_release(struct wsffi_conn *conn);
 
 /*
- Fills `params` with the defaults listed on `wsffi_deflate_params`.
+ Fills the `size` bytes at `params` (pass `sizeof *params`) with the defaults listed on
+ `wsffi_deflate_params` and sets `params->size`. `WSFFI_STATUS_ERR_NULL_PARAMETER` for a
+ NULL `params`; `WSFFI_STATUS_ERR_INVALID_PARAMETER` for a size smaller than the `size`
+ field or ending inside a field.
  */
-wsffi_status wsffi_deflate_params_init(struct wsffi_deflate_params *params);
+wsffi_status wsffi_deflate_params_init(struct wsffi_deflate_params *params, size_t size);
 
 /*
  Offer permessage-deflate (default: on, with default parameters) or not.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_per_message_deflate(struct wsffi_client_options *options, bool enabled);
 
 /*
  Offers permessage-deflate with these parameters (enables it). Out-of-range values give
- `WSFFI_ERR_INVALID_PARAMETER` and change nothing.
+ `WSFFI_STATUS_ERR_INVALID_PARAMETER` and change nothing.
+ NULL `options` or `params`: WSFFI_STATUS_ERR_NULL_PARAMETER; a `params->size` that
+ breaks the size rule: WSFFI_STATUS_ERR_INVALID_PARAMETER. The parameters are copied.
  */
 wsffi_status wsffi_client_options_set_deflate_params(struct wsffi_client_options *options, const struct wsffi_deflate_params *params);
 
 /*
  Accept permessage-deflate from clients that offer it (default: off).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_per_message_deflate(struct wsffi_server_options *options, bool enabled);
 
 /*
  Accepts permessage-deflate with these parameters (enables it). Out-of-range values give
- `WSFFI_ERR_INVALID_PARAMETER` and change nothing.
+ `WSFFI_STATUS_ERR_INVALID_PARAMETER` and change nothing.
+ NULL `options` or `params`: WSFFI_STATUS_ERR_NULL_PARAMETER; a `params->size` that
+ breaks the size rule: WSFFI_STATUS_ERR_INVALID_PARAMETER. The parameters are copied.
  */
 wsffi_status wsffi_server_options_set_deflate_params(struct wsffi_server_options *options, const struct wsffi_deflate_params *params);
+
+/*
+ Fills the `size` bytes at `callbacks` (pass `sizeof *callbacks`) with NULL callbacks and
+ sets `callbacks->size`. `WSFFI_STATUS_ERR_NULL_PARAMETER` for a NULL `callbacks`;
+ `WSFFI_STATUS_ERR_INVALID_PARAMETER` for a size smaller than the `size` field or ending
+ inside a field.
+ */
+wsffi_status wsffi_conn_callbacks_init(struct wsffi_conn_callbacks *callbacks, size_t size);
+
+/*
+ As `wsffi_conn_callbacks_init`, for `struct wsffi_server_callbacks`: NULL `callbacks`
+ gives WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_server_callbacks_init(struct wsffi_server_callbacks *callbacks, size_t size);
 
 /*
  New client options with the defaults: no subprotocols, no extra headers, no Origin,
  connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
  fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
  mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
- with default parameters.
+ with default parameters. The caller owns the object: free it with
+ `wsffi_client_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_client_options *wsffi_client_options_new(void);
 
@@ -758,6 +842,7 @@ void wsffi_client_options_free(struct wsffi_client_options *options);
 
 /*
  Offers a subprotocol (an RFC 7230 token), in order of preference. Duplicates are refused.
+ NULL `options` or `protocol`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_add_protocol(struct wsffi_client_options *options, const char *protocol);
 
@@ -767,60 +852,72 @@ wsffi_status wsffi_client_options_add_protocol(struct wsffi_client_options *opti
  options) are written by the library and refused here with
  `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case); names must be tokens, values without
  control characters.
+ NULL `options`, `name` or `value`: WSFFI_STATUS_ERR_NULL_PARAMETER. The strings are
+ copied.
  */
 wsffi_status wsffi_client_options_add_header(struct wsffi_client_options *options, const char *name, const char *value);
 
 /*
  Sets the Origin header.
+ NULL `options` or `origin`: WSFFI_STATUS_ERR_NULL_PARAMETER. The string is copied.
  */
 wsffi_status wsffi_client_options_set_origin(struct wsffi_client_options *options, const char *origin);
 
 /*
  Time allowed for name resolution plus TCP connect (ms, > 0).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_connect_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
  Time allowed from the start of the connect to the end of the opening handshake (ms, > 0).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_handshake_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
  Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_max_payload(struct wsffi_client_options *options, size_t bytes);
 
 /*
  Most frames one incoming fragmented message may use (> 0); more close with 1009.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_max_fragments(struct wsffi_client_options *options, size_t n);
 
 /*
- Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
+ Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_STATUS_ERR_TIMEOUT`)
  when another `ms` pass without any input. 0 turns it off (the client default; servers
  default to 60 s).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_ping_interval_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
  Closes the connection with 1001 after `ms` without input. 0 turns it off (the client
  default; servers default to 120 s).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_idle_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
  How long to wait for the peer's side of the close handshake (ms, > 0).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_close_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
- Output flow control: sends are refused with `WSFFI_ERR_BACKPRESSURE` while more than
+ Output flow control: sends are refused with `WSFFI_STATUS_ERR_BACKPRESSURE` while more than
  `high` bytes wait for the socket; `on_drain` fires when it falls to `low` (low <= high).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_water_marks(struct wsffi_client_options *options, size_t high, size_t low);
 
 /*
  Largest response head accepted (bytes, >= 256).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_options *options, size_t bytes);
 
@@ -828,7 +925,8 @@ wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_optio
  New server options with the defaults: client tracking on, no connection limit, any
  Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
  without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
- low-water mark 4 MiB, permessage-deflate declined.
+ low-water mark 4 MiB, permessage-deflate declined. The caller owns the object: free it
+ with `wsffi_server_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_server_options *wsffi_server_options_new(void);
 
@@ -839,35 +937,41 @@ void wsffi_server_options_free(struct wsffi_server_options *options);
 
 /*
  Keep the set of clients for `wsffi_server_clients` and `wsffi_server_broadcast`
- (default on). Off, those two return `WSFFI_ERR_UNSUPPORTED`.
+ (default on). Off, those two return `WSFFI_STATUS_ERR_UNSUPPORTED`.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_client_tracking(struct wsffi_server_options *options, bool enabled);
 
 /*
  Most simultaneous connections; further upgrades get 503. 0 = no limit (the default).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_max_connections(struct wsffi_server_options *options, size_t n);
 
 /*
  Accept only upgrades whose Origin equals one of the added values (ASCII
  case-insensitive); others get 403. Without any, every Origin is accepted.
+ NULL `options` or `origin`: WSFFI_STATUS_ERR_NULL_PARAMETER. The string is copied.
  */
 wsffi_status wsffi_server_options_add_allowed_origin(struct wsffi_server_options *options, const char *origin);
 
 /*
  As `wsffi_client_options_set_max_payload`, for the server's connections.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_max_payload(struct wsffi_server_options *options, size_t bytes);
 
 /*
  As `wsffi_client_options_set_max_fragments`, for the server's connections.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_max_fragments(struct wsffi_server_options *options, size_t n);
 
 /*
- As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
- heartbeat: dead clients are dropped). The server default is 60 000 (half the default idle
- timeout, so a client that answers pings is never idle); 0 turns it off.
+ As `wsffi_client_options_set_ping_interval_ms`, for the server's connections: clients
+ that stop answering are dropped, like the heartbeat of Node's ws. The server default is
+ 60 000 (half the default idle timeout, so a client that answers pings is never idle); 0
+ turns it off. NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_ping_interval_ms(struct wsffi_server_options *options, uint32_t ms);
 
@@ -875,22 +979,26 @@ wsffi_status wsffi_server_options_set_ping_interval_ms(struct wsffi_server_optio
  As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections. The server
  default is 120 000 (120 s), so a client that goes silent cannot hold its connection
  forever; 0 turns it off.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_idle_timeout_ms(struct wsffi_server_options *options, uint32_t ms);
 
 /*
  As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_close_timeout_ms(struct wsffi_server_options *options, uint32_t ms);
 
 /*
  As `wsffi_client_options_set_water_marks`, for the server's connections.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_water_marks(struct wsffi_server_options *options, size_t high, size_t low);
 
 /*
  New listener options with the defaults: backlog 1024, max request head 16 KiB (431
- beyond), handshake timeout 10 s, no SO_REUSEPORT.
+ beyond), handshake timeout 10 s, no SO_REUSEPORT. The caller owns the object: free it
+ with `wsffi_listener_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_listener_options *wsffi_listener_options_new(void);
 
@@ -901,23 +1009,27 @@ void wsffi_listener_options_free(struct wsffi_listener_options *options);
 
 /*
  listen(2) backlog (> 0).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_listener_options_set_backlog(struct wsffi_listener_options *options, int32_t backlog);
 
 /*
  Largest request head accepted (bytes, >= 256); larger requests get 431.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_listener_options_set_max_header_bytes(struct wsffi_listener_options *options, size_t bytes);
 
 /*
  Time a client has from accept to a decided handshake (ms, > 0); slower clients are
- dropped and reported to `on_client_error` with `WSFFI_ERR_TIMEOUT`.
+ dropped and reported to `on_client_error` with `WSFFI_STATUS_ERR_TIMEOUT`.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_listener_options_set_handshake_timeout_ms(struct wsffi_listener_options *options, uint32_t ms);
 
 /*
  Set SO_REUSEPORT before binding, so several listeners (processes or reactors) share
  one port and the kernel spreads connections among them.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_listener_options_set_reuse_port(struct wsffi_listener_options *options, bool enabled);
 
@@ -939,12 +1051,13 @@ uint32_t wsffi_version_number(void);
 const char *wsffi_status_str(uint32_t status);
 
 /*
- The status of an error detail.
+ The status of an error detail; WSFFI_STATUS_ERR_NULL_PARAMETER for NULL.
  */
 wsffi_status wsffi_error_status(const struct wsffi_error *err);
 
 /*
- The message of an error detail, valid until `wsffi_error_free`. "" for NULL.
+ The message of an error detail: a NUL-terminated sentence owned by `err`, valid until
+ `wsffi_error_free(err)`. "" (static) for NULL; never NULL.
  */
 const char *wsffi_error_message(const struct wsffi_error *err);
 
@@ -954,8 +1067,9 @@ const char *wsffi_error_message(const struct wsffi_error *err);
 void wsffi_error_free(struct wsffi_error *err);
 
 /*
- New reactor options with defaults: at most 1,048,576 queued commands from other
- threads, 2000 ms shutdown grace. Free with `wsffi_reactor_options_free`.
+ New reactor options with defaults: at most 1,048,576 queued commands from other threads,
+ 2000 ms shutdown grace. The caller owns the object: free it with
+ `wsffi_reactor_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_reactor_options *wsffi_reactor_options_new(void);
 
@@ -966,19 +1080,23 @@ void wsffi_reactor_options_free(struct wsffi_reactor_options *options);
 
 /*
  Most commands (sends, closes...) from other threads that may wait for the reactor;
- beyond it calls return `WSFFI_ERR_QUEUE_FULL`. Must be at least 1.
+ beyond it calls return `WSFFI_STATUS_ERR_QUEUE_FULL`. Must be at least 1.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_reactor_options_set_max_queued_commands(struct wsffi_reactor_options *options, size_t n);
 
 /*
  How long `wsffi_reactor_free` lets open connections finish their close handshake
  before dropping them (milliseconds).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_reactor_options_set_shutdown_grace_ms(struct wsffi_reactor_options *options, uint32_t ms);
 
 /*
  Starts a reactor thread. `options` may be NULL for defaults. On success `*out_reactor`
  receives the reactor, to be freed with `wsffi_reactor_free`.
+ NULL `out_reactor`: WSFFI_STATUS_ERR_NULL_PARAMETER. `out_err` may be NULL; a detail
+ stored there is the caller's, to free with `wsffi_error_free`.
  */
 wsffi_status wsffi_reactor_new(const struct wsffi_reactor_options *options, struct wsffi_reactor **out_reactor, struct wsffi_error **out_err);
 
@@ -987,8 +1105,8 @@ wsffi_status wsffi_reactor_new(const struct wsffi_reactor_options *options, stru
  and up to the shutdown grace to answer), delivers every remaining callback and destroy,
  joins the thread, then frees the reactor. After it returns no callback of this reactor
  runs again. Called from one of this reactor's own callbacks it does nothing and returns
- `WSFFI_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
- returns `WSFFI_ERR_CLOSED` or `WSFFI_ERR_SHUT_DOWN`) until released. NULL is a no-op.
+ `WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
+ returns `WSFFI_STATUS_ERR_CLOSED` or `WSFFI_STATUS_ERR_SHUT_DOWN`) until released. NULL is a no-op.
  */
 wsffi_status wsffi_reactor_free(struct wsffi_reactor *reactor);
 
@@ -997,8 +1115,10 @@ wsffi_status wsffi_reactor_free(struct wsffi_reactor *reactor);
  `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
  `options` may be NULL. With a TLS certificate in `options`
  (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; TLS settings that
- do not fit together (client CAs without a certificate) fail here with `WSFFI_ERR_TLS`. On
+ do not fit together (client CAs without a certificate) fail here with `WSFFI_STATUS_ERR_TLS`. On
  success `*out_listener` must later go to `wsffi_listener_close`.
+ NULL `reactor`, `address` or `out_listener`: WSFFI_STATUS_ERR_NULL_PARAMETER. `out_err`
+ may be NULL; a detail stored there is the caller's, to free with `wsffi_error_free`.
  */
 wsffi_status wsffi_listen(struct wsffi_reactor *reactor, const char *address, const struct wsffi_listener_options *options, struct wsffi_listener **out_listener, struct wsffi_error **out_err);
 
@@ -1006,6 +1126,8 @@ wsffi_status wsffi_listen(struct wsffi_reactor *reactor, const char *address, co
  Serves on a socket that is already bound and listening (systemd socket activation, a
  socket inherited from a parent). Ownership of `fd` passes to the listener, also on error
  (then it is closed).
+ NULL `reactor` or `out_listener`: WSFFI_STATUS_ERR_NULL_PARAMETER (`fd` is closed);
+ `options` may be NULL for defaults, `out_err` NULL for no detail.
  */
 wsffi_status wsffi_listener_adopt_fd(struct wsffi_reactor *reactor, int32_t fd, const struct wsffi_listener_options *options, struct wsffi_listener **out_listener, struct wsffi_error **out_err);
 
@@ -1015,7 +1137,9 @@ wsffi_status wsffi_listener_adopt_fd(struct wsffi_reactor *reactor, int32_t fd, 
 uint16_t wsffi_listener_port(const struct wsffi_listener *listener);
 
 /*
- The bound address ("127.0.0.1:43121", "unix:/path"). "" for NULL.
+ The bound address ("127.0.0.1:43121", "unix:/path"). The string belongs to the listener
+ and stays valid until `wsffi_listener_close(listener)`; "" (static) for NULL; never
+ NULL.
  */
 const char *wsffi_listener_address(const struct wsffi_listener *listener);
 
@@ -1023,6 +1147,7 @@ const char *wsffi_listener_address(const struct wsffi_listener *listener);
  Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
  which is sent when it returns; then the connection closes. Without a handler such
  requests get 426 on a WebSocket path and 404 elsewhere. NULL `handler` removes it.
+ NULL `listener`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_listener_set_http_handler(struct wsffi_listener *listener, wsffi_http_handler_cb handler, void *user);
 
@@ -1038,6 +1163,10 @@ wsffi_status wsffi_listener_close(struct wsffi_listener *listener);
  `wsffi_server_handle_upgrade`. `options` and `callbacks` may be NULL. `destroy(user)` runs
  once after the server's last callback (`on_close`), also when this call fails. On
  success `*out_server` must later go to `wsffi_server_close`.
+ NULL `reactor` or `out_server`: WSFFI_STATUS_ERR_NULL_PARAMETER. A `callbacks` table
+ whose `size` breaks the size rule: WSFFI_STATUS_ERR_INVALID_PARAMETER with the reason in
+ `*out_err`. `out_err` may be NULL; a detail stored there is the caller's, to free with
+ `wsffi_error_free`.
  */
 wsffi_status wsffi_server_attach(struct wsffi_reactor *reactor, struct wsffi_listener *listener, const char *path, const struct wsffi_server_options *options, const struct wsffi_server_callbacks *callbacks, void *user, wsffi_destroy_cb destroy, struct wsffi_server **out_server, struct wsffi_error **out_err);
 
@@ -1046,11 +1175,14 @@ wsffi_status wsffi_server_attach(struct wsffi_reactor *reactor, struct wsffi_lis
  `server`: `fd` is the connected socket (ownership passes to wsffi, also on error) and
  `head` the bytes read so far (the request head and anything after it). The handshake then
  runs as for a listener: `verify_client`, `on_connection`, ...
+ NULL `server`: WSFFI_STATUS_ERR_NULL_PARAMETER (`fd` is closed); `head` may be NULL only
+ when `head_len` is 0.
  */
 wsffi_status wsffi_server_handle_upgrade(struct wsffi_server *server, int32_t fd, const uint8_t *head, size_t head_len);
 
 /*
- The path the server answers. "" for NULL.
+ The path the server answers. The string belongs to the server and stays valid until
+ `wsffi_server_close(server)`; "" (static) for NULL; never NULL.
  */
 const char *wsffi_server_path(const struct wsffi_server *server);
 
@@ -1062,7 +1194,8 @@ size_t wsffi_server_client_count(const struct wsffi_server *server);
 /*
  Calls `visit(user, conn)` for every open client, on the calling thread, from a snapshot
  (clients that close meanwhile are still safe to use; calls on them return
- `WSFFI_ERR_CLOSED`). Needs client tracking.
+ `WSFFI_STATUS_ERR_CLOSED`). Needs client tracking.
+ NULL `server` or `visit`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_clients(struct wsffi_server *server, wsffi_client_visit_cb visit, void *user);
 
@@ -1071,6 +1204,7 @@ wsffi_status wsffi_server_clients(struct wsffi_server *server, wsffi_client_visi
  high-water mark are skipped. With `out_sent` non-NULL the call waits for the reactor and
  stores how many clients took the message; with NULL it returns at once. Needs client
  tracking. Text must be valid UTF-8.
+ NULL `server`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_server_broadcast(struct wsffi_server *server, uint32_t kind, const uint8_t *data, size_t len, size_t *out_sent);
 
@@ -1081,7 +1215,10 @@ wsffi_status wsffi_server_broadcast(struct wsffi_server *server, uint32_t kind, 
 wsffi_status wsffi_server_close(struct wsffi_server *server);
 
 /*
- The request of a pending handshake (valid as long as the handshake).
+ The request of a pending handshake, NULL for NULL. The view belongs to the handshake:
+ valid while the handshake is (inside `verify_client` or `headers`, or until
+ `wsffi_handshake_accept`/`wsffi_handshake_reject` consumes a deferred one); keep it
+ longer with `wsffi_request_copy`.
  */
 const struct wsffi_request *wsffi_handshake_request(const struct wsffi_handshake *handshake);
 
@@ -1090,26 +1227,31 @@ const struct wsffi_request *wsffi_handshake_request(const struct wsffi_handshake
  library writes are refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case):
  Content-Length, Transfer-Encoding, Connection, Upgrade and every Sec-WebSocket-* name
  (the accept key, subprotocol and extensions come from the negotiation).
+ NULL `handshake`, `name` or `value`: WSFFI_STATUS_ERR_NULL_PARAMETER. The strings are
+ copied.
  */
 wsffi_status wsffi_handshake_add_header(struct wsffi_handshake *handshake, const char *name, const char *value);
 
 /*
  Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
  (default 401) and a reason phrase (NULL or "" for the standard one).
+ NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
  */
 wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
 
 /*
  Accepts a handshake deferred by `verify_client`, from any thread. Consumes the
  reference the verdict handed out, also on error, so a handshake is decided at most once
- (using the pointer again afterwards is a use after free). `WSFFI_ERR_TIMEOUT` when the
+ (using the pointer again afterwards is a use after free). `WSFFI_STATUS_ERR_TIMEOUT` when the
  handshake timed out or the client left meanwhile.
+ NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
 
 /*
  Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
  standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
+ NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_handshake_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
 
@@ -1117,17 +1259,22 @@ wsffi_status wsffi_handshake_reject(struct wsffi_handshake *handshake, uint16_t 
  Sets the status (200-599) and reason (NULL for the standard phrase) of a plain HTTP
  answer. The default is 200. A 1xx is refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER`:
  it is not a final answer, and a 101 would tell a proxy the connection was upgraded.
+ NULL `response`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
  */
 wsffi_status wsffi_http_response_set_status(struct wsffi_http_response *response, uint16_t status, const char *reason);
 
 /*
  Adds a header to a plain HTTP answer (Content-Length and Connection are written by the
  library).
+ NULL `response`, `name` or `value`: WSFFI_STATUS_ERR_NULL_PARAMETER. The strings are
+ copied.
  */
 wsffi_status wsffi_http_response_add_header(struct wsffi_http_response *response, const char *name, const char *value);
 
 /*
  Sets the body of a plain HTTP answer (copied).
+ NULL `response`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is
+ 0.
  */
 wsffi_status wsffi_http_response_set_body(struct wsffi_http_response *response, const uint8_t *data, size_t len);
 
@@ -1136,6 +1283,8 @@ wsffi_status wsffi_http_response_set_body(struct wsffi_http_response *response, 
  or directory is given, only those CAs are trusted (not the system's); both kinds may be
  combined and each may be called several times. Without any, the system's certificates
  are used.
+ NULL `options` or `path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+ detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_client_options_set_tls_ca_file(struct wsffi_client_options *options, const char *path, struct wsffi_error **out_err);
 
@@ -1143,6 +1292,8 @@ wsffi_status wsffi_client_options_set_tls_ca_file(struct wsffi_client_options *o
  Trusts every CA certificate found in the PEM files of the directory `path` (files
  without certificates are skipped; a directory without any is an error). See
  `wsffi_client_options_set_tls_ca_file`.
+ NULL `options` or `path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+ detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_client_options_set_tls_ca_dir(struct wsffi_client_options *options, const char *path, struct wsffi_error **out_err);
 
@@ -1150,18 +1301,22 @@ wsffi_status wsffi_client_options_set_tls_ca_dir(struct wsffi_client_options *op
  Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
  leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1), which
  must belong to the certificate.
+ NULL `options`, `cert_path` or `key_path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err`
+ may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_client_options_set_tls_client_cert(struct wsffi_client_options *options, const char *cert_path, const char *key_path, struct wsffi_error **out_err);
 
 /*
  Sends `name` as SNI and verifies the server certificate against it instead of the URL's
  host (a DNS name or an IP address). NULL restores the URL host.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_tls_server_name(struct wsffi_client_options *options, const char *name);
 
 /*
  FOR TESTS ONLY: accept any server certificate (no chain, name or date check). The
  connection is encrypted but not authenticated, so anyone in the path can read it.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_tls_insecure(struct wsffi_client_options *options, bool insecure);
 
@@ -1169,19 +1324,25 @@ wsffi_status wsffi_client_options_set_tls_insecure(struct wsffi_client_options *
  Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
  (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
  then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
- servers with `WSFFI_ERR_TLS`. A key that does not belong to the certificate is refused.
+ servers with `WSFFI_STATUS_ERR_TLS`. A key that does not belong to the certificate is refused.
+ NULL `options`, `chain_path` or `key_path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err`
+ may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_listener_options_set_tls_cert_files(struct wsffi_listener_options *options, const char *chain_path, const char *key_path, struct wsffi_error **out_err);
 
 /*
  As `wsffi_listener_options_set_tls_cert_files`, from PEM text in memory (`chain`:
  certificates, leaf first; `key`: the private key). The bytes are copied.
+ NULL `options`, `chain` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be
+ NULL, a detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_listener_options_set_tls_cert_pem(struct wsffi_listener_options *options, const uint8_t *chain, size_t chain_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
 
 /*
  As `wsffi_listener_options_set_tls_cert_files`, from DER in memory: one certificate
  and its private key (PKCS#8, PKCS#1 or SEC1). The bytes are copied.
+ NULL `options`, `cert` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL,
+ a detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_options *options, const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
 
@@ -1190,79 +1351,104 @@ wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_optio
  `required`: clients without a valid certificate fail the TLS handshake; otherwise a
  client may present none, but one it presents must be valid. The subject of an
  accepted certificate is `wsffi_request_tls_subject`.
+ NULL `options` or `path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+ detail stored there is the caller's (`wsffi_error_free`).
  */
 wsffi_status wsffi_listener_options_set_tls_client_ca_file(struct wsffi_listener_options *options, const char *path, bool required, struct wsffi_error **out_err);
 
 /*
  Subject of the client's TLS certificate as an RFC 4514 string ("CN=client,O=Example"),
- "" when the connection has no client certificate (or is not TLS). NULL for NULL.
+ "" when the connection has no client certificate (or is not TLS), NULL for a NULL view.
+ The string belongs to the view and lives as long as it.
  */
 const char *wsffi_request_tls_subject(const struct wsffi_request *req);
 
 /*
- Method ("GET").
+ The request method ("GET"); NULL for a NULL view. The string belongs to the view and
+ lives as long as it (the callback that received the view, or until `wsffi_request_free`
+ of a copy).
  */
 const char *wsffi_request_method(const struct wsffi_request *req);
 
 /*
- Request target as sent ("/chat?room=1"): the seeds' `url` / `requestUri`.
+ The request target as sent ("/chat?room=1"), like `request.url` in Node; NULL for a NULL
+ view. The string belongs to the view and lives as long as it (the callback that received
+ the view, or until `wsffi_request_free` of a copy).
  */
 const char *wsffi_request_url(const struct wsffi_request *req);
 
 /*
- Path without the query ("/chat").
+ The path without the query ("/chat"); NULL for a NULL view. The string belongs to the
+ view and lives as long as it (the callback that received the view, or until
+ `wsffi_request_free` of a copy).
  */
 const char *wsffi_request_path(const struct wsffi_request *req);
 
 /*
- Raw query string without '?' ("" when none).
+ The raw query string without '?' ("" when none); NULL for a NULL view. The string
+ belongs to the view and lives as long as it (the callback that received the view, or
+ until `wsffi_request_free` of a copy).
  */
 const char *wsffi_request_query_string(const struct wsffi_request *req);
 
 /*
- HTTP version ("1.1").
+ The HTTP version ("1.1"); NULL for a NULL view. The string belongs to the view and lives
+ as long as it (the callback that received the view, or until `wsffi_request_free` of a
+ copy).
  */
 const char *wsffi_request_http_version(const struct wsffi_request *req);
 
 /*
- Peer address ("127.0.0.1:53122").
+ The peer's address ("127.0.0.1:53122"); NULL for a NULL view. The string belongs to the
+ view and lives as long as it (the callback that received the view, or until
+ `wsffi_request_free` of a copy).
  */
 const char *wsffi_request_remote_address(const struct wsffi_request *req);
 
 /*
- Host header, NULL when absent.
+ The Host header, NULL when absent or for a NULL view. The string belongs to the view and
+ lives as long as it (the callback that received the view, or until `wsffi_request_free`
+ of a copy).
  */
 const char *wsffi_request_host(const struct wsffi_request *req);
 
 /*
- Decoded value of query parameter `name` (first occurrence; '+' is a space), NULL when
- absent. `query("a")` of "?a=1&b" is "1"; of "b" it is "".
+ The decoded value of query parameter `name` (first occurrence; '+' is a space), NULL
+ when absent or when `req` or `name` is NULL. `query("a")` of "?a=1&b" is "1"; of "b" it
+ is "". The string belongs to the view and lives as long as it (the callback that
+ received the view, or until `wsffi_request_free` of a copy).
  */
 const char *wsffi_request_query(const struct wsffi_request *req, const char *name);
 
 /*
- First value of header `name` (case-insensitive), NULL when absent: `getHeader(name)`.
+ The first value of header `name` (case-insensitive), NULL when absent or when `req` or
+ `name` is NULL. The string belongs to the view and lives as long as it (the callback
+ that received the view, or until `wsffi_request_free` of a copy).
  */
 const char *wsffi_request_header(const struct wsffi_request *req, const char *name);
 
 /*
- Is header `name` present? (`hasHeader(name)`)
+ Whether header `name` is present (case-insensitive); false when `req` or `name` is NULL.
  */
 bool wsffi_request_has_header(const struct wsffi_request *req, const char *name);
 
 /*
- Number of headers in the raw list.
+ The number of headers in the raw list (0 for NULL).
  */
 size_t wsffi_request_header_count(const struct wsffi_request *req);
 
 /*
- Header `index` of the raw list, in received order and spelling (`rawHeaders`).
+ Header `index` of the raw list, in received order and spelling: `*out_name` and
+ `*out_value` receive strings that belong to the view and live as long as it. On failure
+ both are set to NULL: WSFFI_STATUS_ERR_INVALID_PARAMETER when `index` is not below
+ `wsffi_request_header_count`, WSFFI_STATUS_ERR_NULL_PARAMETER for a NULL `req`; a NULL
+ `out_name` or `out_value` gives WSFFI_STATUS_ERR_NULL_PARAMETER and writes nothing.
  */
 wsffi_status wsffi_request_header_at(const struct wsffi_request *req, size_t index, const char **out_name, const char **out_value);
 
 /*
- Keeps a request view beyond the callback that received it; free with
- `wsffi_request_free`. Returns NULL for NULL.
+ Keeps a request view beyond the callback that received it: returns a copy the caller
+ owns (to free with `wsffi_request_free`), whose strings live until then. NULL for NULL.
  */
 const struct wsffi_request *wsffi_request_copy(const struct wsffi_request *req);
 
@@ -1272,32 +1458,40 @@ const struct wsffi_request *wsffi_request_copy(const struct wsffi_request *req);
 void wsffi_request_free(const struct wsffi_request *req);
 
 /*
- HTTP status of a refused upgrade (0 for NULL).
+ The HTTP status of a refused upgrade (0 for NULL).
  */
 uint16_t wsffi_response_status(const struct wsffi_response *resp);
 
 /*
- Reason phrase of a refused upgrade.
+ The reason phrase of a refused upgrade; NULL for a NULL view. The string belongs to the
+ view, which is borrowed for the `on_unexpected_response` call.
  */
 const char *wsffi_response_reason(const struct wsffi_response *resp);
 
 /*
- First value of response header `name`, NULL when absent.
+ The first value of response header `name` (case-insensitive), NULL when absent or when
+ `resp` or `name` is NULL. Valid during the `on_unexpected_response` call.
  */
 const char *wsffi_response_header(const struct wsffi_response *resp, const char *name);
 
 /*
- Number of response headers.
+ The number of response headers (0 for NULL).
  */
 size_t wsffi_response_header_count(const struct wsffi_response *resp);
 
 /*
- Response header `index`, in received order.
+ Response header `index`, in received order: `*out_name` and `*out_value` receive strings
+ valid during the `on_unexpected_response` call. On failure both are set to NULL:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER when `index` is not below
+ `wsffi_response_header_count`, WSFFI_STATUS_ERR_NULL_PARAMETER for a NULL `resp`; a NULL
+ `out_name` or `out_value` gives WSFFI_STATUS_ERR_NULL_PARAMETER and writes nothing.
  */
 wsffi_status wsffi_response_header_at(const struct wsffi_response *resp, size_t index, const char **out_name, const char **out_value);
 
 /*
- Body of a refused upgrade (up to 1 MiB kept); `*out_len` receives its length.
+ The body of a refused upgrade (up to 1 MiB kept), valid during the
+ `on_unexpected_response` call; `*out_len` (when `out_len` is not NULL) receives its
+ length. NULL with length 0 when the body is empty or `resp` is NULL.
  */
 const uint8_t *wsffi_response_body(const struct wsffi_response *resp, size_t *out_len);
 

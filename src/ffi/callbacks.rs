@@ -15,6 +15,7 @@ use crate::reactor::events::{ConnEvents, HttpHandler, ServerEvents, Verdict};
 use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
 use crate::reactor::views::cstring;
 
+use super::extensible::{field, Extensible};
 use super::status::wsffi_status;
 
 /// Runs once when user data can no longer be seen by any callback.
@@ -51,11 +52,16 @@ pub type wsffi_drain_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *
 pub type wsffi_unexpected_response_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, response: *const ResponseView)>;
 
-/// Per-connection callbacks. Zero-initialize and set the ones you want; NULL means "not
-/// interested". The library copies the table.
+/// Per-connection callbacks; NULL means "not interested". The library copies the table.
+/// Set `size` to `sizeof(struct wsffi_conn_callbacks)` and leave the callbacks you do not
+/// want NULL: `wsffi_conn_callbacks_init(&cb, sizeof cb)`, or in C99
+/// `struct wsffi_conn_callbacks cb = { .size = sizeof cb, .on_message = f };`. The size
+/// rule of the header's introduction applies: fields beyond a smaller `size` read as NULL.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct wsffi_conn_callbacks {
+    /// `sizeof(struct wsffi_conn_callbacks)` as the caller's header declares it.
+    pub size: usize,
     /// See `wsffi_open_cb`.
     pub on_open: wsffi_open_cb,
     /// See `wsffi_message_cb`.
@@ -72,6 +78,41 @@ pub struct wsffi_conn_callbacks {
     pub on_drain: wsffi_drain_cb,
     /// Client only: see `wsffi_unexpected_response_cb`.
     pub on_unexpected_response: wsffi_unexpected_response_cb,
+}
+
+impl Default for wsffi_conn_callbacks {
+    fn default() -> Self {
+        wsffi_conn_callbacks {
+            size: std::mem::size_of::<Self>(),
+            on_open: None,
+            on_message: None,
+            on_close: None,
+            on_error: None,
+            on_ping: None,
+            on_pong: None,
+            on_drain: None,
+            on_unexpected_response: None,
+        }
+    }
+}
+
+// SAFETY: every field after `size` is listed in order; each is an optional function pointer,
+// for which any bit pattern from C is a valid value (NULL is `None`).
+unsafe impl Extensible for wsffi_conn_callbacks {
+    const NAME: &'static str = "wsffi_conn_callbacks";
+    const FIELDS: &'static [(&'static str, usize, usize)] = &[
+        field!(wsffi_conn_callbacks, on_open: wsffi_open_cb),
+        field!(wsffi_conn_callbacks, on_message: wsffi_message_cb),
+        field!(wsffi_conn_callbacks, on_close: wsffi_close_cb),
+        field!(wsffi_conn_callbacks, on_error: wsffi_error_cb),
+        field!(wsffi_conn_callbacks, on_ping: wsffi_control_cb),
+        field!(wsffi_conn_callbacks, on_pong: wsffi_control_cb),
+        field!(wsffi_conn_callbacks, on_drain: wsffi_drain_cb),
+        field!(wsffi_conn_callbacks, on_unexpected_response: wsffi_unexpected_response_cb),
+    ];
+    fn defaults() -> Self {
+        Self::default()
+    }
 }
 
 /// What `verify_client` returns: one of the `WSFFI_VERDICT_*` values. (A plain integer,
@@ -123,10 +164,17 @@ pub type wsffi_server_close_cb = Option<unsafe extern "C" fn(user: *mut c_void, 
 pub type wsffi_http_handler_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, request: *const RequestView, response: *mut HttpResponse)>;
 
-/// Server callbacks. Zero-initialize and set the ones you want.
+/// Server callbacks; NULL means "not interested". The library copies the table. Set `size`
+/// to `sizeof(struct wsffi_server_callbacks)` and leave the callbacks you do not want NULL:
+/// `wsffi_server_callbacks_init(&cb, sizeof cb)`, or in C99
+/// `struct wsffi_server_callbacks cb = { .size = sizeof cb, .on_connection = f };`. The
+/// size rule of the header's introduction applies: fields beyond a smaller `size` read as
+/// NULL.
 #[repr(C)]
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct wsffi_server_callbacks {
+    /// `sizeof(struct wsffi_server_callbacks)` as the caller's header declares it.
+    pub size: usize,
     /// See `wsffi_verify_client_cb`. NULL accepts every client that passes the origin check.
     pub verify_client: wsffi_verify_client_cb,
     /// See `wsffi_handle_protocols_cb`.
@@ -141,6 +189,38 @@ pub struct wsffi_server_callbacks {
     pub on_error: wsffi_server_error_cb,
     /// See `wsffi_server_close_cb`.
     pub on_close: wsffi_server_close_cb,
+}
+
+impl Default for wsffi_server_callbacks {
+    fn default() -> Self {
+        wsffi_server_callbacks {
+            size: std::mem::size_of::<Self>(),
+            verify_client: None,
+            handle_protocols: None,
+            headers: None,
+            on_connection: None,
+            on_client_error: None,
+            on_error: None,
+            on_close: None,
+        }
+    }
+}
+
+// SAFETY: as for `wsffi_conn_callbacks`.
+unsafe impl Extensible for wsffi_server_callbacks {
+    const NAME: &'static str = "wsffi_server_callbacks";
+    const FIELDS: &'static [(&'static str, usize, usize)] = &[
+        field!(wsffi_server_callbacks, verify_client: wsffi_verify_client_cb),
+        field!(wsffi_server_callbacks, handle_protocols: wsffi_handle_protocols_cb),
+        field!(wsffi_server_callbacks, headers: wsffi_headers_cb),
+        field!(wsffi_server_callbacks, on_connection: wsffi_connection_cb),
+        field!(wsffi_server_callbacks, on_client_error: wsffi_server_error_cb),
+        field!(wsffi_server_callbacks, on_error: wsffi_server_error_cb),
+        field!(wsffi_server_callbacks, on_close: wsffi_server_close_cb),
+    ];
+    fn defaults() -> Self {
+        Self::default()
+    }
 }
 
 /// A `void *` that the library only carries around and hands back.

@@ -7,6 +7,7 @@ use super::boundary::{
     arc, borrowed, boundary, bytes, report, static_text, status_boundary, take_arc, text, write_out, wsffi_error,
 };
 use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, CConnEvents, OwnedUserData};
+use super::extensible::read_optional;
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
@@ -19,7 +20,7 @@ use crate::reactor::events::ConnEvents;
 
 /// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
 /// `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
-/// TLS failures arrive as `on_error` with `WSFFI_ERR_TLS`, then `on_close` (1006).
+/// TLS failures arrive as `on_error` with `WSFFI_STATUS_ERR_TLS`, then `on_close` (1006).
 ///
 /// `options` may be NULL for defaults; `callbacks` may be NULL (no events). `user` is passed
 /// to every callback; `destroy(user)` runs exactly once after the last of them, also when
@@ -28,6 +29,11 @@ use crate::reactor::events::ConnEvents;
 /// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
 /// Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
 /// fill `*out_err` when given.
+/// NULL `reactor`, `url` or `out_conn`: WSFFI_STATUS_ERR_NULL_PARAMETER (`destroy` still
+/// runs). `out_err` may be NULL; a detail stored there is the caller's, to free with
+/// `wsffi_error_free`.
+/// A `callbacks` table whose `size` breaks the size rule:
+/// WSFFI_STATUS_ERR_INVALID_PARAMETER with the reason in `*out_err`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_connect(
     reactor: *mut wsffi_reactor,
@@ -51,8 +57,11 @@ pub extern "C" fn wsffi_connect(
         let url_text = unsafe { text(url) }?;
         // SAFETY: NULL or a live options object.
         let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
-        // SAFETY: NULL or a readable callback table.
-        let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
+        // SAFETY: NULL or a callback table of the size it declares.
+        let table = unsafe { read_optional(callbacks) }
+            // SAFETY: out_err is NULL or writable.
+            .map_err(|m| unsafe { report(out_err, Status::ErrInvalidParameter, m) })?
+            .unwrap_or_default();
         let events = |handle: &Arc<ConnHandle>| -> Box<dyn ConnEvents> {
             handle.mirror_user_data(user.get().0);
             Box::new(CConnEvents::new(table, user))
@@ -87,11 +96,12 @@ fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi
 }
 
 /// Sends one message of `type` (`WSFFI_TEXT` or `WSFFI_BINARY`). The data is copied before
-/// the call returns; text must be valid UTF-8 (`WSFFI_ERR_INVALID_UTF8` otherwise).
-/// `WSFFI_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
-/// nothing was queued: wait for `on_drain`. `WSFFI_ERR_NOT_OPEN` while connecting,
-/// `WSFFI_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
+/// the call returns; text must be valid UTF-8 (`WSFFI_STATUS_ERR_INVALID_UTF8` otherwise).
+/// `WSFFI_STATUS_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
+/// nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
+/// `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
 /// straight into the output buffer, written once per wake-up.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_send(conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize) -> wsffi_status {
     match message_kind(kind) {
@@ -100,13 +110,15 @@ pub extern "C" fn wsffi_send(conn: *mut ConnHandle, kind: u32, data: *const u8, 
     }
 }
 
-/// `wsffi_send(conn, WSFFI_TEXT, data, len)`.
+/// `wsffi_send(conn, WSFFI_TEXT, data, len)`. NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER;
+/// `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_send_text(conn: *mut ConnHandle, data: *const c_char, len: usize) -> wsffi_status {
     send(conn, SendOp::Message(MessageKind::Text), data.cast(), len)
 }
 
-/// `wsffi_send(conn, WSFFI_BINARY, data, len)`.
+/// `wsffi_send(conn, WSFFI_BINARY, data, len)`. NULL `conn`:
+/// WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len: usize) -> wsffi_status {
     send(conn, SendOp::Message(MessageKind::Binary), data, len)
@@ -114,9 +126,10 @@ pub extern "C" fn wsffi_send_binary(conn: *mut ConnHandle, data: *const u8, len:
 
 /// Sends one fragment. The first fragment of a message sets its `type`; later ones are
 /// continuation frames (their `type` is ignored) until one with `is_final`. Whole messages
-/// sent meanwhile are refused with `WSFFI_ERR_INVALID_PARAMETER`; control frames may
+/// sent meanwhile are refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER`; control frames may
 /// interleave. Text fragments are not validated one by one (a code point may span two):
 /// the whole message must be valid UTF-8 or the peer closes with 1007.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_send_fragment(
     conn: *mut ConnHandle,
@@ -131,7 +144,8 @@ pub extern "C" fn wsffi_send_fragment(
     }
 }
 
-/// Sends a ping with up to 125 bytes of payload (`WSFFI_ERR_TOO_BIG` beyond).
+/// Sends a ping with up to 125 bytes of payload (`WSFFI_STATUS_ERR_TOO_BIG` beyond).
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_ping(conn: *mut ConnHandle, data: *const u8, len: usize) -> wsffi_status {
     if len > 125 {
@@ -141,6 +155,7 @@ pub extern "C" fn wsffi_ping(conn: *mut ConnHandle, data: *const u8, len: usize)
 }
 
 /// Sends an unsolicited pong with up to 125 bytes (pings are answered automatically).
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize) -> wsffi_status {
     if len > 125 {
@@ -153,6 +168,8 @@ pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize)
 /// after the close timeout, with 1006). `code` 0 sends no status code (then `reason` must be
 /// empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
 /// On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `reason` may be NULL only when
+/// `reason_len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_close(
     conn: *mut ConnHandle,
@@ -182,6 +199,7 @@ pub extern "C" fn wsffi_close(
 }
 
 /// Drops the connection without a close handshake; `on_close` reports 1006.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
@@ -192,6 +210,7 @@ pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
 
 /// Stops reading from the peer (flow control). Messages already read may still be
 /// delivered by the current callback batch; nothing more is read until `wsffi_conn_resume`.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
@@ -201,6 +220,7 @@ pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
 }
 
 /// Restarts reading after `wsffi_conn_pause`.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
@@ -233,25 +253,30 @@ fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) 
     })
 }
 
-/// The negotiated subprotocol, "" when none or not open yet. Valid while you hold the conn.
+/// The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to
+/// the conn: valid while the caller holds a reference to it (or, inside a callback, until
+/// the callback returns); never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_protocol(conn: *const ConnHandle) -> *const c_char {
     info_text(conn, |i| i.protocol.as_deref().unwrap_or(c"").as_ptr())
 }
 
-/// The negotiated extensions, "" when none. Valid while you hold the conn.
+/// The negotiated extensions ("permessage-deflate; ..."), "" when none, before open or for
+/// NULL. Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_extensions(conn: *const ConnHandle) -> *const c_char {
     info_text(conn, |i| i.extensions.as_deref().unwrap_or(c"").as_ptr())
 }
 
-/// The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open.
+/// The peer's address ("127.0.0.1:9000", "[::1]:9000", "unix"), "" before open or for NULL.
+/// Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_remote_address(conn: *const ConnHandle) -> *const c_char {
     info_text(conn, |i| i.remote.as_ptr())
 }
 
-/// The URL (client side, normalized) or the request target (server side).
+/// The URL (client side, normalized) or the request target (server side); "" for NULL.
+/// Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_url(conn: *const ConnHandle) -> *const c_char {
     boundary!(static_text("\0"), {
@@ -263,6 +288,8 @@ pub extern "C" fn wsffi_url(conn: *const ConnHandle) -> *const c_char {
 /// Replaces the connection's callbacks (when `callbacks` is non-NULL) and its user data.
 /// The previous user data's destroy runs on the reactor thread. Server applications call
 /// this from `on_connection`; `on_open` then follows.
+/// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; a table whose `size` breaks the size rule:
+/// WSFFI_STATUS_ERR_INVALID_PARAMETER (nothing changes, `destroy(user)` runs).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_conn_set_callbacks(
     conn: *mut ConnHandle,
@@ -274,8 +301,8 @@ pub extern "C" fn wsffi_conn_set_callbacks(
         let user = OwnedUserData::new(user, destroy);
         // SAFETY: NULL or a conn with a live reference.
         let conn = unsafe { arc(conn) }?;
-        // SAFETY: NULL or a readable table.
-        let table = unsafe { callbacks.as_ref() }.copied();
+        // SAFETY: NULL or a table of the size it declares.
+        let table = unsafe { read_optional(callbacks) }.map_err(|_| Status::ErrInvalidParameter)?;
         conn.mirror_user_data(user.get().0);
         conn.replace_events(move |old| {
             // A NULL table keeps the callbacks and replaces only the user data.
@@ -295,6 +322,7 @@ pub extern "C" fn wsffi_conn_user_data(conn: *const ConnHandle) -> *mut c_void {
 
 /// Takes another reference to a connection (to keep it past `on_close` or hand it to
 /// another thread); returns `conn`. Give it back with `wsffi_conn_release`.
+/// NULL gives NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_conn_retain(conn: *mut ConnHandle) -> *mut ConnHandle {
     boundary!(std::ptr::null_mut(), {

@@ -1,5 +1,5 @@
 //! The C ABI that `include/wsffi.h` declares. Every exported function runs inside the
-//! `boundary!` macro, so a panic becomes `WSFFI_ERR_PANIC` instead of unwinding into C.
+//! `boundary!` macro, so a panic becomes `WSFFI_STATUS_ERR_PANIC` instead of unwinding into C.
 //! This is the only layer that handles raw pointers.
 #![allow(non_camel_case_types)]
 // Exported functions take raw pointers from C and check them for NULL before use; marking
@@ -10,6 +10,7 @@ pub mod boundary;
 pub mod callbacks;
 pub mod conn;
 pub mod deflate_options;
+pub mod extensible;
 pub mod options;
 pub mod reactor;
 pub mod server;

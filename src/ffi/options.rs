@@ -97,7 +97,8 @@ fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
 /// connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
 /// fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
 /// mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
-/// with default parameters.
+/// with default parameters. The caller owns the object: free it with
+/// `wsffi_client_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_new() -> *mut wsffi_client_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
@@ -110,6 +111,7 @@ pub extern "C" fn wsffi_client_options_free(options: *mut wsffi_client_options) 
 }
 
 /// Offers a subprotocol (an RFC 7230 token), in order of preference. Duplicates are refused.
+/// NULL `options` or `protocol`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_add_protocol(
     options: *mut wsffi_client_options,
@@ -131,6 +133,8 @@ pub extern "C" fn wsffi_client_options_add_protocol(
 /// options) are written by the library and refused here with
 /// `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case); names must be tokens, values without
 /// control characters.
+/// NULL `options`, `name` or `value`: WSFFI_STATUS_ERR_NULL_PARAMETER. The strings are
+/// copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_add_header(
     options: *mut wsffi_client_options,
@@ -147,6 +151,7 @@ pub extern "C" fn wsffi_client_options_add_header(
 }
 
 /// Sets the Origin header.
+/// NULL `options` or `origin`: WSFFI_STATUS_ERR_NULL_PARAMETER. The string is copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_origin(
     options: *mut wsffi_client_options,
@@ -162,6 +167,7 @@ pub extern "C" fn wsffi_client_options_set_origin(
 }
 
 /// Time allowed for name resolution plus TCP connect (ms, > 0).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(
     options: *mut wsffi_client_options,
@@ -174,6 +180,7 @@ pub extern "C" fn wsffi_client_options_set_connect_timeout_ms(
 }
 
 /// Time allowed from the start of the connect to the end of the opening handshake (ms, > 0).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(
     options: *mut wsffi_client_options,
@@ -186,6 +193,7 @@ pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(
 }
 
 /// Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_max_payload(
     options: *mut wsffi_client_options,
@@ -195,14 +203,16 @@ pub extern "C" fn wsffi_client_options_set_max_payload(
 }
 
 /// Most frames one incoming fragmented message may use (> 0); more close with 1009.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_max_fragments(options: *mut wsffi_client_options, n: usize) -> wsffi_status {
     with(options, |o| set_max_fragments(&mut o.config.conn, n))
 }
 
-/// Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_ERR_TIMEOUT`)
+/// Sends a ping after `ms` without input and drops the connection (1006, `WSFFI_STATUS_ERR_TIMEOUT`)
 /// when another `ms` pass without any input. 0 turns it off (the client default; servers
 /// default to 60 s).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_ping_interval_ms(
     options: *mut wsffi_client_options,
@@ -213,6 +223,7 @@ pub extern "C" fn wsffi_client_options_set_ping_interval_ms(
 
 /// Closes the connection with 1001 after `ms` without input. 0 turns it off (the client
 /// default; servers default to 120 s).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(
     options: *mut wsffi_client_options,
@@ -222,6 +233,7 @@ pub extern "C" fn wsffi_client_options_set_idle_timeout_ms(
 }
 
 /// How long to wait for the peer's side of the close handshake (ms, > 0).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_close_timeout_ms(
     options: *mut wsffi_client_options,
@@ -230,8 +242,9 @@ pub extern "C" fn wsffi_client_options_set_close_timeout_ms(
     with(options, |o| set_close_timeout(&mut o.config.conn, ms))
 }
 
-/// Output flow control: sends are refused with `WSFFI_ERR_BACKPRESSURE` while more than
+/// Output flow control: sends are refused with `WSFFI_STATUS_ERR_BACKPRESSURE` while more than
 /// `high` bytes wait for the socket; `on_drain` fires when it falls to `low` (low <= high).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_water_marks(
     options: *mut wsffi_client_options,
@@ -242,6 +255,7 @@ pub extern "C" fn wsffi_client_options_set_water_marks(
 }
 
 /// Largest response head accepted (bytes, >= 256).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_max_header_bytes(
     options: *mut wsffi_client_options,
@@ -261,7 +275,8 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(
 /// New server options with the defaults: client tracking on, no connection limit, any
 /// Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
 /// without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
-/// low-water mark 4 MiB, permessage-deflate declined.
+/// low-water mark 4 MiB, permessage-deflate declined. The caller owns the object: free it
+/// with `wsffi_server_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
@@ -274,7 +289,8 @@ pub extern "C" fn wsffi_server_options_free(options: *mut wsffi_server_options) 
 }
 
 /// Keep the set of clients for `wsffi_server_clients` and `wsffi_server_broadcast`
-/// (default on). Off, those two return `WSFFI_ERR_UNSUPPORTED`.
+/// (default on). Off, those two return `WSFFI_STATUS_ERR_UNSUPPORTED`.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_client_tracking(
     options: *mut wsffi_server_options,
@@ -287,6 +303,7 @@ pub extern "C" fn wsffi_server_options_set_client_tracking(
 }
 
 /// Most simultaneous connections; further upgrades get 503. 0 = no limit (the default).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_max_connections(
     options: *mut wsffi_server_options,
@@ -300,6 +317,7 @@ pub extern "C" fn wsffi_server_options_set_max_connections(
 
 /// Accept only upgrades whose Origin equals one of the added values (ASCII
 /// case-insensitive); others get 403. Without any, every Origin is accepted.
+/// NULL `options` or `origin`: WSFFI_STATUS_ERR_NULL_PARAMETER. The string is copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_add_allowed_origin(
     options: *mut wsffi_server_options,
@@ -314,6 +332,7 @@ pub extern "C" fn wsffi_server_options_add_allowed_origin(
 }
 
 /// As `wsffi_client_options_set_max_payload`, for the server's connections.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_max_payload(
     options: *mut wsffi_server_options,
@@ -323,14 +342,16 @@ pub extern "C" fn wsffi_server_options_set_max_payload(
 }
 
 /// As `wsffi_client_options_set_max_fragments`, for the server's connections.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_max_fragments(options: *mut wsffi_server_options, n: usize) -> wsffi_status {
     with(options, |o| set_max_fragments(&mut o.config.conn, n))
 }
 
-/// As `wsffi_client_options_set_ping_interval_ms`, for the server's connections (the seeds'
-/// heartbeat: dead clients are dropped). The server default is 60 000 (half the default idle
-/// timeout, so a client that answers pings is never idle); 0 turns it off.
+/// As `wsffi_client_options_set_ping_interval_ms`, for the server's connections: clients
+/// that stop answering are dropped, like the heartbeat of Node's ws. The server default is
+/// 60 000 (half the default idle timeout, so a client that answers pings is never idle); 0
+/// turns it off. NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_ping_interval_ms(
     options: *mut wsffi_server_options,
@@ -342,6 +363,7 @@ pub extern "C" fn wsffi_server_options_set_ping_interval_ms(
 /// As `wsffi_client_options_set_idle_timeout_ms`, for the server's connections. The server
 /// default is 120 000 (120 s), so a client that goes silent cannot hold its connection
 /// forever; 0 turns it off.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(
     options: *mut wsffi_server_options,
@@ -351,6 +373,7 @@ pub extern "C" fn wsffi_server_options_set_idle_timeout_ms(
 }
 
 /// As `wsffi_client_options_set_close_timeout_ms`, for the server's connections.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_close_timeout_ms(
     options: *mut wsffi_server_options,
@@ -360,6 +383,7 @@ pub extern "C" fn wsffi_server_options_set_close_timeout_ms(
 }
 
 /// As `wsffi_client_options_set_water_marks`, for the server's connections.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_set_water_marks(
     options: *mut wsffi_server_options,
@@ -372,7 +396,8 @@ pub extern "C" fn wsffi_server_options_set_water_marks(
 // ---- listener ---------------------------------------------------------------------------
 
 /// New listener options with the defaults: backlog 1024, max request head 16 KiB (431
-/// beyond), handshake timeout 10 s, no SO_REUSEPORT.
+/// beyond), handshake timeout 10 s, no SO_REUSEPORT. The caller owns the object: free it
+/// with `wsffi_listener_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_new() -> *mut wsffi_listener_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
@@ -385,6 +410,7 @@ pub extern "C" fn wsffi_listener_options_free(options: *mut wsffi_listener_optio
 }
 
 /// listen(2) backlog (> 0).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_backlog(
     options: *mut wsffi_listener_options,
@@ -400,6 +426,7 @@ pub extern "C" fn wsffi_listener_options_set_backlog(
 }
 
 /// Largest request head accepted (bytes, >= 256); larger requests get 431.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_max_header_bytes(
     options: *mut wsffi_listener_options,
@@ -415,7 +442,8 @@ pub extern "C" fn wsffi_listener_options_set_max_header_bytes(
 }
 
 /// Time a client has from accept to a decided handshake (ms, > 0); slower clients are
-/// dropped and reported to `on_client_error` with `WSFFI_ERR_TIMEOUT`.
+/// dropped and reported to `on_client_error` with `WSFFI_STATUS_ERR_TIMEOUT`.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(
     options: *mut wsffi_listener_options,
@@ -429,6 +457,7 @@ pub extern "C" fn wsffi_listener_options_set_handshake_timeout_ms(
 
 /// Set SO_REUSEPORT before binding, so several listeners (processes or reactors) share
 /// one port and the kernel spreads connections among them.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_reuse_port(
     options: *mut wsffi_listener_options,

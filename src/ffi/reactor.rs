@@ -126,14 +126,15 @@ fn status_text(raw: u32) -> &'static str {
     ALL.iter().find(|s| **s as u32 == raw).map_or("unknown status\0", |s| s.text())
 }
 
-/// The status of an error detail.
+/// The status of an error detail; WSFFI_STATUS_ERR_NULL_PARAMETER for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_error_status(err: *const wsffi_error) -> wsffi_status {
     // SAFETY: NULL or a live error from this library.
     boundary!(Status::ErrPanic, { unsafe { err.as_ref() }.map_or(Status::ErrNullParameter, |e| e.status) })
 }
 
-/// The message of an error detail, valid until `wsffi_error_free`. "" for NULL.
+/// The message of an error detail: a NUL-terminated sentence owned by `err`, valid until
+/// `wsffi_error_free(err)`. "" (static) for NULL; never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_error_message(err: *const wsffi_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
@@ -157,8 +158,9 @@ pub struct wsffi_reactor_options {
     pub(crate) config: ReactorConfig,
 }
 
-/// New reactor options with defaults: at most 1,048,576 queued commands from other
-/// threads, 2000 ms shutdown grace. Free with `wsffi_reactor_options_free`.
+/// New reactor options with defaults: at most 1,048,576 queued commands from other threads,
+/// 2000 ms shutdown grace. The caller owns the object: free it with
+/// `wsffi_reactor_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_options_new() -> *mut wsffi_reactor_options {
     boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
@@ -176,7 +178,8 @@ pub extern "C" fn wsffi_reactor_options_free(options: *mut wsffi_reactor_options
 }
 
 /// Most commands (sends, closes...) from other threads that may wait for the reactor;
-/// beyond it calls return `WSFFI_ERR_QUEUE_FULL`. Must be at least 1.
+/// beyond it calls return `WSFFI_STATUS_ERR_QUEUE_FULL`. Must be at least 1.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(
     options: *mut wsffi_reactor_options,
@@ -195,6 +198,7 @@ pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(
 
 /// How long `wsffi_reactor_free` lets open connections finish their close handshake
 /// before dropping them (milliseconds).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_options_set_shutdown_grace_ms(
     options: *mut wsffi_reactor_options,
@@ -215,6 +219,8 @@ pub struct wsffi_reactor {
 
 /// Starts a reactor thread. `options` may be NULL for defaults. On success `*out_reactor`
 /// receives the reactor, to be freed with `wsffi_reactor_free`.
+/// NULL `out_reactor`: WSFFI_STATUS_ERR_NULL_PARAMETER. `out_err` may be NULL; a detail
+/// stored there is the caller's, to free with `wsffi_error_free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_new(
     options: *const wsffi_reactor_options,
@@ -243,8 +249,8 @@ pub extern "C" fn wsffi_reactor_new(
 /// and up to the shutdown grace to answer), delivers every remaining callback and destroy,
 /// joins the thread, then frees the reactor. After it returns no callback of this reactor
 /// runs again. Called from one of this reactor's own callbacks it does nothing and returns
-/// `WSFFI_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
-/// returns `WSFFI_ERR_CLOSED` or `WSFFI_ERR_SHUT_DOWN`) until released. NULL is a no-op.
+/// `WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
+/// returns `WSFFI_STATUS_ERR_CLOSED` or `WSFFI_STATUS_ERR_SHUT_DOWN`) until released. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_free(reactor: *mut wsffi_reactor) -> wsffi_status {
     status_boundary!({

@@ -11,6 +11,7 @@ use super::callbacks::{
     wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, CHttpHandler, CServerEvents, OwnedUserData,
     UserData,
 };
+use super::extensible::read_optional;
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
@@ -36,8 +37,10 @@ fn listener_out(
 /// `wsffi_listener_port`), "[::1]:9000", "localhost:9000" or "unix:/path/to.sock".
 /// `options` may be NULL. With a TLS certificate in `options`
 /// (`wsffi_listener_options_set_tls_cert_*`) every connection speaks TLS; TLS settings that
-/// do not fit together (client CAs without a certificate) fail here with `WSFFI_ERR_TLS`. On
+/// do not fit together (client CAs without a certificate) fail here with `WSFFI_STATUS_ERR_TLS`. On
 /// success `*out_listener` must later go to `wsffi_listener_close`.
+/// NULL `reactor`, `address` or `out_listener`: WSFFI_STATUS_ERR_NULL_PARAMETER. `out_err`
+/// may be NULL; a detail stored there is the caller's, to free with `wsffi_error_free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listen(
     reactor: *mut wsffi_reactor,
@@ -63,6 +66,8 @@ pub extern "C" fn wsffi_listen(
 /// Serves on a socket that is already bound and listening (systemd socket activation, a
 /// socket inherited from a parent). Ownership of `fd` passes to the listener, also on error
 /// (then it is closed).
+/// NULL `reactor` or `out_listener`: WSFFI_STATUS_ERR_NULL_PARAMETER (`fd` is closed);
+/// `options` may be NULL for defaults, `out_err` NULL for no detail.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_adopt_fd(
     reactor: *mut wsffi_reactor,
@@ -95,7 +100,9 @@ pub extern "C" fn wsffi_listener_port(listener: *const ListenerHandle) -> u16 {
     boundary!(0, { unsafe { listener.as_ref() }.map_or(0, |l| l.port) })
 }
 
-/// The bound address ("127.0.0.1:43121", "unix:/path"). "" for NULL.
+/// The bound address ("127.0.0.1:43121", "unix:/path"). The string belongs to the listener
+/// and stays valid until `wsffi_listener_close(listener)`; "" (static) for NULL; never
+/// NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_address(listener: *const ListenerHandle) -> *const c_char {
     // SAFETY: NULL or a live listener.
@@ -105,6 +112,7 @@ pub extern "C" fn wsffi_listener_address(listener: *const ListenerHandle) -> *co
 /// Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
 /// which is sent when it returns; then the connection closes. Without a handler such
 /// requests get 426 on a WebSocket path and 404 elsewhere. NULL `handler` removes it.
+/// NULL `listener`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_set_http_handler(
     listener: *mut ListenerHandle,
@@ -151,6 +159,10 @@ pub extern "C" fn wsffi_listener_close(listener: *mut ListenerHandle) -> wsffi_s
 /// `wsffi_server_handle_upgrade`. `options` and `callbacks` may be NULL. `destroy(user)` runs
 /// once after the server's last callback (`on_close`), also when this call fails. On
 /// success `*out_server` must later go to `wsffi_server_close`.
+/// NULL `reactor` or `out_server`: WSFFI_STATUS_ERR_NULL_PARAMETER. A `callbacks` table
+/// whose `size` breaks the size rule: WSFFI_STATUS_ERR_INVALID_PARAMETER with the reason in
+/// `*out_err`. `out_err` may be NULL; a detail stored there is the caller's, to free with
+/// `wsffi_error_free`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_attach(
     reactor: *mut wsffi_reactor,
@@ -180,8 +192,11 @@ pub extern "C" fn wsffi_server_attach(
         }
         // SAFETY: NULL or a live options object.
         let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
-        // SAFETY: NULL or a readable table.
-        let table = unsafe { callbacks.as_ref() }.copied().unwrap_or_default();
+        // SAFETY: NULL or a table of the size it declares.
+        let table = unsafe { read_optional(callbacks) }
+            // SAFETY: out_err is NULL or writable.
+            .map_err(|m| unsafe { report(out_err, Status::ErrInvalidParameter, m) })?
+            .unwrap_or_default();
         let listener = if listener.is_null() {
             None
         } else {
@@ -201,6 +216,8 @@ pub extern "C" fn wsffi_server_attach(
 /// `server`: `fd` is the connected socket (ownership passes to wsffi, also on error) and
 /// `head` the bytes read so far (the request head and anything after it). The handshake then
 /// runs as for a listener: `verify_client`, `on_connection`, ...
+/// NULL `server`: WSFFI_STATUS_ERR_NULL_PARAMETER (`fd` is closed); `head` may be NULL only
+/// when `head_len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_handle_upgrade(
     server: *mut ServerHandle,
@@ -222,7 +239,8 @@ pub extern "C" fn wsffi_server_handle_upgrade(
     })
 }
 
-/// The path the server answers. "" for NULL.
+/// The path the server answers. The string belongs to the server and stays valid until
+/// `wsffi_server_close(server)`; "" (static) for NULL; never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_path(server: *const ServerHandle) -> *const c_char {
     // SAFETY: NULL or a live server.
@@ -241,7 +259,8 @@ pub type wsffi_client_visit_cb = Option<unsafe extern "C" fn(user: *mut c_void, 
 
 /// Calls `visit(user, conn)` for every open client, on the calling thread, from a snapshot
 /// (clients that close meanwhile are still safe to use; calls on them return
-/// `WSFFI_ERR_CLOSED`). Needs client tracking.
+/// `WSFFI_STATUS_ERR_CLOSED`). Needs client tracking.
+/// NULL `server` or `visit`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_clients(
     server: *mut ServerHandle,
@@ -269,6 +288,7 @@ pub extern "C" fn wsffi_server_clients(
 /// high-water mark are skipped. With `out_sent` non-NULL the call waits for the reactor and
 /// stores how many clients took the message; with NULL it returns at once. Needs client
 /// tracking. Text must be valid UTF-8.
+/// NULL `server`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_broadcast(
     server: *mut ServerHandle,
@@ -332,7 +352,10 @@ pub extern "C" fn wsffi_server_close(server: *mut ServerHandle) -> wsffi_status 
 
 // ---- handshakes -------------------------------------------------------------------------
 
-/// The request of a pending handshake (valid as long as the handshake).
+/// The request of a pending handshake, NULL for NULL. The view belongs to the handshake:
+/// valid while the handshake is (inside `verify_client` or `headers`, or until
+/// `wsffi_handshake_accept`/`wsffi_handshake_reject` consumes a deferred one); keep it
+/// longer with `wsffi_request_copy`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> *const RequestView {
     boundary!(std::ptr::null(), {
@@ -345,6 +368,8 @@ pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> 
 /// library writes are refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER` (any case):
 /// Content-Length, Transfer-Encoding, Connection, Upgrade and every Sec-WebSocket-* name
 /// (the accept key, subprotocol and extensions come from the negotiation).
+/// NULL `handshake`, `name` or `value`: WSFFI_STATUS_ERR_NULL_PARAMETER. The strings are
+/// copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_add_header(
     handshake: *mut HandshakeHandle,
@@ -376,6 +401,7 @@ fn check_reject(status: u16, reason: *const c_char) -> Result<String, Status> {
 
 /// Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
 /// (default 401) and a reason phrase (NULL or "" for the standard one).
+/// NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_set_reject(
     handshake: *mut HandshakeHandle,
@@ -393,8 +419,9 @@ pub extern "C" fn wsffi_handshake_set_reject(
 
 /// Accepts a handshake deferred by `verify_client`, from any thread. Consumes the
 /// reference the verdict handed out, also on error, so a handshake is decided at most once
-/// (using the pointer again afterwards is a use after free). `WSFFI_ERR_TIMEOUT` when the
+/// (using the pointer again afterwards is a use after free). `WSFFI_STATUS_ERR_TIMEOUT` when the
 /// handshake timed out or the client left meanwhile.
+/// NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsffi_status {
     status_boundary!({
@@ -406,6 +433,7 @@ pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsf
 
 /// Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
 /// standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
+/// NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_reject(
     handshake: *mut HandshakeHandle,
@@ -434,6 +462,7 @@ pub extern "C" fn wsffi_handshake_reject(
 /// Sets the status (200-599) and reason (NULL for the standard phrase) of a plain HTTP
 /// answer. The default is 200. A 1xx is refused with `WSFFI_STATUS_ERR_INVALID_PARAMETER`:
 /// it is not a final answer, and a 101 would tell a proxy the connection was upgraded.
+/// NULL `response`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_http_response_set_status(
     response: *mut HttpResponse,
@@ -459,6 +488,8 @@ pub extern "C" fn wsffi_http_response_set_status(
 
 /// Adds a header to a plain HTTP answer (Content-Length and Connection are written by the
 /// library).
+/// NULL `response`, `name` or `value`: WSFFI_STATUS_ERR_NULL_PARAMETER. The strings are
+/// copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_http_response_add_header(
     response: *mut HttpResponse,
@@ -477,6 +508,8 @@ pub extern "C" fn wsffi_http_response_add_header(
 }
 
 /// Sets the body of a plain HTTP answer (copied).
+/// NULL `response`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is
+/// 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_http_response_set_body(
     response: *mut HttpResponse,

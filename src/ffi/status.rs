@@ -1,6 +1,7 @@
 //! Status codes returned by every fallible function. Values are grouped and never renumbered.
 
-/// Result of a wsffi call. 0 is success; the hundreds digit tells the group.
+/// Result of a wsffi call. 0 is success; the hundreds digit tells the group. Every value is
+/// fixed: none is ever renumbered or reused, new ones may be added.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum wsffi_status {

@@ -1,5 +1,5 @@
 //! TLS settings of client and listener options, and the TLS accessors of views. Files and
-//! PEM/DER material are read and checked when set: a failure returns `WSFFI_ERR_TLS` (or
+//! PEM/DER material are read and checked when set: a failure returns `WSFFI_STATUS_ERR_TLS` (or
 //! the status of the unreadable argument) with a sentence in `*out_err`, and leaves the
 //! options unchanged.
 
@@ -15,7 +15,7 @@ use super::status::{wsffi_status, Status};
 use crate::reactor::server::RequestView;
 use crate::reactor::tls;
 
-/// Applies `f` to an options object; a sentence from `f` becomes `WSFFI_ERR_TLS` in `out_err`.
+/// Applies `f` to an options object; a sentence from `f` becomes `WSFFI_STATUS_ERR_TLS` in `out_err`.
 fn with_tls<T>(
     p: *mut T,
     out_err: *mut *mut wsffi_error,
@@ -59,6 +59,8 @@ fn add_client_ca(
 /// or directory is given, only those CAs are trusted (not the system's); both kinds may be
 /// combined and each may be called several times. Without any, the system's certificates
 /// are used.
+/// NULL `options` or `path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+/// detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_tls_ca_file(
     options: *mut wsffi_client_options,
@@ -71,6 +73,8 @@ pub extern "C" fn wsffi_client_options_set_tls_ca_file(
 /// Trusts every CA certificate found in the PEM files of the directory `path` (files
 /// without certificates are skipped; a directory without any is an error). See
 /// `wsffi_client_options_set_tls_ca_file`.
+/// NULL `options` or `path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+/// detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_tls_ca_dir(
     options: *mut wsffi_client_options,
@@ -83,6 +87,8 @@ pub extern "C" fn wsffi_client_options_set_tls_ca_dir(
 /// Presents a client certificate (mutual TLS): `cert_path` is a PEM file with the chain,
 /// leaf first; `key_path` a PEM file with its private key (PKCS#8, PKCS#1 or SEC1), which
 /// must belong to the certificate.
+/// NULL `options`, `cert_path` or `key_path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err`
+/// may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_tls_client_cert(
     options: *mut wsffi_client_options,
@@ -102,6 +108,7 @@ pub extern "C" fn wsffi_client_options_set_tls_client_cert(
 
 /// Sends `name` as SNI and verifies the server certificate against it instead of the URL's
 /// host (a DNS name or an IP address). NULL restores the URL host.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_tls_server_name(
     options: *mut wsffi_client_options,
@@ -124,6 +131,7 @@ pub extern "C" fn wsffi_client_options_set_tls_server_name(
 
 /// FOR TESTS ONLY: accept any server certificate (no chain, name or date check). The
 /// connection is encrypted but not authenticated, so anyone in the path can read it.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_set_tls_insecure(
     options: *mut wsffi_client_options,
@@ -142,7 +150,9 @@ pub extern "C" fn wsffi_client_options_set_tls_insecure(
 /// Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
 /// (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
 /// then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
-/// servers with `WSFFI_ERR_TLS`. A key that does not belong to the certificate is refused.
+/// servers with `WSFFI_STATUS_ERR_TLS`. A key that does not belong to the certificate is refused.
+/// NULL `options`, `chain_path` or `key_path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err`
+/// may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_tls_cert_files(
     options: *mut wsffi_listener_options,
@@ -162,6 +172,8 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_files(
 
 /// As `wsffi_listener_options_set_tls_cert_files`, from PEM text in memory (`chain`:
 /// certificates, leaf first; `key`: the private key). The bytes are copied.
+/// NULL `options`, `chain` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be
+/// NULL, a detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_tls_cert_pem(
     options: *mut wsffi_listener_options,
@@ -186,6 +198,8 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_pem(
 
 /// As `wsffi_listener_options_set_tls_cert_files`, from DER in memory: one certificate
 /// and its private key (PKCS#8, PKCS#1 or SEC1). The bytes are copied.
+/// NULL `options`, `cert` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL,
+/// a detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_tls_cert_der(
     options: *mut wsffi_listener_options,
@@ -213,6 +227,8 @@ pub extern "C" fn wsffi_listener_options_set_tls_cert_der(
 /// `required`: clients without a valid certificate fail the TLS handshake; otherwise a
 /// client may present none, but one it presents must be valid. The subject of an
 /// accepted certificate is `wsffi_request_tls_subject`.
+/// NULL `options` or `path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+/// detail stored there is the caller's (`wsffi_error_free`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_set_tls_client_ca_file(
     options: *mut wsffi_listener_options,
@@ -231,7 +247,8 @@ pub extern "C" fn wsffi_listener_options_set_tls_client_ca_file(
 // ---- views ------------------------------------------------------------------------------
 
 /// Subject of the client's TLS certificate as an RFC 4514 string ("CN=client,O=Example"),
-/// "" when the connection has no client certificate (or is not TLS). NULL for NULL.
+/// "" when the connection has no client certificate (or is not TLS), NULL for a NULL view.
+/// The string belongs to the view and lives as long as it.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_tls_subject(req: *const RequestView) -> *const c_char {
     // SAFETY: NULL or a live request view.

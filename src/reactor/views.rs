@@ -31,7 +31,8 @@ impl HeaderList {
     }
 }
 
-/// The C `wsffi_request`: everything the JSH request object offers.
+/// The C `wsffi_request`: an HTTP upgrade (or plain) request as received: method, target,
+/// headers, peer address and TLS client subject.
 #[derive(Debug)]
 pub struct RequestView {
     /// Method.

@@ -575,7 +575,7 @@ static bool apply_deflate_env(wsffi_client_options *opts) {
         return wsffi_client_options_set_per_message_deflate(opts, false) == WSFFI_STATUS_OK;
     }
     wsffi_deflate_params p;
-    wsffi_deflate_params_init(&p);
+    wsffi_deflate_params_init(&p, sizeof p);
     char *copy = strdup(env);
     bool ok = copy != NULL;
     for (char *save = NULL, *item = ok ? strtok_r(copy, ",", &save) : NULL; ok && item != NULL;
@@ -824,7 +824,7 @@ int main(int argc, char **argv) {
     }
 
     wsffi_conn_callbacks cbs;
-    memset(&cbs, 0, sizeof cbs);
+    wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = on_open;
     cbs.on_message = on_message;
     cbs.on_close = on_close;
