@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -421,5 +422,83 @@ TEST(ping_flood_from_a_peer_that_never_reads) {
     tu_env_stop(&env);
 }
 
+/* ---- SIGPIPE ------------------------------------------------------------------------- */
+
+/* A raw client on a Unix socket at `path`. */
+static int unix_connect(const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    tu_set_timeouts(fd, TU_WAIT_MS);
+    return fd;
+}
+
+/* A peer sends large messages to an echo server and resets the connection right away: the
+ * server reads them (and the reset), then writes the echoes from its callbacks straight to
+ * the dead socket. With SIGPIPE at its default action a single write that raised it would
+ * kill the test program; the writes must fail with EPIPE instead. */
+static void peer_leaves_mid_send(bool unix_socket) {
+    char path[108];
+    snprintf(path, sizeof path, "/tmp/wsffi-sigpipe-%d.sock", (int)getpid());
+    tu_env env;
+    int fd;
+    if (unix_socket) {
+        unlink(path);
+        memset(&env, 0, sizeof env);
+        tu_fx_init(&env.fx, "unix server");
+        env.reactor = tu_reactor_new();
+        char address[128];
+        snprintf(address, sizeof address, "unix:%s", path);
+        REQUIRE(wsffi_listen(env.reactor, address, NULL, &env.listener, NULL) == WSFFI_STATUS_OK);
+        env.server = tu_attach(env.reactor, env.listener, "/", NULL, NULL, &env.fx);
+        fd = unix_connect(path);
+    } else {
+        tu_env_start(&env, "/");
+        fd = tu_tcp_connect_buf(env.port, 4096);
+    }
+    tu_send_upgrade(fd, "/", NULL);
+    char head[2048];
+    tu_recv_head(fd, head, sizeof head);
+    CHECK_EQ(tu_http_status(head), 101);
+    WAIT_UNTIL(env.fx.connections == 1 && env.fx.conns[0].opens == 1, TU_WAIT_MS);
+
+    /* Echoes of large messages are written from the reactor thread straight to the socket;
+     * the peer sends some and resets the connection at once. */
+    uint8_t frame[14 + 65536];
+    frame[0] = 0x82;
+    frame[1] = 0x80 | 127;
+    memset(frame + 2, 0, 12 + 65536);
+    frame[2 + 5] = 0x01; /* 65536 as a 64-bit length */
+    for (int i = 0; i < 4; i++) {
+        tu_send_all(fd, frame, sizeof frame);
+    }
+    struct linger reset = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(fd);
+    WAIT_UNTIL(env.fx.conns[0].closes == 1, TU_WAIT_MS);
+    CHECK_EQ(LOCKED_INT(env.fx.conns[0].close_code), WSFFI_CLOSE_ABNORMAL);
+    tu_env_stop(&env);
+    if (unix_socket) {
+        unlink(path);
+    }
+}
+
+TEST(no_sigpipe_when_the_peer_leaves_mid_send) {
+    /* The default action (terminate), unblocked in this thread and so in the reactor thread
+     * that inherits its mask. */
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    peer_leaves_mid_send(false);
+    peer_leaves_mid_send(true);
+}
+
 TU_MAIN(TU_CASE(backpressure_and_drain), TU_CASE(client_backpressure_with_paused_peer), TU_CASE(pause_resume),
-        TU_CASE(pause_on_backpressure_from_callbacks), TU_CASE(ping_flood_from_a_peer_that_never_reads))
+        TU_CASE(pause_on_backpressure_from_callbacks), TU_CASE(ping_flood_from_a_peer_that_never_reads),
+        TU_CASE(no_sigpipe_when_the_peer_leaves_mid_send))

@@ -24,6 +24,10 @@
  *
  * Status values are explicit and never renumbered; new ones may be added.
  *
+ * SIGPIPE: the library never raises it. Its socket writes pass MSG_NOSIGNAL, so a peer that
+ * went away shows as an error (`on_error`, then `on_close` with 1006), whatever the
+ * application's SIGPIPE disposition; there is no need to ignore the signal for the library.
+ *
  * No ABI stability before 1.0.
  */
 

@@ -2,10 +2,18 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
+
+/// `writev` without SIGPIPE: to a peer that has gone away it fails with EPIPE instead of
+/// raising the signal, whose default action kills the application. (Single-buffer writes
+/// of std's sockets already pass MSG_NOSIGNAL; its `write_vectored` does not.)
+fn send_vectored(socket: &impl AsFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+}
 
 /// A connected, non-blocking byte stream.
 #[derive(Debug)]
@@ -100,8 +108,8 @@ impl Stream {
     pub fn write_two(&mut self, a: &[u8], b: &[u8]) -> io::Result<usize> {
         let bufs = [IoSlice::new(a), IoSlice::new(b)];
         match self {
-            Stream::Tcp(s) => s.write_vectored(&bufs),
-            Stream::Unix(s) => s.write_vectored(&bufs),
+            Stream::Tcp(s) => send_vectored(s, &bufs),
+            Stream::Unix(s) => send_vectored(s, &bufs),
             Stream::Tls(t) => t.write_vectored(&bufs),
         }
     }
