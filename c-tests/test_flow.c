@@ -476,6 +476,16 @@ static void peer_leaves_mid_send(bool unix_socket) {
     for (int i = 0; i < 4; i++) {
         tu_send_all(fd, frame, sizeof frame);
     }
+    /* Small echoes go through the output buffer and a plain write instead. */
+    uint8_t small[8 + 1000]; /* header, 16-bit length, zero mask, payload */
+    memset(small, 0, sizeof small);
+    small[0] = 0x82;
+    small[1] = 0x80 | 126;
+    small[2] = 1000 >> 8;
+    small[3] = 1000 & 0xff;
+    for (int i = 0; i < 64; i++) {
+        tu_send_all(fd, small, sizeof small);
+    }
     struct linger reset = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     close(fd);

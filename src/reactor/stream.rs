@@ -15,6 +15,12 @@ fn send_vectored(socket: &impl AsFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> 
     socket2::SockRef::from(socket).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
 }
 
+/// `write` without SIGPIPE for Unix sockets, whose std `write` is a plain write(2) (std's TCP
+/// writes already pass MSG_NOSIGNAL).
+fn send(socket: &impl AsFd, buf: &[u8]) -> io::Result<usize> {
+    socket2::SockRef::from(socket).send_with_flags(buf, libc::MSG_NOSIGNAL)
+}
+
 /// A connected, non-blocking byte stream.
 #[derive(Debug)]
 pub enum Stream {
@@ -129,7 +135,7 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
+            Stream::Unix(s) => send(s, buf),
             Stream::Tls(t) => t.write(buf),
         }
     }
