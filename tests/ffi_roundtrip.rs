@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr::{null, null_mut};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use wsffi::ffi::callbacks::*;
@@ -15,30 +15,12 @@ use wsffi::ffi::status::wsffi_status as S;
 use wsffi::reactor::conn::ConnHandle;
 use wsffi::reactor::server::{HandshakeHandle, ServerHandle};
 
-/// What the callbacks saw, behind a lock, with a condvar to wait on.
-#[derive(Default)]
-struct Log {
-    events: Mutex<Vec<String>>,
-    changed: Condvar,
-}
-
-impl Log {
-    fn push(&self, e: String) {
-        self.events.lock().unwrap().push(e);
-        self.changed.notify_all();
-    }
-
-    fn wait_for(&self, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let guard = self.events.lock().unwrap();
-        let (guard, timeout) = self.changed.wait_timeout_while(guard, Duration::from_secs(10), |ev| !pred(ev)).unwrap();
-        assert!(!timeout.timed_out(), "timed out; events so far: {:?}", *guard);
-        guard.clone()
-    }
-}
+#[path = "support/log.rs"]
+mod event_log;
+use event_log::Log;
 
 fn log(user: *mut c_void) -> &'static Log {
-    // SAFETY: every test passes a leaked `Log` as user data.
-    unsafe { &*(user as *const Log) }
+    Log::of(user)
 }
 
 unsafe extern "C" fn on_open(user: *mut c_void, _c: *mut ConnHandle) {
@@ -141,7 +123,7 @@ fn connect(f: &Fixture, log: &'static Log) -> *mut ConnHandle {
     let url = std::ffi::CString::new(format!("ws://127.0.0.1:{}/echo", f.port)).unwrap();
     let cbs = client_callbacks();
     let mut conn = null_mut();
-    let user = log as *const Log as *mut c_void;
+    let user = log.ptr();
     let s = wsffi_connect(f.reactor, url.as_ptr(), null(), &cbs, user, Some(destroy), &mut conn, null_mut());
     assert_eq!(s, S::Ok);
     conn
@@ -156,7 +138,7 @@ fn stop(f: Fixture) {
 #[test]
 fn echo_then_close_handshake_from_the_client() {
     let f = start(None);
-    let log: &'static Log = Box::leak(Box::default());
+    let log = Log::new();
     let conn = connect(&f, log);
     log.wait_for(|ev| ev.contains(&"open".to_string()));
     assert_eq!(wsffi_ready_state(conn), WSFFI_OPEN);
@@ -183,7 +165,7 @@ fn echo_then_close_handshake_from_the_client() {
 #[test]
 fn deferred_verification_is_decided_from_another_thread() {
     let f = start(Some(defer_verify));
-    let log: &'static Log = Box::leak(Box::default());
+    let log = Log::new();
     let conn = connect(&f, log);
     let hs = loop {
         let p = *PENDING.lock().unwrap();
@@ -214,10 +196,10 @@ fn refused_connection_reports_error_then_close() {
     // Bind then drop a socket to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = std::ffi::CString::new(format!("ws://127.0.0.1:{port}/")).unwrap();
-    let log: &'static Log = Box::leak(Box::default());
+    let log = Log::new();
     let cbs = client_callbacks();
     let mut conn = null_mut();
-    let user = log as *const Log as *mut c_void;
+    let user = log.ptr();
     assert_eq!(wsffi_connect(reactor, url.as_ptr(), null(), &cbs, user, Some(destroy), &mut conn, null_mut()), S::Ok);
     let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
     assert_eq!(ev.len(), 3, "{ev:?}");

@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use wsffi::core::handshake::response::accept_key;
@@ -268,29 +268,12 @@ fn malformed_heads_keep_being_refused() {
 
 // ---- our client against a hand-written server -----------------------------------------------
 
-#[derive(Default)]
-struct Events {
-    list: Mutex<Vec<String>>,
-    changed: Condvar,
-}
+#[path = "support/log.rs"]
+mod event_log;
+use event_log::Log;
 
-impl Events {
-    fn push(&self, e: String) {
-        self.list.lock().unwrap().push(e);
-        self.changed.notify_all();
-    }
-
-    fn wait_for(&self, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let guard = self.list.lock().unwrap();
-        let (guard, t) = self.changed.wait_timeout_while(guard, Duration::from_secs(10), |ev| !pred(ev)).unwrap();
-        assert!(!t.timed_out(), "timed out; events so far: {:?}", *guard);
-        guard.clone()
-    }
-}
-
-fn events(user: *mut c_void) -> &'static Events {
-    // SAFETY: the tests pass a leaked `Events` as user data.
-    unsafe { &*(user as *const Events) }
+fn events(user: *mut c_void) -> &'static Log {
+    Log::of(user)
 }
 
 unsafe extern "C" fn on_open(user: *mut c_void, _c: *mut ConnHandle) {
@@ -326,11 +309,11 @@ fn client_against(answer: impl Fn(&str) -> String + Send + 'static) -> Vec<Strin
     });
     let mut reactor = null_mut();
     assert_eq!(wsffi_reactor_new(null(), &mut reactor, null_mut()), S::Ok);
-    let log: &'static Events = Box::leak(Box::default());
+    let log = Log::new();
     let cbs = wsffi_conn_callbacks { on_open: Some(on_open), on_error: Some(on_error), ..Default::default() };
     let url = CString::new(format!("ws://127.0.0.1:{port}/")).unwrap();
     let mut conn = null_mut();
-    let user = log as *const Events as *mut c_void;
+    let user = log.ptr();
     assert_eq!(wsffi_connect(reactor, url.as_ptr(), null(), &cbs, user, None, &mut conn, null_mut()), S::Ok);
     let seen = log.wait_for(|ev| ev.iter().any(|e| e == "open" || e.starts_with("error")));
     wsffi_conn_release(conn);

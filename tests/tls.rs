@@ -8,8 +8,7 @@ mod certs;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
-use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
 
 use wsffi::ffi::callbacks::*;
 use wsffi::ffi::conn::*;
@@ -44,42 +43,12 @@ fn file(name: &str) -> CString {
 
 // ---- event log ----------------------------------------------------------------------------
 
-#[derive(Default)]
-struct Log {
-    events: Mutex<Vec<String>>,
-    changed: Condvar,
-}
-
-impl Log {
-    fn new() -> &'static Log {
-        Box::leak(Box::default())
-    }
-
-    fn push(&self, e: String) {
-        self.events.lock().unwrap().push(e);
-        self.changed.notify_all();
-    }
-
-    fn wait_for(&self, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let guard = self.events.lock().unwrap();
-        let (guard, timeout) = self.changed.wait_timeout_while(guard, Duration::from_secs(20), |ev| !pred(ev)).unwrap();
-        assert!(!timeout.timed_out(), "timed out; events so far: {:?}", *guard);
-        guard.clone()
-    }
-
-    fn wait_event(&self, prefix: &str) -> String {
-        let ev = self.wait_for(|ev| ev.iter().any(|e| e.starts_with(prefix)));
-        ev.into_iter().find(|e| e.starts_with(prefix)).unwrap()
-    }
-
-    fn ptr(&'static self) -> *mut c_void {
-        self as *const Log as *mut c_void
-    }
-}
+#[path = "support/log.rs"]
+mod event_log;
+use event_log::Log;
 
 fn log(user: *mut c_void) -> &'static Log {
-    // SAFETY: every test passes a leaked `Log` as user data.
-    unsafe { &*(user as *const Log) }
+    Log::of(user)
 }
 
 fn checksum(bytes: &[u8]) -> u64 {
@@ -239,7 +208,7 @@ fn connect(f: &Fixture, url: &str, setup: impl FnOnce(*mut wsffi_client_options)
 /// The client opens, echoes a text message, and closes cleanly.
 fn assert_echo(conn: *mut ConnHandle, events: &'static Log) {
     events.wait_for(|ev| ev.iter().any(|e| e == "open") || ev.iter().any(|e| e.starts_with("close")));
-    assert_eq!(wsffi_send_text(conn, c"ping".as_ptr(), 4), S::Ok, "events: {:?}", events.events.lock().unwrap());
+    assert_eq!(wsffi_send_text(conn, c"ping".as_ptr(), 4), S::Ok, "events: {:?}", events.snapshot());
     events.wait_event("message 1 ping");
     assert_eq!(wsffi_close(conn, 1000, null(), 0), S::Ok);
     assert_eq!(events.wait_event("close"), "close 1000 true");
@@ -817,7 +786,7 @@ fn flow_control_over_tls_holds_the_sender_at_the_high_water_mark() {
     let ev = events.wait_for(|ev| ev.iter().filter(|e| e.starts_with("message")).count() == FLOOD_TOTAL);
     let expected = format!("message 2 len={SIZE} sum={:x}", checksum(&payload));
     assert!(ev[1..].iter().all(|e| *e == expected));
-    let sev = server_events.events.lock().unwrap().clone();
+    let sev = server_events.snapshot();
     assert!(sev.iter().any(|e| e == "drain"), "{sev:?}");
     for e in sev.iter().filter(|e| e.starts_with("held ")) {
         let buffered: usize = e[5..].parse().unwrap();
