@@ -14,6 +14,7 @@ static_assert(std::is_same<decltype(wsffi_version_number()), uint32_t>::value, "
 static_assert(std::is_same<decltype(wsffi_send_text(nullptr, nullptr, 0)), wsffi_status>::value, "status type");
 static_assert(std::is_trivial<wsffi_conn_callbacks>::value, "callback tables are plain C structs");
 static_assert(std::is_trivial<wsffi_server_callbacks>::value, "callback tables are plain C structs");
+static_assert(std::is_trivial<wsffi_close_info>::value && sizeof(wsffi_close_origin) == 4, "close info is a plain C struct");
 
 using std::memset;
 

@@ -588,11 +588,13 @@ static void c_on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint
     pthread_mutex_unlock(&c->mu);
 }
 
-static void c_on_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean) {
+static void c_on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
     client *c = user;
-    (void)reason;
-    (void)reason_len;
     on_reactor_thread(false);
+    if (info == NULL || info->reason == NULL) {
+        fail("conn %u: on_close without info or reason", c->id);
+        return;
+    }
     if (wsffi_ready_state(conn) != WSFFI_CLOSED) {
         fail("conn %u: ready state %u in on_close", c->id, wsffi_ready_state(conn));
     }
@@ -601,8 +603,8 @@ static void c_on_close(void *user, wsffi_conn *conn, uint16_t code, const char *
     if (c->closes != 1) {
         fail("conn %u: on_close ran %d times", c->id, c->closes);
     }
-    c->was_clean = was_clean;
-    c->close_code = code;
+    c->was_clean = info->was_clean;
+    c->close_code = info->code;
     pthread_mutex_unlock(&c->mu);
     INC(closes);
 }
@@ -795,13 +797,12 @@ static void s_on_drain(void *user, wsffi_conn *conn) {
     }
 }
 
-static void s_on_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean) {
+static void s_on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
     sconn *s = user;
     (void)conn;
-    (void)code;
-    (void)reason;
-    (void)reason_len;
-    (void)was_clean;
+    if (info == NULL) {
+        fail("server conn %u: on_close without info", s->id);
+    }
     on_reactor_thread(true);
     INC(s_closes);
     if (++s->closes != 1) {

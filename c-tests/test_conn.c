@@ -234,8 +234,16 @@ TEST(fragments_invalid_utf8) {
     CHECK_OK(wsffi_send_fragment(p.conn, WSFFI_TEXT, (const uint8_t *)"ok\xc3", 3, false));
     CHECK_OK(wsffi_send_fragment(p.conn, WSFFI_TEXT, (const uint8_t *)"(", 1, true));
     WAIT_UNTIL(p.client.closes == 1 && p.server->closes == 1, TU_WAIT_MS);
+    TU_LOCK();
+    /* The server failed the connection: its own 1007, which the client got from it. */
+    CHECK_EQ(p.server->close_code, WSFFI_CLOSE_INVALID_PAYLOAD);
+    CHECK_EQ(p.server->close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK_EQ(p.server->local_close_code, WSFFI_CLOSE_INVALID_PAYLOAD);
+    CHECK_EQ(p.server->error_status, WSFFI_STATUS_ERR_PROTOCOL);
     CHECK_EQ(p.client.close_code, WSFFI_CLOSE_INVALID_PAYLOAD);
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_PEER);
     CHECK_EQ(p.server->messages, 0);
+    TU_UNLOCK();
     pair_close(&p);
 }
 
@@ -291,7 +299,20 @@ TEST(close_from_client) {
     CHECK_STR(p.server->close_reason, "bye now");
     CHECK_EQ(p.server->close_reason_len, 7);
     CHECK(p.server->was_clean);
-    CHECK_EQ(p.client.close_code, 4001); /* the server echoes the code */
+    CHECK_EQ(p.server->close_origin, WSFFI_CLOSE_ORIGIN_PEER);
+    CHECK_EQ(p.server->peer_close_code, 4001);
+    CHECK_STR(p.server->peer_close_reason, "bye now");
+    CHECK_EQ(p.server->local_close_code, 4001); /* its echo, without a reason */
+    CHECK_STR(p.server->local_close_reason, "");
+    /* The client reports its own close, and the echo it got. */
+    CHECK_EQ(p.client.close_code, 4001);
+    CHECK_STR(p.client.close_reason, "bye now");
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK_EQ(p.client.local_close_code, 4001);
+    CHECK_STR(p.client.local_close_reason, "bye now");
+    CHECK_EQ(p.client.peer_close_code, 4001);
+    CHECK(!p.client.peer_reason_null);
+    CHECK_STR(p.client.peer_close_reason, "");
     CHECK(p.client.was_clean);
     CHECK_EQ(p.client.errors, 0);
     CHECK_EQ(p.server->errors, 0);
@@ -311,8 +332,15 @@ TEST(close_from_server) {
     CHECK_EQ(p.client.close_code, 3000);
     CHECK_STR(p.client.close_reason, "server says bye");
     CHECK(p.client.was_clean);
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_PEER);
+    CHECK_EQ(p.client.peer_close_code, 3000);
+    CHECK_EQ(p.client.local_close_code, 3000);
     CHECK_EQ(p.server->close_code, 3000);
+    CHECK_STR(p.server->close_reason, "server says bye");
+    CHECK_EQ(p.server->close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK_EQ(p.server->peer_close_code, 3000);
     CHECK(p.server->was_clean);
+    CHECK_EQ(p.client.errors + p.server->errors, 0);
     TU_UNLOCK();
     pair_close(&p);
 }
@@ -327,7 +355,11 @@ TEST(close_without_status) {
     CHECK_EQ(p.server->close_code, WSFFI_CLOSE_NO_STATUS);
     CHECK_EQ(p.server->close_reason_len, 0);
     CHECK(p.server->was_clean);
+    CHECK_EQ(p.server->local_close_code, WSFFI_CLOSE_NO_STATUS); /* an empty reply */
     CHECK(p.client.was_clean);
+    CHECK_EQ(p.client.close_code, WSFFI_CLOSE_NO_STATUS);
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK_EQ(p.client.peer_close_code, WSFFI_CLOSE_NO_STATUS);
     TU_UNLOCK();
     pair_close(&p);
 }
@@ -411,8 +443,16 @@ TEST(terminate) {
     TU_LOCK();
     CHECK_EQ(p.client.close_code, WSFFI_CLOSE_ABNORMAL);
     CHECK(!p.client.was_clean);
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_NONE);
+    CHECK(p.client.peer_close_code == 0 && p.client.peer_reason_null);
+    CHECK(p.client.local_close_code == 0 && p.client.local_reason_null);
+    CHECK_EQ(p.client.close_reason_len, 0);
+    CHECK_EQ(p.client.errors, 0); /* terminating is no error */
+    /* The server saw the connection go without a close frame (reset or EOF). */
     CHECK_EQ(p.server->close_code, WSFFI_CLOSE_ABNORMAL);
     CHECK(!p.server->was_clean);
+    CHECK_EQ(p.server->close_origin, WSFFI_CLOSE_ORIGIN_NONE);
+    CHECK(p.server->peer_close_code == 0 && p.server->local_close_code == 0);
     TU_UNLOCK();
     CHECK_EQ(wsffi_ready_state(p.conn), WSFFI_CLOSED);
     CHECK_STATUS(wsffi_send_text(p.conn, "x", 1), WSFFI_STATUS_ERR_CLOSED);
@@ -956,7 +996,11 @@ TEST(max_payload) {
     TU_LOCK();
     CHECK_EQ(p.server->messages, 1);
     CHECK_EQ(p.client.close_code, WSFFI_CLOSE_MESSAGE_TOO_BIG);
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_PEER);
     CHECK_EQ(p.server->close_code, WSFFI_CLOSE_MESSAGE_TOO_BIG);
+    CHECK_EQ(p.server->close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK_STR(p.server->close_reason, "message exceeds max_payload");
+    CHECK_EQ(p.server->error_status, WSFFI_STATUS_ERR_MESSAGE_TOO_BIG);
     TU_UNLOCK();
     pair_close(&p);
 
@@ -972,7 +1016,9 @@ TEST(max_payload) {
     TU_LOCK();
     CHECK_EQ(p.client.messages, 1);
     CHECK_EQ(p.server->close_code, WSFFI_CLOSE_MESSAGE_TOO_BIG);
+    CHECK_EQ(p.server->close_origin, WSFFI_CLOSE_ORIGIN_PEER);
     CHECK_EQ(p.client.close_code, WSFFI_CLOSE_MESSAGE_TOO_BIG);
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
     TU_UNLOCK();
     pair_close(&p);
 

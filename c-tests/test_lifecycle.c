@@ -192,8 +192,8 @@ static void free_in_message(tu_rec *rec, wsffi_conn *conn, uint32_t kind, const 
     CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
 }
 
-static void free_in_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t len, bool clean) {
-    tu_on_close(user, conn, code, reason, len, clean);
+static void free_in_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
+    tu_on_close(user, conn, info);
     wsffi_status s = wsffi_reactor_free(in.reactor);
     TU_LOCK();
     in.in_close = s;

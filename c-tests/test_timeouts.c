@@ -283,7 +283,8 @@ TEST(server_idle_timeout) {
 /* ---- close timeout ------------------------------------------------------------------- */
 
 /* The peer never answers the close frame (its connection is paused): after the close
- * timeout the connection is dropped and reported as 1006, not clean. */
+ * timeout the connection is dropped: a timeout error, then our close reported as not
+ * clean, without a peer close frame. */
 TEST(client_close_timeout) {
     tu_env env;
     tu_env_start(&env, "/");
@@ -302,8 +303,15 @@ TEST(client_close_timeout) {
     WAIT_UNTIL(c.closes == 1, TU_WAIT_MS);
     CHECK_ELAPSED(tu_now_ms() - t0, 140, 3000);
     TU_LOCK();
-    CHECK_EQ(c.close_code, WSFFI_CLOSE_ABNORMAL);
+    CHECK_EQ(c.close_code, 1000);
+    CHECK_STR(c.close_reason, "bye");
+    CHECK_EQ(c.close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK(c.peer_close_code == 0 && c.peer_reason_null);
+    CHECK_EQ(c.local_close_code, 1000);
     CHECK(!c.was_clean);
+    CHECK_EQ(c.errors_at_close, 1);
+    CHECK_EQ(c.error_status, WSFFI_STATUS_ERR_TIMEOUT);
+    CHECK_STR(c.error_message, "close handshake timed out");
     TU_UNLOCK();
     CHECK_OK(wsffi_conn_resume(env.fx.conns[0].retained));
     WAIT_UNTIL(env.fx.conns[0].closes == 1, TU_WAIT_MS);
@@ -331,8 +339,11 @@ TEST(server_close_timeout) {
     WAIT_UNTIL(srv->closes == 1, TU_WAIT_MS);
     CHECK_ELAPSED(tu_now_ms() - t0, 140, 3000);
     TU_LOCK();
-    CHECK_EQ(srv->close_code, WSFFI_CLOSE_ABNORMAL);
+    CHECK_EQ(srv->close_code, 4002);
+    CHECK_EQ(srv->close_origin, WSFFI_CLOSE_ORIGIN_LOCAL);
+    CHECK_EQ(srv->peer_close_code, 0);
     CHECK(!srv->was_clean);
+    CHECK_EQ(srv->error_status, WSFFI_STATUS_ERR_TIMEOUT);
     TU_UNLOCK();
     CHECK_OK(wsffi_conn_resume(conn));
     WAIT_UNTIL(c.closes == 1, TU_WAIT_MS);

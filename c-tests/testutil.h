@@ -278,10 +278,17 @@ struct tu_rec {
     int opens, messages, closes, errors, pings, pongs, drains, unexpected, destroys;
     int events_after_close;
     uint32_t state_in_open, state_in_close;
-    uint16_t close_code;
+    uint16_t close_code;       /* on_close: the code that decided the close */
     bool was_clean;
     char close_reason[128];
     size_t close_reason_len;
+    wsffi_close_origin close_origin;
+    uint16_t peer_close_code;  /* 0: the peer sent no close frame */
+    char peer_close_reason[128];
+    bool peer_reason_null;
+    uint16_t local_close_code; /* 0: we sent no close frame */
+    char local_close_reason[128];
+    bool local_reason_null;
     wsffi_status error_status;
     char error_message[256];
     wsffi_status echo_status;  /* first failed echo */
@@ -386,23 +393,45 @@ static inline void tu_on_message(void *user, wsffi_conn *conn, uint32_t kind, co
     }
 }
 
-static inline void tu_on_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean) {
+/* Copies a borrowed close reason (NULL allowed) into `dst`, checking its NUL byte. */
+static inline void tu_copy_reason(char *dst, size_t cap, const char *reason, size_t len) {
+    dst[0] = '\0';
+    if (reason == NULL) {
+        CHECK_EQ(len, 0);
+        return;
+    }
+    CHECK(reason[len] == '\0');
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(dst, reason, n);
+    dst[n] = '\0';
+}
+
+static inline void tu_on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
     tu_rec *rec = user;
     TU_CALLBACK_GUARD();
-    CHECK(reason_len == 0 || reason != NULL);
+    REQUIRE(info != NULL);
+    CHECK(info->size >= sizeof *info);
+    CHECK(info->reason != NULL);
+    /* A side has a reason exactly when it has a code. */
+    CHECK((info->peer_reason == NULL) == (info->peer_code == 0));
+    CHECK((info->local_reason == NULL) == (info->local_code == 0));
+    CHECK(info->origin != WSFFI_CLOSE_ORIGIN_NONE || info->code == WSFFI_CLOSE_ABNORMAL);
     uint32_t state = wsffi_ready_state(conn);
     TU_LOCK();
     tu_rec_see_conn(rec, conn);
     rec->closes++;
-    rec->close_code = code;
-    rec->was_clean = was_clean;
+    rec->close_code = info->code;
+    rec->was_clean = info->was_clean;
+    rec->close_origin = info->origin;
     rec->state_in_close = state;
-    size_t n = reason_len < sizeof rec->close_reason - 1 ? reason_len : sizeof rec->close_reason - 1;
-    if (n) {
-        memcpy(rec->close_reason, reason, n);
-    }
-    rec->close_reason[n] = '\0';
-    rec->close_reason_len = reason_len;
+    tu_copy_reason(rec->close_reason, sizeof rec->close_reason, info->reason, info->reason_len);
+    rec->close_reason_len = info->reason_len;
+    rec->peer_close_code = info->peer_code;
+    rec->peer_reason_null = info->peer_reason == NULL;
+    tu_copy_reason(rec->peer_close_reason, sizeof rec->peer_close_reason, info->peer_reason, info->peer_reason_len);
+    rec->local_close_code = info->local_code;
+    rec->local_reason_null = info->local_reason == NULL;
+    tu_copy_reason(rec->local_close_reason, sizeof rec->local_close_reason, info->local_reason, info->local_reason_len);
     rec->errors_at_close = rec->errors;
     TU_UNLOCK_SIGNAL();
 }

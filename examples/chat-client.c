@@ -32,7 +32,7 @@ struct client {
     bool open;
     bool closed;
     unsigned drains; /* on_drain count, so a sender can wait for the next one */
-    uint16_t close_code;
+    uint16_t close_code; /* the server's close code, or 1006 */
     bool close_clean;
     char close_reason[124]; /* a close reason has at most 123 bytes */
     char *error;            /* first on_error message */
@@ -98,13 +98,18 @@ static void on_drain(void *user, wsffi_conn *conn) {
     pthread_mutex_unlock(&c->lock);
 }
 
-static void on_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean) {
+static void on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
     (void)conn;
     struct client *c = user;
+    /* What the server said: its close frame (its answer to ours, or its own close), or the
+     * code that decided the close (1006 when no close frame came). */
+    bool from_server = info->peer_reason != NULL;
+    const char *reason = from_server ? info->peer_reason : info->reason;
+    size_t reason_len = from_server ? info->peer_reason_len : info->reason_len;
     pthread_mutex_lock(&c->lock);
     c->closed = true;
-    c->close_code = code;
-    c->close_clean = was_clean;
+    c->close_code = from_server ? info->peer_code : info->code;
+    c->close_clean = info->was_clean;
     if (reason_len >= sizeof c->close_reason) {
         reason_len = sizeof c->close_reason - 1;
     }

@@ -156,12 +156,9 @@ static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_
     free(line);
 }
 
-static void on_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean) {
+static void on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
     (void)conn;
-    (void)code;
-    (void)reason;
-    (void)reason_len;
-    (void)was_clean;
+    (void)info;
     struct client *client = user;
     if (client->joined) {
         announce(client, "left");

@@ -21,6 +21,9 @@
  * header) is accepted when every byte beyond the fields this library knows is zero, and
  * refused with WSFFI_STATUS_ERR_INVALID_PARAMETER otherwise; so is a size too small to
  * hold the `size` field (0: a struct that was only zeroed) or one that ends inside a field.
+ * `struct wsffi_close_info` grows the same way in the other direction: the library fills it
+ * and sets `size` to its own `sizeof`, and a program reads a field only when the field lies
+ * within `size`.
  *
  * Status values are explicit and never renumbered; new ones may be added.
  *
@@ -306,6 +309,41 @@ typedef uint32_t wsffi_status;
 #endif // __cplusplus
 
 /*
+ Who started the close handshake (the `origin` of `struct wsffi_close_info`).
+ */
+enum wsffi_close_origin
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   No close frame went either way: `wsffi_terminate`, a reset or EOF without a close
+   frame, a failed connect or opening handshake, a ping or connect timeout, reactor
+   shutdown of a connection that was not open. `code` is 1006 (WSFFI_CLOSE_ABNORMAL).
+   */
+  WSFFI_CLOSE_ORIGIN_NONE = 0,
+  /*
+   The peer's close frame arrived before we sent one; `code` and `reason` are the
+   peer's.
+   */
+  WSFFI_CLOSE_ORIGIN_PEER = 1,
+  /*
+   We sent the first close frame: `wsffi_close`, a server close or reactor shutdown
+   (1001), the idle timeout (1001), or the library failing the connection because the
+   peer broke the protocol (1002), sent invalid UTF-8 (1007), exceeded max_payload or
+   max_fragments (1009), or an internal error (1011). `code` and `reason` are ours.
+   */
+  WSFFI_CLOSE_ORIGIN_LOCAL = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum wsffi_close_origin wsffi_close_origin;
+#else
+typedef uint32_t wsffi_close_origin;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  The C `wsffi_conn`: reference counted, usable from any thread.
  */
 typedef struct wsffi_conn wsffi_conn;
@@ -383,11 +421,86 @@ typedef void (*wsffi_open_cb)(void *user, struct wsffi_conn *conn);
 typedef void (*wsffi_message_cb)(void *user, struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len);
 
 /*
- The connection ended. `code` is the peer's close code (1005 when its close frame had
- none, 1006 when there was no close handshake); `reason` is borrowed UTF-8, not
- NUL-terminated. Exactly one per connection; nothing but `destroy` follows it.
+ How a connection ended, passed to `wsffi_close_cb`. Borrowed: the struct and every
+ pointer in it are valid only until the callback returns (copy what you keep).
+
+ The library fills it and sets `size` to the `sizeof` it was built with. Fields are only
+ ever appended: a program built against a newer header reads a field only when
+ `offsetof(struct wsffi_close_info, field) + sizeof field <= info->size`.
+
+ Reasons are UTF-8, `*_len` bytes long (no NUL counted), and followed by a NUL byte, so a
+ reason without embedded NULs can also be read as a C string. `reason` is never NULL
+ (an empty reason is ""); `peer_reason` and `local_reason` are NULL exactly when that
+ side sent no close frame.
  */
-typedef void (*wsffi_close_cb)(void *user, struct wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean);
+typedef struct wsffi_close_info {
+  /*
+   `sizeof(struct wsffi_close_info)` as the library declares it.
+   */
+  size_t size;
+  /*
+   The code that decided the close: that of the first close frame (the one `origin`
+   names; 1005 WSFFI_CLOSE_NO_STATUS when it carried no code), or 1006
+   (WSFFI_CLOSE_ABNORMAL) when `origin` is WSFFI_CLOSE_ORIGIN_NONE. 1006 never goes on
+   the wire.
+   */
+  uint16_t code;
+  /*
+   The reason of that frame; "" for 1006 or a frame without one. Never NULL.
+   */
+  const char *reason;
+  /*
+   Bytes in `reason`.
+   */
+  size_t reason_len;
+  /*
+   The close handshake completed before the socket closed: the peer's close frame
+   arrived and all of ours was written. A timeout, reset or EOF before that, a
+   terminated connection and one failed without the peer's answer are not clean; a
+   reset after both frames went over the wire is (and reports no error).
+   */
+  bool was_clean;
+  /*
+   Who sent the first close frame.
+   */
+  wsffi_close_origin origin;
+  /*
+   The code of the peer's close frame (1005 when it carried none); 0 when the peer
+   sent no close frame.
+   */
+  uint16_t peer_code;
+  /*
+   The reason of the peer's close frame; NULL when the peer sent no close frame.
+   */
+  const char *peer_reason;
+  /*
+   Bytes in `peer_reason`; 0 when NULL.
+   */
+  size_t peer_reason_len;
+  /*
+   The code of the close frame we sent (our own close, or the echo of the peer's
+   code; 1005 for an empty frame); 0 when we sent none. Sent means queued: when it
+   could not be written before the connection ended, `was_clean` is false.
+   */
+  uint16_t local_code;
+  /*
+   The reason of our close frame ("" for an echo); NULL when we sent none.
+   */
+  const char *local_reason;
+  /*
+   Bytes in `local_reason`; 0 when NULL.
+   */
+  size_t local_reason_len;
+} wsffi_close_info;
+
+/*
+ The connection ended; `info` (never NULL) says how: the code and reason that decided
+ the close, whether the peer or we sent them, both sides' close frames when known, and
+ whether the close was clean (see `struct wsffi_close_info`). `info` and its strings are
+ borrowed until the callback returns. Exactly one per connection; nothing but `destroy`
+ follows it.
+ */
+typedef void (*wsffi_close_cb)(void *user, struct wsffi_conn *conn, const struct wsffi_close_info *info);
 
 /*
  Something failed; `message` is a borrowed NUL-terminated sentence. A `close` follows.
@@ -699,7 +812,8 @@ wsffi_status wsffi_pong(struct wsffi_conn *conn, const uint8_t *data, size_t len
 wsffi_status wsffi_close(struct wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len);
 
 /*
- Drops the connection without a close handshake; `on_close` reports 1006.
+ Drops the connection without a close handshake; `on_close` reports 1006 with
+ WSFFI_CLOSE_ORIGIN_NONE unless a close frame was already sent or received, and no error.
  NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_terminate(struct wsffi_conn *conn);

@@ -19,6 +19,11 @@ use wsffi::reactor::server::{HandshakeHandle, ServerHandle};
 mod event_log;
 use event_log::Log;
 
+#[path = "support/close.rs"]
+mod close_log;
+use close_log::close_line;
+use wsffi::ffi::close_info::wsffi_close_info;
+
 fn log(user: *mut c_void) -> &'static Log {
     Log::of(user)
 }
@@ -33,17 +38,9 @@ unsafe extern "C" fn on_message(user: *mut c_void, _c: *mut ConnHandle, kind: u3
     log(user).push(format!("message {kind} {}", String::from_utf8_lossy(bytes)));
 }
 
-unsafe extern "C" fn on_close(
-    user: *mut c_void,
-    _c: *mut ConnHandle,
-    code: u16,
-    reason: *const c_char,
-    n: usize,
-    clean: bool,
-) {
-    // SAFETY: the library passes `n` readable bytes.
-    let reason = unsafe { std::slice::from_raw_parts(reason.cast::<u8>(), n) };
-    log(user).push(format!("close {code} {} {clean}", String::from_utf8_lossy(reason)));
+unsafe extern "C" fn on_close(user: *mut c_void, _c: *mut ConnHandle, info: *const wsffi_close_info) {
+    // SAFETY: the info the library passed.
+    log(user).push(unsafe { close_line(info) });
 }
 
 unsafe extern "C" fn on_error(user: *mut c_void, _c: *mut ConnHandle, status: S, message: *const c_char) {
@@ -150,11 +147,17 @@ fn echo_then_close_handshake_from_the_client() {
     let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
     assert_eq!(
         ev,
-        vec!["open", "message 1 héllo", "message 2 \u{1}\u{2}", "close 4001  true", "destroy"]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>(),
-        "the server echoes the close code without a reason"
+        vec![
+            "open",
+            "message 1 héllo",
+            "message 2 \u{1}\u{2}",
+            "close 4001 bye true local peer=4001: local=4001:bye",
+            "destroy"
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>(),
+        "our close decided; the server echoes the code without a reason"
     );
     assert_eq!(wsffi_ready_state(conn), WSFFI_CLOSED);
     assert_eq!(wsffi_send_text(conn, c"late".as_ptr(), 4), S::ErrClosed);
@@ -182,7 +185,7 @@ fn deferred_verification_is_decided_from_another_thread() {
     // Freeing the reactor closed the connection (1001 going away) and ran destroy.
     let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
     assert_eq!(ev.last().map(String::as_str), Some("destroy"));
-    assert!(ev.iter().any(|e| e.starts_with("close 1001")), "{ev:?}");
+    assert!(ev.iter().any(|e| e.starts_with("close 1001 reactor shutting down true local peer=1001:")), "{ev:?}");
     wsffi_conn_release(conn);
     // The server and listener handles are still ours to give back.
     wsffi_server_close(f.server);
@@ -204,7 +207,7 @@ fn refused_connection_reports_error_then_close() {
     let ev = log.wait_for(|ev| ev.contains(&"destroy".to_string()));
     assert_eq!(ev.len(), 3, "{ev:?}");
     assert!(ev[0].starts_with("error ErrConnectionRefused"), "{ev:?}");
-    assert_eq!(ev[1], "close 1006  false");
+    assert_eq!(ev[1], "close 1006  false none peer=0:NULL local=0:NULL");
     wsffi_conn_release(conn);
     assert_eq!(wsffi_reactor_free(reactor), S::Ok);
 }

@@ -11,6 +11,7 @@ use std::ptr::{null, null_mut};
 use std::sync::{Mutex, OnceLock};
 
 use wsffi::ffi::callbacks::*;
+use wsffi::ffi::close_info::wsffi_close_info;
 use wsffi::ffi::conn::*;
 use wsffi::ffi::options::*;
 use wsffi::ffi::reactor::*;
@@ -69,15 +70,10 @@ unsafe extern "C" fn on_message(user: *mut c_void, _c: *mut ConnHandle, kind: u3
     }
 }
 
-unsafe extern "C" fn on_close(
-    user: *mut c_void,
-    _c: *mut ConnHandle,
-    code: u16,
-    _r: *const c_char,
-    _n: usize,
-    clean: bool,
-) {
-    log(user).push(format!("close {code} {clean}"));
+unsafe extern "C" fn on_close(user: *mut c_void, _c: *mut ConnHandle, info: *const wsffi_close_info) {
+    // SAFETY: the library passes a valid info for the call.
+    let info = unsafe { &*info };
+    log(user).push(format!("close {} {}", info.code, info.was_clean));
 }
 
 unsafe extern "C" fn on_error(user: *mut c_void, _c: *mut ConnHandle, status: S, message: *const c_char) {

@@ -610,7 +610,7 @@ impl Writer {
         let mut payload = [0u8; 125];
         let len = match code {
             Some(code) => {
-                let reason = &reason[..utf8_cut(reason, close::MAX_REASON_LEN)];
+                let reason = close_reason_on_wire(reason);
                 payload[..2].copy_from_slice(&code.to_be_bytes());
                 payload[2..2 + reason.len()].copy_from_slice(reason);
                 2 + reason.len()
@@ -629,6 +629,12 @@ impl Writer {
             Ok(())
         }
     }
+}
+
+/// The part of `reason` that [`Writer::close`] puts in the frame: at most 123 bytes, cut
+/// at a character boundary.
+pub fn close_reason_on_wire(reason: &[u8]) -> &[u8] {
+    &reason[..utf8_cut(reason, close::MAX_REASON_LEN)]
 }
 
 /// The length of the longest prefix of `text` that fits `max` bytes without splitting a

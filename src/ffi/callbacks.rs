@@ -15,6 +15,7 @@ use crate::reactor::events::{ConnEvents, HttpHandler, ServerEvents, Verdict};
 use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
 use crate::reactor::views::cstring;
 
+use super::close_info::{wsffi_close_info, CloseTexts};
 use super::extensible::{field, Extensible};
 use super::status::wsffi_status;
 
@@ -26,19 +27,13 @@ pub type wsffi_open_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *m
 /// library's read buffer); text messages are valid UTF-8 and not NUL-terminated.
 pub type wsffi_message_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize)>;
-/// The connection ended. `code` is the peer's close code (1005 when its close frame had
-/// none, 1006 when there was no close handshake); `reason` is borrowed UTF-8, not
-/// NUL-terminated. Exactly one per connection; nothing but `destroy` follows it.
-pub type wsffi_close_cb = Option<
-    unsafe extern "C" fn(
-        user: *mut c_void,
-        conn: *mut ConnHandle,
-        code: u16,
-        reason: *const c_char,
-        reason_len: usize,
-        was_clean: bool,
-    ),
->;
+/// The connection ended; `info` (never NULL) says how: the code and reason that decided
+/// the close, whether the peer or we sent them, both sides' close frames when known, and
+/// whether the close was clean (see `struct wsffi_close_info`). `info` and its strings are
+/// borrowed until the callback returns. Exactly one per connection; nothing but `destroy`
+/// follows it.
+pub type wsffi_close_cb =
+    Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, info: *const wsffi_close_info)>;
 /// Something failed; `message` is a borrowed NUL-terminated sentence. A `close` follows.
 pub type wsffi_error_cb = Option<
     unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, status: wsffi_status, message: *const c_char),
@@ -359,9 +354,10 @@ impl ConnEvents for CConnEvents {
 
     fn on_close(&self, conn: &Arc<ConnHandle>, close: &CloseReport) {
         if let Some(f) = self.table.on_close {
-            let reason = &close.reason;
-            // SAFETY: as above; `reason` outlives the call.
-            unsafe { f(self.user(), conn_ptr(conn), close.code, reason.as_ptr().cast(), reason.len(), close.clean) }
+            let texts = CloseTexts::new(close);
+            let info = texts.info(close);
+            // SAFETY: as above; `info` and the texts it points into outlive the call.
+            unsafe { f(self.user(), conn_ptr(conn), &info) }
         }
     }
 }

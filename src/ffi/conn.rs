@@ -198,7 +198,8 @@ pub extern "C" fn wsffi_close(
     })
 }
 
-/// Drops the connection without a close handshake; `on_close` reports 1006.
+/// Drops the connection without a close handshake; `on_close` reports 1006 with
+/// WSFFI_CLOSE_ORIGIN_NONE unless a close frame was already sent or received, and no error.
 /// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {

@@ -8,6 +8,7 @@
 
 pub mod boundary;
 pub mod callbacks;
+pub mod close_info;
 pub mod conn;
 pub mod deflate_options;
 pub mod extensible;

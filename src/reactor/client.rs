@@ -21,7 +21,6 @@ use crate::core::handshake::client::{
     Response,
 };
 use crate::core::handshake::url::WsUrl;
-use crate::core::protocol::close::codes;
 use crate::core::session::Role;
 use crate::reactor::error::Error;
 
@@ -166,8 +165,7 @@ impl EventLoop {
 
     fn connect_failed(&self, conn: &Rc<Conn>, status: Error, message: String) {
         conn.set_failure(status, message);
-        conn.set_report(codes::ABNORMAL, "", false);
-        conn.terminate.set(true);
+        conn.terminate();
         self.mark_dirty(conn);
     }
 
@@ -227,7 +225,7 @@ impl EventLoop {
     /// Bytes arrived during the opening handshake (or the refusal body).
     pub fn client_handshake_readable(&self, conn: &Rc<Conn>) {
         let eof = self.read_head(conn);
-        if conn.terminate.get() {
+        if conn.is_terminating() {
             return;
         }
         while conn.phase.get() == Phase::ClientHandshake {

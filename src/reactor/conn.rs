@@ -13,6 +13,7 @@ use once_cell::sync::OnceCell;
 
 use super::bufpool;
 use super::config::ConnConfig;
+use super::ending::{CloseHandshake, Teardown};
 use super::events::ConnEvents;
 use super::slab::Key;
 use super::stream::Stream;
@@ -20,6 +21,8 @@ use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
 use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
 use crate::reactor::error::Error;
+
+pub use super::ending::{CloseFrame, CloseOrigin, CloseReport};
 
 /// Ready states, as in the browser API.
 pub mod ready_state {
@@ -386,17 +389,6 @@ impl OutBuf {
     }
 }
 
-/// How a connection ended, as its close callback reports it.
-#[derive(Debug, Clone)]
-pub struct CloseReport {
-    /// Close code.
-    pub code: u16,
-    /// Close reason.
-    pub reason: String,
-    /// Did the close handshake complete?
-    pub clean: bool,
-}
-
 /// Reactor-side state of one connection.
 pub struct Conn {
     /// The shared handle; the loop holds this reference while the connection lives.
@@ -431,15 +423,10 @@ pub struct Conn {
     pub want_writable: Cell<bool>,
     /// The buffered amount passed the high-water mark: fire drain when it falls.
     pub want_drain: Cell<bool>,
-    /// `wsffi_terminate` was called, or the socket failed.
-    pub terminate: Cell<bool>,
-    /// Close the socket once the output is written (server after the close handshake, or a
-    /// failed connection).
-    pub close_after_flush: Cell<bool>,
-    /// The peer closed its side of TCP.
-    pub peer_eof: Cell<bool>,
-    /// What the close callback will say (boxed: rare, and idle connections stay small).
-    pub report: RefCell<Option<Box<CloseReport>>>,
+    /// The close frames sent and received; what the close callback will say.
+    pub closing: RefCell<CloseHandshake>,
+    /// What takes the socket down, if anything yet.
+    pub teardown: Cell<Teardown>,
     /// An error to report before close.
     pub failure: RefCell<Option<Box<(Error, String)>>>,
     /// Deadline of the current phase (connect, handshake, close).
@@ -487,10 +474,8 @@ impl Conn {
             throttled: Cell::new(false),
             want_writable: Cell::new(false),
             want_drain: Cell::new(false),
-            terminate: Cell::new(false),
-            close_after_flush: Cell::new(false),
-            peer_eof: Cell::new(false),
-            report: RefCell::new(None),
+            closing: RefCell::new(CloseHandshake::Idle),
+            teardown: Cell::new(Teardown::Running),
             failure: RefCell::new(None),
             phase_deadline: Cell::new(None),
             armed: Cell::new(None),
@@ -525,12 +510,29 @@ impl Conn {
         }
     }
 
-    /// Records how the connection ended, keeping the first report.
-    pub fn set_report(&self, code: u16, reason: &str, clean: bool) {
-        let mut r = self.report.borrow_mut();
-        if r.is_none() {
-            *r = Some(Box::new(CloseReport { code, reason: reason.to_string(), clean }));
+    /// Moves towards the end of the socket; a weaker request than the current one is ignored.
+    pub fn tear_down(&self, next: Teardown) {
+        self.teardown.set(self.teardown.get().escalate(next));
+    }
+
+    /// Drops the socket at the next settle (`wsffi_terminate`, a socket error, a timeout).
+    pub fn terminate(&self) {
+        self.tear_down(Teardown::Now);
+    }
+
+    /// Is the socket to be dropped now?
+    pub fn is_terminating(&self) -> bool {
+        self.teardown.get() == Teardown::Now
+    }
+
+    /// A socket read or write failed: the connection ends. After a completed close handshake
+    /// that is no error (the connection already closed cleanly; a peer may reset instead of
+    /// closing), so nothing is recorded for `on_error` then.
+    pub fn io_failed(&self, status: Error, message: impl Into<String>) {
+        if !self.closing.borrow().is_complete() {
+            self.set_failure(status, message);
         }
+        self.terminate();
     }
 
     /// Current settings.

@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use super::bufpool;
 use super::config::ConnConfig;
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
+use super::ending::{CloseFrame, Teardown, DRAIN_LIMIT};
 use super::events::ConnEvents;
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
@@ -21,7 +22,7 @@ use super::timers::Timers;
 use super::{Command, Shared};
 use crate::core::protocol::close::codes;
 use crate::core::protocol::frame::{OpCode, MAX_HEADER_LEN};
-use crate::core::session::{Incoming, MessageKind, SendError, Violation};
+use crate::core::session::{close_reason_on_wire, Incoming, MessageKind, SendError, Violation};
 use crate::reactor::error::Error;
 
 /// Token of the cross-thread waker.
@@ -151,7 +152,6 @@ impl EventLoop {
         let leftover: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in leftover {
             conn.set_failure(Error::ShutDown, "reactor shut down");
-            conn.set_report(codes::ABNORMAL, "", false);
             self.finalize(&conn);
         }
         let servers: Vec<Rc<Server>> = self.servers.borrow().values().cloned().collect();
@@ -206,15 +206,23 @@ impl EventLoop {
     /// A panic inside wsffi while handling `conn`: fail it with 1011 and still deliver close.
     fn panicked(&self, conn: &Rc<Conn>) {
         conn.set_failure(Error::Panic, "internal panic while handling the connection");
-        conn.set_report(codes::INTERNAL_ERROR, "internal error", false);
-        if let Ok(mut out) = conn.output.try_borrow_mut() {
+        // The panic may have left either borrowed.
+        if let (Ok(mut out), Ok(mut closing)) = (conn.output.try_borrow_mut(), conn.closing.try_borrow_mut()) {
             let out = &mut *out;
-            let _ = out.writer.close(&mut out.buf, Some(codes::INTERNAL_ERROR), b"internal error");
+            if out.writer.close(&mut out.buf, Some(codes::INTERNAL_ERROR), b"internal error").is_ok() {
+                closing.sent(CloseFrame::new(Some(codes::INTERNAL_ERROR), "internal error"));
+            }
         }
         self.close_soon(conn);
     }
 
     fn conn_ready(&self, conn: &Rc<Conn>, event: &Event) {
+        if matches!(conn.teardown.get(), Teardown::Draining { .. }) {
+            // Whatever the phase (an HTTP answer drains too), input is only thrown away now.
+            self.drain_input(conn);
+            self.settle(conn);
+            return;
+        }
         match conn.phase.get() {
             Phase::Resolving | Phase::Closed => {}
             Phase::Connecting => self.connect_ready(conn),
@@ -227,7 +235,7 @@ impl EventLoop {
                 if event.is_read_closed() || event.is_error() {
                     // Also while a decision is deferred: a client that left cannot be accepted.
                     if self.handshake_deferred(conn) {
-                        conn.terminate.set(true);
+                        conn.terminate();
                         self.mark_dirty(conn);
                     }
                 }
@@ -289,7 +297,7 @@ impl EventLoop {
                 }
             };
             if n == 0 {
-                conn.peer_eof.set(true);
+                conn.tear_down(Teardown::PeerEof);
                 return;
             }
             self.note_input(conn);
@@ -324,9 +332,7 @@ impl EventLoop {
     fn can_read(&self, conn: &Conn) -> bool {
         matches!(conn.phase.get(), Phase::Open | Phase::Closing)
             && !conn.paused.get()
-            && !conn.terminate.get()
-            && !conn.close_after_flush.get()
-            && !conn.peer_eof.get()
+            && conn.teardown.get() == Teardown::Running
             && !Self::throttle(conn)
     }
 
@@ -351,8 +357,7 @@ impl EventLoop {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break None,
                 Err(e) => {
                     let (status, message) = super::tls::io_failure(&e, "read");
-                    conn.set_failure(status, message);
-                    conn.terminate.set(true);
+                    conn.io_failed(status, message);
                     return None;
                 }
             }
@@ -420,16 +425,15 @@ impl EventLoop {
 
     /// The peer's close frame arrived.
     fn peer_closed(&self, conn: &Rc<Conn>, payload: Option<(u16, &str)>) {
-        let (code, reason) = payload.unwrap_or((codes::NO_STATUS, ""));
-        conn.set_report(code, reason, true);
-        {
+        let theirs = CloseFrame::new(payload.map(|(c, _)| c), payload.map_or("", |(_, r)| r));
+        let echo = {
             let mut out = conn.output.borrow_mut();
             let out = &mut *out;
-            if !out.writer.close_sent() {
-                // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty reply.
-                let _ = out.writer.close(&mut out.buf, payload.map(|(c, _)| c), b"");
-            }
-        }
+            // Echo the code (RFC 6455 §5.5.1); an empty close gets an empty reply.
+            let code = payload.map(|(c, _)| c);
+            out.writer.close(&mut out.buf, code, b"").ok().map(|()| CloseFrame::new(code, ""))
+        };
+        conn.closing.borrow_mut().received(theirs, echo);
         self.enter_closing(conn);
         match conn.role {
             // The server closes TCP first (RFC 6455 §7.1.1).
@@ -457,20 +461,27 @@ impl EventLoop {
             _ => Error::Protocol,
         };
         conn.set_failure(status, v.message);
-        conn.set_report(v.code, v.message, false);
-        {
-            let mut out = conn.output.borrow_mut();
-            let out = &mut *out;
-            let _ = out.writer.close(&mut out.buf, Some(v.code), v.message.as_bytes());
-        }
+        self.queue_close(conn, Some(v.code), v.message.as_bytes());
         self.enter_closing(conn);
         self.close_soon(conn);
+    }
+
+    /// Queues our close frame and records it; false when one was sent already.
+    fn queue_close(&self, conn: &Conn, code: Option<u16>, reason: &[u8]) -> bool {
+        let mut out = conn.output.borrow_mut();
+        let out = &mut *out;
+        if out.writer.close(&mut out.buf, code, reason).is_err() {
+            return false;
+        }
+        let reason = if code.is_some() { String::from_utf8_lossy(close_reason_on_wire(reason)) } else { "".into() };
+        conn.closing.borrow_mut().sent(CloseFrame::new(code, &reason));
+        true
     }
 
     /// Closes the socket once the output is written, or after the close timeout if the
     /// peer never reads it.
     pub fn close_soon(&self, conn: &Rc<Conn>) {
-        conn.close_after_flush.set(true);
+        conn.tear_down(Teardown::AfterFlush);
         conn.phase_deadline.set(Some(Instant::now() + conn.cfg().close_timeout));
         self.arm(conn);
         self.mark_dirty(conn);
@@ -498,7 +509,7 @@ impl EventLoop {
                     self.settle(&conn);
                 }));
                 if result.is_err() {
-                    conn.terminate.set(true);
+                    conn.terminate();
                     conn.set_failure(Error::Panic, "internal panic while writing");
                     let _ = catch_unwind(AssertUnwindSafe(|| self.settle(&conn)));
                 }
@@ -521,8 +532,7 @@ impl EventLoop {
             while out.sent < out.buf.len() {
                 match s.write(&out.buf[out.sent..]) {
                     Ok(0) => {
-                        conn.set_failure(Error::Io, "write returned 0");
-                        conn.terminate.set(true);
+                        conn.io_failed(Error::Io, "write returned 0");
                         break;
                     }
                     Ok(n) => out.sent += n,
@@ -533,23 +543,25 @@ impl EventLoop {
                     }
                     Err(e) => {
                         let (status, message) = super::tls::io_failure(&e, "write");
-                        conn.set_failure(status, message);
-                        conn.terminate.set(true);
+                        conn.io_failed(status, message);
                         break;
                     }
                 }
             }
             // TLS keeps ciphertext of its own; it must reach the socket too.
-            if !blocked && !conn.terminate.get() {
+            if !blocked && !conn.is_terminating() {
                 match s.flush() {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::WouldBlock => blocked = true,
                     Err(e) => {
                         let (status, message) = super::tls::io_failure(&e, "write");
-                        conn.set_failure(status, message);
-                        conn.terminate.set(true);
+                        conn.io_failed(status, message);
                     }
                 }
+            }
+            // Nothing can follow a close frame, so an empty output means ours is all out.
+            if out.sent == out.buf.len() && !s.tls_wants_write() && !conn.is_terminating() {
+                conn.closing.borrow_mut().written();
             }
             if out.sent == out.buf.len() {
                 out.sent = 0;
@@ -598,7 +610,7 @@ impl EventLoop {
     fn drain_if_wanted(&self, conn: &Rc<Conn>) {
         // Both flags are cleared: one `on_drain` answers every refusal before it.
         let wanted = conn.want_drain.replace(false) | conn.handle.take_drain_wanted();
-        if wanted && !conn.terminate.get() {
+        if wanted && !conn.is_terminating() {
             if let Some(events) = conn.events() {
                 events.on_drain(&conn.handle);
             }
@@ -608,7 +620,7 @@ impl EventLoop {
     /// A send on the reactor thread: encode straight into the output buffer.
     pub fn send_now(&self, handle: &Arc<ConnHandle>, op: SendOp, data: &[u8]) -> Result<(), Error> {
         let conn = self.conn_of(handle).ok_or(Error::Closed)?;
-        if conn.phase.get() != Phase::Open || conn.terminate.get() {
+        if conn.phase.get() != Phase::Open || conn.is_terminating() {
             return Err(Error::Closed);
         }
         let pending = {
@@ -712,12 +724,8 @@ impl EventLoop {
     pub fn start_close(&self, conn: &Rc<Conn>, code: Option<u16>, reason: &[u8]) {
         match conn.phase.get() {
             Phase::Open => {
-                {
-                    let mut out = conn.output.borrow_mut();
-                    let out = &mut *out;
-                    if out.writer.close(&mut out.buf, code, reason).is_err() {
-                        return;
-                    }
+                if !self.queue_close(conn, code, reason) {
+                    return;
                 }
                 self.enter_closing(conn);
                 conn.phase_deadline.set(Some(Instant::now() + conn.cfg().close_timeout));
@@ -727,8 +735,7 @@ impl EventLoop {
             Phase::Closing | Phase::Closed => {}
             _ => {
                 conn.set_failure(Error::Closed, "closed before the connection was established");
-                conn.set_report(codes::ABNORMAL, "", false);
-                conn.terminate.set(true);
+                conn.terminate();
                 self.mark_dirty(conn);
             }
         }
@@ -737,8 +744,7 @@ impl EventLoop {
     /// `wsffi_terminate`.
     pub fn terminate_conn(&self, handle: &Arc<ConnHandle>) {
         let Some(conn) = self.conn_of(handle) else { return };
-        conn.set_report(codes::ABNORMAL, "", false);
-        conn.terminate.set(true);
+        conn.terminate();
         self.mark_dirty(&conn);
     }
 
@@ -787,7 +793,7 @@ impl EventLoop {
             Command::Send { conn: handle, op, data } => {
                 handle.unqueue(data.len());
                 if let Some(conn) = self.conn_of(&handle) {
-                    if conn.phase.get() == Phase::Open && !conn.terminate.get() {
+                    if conn.phase.get() == Phase::Open && !conn.is_terminating() {
                         let pending = {
                             let mut out = conn.output.borrow_mut();
                             let _ = out.encode(op, &data);
@@ -825,8 +831,7 @@ impl EventLoop {
                 Phase::Closing | Phase::Closed => {}
                 _ => {
                     conn.set_failure(Error::ShutDown, "reactor shut down");
-                    conn.set_report(codes::ABNORMAL, "", false);
-                    conn.terminate.set(true);
+                    conn.terminate();
                     self.mark_dirty(&conn);
                 }
             }
@@ -878,9 +883,13 @@ impl EventLoop {
     fn on_timer(&self, conn: &Rc<Conn>, now: Instant) {
         if conn.phase_deadline.get().is_some_and(|d| d <= now) {
             conn.phase_deadline.set(None);
-            if conn.close_after_flush.get() {
-                // The peer does not read what we still owe it; give up quietly.
-                conn.terminate.set(true);
+            if matches!(conn.teardown.get(), Teardown::AfterFlush | Teardown::Draining { .. }) {
+                // The peer does not read what we still owe it, or does not close; give up.
+                // Only a close frame of ours that never got out makes that an error.
+                if conn.closing.borrow().is_unwritten() {
+                    conn.set_failure(Error::Timeout, "close handshake timed out");
+                }
+                conn.terminate();
                 self.mark_dirty(conn);
                 return;
             }
@@ -893,9 +902,13 @@ impl EventLoop {
             if conn.phase.get() == Phase::ServerHandshake {
                 self.server_handshake_timed_out(conn);
             }
-            conn.set_failure(Error::Timeout, what);
-            conn.set_report(codes::ABNORMAL, "", false);
-            conn.terminate.set(true);
+            // Once both close frames went over the wire only the TCP close is missing (a
+            // server that keeps the socket, or a peer that still sends while we drain): we
+            // may close it ourselves, and the connection closed cleanly.
+            if !conn.closing.borrow().is_complete() {
+                conn.set_failure(Error::Timeout, what);
+            }
+            conn.terminate();
             self.mark_dirty(conn);
             return;
         }
@@ -914,8 +927,7 @@ impl EventLoop {
             match conn.ping_sent.get() {
                 Some(sent) if now >= sent + p => {
                     conn.set_failure(Error::Timeout, "no pong within the ping interval");
-                    conn.set_report(codes::ABNORMAL, "", false);
-                    conn.terminate.set(true);
+                    conn.terminate();
                     self.mark_dirty(conn);
                 }
                 None if now >= last + p => {
@@ -939,23 +951,79 @@ impl EventLoop {
         if conn.is_closed() {
             return;
         }
-        if conn.terminate.get() {
-            if conn.report.borrow().is_none() {
-                conn.set_report(codes::ABNORMAL, "", false);
+        match conn.teardown.get() {
+            Teardown::Running | Teardown::Draining { .. } => {}
+            Teardown::Now => self.finalize(conn),
+            Teardown::AfterFlush => {
+                let flushed = conn.output.borrow().pending() == 0
+                    && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write());
+                if flushed {
+                    self.begin_drain(conn);
+                    if conn.is_terminating() {
+                        self.finalize(conn);
+                    }
+                }
             }
-            self.finalize(conn);
-        } else if conn.close_after_flush.get()
-            && conn.output.borrow().pending() == 0
-            && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write())
-        {
-            self.finalize(conn);
-        } else if conn.peer_eof.get() {
-            let closing = conn.phase.get() == Phase::Closing && conn.reader.borrow().close_received();
-            if !closing {
-                conn.set_failure(Error::ConnectionReset, "connection closed without a close frame");
-                conn.set_report(codes::ABNORMAL, "", false);
+            Teardown::PeerEof => {
+                if conn.reader.borrow().close_received() {
+                    // A peer may half-close after its close frame; it can still read our answer.
+                    self.flush(conn);
+                } else {
+                    conn.set_failure(Error::ConnectionReset, "connection closed without a close frame");
+                }
+                self.finalize(conn);
             }
-            self.finalize(conn);
+        }
+    }
+
+    /// Our output is all written: half-close, then read and throw away what the peer still
+    /// sends until its EOF, so closing the socket with unread input does not reset the
+    /// connection (a reset can destroy our close frame before the peer reads it). Bounded by
+    /// [`DRAIN_LIMIT`] and the close timeout that `close_soon` armed.
+    fn begin_drain(&self, conn: &Rc<Conn>) {
+        conn.tear_down(Teardown::Draining { discarded: 0 });
+        if let Some(s) = conn.stream.borrow_mut().as_mut() {
+            s.close_notify();
+            s.shutdown_write();
+        }
+        self.drain_input(conn);
+    }
+
+    /// Reads and drops input until the socket would block; at EOF, an error or the limit
+    /// the connection is to be dropped (without an error: it is closing already).
+    fn drain_input(&self, conn: &Rc<Conn>) {
+        let Teardown::Draining { mut discarded } = conn.teardown.get() else { return };
+        // The shared buffer is taken while callbacks run; a small one does then.
+        let mut shared = std::mem::take(&mut *self.read_buf.borrow_mut());
+        let mut small = [0u8; 4096];
+        let buf: &mut [u8] = if shared.is_empty() { &mut small } else { &mut shared };
+        let done = {
+            let mut stream = conn.stream.borrow_mut();
+            match stream.as_mut() {
+                None => true,
+                Some(s) => loop {
+                    match s.read(buf) {
+                        Ok(0) => break true,
+                        Ok(n) => {
+                            discarded += n;
+                            if discarded >= DRAIN_LIMIT {
+                                break true;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                        Err(_) => break true,
+                    }
+                },
+            }
+        };
+        if !shared.is_empty() {
+            *self.read_buf.borrow_mut() = shared;
+        }
+        if done {
+            conn.terminate();
+        } else {
+            conn.teardown.set(Teardown::Draining { discarded });
         }
     }
 
@@ -976,11 +1044,7 @@ impl EventLoop {
         self.handshake_ended(conn);
         let events = conn.events.borrow_mut().take();
         let failure = conn.take_failure();
-        let report = conn.report.borrow_mut().take().map(|b| *b).unwrap_or(super::conn::CloseReport {
-            code: codes::ABNORMAL,
-            reason: String::new(),
-            clean: false,
-        });
+        let report = conn.closing.borrow().report();
         if let Some(events) = &events {
             if let Some((error, message)) = failure {
                 events.on_error(&conn.handle, error, &message);

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod dispatch;
+pub mod ending;
 pub mod error;
 pub mod event_loop;
 pub mod events;

@@ -367,7 +367,7 @@ impl EventLoop {
         let clients: Vec<Rc<Conn>> = server.clients.borrow().values().cloned().collect();
         let mut sent = 0;
         for conn in clients {
-            if conn.phase.get() != Phase::Open || conn.terminate.get() {
+            if conn.phase.get() != Phase::Open || conn.is_terminating() {
                 continue;
             }
             let pending = {
@@ -524,7 +524,7 @@ impl EventLoop {
                 None => break,
             }
         }
-        if conn.terminate.get() {
+        if conn.is_terminating() {
             self.report_tls_failure(conn);
             return;
         }
@@ -533,7 +533,7 @@ impl EventLoop {
             Ok(None) => {
                 if eof {
                     // The client left before finishing its request; nobody saw this connection.
-                    conn.terminate.set(true);
+                    conn.terminate();
                     self.mark_dirty(conn);
                 }
             }

@@ -131,9 +131,9 @@ typedef struct {
     uint16_t final_code;
     const char *final_reason;
 
-    /* What on_close must see. expect_code2 is an accepted alternative (0 = none). */
+    /* What on_close must see. */
     uint16_t expect_code;
-    uint16_t expect_code2;
+    int expect_origin;         /* a wsffi_close_origin */
     const char *expect_reason; /* NULL: not checked */
     int expect_clean;          /* -1: not checked */
     bool expect_open;
@@ -465,15 +465,31 @@ static void on_unexpected_response(void *user, wsffi_conn *conn, const wsffi_res
     pthread_mutex_unlock(&P.mu);
 }
 
-static void on_close(void *user, wsffi_conn *conn, uint16_t code, const char *reason, size_t reason_len, bool was_clean) {
+static const char *origin_name(wsffi_close_origin o) {
+    switch (o) {
+    case WSFFI_CLOSE_ORIGIN_NONE:
+        return "none";
+    case WSFFI_CLOSE_ORIGIN_PEER:
+        return "peer";
+    case WSFFI_CLOSE_ORIGIN_LOCAL:
+        return "local";
+    }
+    return "?";
+}
+
+static void on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
     (void)user;
-    (void)conn;
     char pv[400];
+    uint16_t code = info->code;
+    const char *reason = info->reason;
+    size_t reason_len = info->reason_len;
+    bool was_clean = info->was_clean;
     pthread_mutex_lock(&P.mu);
     P.n_close++;
     P.seq_close = ++P.seq;
-    emit("close code=%u clean=%d reason=%s", code, was_clean ? 1 : 0,
-         preview((const uint8_t *)(reason ? reason : ""), reason_len, pv, sizeof pv));
+    emit("close code=%u clean=%d reason=%s origin=%s peer=%u local=%u", code, was_clean ? 1 : 0,
+         preview((const uint8_t *)(reason ? reason : ""), reason_len, pv, sizeof pv), origin_name(info->origin),
+         info->peer_code, info->local_code);
     if (P.n_close > 1) {
         fail("second close callback");
         goto out;
@@ -481,12 +497,17 @@ static void on_close(void *user, wsffi_conn *conn, uint16_t code, const char *re
     if (P.failed) {
         goto out;
     }
-    if (code != P.expect_code && (P.expect_code2 == 0 || code != P.expect_code2)) {
-        if (P.expect_code2) {
-            fail("close code %u, want %u or %u", code, P.expect_code, P.expect_code2);
-        } else {
-            fail("close code %u, want %u", code, P.expect_code);
-        }
+    if (code != P.expect_code) {
+        fail("close code %u, want %u", code, P.expect_code);
+        goto out;
+    }
+    if ((int)info->origin != P.expect_origin) {
+        fail("close origin %s, want %s", origin_name(info->origin), origin_name((wsffi_close_origin)P.expect_origin));
+        goto out;
+    }
+    if (reason == NULL || (info->origin == WSFFI_CLOSE_ORIGIN_LOCAL && info->local_code != code) ||
+        (info->origin == WSFFI_CLOSE_ORIGIN_PEER && info->peer_code != code)) {
+        fail("close info inconsistent: code %u, peer %u, local %u", code, info->peer_code, info->local_code);
         goto out;
     }
     if (P.expect_reason != NULL &&
@@ -629,6 +650,7 @@ static void setup(wsffi_client_options *opts) {
     P.final_code = 1000;
     P.final_reason = "done";
     P.expect_code = 1000;
+    P.expect_origin = WSFFI_CLOSE_ORIGIN_LOCAL;
     P.expect_reason = "done";
     P.expect_clean = 1;
     P.expect_open = true;
@@ -693,18 +715,21 @@ static void setup(wsffi_client_options *opts) {
     case S_SERVER_CLOSE:
         /* Path /close: the server closes with 4001 "server bye". */
         P.final_code = 0;
+        P.expect_origin = WSFFI_CLOSE_ORIGIN_PEER;
         P.expect_code = SERVER_CLOSE_CODE;
         P.expect_reason = SERVER_CLOSE_REASON;
         break;
     case S_SERVER_CLOSE_EMPTY:
         /* Path /close-empty: the server's close frame has no payload. */
         P.final_code = 0;
+        P.expect_origin = WSFFI_CLOSE_ORIGIN_PEER;
         P.expect_code = WSFFI_CLOSE_NO_STATUS;
         P.expect_reason = "";
         break;
     case S_SERVER_DROP:
         /* Path /drop: the server drops TCP without a close frame. */
         P.final_code = 0;
+        P.expect_origin = WSFFI_CLOSE_ORIGIN_NONE;
         P.expect_code = WSFFI_CLOSE_ABNORMAL;
         P.expect_reason = NULL;
         P.expect_clean = 0;
@@ -732,6 +757,7 @@ static void setup(wsffi_client_options *opts) {
         /* Path /reject: the server answers the upgrade with 403 and a body. */
         P.final_code = 0;
         P.expect_open = false;
+        P.expect_origin = WSFFI_CLOSE_ORIGIN_NONE;
         P.expect_code = WSFFI_CLOSE_ABNORMAL;
         P.expect_reason = NULL;
         P.expect_clean = 0;
@@ -743,13 +769,13 @@ static void setup(wsffi_client_options *opts) {
         /* invalid-utf8 (path /invalid-utf8): the server sends a text frame that is not
            UTF-8, and we must fail the connection with 1007. fail-1002 and fail-1009: the
            raw peer server breaks the protocol or announces a message over max_payload.
-           The code we send is checked on the server side; here, on_close reports the
-           peer's echo of it, or 1006 when the connection ended before the echo. */
+           The server checks the code we send; on_close reports it as ours (origin local),
+           whether or not the peer answered. */
         P.final_code = 0;
+        P.expect_origin = WSFFI_CLOSE_ORIGIN_LOCAL;
         P.expect_code = P.sc == S_FAIL_1002   ? WSFFI_CLOSE_PROTOCOL_ERROR
                         : P.sc == S_FAIL_1009 ? WSFFI_CLOSE_MESSAGE_TOO_BIG
                                               : WSFFI_CLOSE_INVALID_PAYLOAD;
-        P.expect_code2 = WSFFI_CLOSE_ABNORMAL;
         P.expect_reason = NULL;
         P.expect_clean = -1;
         P.error_required = true;
