@@ -311,6 +311,24 @@ TEST(peer_close_is_reported_as_the_peers) {
     raw_pair_close(&p);
 }
 
+/* The peer sends its close frame and leaves without reading our answer: the peer's
+ * close, and no error. */
+TEST(peer_close_then_gone_is_no_error) {
+    raw_pair p;
+    raw_pair_open(&p, NULL, 0);
+    raw_send_close(p.fd, 1001, "gone", false);
+    close(p.fd);
+    p.fd = -1;
+    WAIT_UNTIL(p.client.closes == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_EQ(p.client.close_origin, WSFFI_CLOSE_ORIGIN_PEER);
+    CHECK_EQ(p.client.close_code, 1001);
+    CHECK_STR(p.client.close_reason, "gone");
+    CHECK_EQ(p.client.errors, 0);
+    TU_UNLOCK();
+    raw_pair_close(&p);
+}
+
 /* We close: origin LOCAL with our code and reason, and the peer's answer as it sent it. */
 TEST(our_close_is_reported_with_the_peers_answer) {
     raw_pair p;
@@ -554,6 +572,25 @@ TEST(server_answers_a_close_and_half_closes) {
     tu_env_stop(&env);
 }
 
+/* A client sends its close frame and leaves at once: the server reports the peer's close
+ * and no error (only our answer was lost). */
+TEST(peer_that_closes_and_leaves_is_no_error) {
+    tu_env env;
+    tu_env_start(&env, "/");
+    int fd = raw_client_open(&env);
+    raw_send_close(fd, 1001, "gone", true);
+    close(fd);
+    tu_rec *srv = &env.fx.conns[0];
+    WAIT_UNTIL(srv->closes == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_EQ(srv->close_origin, WSFFI_CLOSE_ORIGIN_PEER);
+    CHECK_EQ(srv->close_code, 1001);
+    CHECK_STR(srv->close_reason, "gone");
+    CHECK_EQ(srv->errors, 0);
+    TU_UNLOCK();
+    tu_env_stop(&env);
+}
+
 /* A client announces a huge frame and keeps sending it: it must read our 1009 close frame
  * and then a clean EOF (the server drains what it still sends), not a reset. */
 TEST(peer_streaming_past_max_payload_reads_1009_then_eof) {
@@ -623,8 +660,10 @@ TEST(peer_streaming_past_max_payload_reads_1009_then_eof) {
 }
 
 TU_MAIN(TU_CASE(accept_hash_matches_the_rfc_example), TU_CASE(peer_close_is_reported_as_the_peers),
+        TU_CASE(peer_close_then_gone_is_no_error),
         TU_CASE(our_close_is_reported_with_the_peers_answer), TU_CASE(bad_utf8_fails_with_our_1007),
         TU_CASE(too_big_fails_with_our_1009), TU_CASE(reset_while_open_is_origin_none), TU_CASE(terminate_is_origin_none),
         TU_CASE(reset_after_completed_close_is_clean), TU_CASE(close_timeout_with_our_answer_unsent_is_not_clean),
         TU_CASE(close_timeout_after_completed_close_is_clean), TU_CASE(server_answers_a_close_and_half_closes),
+        TU_CASE(peer_that_closes_and_leaves_is_no_error),
         TU_CASE(peer_streaming_past_max_payload_reads_1009_then_eof))

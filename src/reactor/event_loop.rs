@@ -966,8 +966,13 @@ impl EventLoop {
             }
             Teardown::PeerEof => {
                 if conn.reader.borrow().close_received() {
-                    // A peer may half-close after its close frame; it can still read our answer.
+                    // A peer may half-close after its close frame; it can still read our
+                    // answer. One that has gone entirely only misses the answer: no error.
+                    let failed_before = conn.failure.borrow().is_some();
                     self.flush(conn);
+                    if !failed_before {
+                        conn.take_failure();
+                    }
                 } else {
                     conn.set_failure(Error::ConnectionReset, "connection closed without a close frame");
                 }
@@ -984,7 +989,10 @@ impl EventLoop {
         conn.tear_down(Teardown::Draining { discarded: 0 });
         if let Some(s) = conn.stream.borrow_mut().as_mut() {
             s.close_notify();
-            s.shutdown_write();
+            // A close_notify the socket did not take yet would be cut off by the half-close.
+            if !s.tls_wants_write() {
+                s.shutdown_write();
+            }
         }
         self.drain_input(conn);
     }
