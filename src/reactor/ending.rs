@@ -104,28 +104,25 @@ impl CloseHandshake {
         }
     }
 
-    /// The peer's close frame arrived. `echo` is the reply we queued for it (None when ours
-    /// was already sent, which makes this the answer to ours).
+    /// The peer's close frame arrived. `echo` is the reply we queued for it; None when ours
+    /// went out before, which makes this frame the answer to ours. (The writer refuses a
+    /// reply only when a close frame of ours was sent, which is recorded: Idle without an
+    /// echo does not happen, and changes nothing.)
     pub fn received(&mut self, theirs: CloseFrame, echo: Option<CloseFrame>) {
-        *self = match std::mem::take(self) {
-            CloseHandshake::Idle => match echo {
-                Some(ours) => CloseHandshake::Exchanged(Box::new(ExchangedClose {
-                    first: CloseOrigin::Peer,
-                    ours,
-                    theirs,
-                    written: false,
-                })),
-                // Nothing was queued in reply: nothing to record but the frame itself is
-                // lost; keep the state as it was (the writer always has a reply queued).
-                None => CloseHandshake::Idle,
-            },
-            CloseHandshake::Sent(s) => CloseHandshake::Exchanged(Box::new(ExchangedClose {
+        *self = match (std::mem::take(self), echo) {
+            (CloseHandshake::Idle, Some(ours)) => CloseHandshake::Exchanged(Box::new(ExchangedClose {
+                first: CloseOrigin::Peer,
+                ours,
+                theirs,
+                written: false,
+            })),
+            (CloseHandshake::Sent(s), _) => CloseHandshake::Exchanged(Box::new(ExchangedClose {
                 first: CloseOrigin::Local,
                 ours: s.ours,
                 theirs,
                 written: s.written,
             })),
-            done @ CloseHandshake::Exchanged(_) => done,
+            (state, _) => state,
         };
     }
 
@@ -136,11 +133,6 @@ impl CloseHandshake {
             CloseHandshake::Sent(s) => s.written = true,
             CloseHandshake::Exchanged(x) => x.written = true,
         }
-    }
-
-    /// Has our close frame been queued?
-    pub fn is_sent(&self) -> bool {
-        !matches!(self, CloseHandshake::Idle)
     }
 
     /// Is our close frame queued but not yet all written?
@@ -277,7 +269,7 @@ mod tests {
     fn peer_close_is_clean_once_the_echo_is_written() {
         let mut h = CloseHandshake::Idle;
         h.received(frame(3000, "server says bye"), Some(frame(3000, "")));
-        assert!(h.is_sent() && h.is_unwritten() && !h.is_complete());
+        assert!(h.is_unwritten() && !h.is_complete());
         let r = h.report();
         assert_eq!((r.code, r.reason.as_str(), r.clean, r.origin), (3000, "server says bye", false, CloseOrigin::Peer));
         h.written();

@@ -151,7 +151,10 @@ impl EventLoop {
         }
         let leftover: Vec<Rc<Conn>> = self.conns.borrow().values().cloned().collect();
         for conn in leftover {
-            conn.set_failure(Error::ShutDown, "reactor shut down");
+            // One that only waits for the peer's TCP close after the close handshake is done.
+            if !conn.closing.borrow().is_complete() {
+                conn.set_failure(Error::ShutDown, "reactor shut down");
+            }
             self.finalize(&conn);
         }
         let servers: Vec<Rc<Server>> = self.servers.borrow().values().cloned().collect();
