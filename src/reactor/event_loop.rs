@@ -794,7 +794,6 @@ impl EventLoop {
         match cmd {
             Command::Call(f) => f(self),
             Command::Send { conn: handle, op, data } => {
-                handle.unqueue(data.len());
                 if let Some(conn) = self.conn_of(&handle) {
                     if conn.phase.get() == Phase::Open && !conn.is_terminating() {
                         let pending = {
@@ -802,6 +801,8 @@ impl EventLoop {
                             let _ = out.encode(op, &data);
                             out.pending()
                         };
+                        // Counted as buffered before it stops counting as queued, so
+                        // buffered_amount never dips to 0 while the message is in hand.
                         conn.handle.set_buffered(pending);
                         if pending > conn.cfg().high_water {
                             conn.want_drain.set(true);
@@ -809,6 +810,7 @@ impl EventLoop {
                         self.mark_dirty(&conn);
                     }
                 }
+                handle.unqueue(data.len());
             }
             Command::Shutdown => {
                 if self.stopping.get().is_none() {
