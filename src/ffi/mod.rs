@@ -10,6 +10,7 @@ pub mod boundary;
 pub mod callbacks;
 pub mod conn;
 pub mod deflate_options;
+pub mod dispatch;
 pub mod extensible;
 pub mod options;
 pub mod reactor;
