@@ -232,7 +232,8 @@ enum wsffi_status
    */
   WSFFI_STATUS_ERR_BACKPRESSURE = 202,
   /*
-   A blocking function was called from a callback on the reactor thread.
+   A blocking function was called from a callback on the reactor thread, or
+   `wsffi_reactor_dispatch` from a callback it is running.
    */
   WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK = 203,
   /*
@@ -621,6 +622,12 @@ typedef struct wsffi_deflate_params {
 } wsffi_deflate_params;
 
 /*
+ Dispatch mode: events wait for `wsffi_reactor_dispatch`. Called on the reactor thread;
+ see `wsffi_reactor_options_set_wake`.
+ */
+typedef void (*wsffi_wake_cb)(void *user);
+
+/*
  What `verify_client` returns: one of the `WSFFI_VERDICT_*` values. (A plain integer,
  so an out-of-range value from C is a rejection, not undefined behaviour.)
  */
@@ -930,6 +937,64 @@ wsffi_status wsffi_server_options_set_per_message_deflate(struct wsffi_server_op
 wsffi_status wsffi_server_options_set_deflate_params(struct wsffi_server_options *options, const struct wsffi_deflate_params *params);
 
 /*
+ Dispatch mode on (`true`) or off (the default). In dispatch mode no callback runs on the
+ reactor thread: each event waits in a queue until the application calls
+ `wsffi_reactor_dispatch` on a thread of its own (the dispatching thread), which runs it
+ there. `wsffi_reactor_fd` is readable while events wait; a wake callback
+ (`wsffi_reactor_options_set_wake`) serves loops that cannot poll a descriptor.
+
+ What stays the same: per connection and per server, callbacks run one at a time, in the
+ order the events happened; `on_close` is the last callback of a connection and runs
+ exactly once, then `destroy`; the `conn`, `server` and `handshake` pointers a callback
+ receives are live until it returns. What changes: a message's `data`, a ping or pong
+ payload, an error message, a close reason and a response view are the library's copies,
+ valid until the callback returns; `verify_client`, `handle_protocols` and `headers` run
+ on the dispatching thread while the handshake waits (under its handshake timeout), and a
+ `verify_client` that returns `WSFFI_VERDICT_DEFER` has `handle_protocols` and `headers`
+ called right after it; plain HTTP handlers run there too. Callbacks installed with
+ `wsffi_conn_set_callbacks` from `on_connection` receive every event of that connection
+ that follows, including those that arrived before the call. Functions that block (such
+ as `wsffi_reactor_free`) may be called from dispatched callbacks.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_reactor_options_set_dispatch(struct wsffi_reactor_options *options, bool enabled);
+
+/*
+ Turns dispatch mode on and sets a function the reactor thread calls when events start
+ waiting, for loops that cannot poll `wsffi_reactor_fd` (it might post a task or signal
+ an async handle). It is called at most once per batch of events, and not again until a
+ `wsffi_reactor_dispatch` call has started: answer each wake with dispatch calls until one
+ runs fewer than its `max`. It runs on the reactor thread, so it must be quick, must not
+ block, and may call only `wsffi_reactor_fd` of this library. `user` is handed to it;
+ `destroy` (may be NULL) runs once, when neither these options nor a reactor made from
+ them can call `wake` any more. NULL `wake` turns the wake function off again (and
+ destroys the previous one's user data, once unused).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER (and `destroy` is not called).
+ */
+wsffi_status wsffi_reactor_options_set_wake(struct wsffi_reactor_options *options, wsffi_wake_cb wake, void *user, wsffi_destroy_cb destroy);
+
+/*
+ The descriptor that is readable while dispatched events wait: add it to poll, epoll,
+ asyncio's `add_reader` or a GUI loop, and call `wsffi_reactor_dispatch` when it is
+ readable. It belongs to the reactor (never read, write or close it) and is valid until
+ `wsffi_reactor_free` returns; take it out of your poll set before that.
+ Returns -1 for NULL or for a reactor not in dispatch mode.
+ */
+int wsffi_reactor_fd(const struct wsffi_reactor *reactor);
+
+/*
+ Runs up to `max` waiting callbacks on the calling thread, in order, and stores how many
+ ran in `*out_ran` (`out_ran` may be NULL). When it ran `max`, more may wait (the
+ descriptor stays readable until none does). Calls from several threads take turns.
+ `max` 0 runs nothing. The reactor may be freed from one of the callbacks it runs: the
+ remaining callbacks then run before this call returns, and it touches the reactor no
+ more. NULL `reactor`: WSFFI_STATUS_ERR_NULL_PARAMETER. A reactor not in dispatch mode:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER. Called from a callback it is running:
+ WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK, and nothing runs.
+ */
+wsffi_status wsffi_reactor_dispatch(struct wsffi_reactor *reactor, size_t max, size_t *out_ran);
+
+/*
  Fills the `size` bytes at `callbacks` (pass `sizeof *callbacks`) with NULL callbacks and
  sets `callbacks->size`. `WSFFI_STATUS_ERR_NULL_PARAMETER` for a NULL `callbacks`;
  `WSFFI_STATUS_ERR_INVALID_PARAMETER` for a size smaller than the `size` field or ending
@@ -1222,8 +1287,10 @@ wsffi_status wsffi_reactor_new(const struct wsffi_reactor_options *options, stru
  Closes every listener and connection of the reactor (connections get a 1001 close frame
  and up to the shutdown grace to answer), delivers every remaining callback and destroy,
  joins the thread, then frees the reactor. After it returns no callback of this reactor
- runs again. Called from one of this reactor's own callbacks it does nothing and returns
- `WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
+ runs again. In dispatch mode the callbacks still waiting run on the calling thread before
+ it returns; called from a dispatched callback, they run before the
+ `wsffi_reactor_dispatch` in progress returns. Called from a callback on the reactor
+ thread it does nothing and returns `WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
  returns `WSFFI_STATUS_ERR_CLOSED` or `WSFFI_STATUS_ERR_SHUT_DOWN`) until released. NULL is a no-op.
  */
 wsffi_status wsffi_reactor_free(struct wsffi_reactor *reactor);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::core::session::MessageKind;
 use crate::reactor::conn::{CloseReport, ConnHandle};
+use crate::reactor::dispatch::WakeFn;
 use crate::reactor::error::Error;
 use crate::reactor::events::{ConnEvents, HttpHandler, ServerEvents, Verdict};
 use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
@@ -267,6 +268,18 @@ impl Drop for OwnedUserData {
     }
 }
 
+/// Dispatch mode: events wait for `wsffi_reactor_dispatch`. Called on the reactor thread;
+/// see `wsffi_reactor_options_set_wake`.
+pub type wsffi_wake_cb = Option<unsafe extern "C" fn(user: *mut c_void)>;
+
+/// The reactor's wake function over a C one; the user data is destroyed with the last copy.
+pub fn wake_fn(f: unsafe extern "C" fn(user: *mut c_void), user: OwnedUserData) -> WakeFn {
+    Arc::new(move || {
+        // SAFETY: a C function pointer supplied by the application with this signature.
+        unsafe { f(user.get().0) }
+    })
+}
+
 fn conn_ptr(conn: &Arc<ConnHandle>) -> *mut ConnHandle {
     Arc::as_ptr(conn).cast_mut()
 }
@@ -416,10 +429,14 @@ impl ServerEvents for CServerEvents {
         }
     }
 
-    fn on_connection(&self, server: &Arc<ServerHandle>, conn: &Arc<ConnHandle>, request: &RequestView) {
+    fn hooks_handshake(&self) -> bool {
+        self.table.verify_client.is_some() || self.table.handle_protocols.is_some() || self.table.headers.is_some()
+    }
+
+    fn on_connection(&self, server: &Arc<ServerHandle>, conn: &Arc<ConnHandle>, request: &Arc<RequestView>) {
         if let Some(f) = self.table.on_connection {
             // SAFETY: as above.
-            unsafe { f(self.user(), server_ptr(server), conn_ptr(conn), request) }
+            unsafe { f(self.user(), server_ptr(server), conn_ptr(conn), Arc::as_ptr(request)) }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod callbacks;
 pub mod close_info;
 pub mod conn;
 pub mod deflate_options;
+pub mod dispatch;
 pub mod extensible;
 pub mod options;
 pub mod reactor;

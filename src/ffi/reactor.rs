@@ -248,8 +248,10 @@ pub extern "C" fn wsffi_reactor_new(
 /// Closes every listener and connection of the reactor (connections get a 1001 close frame
 /// and up to the shutdown grace to answer), delivers every remaining callback and destroy,
 /// joins the thread, then frees the reactor. After it returns no callback of this reactor
-/// runs again. Called from one of this reactor's own callbacks it does nothing and returns
-/// `WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
+/// runs again. In dispatch mode the callbacks still waiting run on the calling thread before
+/// it returns; called from a dispatched callback, they run before the
+/// `wsffi_reactor_dispatch` in progress returns. Called from a callback on the reactor
+/// thread it does nothing and returns `WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK`. Handles still retained stay valid (every call on them
 /// returns `WSFFI_STATUS_ERR_CLOSED` or `WSFFI_STATUS_ERR_SHUT_DOWN`) until released. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_free(reactor: *mut wsffi_reactor) -> wsffi_status {

@@ -25,7 +25,8 @@ pub enum wsffi_status {
     ErrClosed = 201,
     /// The output buffer is above its high-water mark; nothing was queued. Retry after `drain`.
     ErrBackpressure = 202,
-    /// A blocking function was called from a callback on the reactor thread.
+    /// A blocking function was called from a callback on the reactor thread, or
+    /// `wsffi_reactor_dispatch` from a callback it is running.
     ErrCalledFromCallback = 203,
     /// The reactor is shutting down or gone.
     ErrShutDown = 204,

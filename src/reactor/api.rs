@@ -11,6 +11,7 @@ use socket2::{Domain, Socket, Type};
 use super::client::ClientSetup;
 use super::config::{ClientConfig, ListenerConfig, ServerConfig};
 use super::conn::ConnHandle;
+use super::dispatch::ServerForwarder;
 use super::error::Error;
 use super::events::{ConnEvents, ServerEvents};
 use super::server::{ListenSocket, ListenerHandle, ServerHandle};
@@ -151,6 +152,10 @@ pub fn attach_server(
             return Err((Error::InvalidParameter, "the listener belongs to another reactor".to_string()));
         }
     }
+    let events: Box<dyn ServerEvents> = match shared.dispatch_queue() {
+        Some(queue) => Box::new(ServerForwarder::new(events, queue.clone())),
+        None => events,
+    };
     shared
         .run_sync(move |lp| {
             let l = match &listener {

@@ -146,6 +146,19 @@ impl Default for ListenerConfig {
     }
 }
 
+/// Dispatch mode: events wait for the application's thread (see [`super::dispatch`]).
+#[derive(Clone, Default)]
+pub struct DispatchSettings {
+    /// Called on the reactor thread when events start waiting.
+    pub wake: Option<super::dispatch::WakeFn>,
+}
+
+impl std::fmt::Debug for DispatchSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatchSettings").field("wake", &self.wake.is_some()).finish()
+    }
+}
+
 /// Reactor settings.
 #[derive(Debug, Clone)]
 pub struct ReactorConfig {
@@ -153,10 +166,12 @@ pub struct ReactorConfig {
     pub max_queued_commands: usize,
     /// Time `wsffi_reactor_free` gives open connections to finish their close handshake.
     pub shutdown_grace: Duration,
+    /// Queue events for the application's thread instead of calling them on the reactor's.
+    pub dispatch: Option<DispatchSettings>,
 }
 
 impl Default for ReactorConfig {
     fn default() -> Self {
-        ReactorConfig { max_queued_commands: 1 << 20, shutdown_grace: Duration::from_secs(2) }
+        ReactorConfig { max_queued_commands: 1 << 20, shutdown_grace: Duration::from_secs(2), dispatch: None }
     }
 }

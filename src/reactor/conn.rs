@@ -13,6 +13,7 @@ use once_cell::sync::OnceCell;
 
 use super::bufpool;
 use super::config::ConnConfig;
+use super::dispatch::{ConnForwarder, ConnTarget};
 use super::ending::{CloseHandshake, Teardown};
 use super::events::ConnEvents;
 use super::slab::Key;
@@ -74,6 +75,8 @@ pub struct ConnHandle {
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
     info: OnceCell<ConnInfo>,
+    /// Dispatch mode: the application's events, which jobs look up when they run.
+    dispatch: Option<Arc<ConnTarget>>,
 }
 
 /// `s` as a C string, None when empty.
@@ -88,6 +91,7 @@ impl ConnHandle {
         if !url.as_bytes().is_empty() {
             let _ = url_cell.set(url);
         }
+        let dispatch = shared.dispatch_queue().map(|_| Arc::new(ConnTarget::default()));
         ConnHandle {
             shared,
             key: OnceCell::new(),
@@ -100,6 +104,7 @@ impl ConnHandle {
             user: AtomicPtr::new(std::ptr::null_mut()),
             url: url_cell,
             info: OnceCell::new(),
+            dispatch,
         }
     }
 
@@ -254,6 +259,11 @@ impl ConnHandle {
         self: &Arc<Self>,
         f: impl FnOnce(Option<&dyn ConnEvents>) -> Box<dyn ConnEvents> + Send + 'static,
     ) -> Result<(), Error> {
+        if let Some(target) = &self.dispatch {
+            // Jobs already queued see the new events: the dispatching thread installs them
+            // from `on_connection` before the messages behind it run.
+            return target.replace(f);
+        }
         if self.ready_state() == ready_state::CLOSED {
             return Err(Error::Closed);
         }
@@ -446,6 +456,19 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// What the reactor calls: `events` itself, or in dispatch mode a forwarder to them.
+    fn reactor_side_events(handle: &ConnHandle, events: Option<Box<dyn ConnEvents>>) -> Option<Rc<dyn ConnEvents>> {
+        match (&handle.dispatch, handle.shared.dispatch_queue()) {
+            (Some(target), Some(queue)) => {
+                if let Some(events) = events {
+                    target.install(events);
+                }
+                Some(Rc::new(ConnForwarder::new(target.clone(), queue.clone())))
+            }
+            _ => events.map(Rc::from),
+        }
+    }
+
     /// A connection in `phase`, without a socket yet (clients) or with one (servers).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -458,6 +481,7 @@ impl Conn {
         events: Option<Box<dyn ConnEvents>>,
     ) -> Self {
         let limits = config.limits;
+        let events = Self::reactor_side_events(&handle, events);
         Conn {
             handle,
             key,
@@ -468,7 +492,7 @@ impl Conn {
             reader: RefCell::new(Reader::new(role, limits)),
             input: RefCell::new(InBuf::default()),
             output: RefCell::new(OutBuf { writer: Writer::new(role), buf: Vec::new(), sent: 0 }),
-            events: RefCell::new(events.map(Rc::from)),
+            events: RefCell::new(events),
             paused: Cell::new(false),
             dirty: Cell::new(false),
             throttled: Cell::new(false),

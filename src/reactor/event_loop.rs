@@ -134,6 +134,9 @@ impl EventLoop {
             }
             self.guarded(|| self.run_resumed());
             self.guarded(|| self.flush_dirty());
+            if let Some(queue) = self.shared.dispatch_queue() {
+                queue.signal();
+            }
             if let Some(deadline) = self.stopping.get() {
                 if self.conns.borrow().is_empty() || Instant::now() >= deadline {
                     break;

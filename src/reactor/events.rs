@@ -1,6 +1,8 @@
 //! How the reactor tells the application what happened: one trait per kind of object.
 //!
-//! Each connection and server owns one boxed implementation. Every method has an empty
+//! Each connection and server owns one boxed implementation. Calls are never concurrent, but
+//! in dispatch mode they come from the dispatching thread (hence `Sync`: the object is shared
+//! between the reactor's bookkeeping and the jobs that call it). Every method has an empty
 //! default, so an implementation overrides only what it cares about. Dropping the box is the
 //! end of the application's state: the reactor drops it exactly once, after the last call
 //! into it (a call in progress keeps it alive, even if it is replaced meanwhile).
@@ -13,8 +15,9 @@ use super::error::Error;
 use super::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
 use crate::core::session::MessageKind;
 
-/// Events of one connection, called on the reactor thread, one at a time.
-pub trait ConnEvents: Any + Send {
+/// Events of one connection, called one at a time on the reactor thread (on the dispatching
+/// thread in dispatch mode).
+pub trait ConnEvents: Any + Send + Sync {
     /// The connection is open; messages may follow.
     fn on_open(&self, _conn: &Arc<ConnHandle>) {}
     /// A complete message; `data` points into the read buffer and lives for this call.
@@ -49,8 +52,9 @@ pub enum Verdict {
     Defer,
 }
 
-/// Events of one server, called on the reactor thread, one at a time.
-pub trait ServerEvents: Any + Send {
+/// Events of one server, called one at a time on the reactor thread (on the dispatching
+/// thread in dispatch mode).
+pub trait ServerEvents: Any + Send + Sync {
     /// Decide on an upgrade. `None` accepts every client that passed the origin check.
     fn verify_client(&self, _handshake: &Arc<HandshakeHandle>) -> Option<Verdict> {
         None
@@ -62,8 +66,13 @@ pub trait ServerEvents: Any + Send {
     }
     /// Add response headers to the handshake before the 101 goes out.
     fn headers(&self, _handshake: &Arc<HandshakeHandle>) {}
+    /// Do `verify_client`, `handle_protocols` or `headers` do anything? Dispatch mode makes
+    /// each upgrade wait for the dispatching thread only when they do.
+    fn hooks_handshake(&self) -> bool {
+        true
+    }
     /// A new connection; install its events with [`ConnHandle::set_events`] here.
-    fn on_connection(&self, _server: &Arc<ServerHandle>, _conn: &Arc<ConnHandle>, _request: &RequestView) {}
+    fn on_connection(&self, _server: &Arc<ServerHandle>, _conn: &Arc<ConnHandle>, _request: &Arc<RequestView>) {}
     /// A handshake failed.
     fn on_client_error(&self, _server: &Arc<ServerHandle>, _error: Error, _message: &str) {}
     /// The server itself failed.
@@ -75,7 +84,11 @@ pub trait ServerEvents: Any + Send {
 /// No server events wanted.
 pub struct NoServerEvents;
 
-impl ServerEvents for NoServerEvents {}
+impl ServerEvents for NoServerEvents {
+    fn hooks_handshake(&self) -> bool {
+        false
+    }
+}
 
 /// Answers plain (non-upgrade) HTTP requests on a listener.
 pub trait HttpHandler: Send + Sync {

@@ -59,6 +59,8 @@ pub struct Shared {
     thread: OnceCell<ThreadId>,
     stopped: AtomicBool,
     config: ReactorConfig,
+    /// Dispatch mode: where events wait for the application's thread.
+    dispatch: Option<Arc<dispatch::DispatchQueue>>,
 }
 
 static NEXT_REACTOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -79,6 +81,11 @@ pub fn on_any_reactor_thread() -> bool {
 }
 
 impl Shared {
+    /// The queue of dispatch mode; `None` when callbacks run on the reactor thread.
+    pub fn dispatch_queue(&self) -> Option<&Arc<dispatch::DispatchQueue>> {
+        self.dispatch.as_ref()
+    }
+
     /// Has the reactor stopped accepting work?
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
@@ -168,7 +175,12 @@ pub struct Reactor {
 
 impl Reactor {
     /// Starts a reactor thread.
-    pub fn start(config: ReactorConfig) -> std::io::Result<Reactor> {
+    pub fn start(mut config: ReactorConfig) -> std::io::Result<Reactor> {
+        // Kept by the queue only, so the wake function goes when the reactor stops.
+        let dispatch = match config.dispatch.take() {
+            Some(settings) => Some(Arc::new(dispatch::DispatchQueue::new(settings.wake.clone())?)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             id: NEXT_REACTOR_ID.fetch_add(1, Ordering::Relaxed),
             queue: Mutex::new(Vec::new()),
@@ -177,6 +189,7 @@ impl Reactor {
             thread: OnceCell::new(),
             stopped: AtomicBool::new(false),
             config,
+            dispatch,
         });
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), event_loop::WAKER_TOKEN)?;
@@ -201,7 +214,9 @@ impl Reactor {
         &self.shared
     }
 
-    /// Closes everything and joins the thread. Refused on the reactor thread itself.
+    /// Closes everything and joins the thread. Refused on the reactor thread itself. In
+    /// dispatch mode the events still queued then run on the calling thread (called from a
+    /// dispatched event, they run before the dispatch in progress returns).
     pub fn stop(&self) -> Result<(), Error> {
         if self.shared.is_current_thread() {
             return Err(Error::CalledFromCallback);
@@ -210,6 +225,9 @@ impl Reactor {
         if let Some(handle) = handle {
             let _ = self.shared.post(Command::Shutdown);
             let _ = handle.join();
+        }
+        if let Some(queue) = &self.shared.dispatch {
+            queue.finish();
         }
         Ok(())
     }

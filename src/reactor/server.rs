@@ -169,6 +169,10 @@ pub struct HandshakeHandle {
     pub request: Arc<RequestView>,
     headers: Mutex<Vec<(String, String)>>,
     reject: Mutex<(u16, String)>,
+    /// The subprotocols the client offered.
+    offered: Vec<String>,
+    /// A subprotocol chosen ahead of the decision (dispatch mode), as `handle_protocols` answers.
+    protocol_choice: Mutex<Option<Option<usize>>>,
     decided: AtomicBool,
     expired: AtomicBool,
 }
@@ -182,6 +186,22 @@ impl HandshakeHandle {
     /// Sets the refusal status and reason for a `REJECT` verdict.
     pub fn set_reject(&self, status: u16, reason: &str) {
         *self.reject.lock().unwrap_or_else(|e| e.into_inner()) = (status, reason.to_string());
+    }
+
+    /// The subprotocols the client offered, in its order.
+    pub fn offered_protocols(&self) -> &[String] {
+        &self.offered
+    }
+
+    /// Chooses the subprotocol before the decision: `None` for none, `Some(i)` for
+    /// `offered_protocols()[i]`. `handle_protocols` is then not asked.
+    pub fn choose_protocol(&self, choice: Option<usize>) {
+        let choice = choice.filter(|&i| i < self.offered.len());
+        *self.protocol_choice.lock().unwrap_or_else(|e| e.into_inner()) = Some(choice);
+    }
+
+    fn protocol_choice(&self) -> Option<Option<usize>> {
+        *self.protocol_choice.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Decides a deferred handshake (from any thread).
@@ -209,6 +229,8 @@ struct ServerState {
     deferred: Option<(Arc<HandshakeHandle>, UpgradeRequest, Rc<Server>)>,
     /// The request was a HEAD: answers carry headers only.
     head_only: bool,
+    /// A plain request waits for the HTTP handler on the dispatching thread.
+    answer_pending: bool,
 }
 
 fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ServerState) -> R) -> Option<R> {
@@ -490,8 +512,14 @@ impl EventLoop {
             return;
         }
         self.conns.borrow_mut().insert(conn.clone());
-        *conn.handshake.borrow_mut() =
-            Some(Box::new(ServerState { listener, forced, max_header_bytes, deferred: None, head_only: false }));
+        *conn.handshake.borrow_mut() = Some(Box::new(ServerState {
+            listener,
+            forced,
+            max_header_bytes,
+            deferred: None,
+            head_only: false,
+            answer_pending: false,
+        }));
         conn.phase_deadline.set(Some(Instant::now() + handshake_timeout));
         self.arm(&conn);
         if !head.is_empty() {
@@ -504,7 +532,7 @@ impl EventLoop {
 
     /// Request bytes arrived.
     pub fn server_handshake_readable(&self, conn: &Rc<Conn>) {
-        if with_state(conn, |st| st.deferred.is_some()).unwrap_or(true) {
+        if with_state(conn, |st| st.deferred.is_some() || st.answer_pending).unwrap_or(true) {
             return;
         }
         let max = with_state(conn, |st| st.max_header_bytes).unwrap_or(16 * 1024);
@@ -587,12 +615,7 @@ impl EventLoop {
             // A plain request's content (if any) is never read: the answer closes the
             // connection, so it cannot be taken for a next request.
             if let Some(handler) = listener.as_ref().and_then(|l| l.http.borrow().clone()) {
-                let mut response = HttpResponse::default();
-                handler.handle(&view, &mut response);
-                // Only a final status may answer; a 1xx (above all 101) would be read as an
-                // interim answer or an upgrade.
-                let status = if (200..=599).contains(&response.status) { response.status } else { 500 };
-                self.refuse(conn, status, &response.reason, &response.headers, &response.body);
+                self.answer_plain(conn, handler, view);
             } else if server.is_some() {
                 let headers = [("Upgrade".to_string(), "websocket".to_string())];
                 self.refuse(conn, 426, "", &headers, b"this path expects a WebSocket upgrade\n");
@@ -638,6 +661,8 @@ impl EventLoop {
             request: view,
             headers: Mutex::new(Vec::new()),
             reject: Mutex::new((401, String::new())),
+            offered: upgrade.protocols.clone(),
+            protocol_choice: Mutex::new(None),
             decided: AtomicBool::new(false),
             expired: AtomicBool::new(false),
         });
@@ -650,6 +675,40 @@ impl EventLoop {
                 with_state(conn, |st| st.deferred = Some((hs, upgrade, server)));
             }
         }
+    }
+
+    /// Asks the HTTP handler for the answer to a plain request: at once, or in dispatch mode
+    /// on the dispatching thread, the connection waiting meanwhile (under its handshake timer).
+    fn answer_plain(&self, conn: &Rc<Conn>, handler: Arc<dyn HttpHandler>, view: Arc<RequestView>) {
+        let Some(queue) = self.shared.dispatch_queue() else {
+            let mut response = HttpResponse::default();
+            handler.handle(&view, &mut response);
+            self.send_plain_answer(conn, response);
+            return;
+        };
+        with_state(conn, |st| st.answer_pending = true);
+        let (shared, handle) = (self.shared.clone(), conn.handle.clone());
+        queue.push(Box::new(move || {
+            let mut response = HttpResponse::default();
+            handler.handle(&view, &mut response);
+            let _ = shared.run_async(move |lp| lp.plain_answer_ready(&handle, response));
+        }));
+    }
+
+    /// The dispatching thread answered a plain request.
+    fn plain_answer_ready(&self, handle: &Arc<ConnHandle>, response: HttpResponse) {
+        let Some(conn) = self.conn_of(handle) else { return };
+        if with_state(&conn, |st| std::mem::take(&mut st.answer_pending)) == Some(true) {
+            self.send_plain_answer(&conn, response);
+            self.settle(&conn);
+        }
+    }
+
+    fn send_plain_answer(&self, conn: &Rc<Conn>, response: HttpResponse) {
+        // Only a final status may answer; a 1xx (above all 101) would be read as an interim
+        // answer or an upgrade.
+        let status = if (200..=599).contains(&response.status) { response.status } else { 500 };
+        self.refuse(conn, status, &response.reason, &response.headers, &response.body);
     }
 
     fn reject_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle) {
@@ -669,7 +728,10 @@ impl EventLoop {
         let protocol = if upgrade.protocols.is_empty() {
             None
         } else {
-            match server.events().and_then(|events| events.handle_protocols(&hs.request, &upgrade.protocols)) {
+            let choice = hs.protocol_choice().or_else(|| {
+                server.events().and_then(|events| events.handle_protocols(&hs.request, &upgrade.protocols))
+            });
+            match choice {
                 Some(choice) => choice.map(|i| upgrade.protocols[i].clone()),
                 None => upgrade.protocols.first().cloned(),
             }

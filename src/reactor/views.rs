@@ -13,7 +13,7 @@ pub fn cstring(s: &str) -> CString {
 }
 
 /// Header list in C form, in received order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HeaderList {
     /// (name, value) pairs.
     pub pairs: Vec<(CString, CString)>,
@@ -96,7 +96,7 @@ impl RequestView {
 }
 
 /// The C `wsffi_response`: a non-101 answer to a client's upgrade.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ResponseView {
     /// Status code.
     pub status: u16,

@@ -1,5 +1,4 @@
-//! Dispatch mode: events queued for the application's own thread instead of being run on the
-//! reactor thread.
+//! The queue of dispatch mode: jobs pushed by the reactor thread, run by the application's.
 //!
 //! Runtimes that own their thread (Python's asyncio, Node, GUI loops, libuv) cannot take
 //! calls from a foreign thread. For them the reactor pushes each event as a [`Job`] onto a
@@ -17,14 +16,14 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
 /// One queued event: a closure that delivers it.
 pub type Job = Box<dyn FnOnce() + Send>;
 
-/// Tells the application that jobs wait. Called on the reactor thread.
-pub type WakeFn = Box<dyn Fn() + Send + Sync>;
+/// Tells the application that jobs wait. Called on the reactor thread; it must not block.
+pub type WakeFn = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -35,6 +34,8 @@ struct State {
     readable: bool,
     /// The wake function was called and no run has started since.
     wake_outstanding: bool,
+    /// The reactor has stopped: the run in progress goes on until the queue is empty.
+    finishing: bool,
 }
 
 /// Why [`DispatchQueue::run`] ran nothing.
@@ -53,7 +54,8 @@ pub struct DispatchQueue {
     runner: Mutex<Option<ThreadId>>,
     reader: UnixStream,
     writer: UnixStream,
-    wake: Option<WakeFn>,
+    /// Dropped by [`Self::finish`]: the application's wake state ends with the reactor.
+    wake: Mutex<Option<WakeFn>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,7 +75,7 @@ impl DispatchQueue {
             runner: Mutex::new(None),
             reader,
             writer,
-            wake,
+            wake: Mutex::new(wake),
         })
     }
 
@@ -106,14 +108,15 @@ impl DispatchQueue {
                 let _ = (&self.writer).write(&[1]);
                 st.readable = true;
             }
-            let call = self.wake.is_some() && !st.wake_outstanding;
-            st.wake_outstanding |= call;
-            call
-        };
-        if call_wake {
-            if let Some(wake) = &self.wake {
-                wake();
+            if st.wake_outstanding {
+                return;
             }
+            let wake = lock(&self.wake).clone();
+            st.wake_outstanding = wake.is_some();
+            wake
+        };
+        if let Some(wake) = call_wake {
+            wake();
         }
     }
 
@@ -129,13 +132,23 @@ impl DispatchQueue {
         *lock(&self.runner) = Some(me);
         lock(&self.state).wake_outstanding = false;
         let mut ran = 0;
-        while ran < max {
+        while ran < max || lock(&self.state).finishing {
             let Some(job) = self.pop() else { break };
             job();
             ran += 1;
         }
         *lock(&self.runner) = None;
         Ok(ran)
+    }
+
+    /// The producer is gone: runs every job left, on this thread, or (called from inside a
+    /// job) lets the run in progress go on until the queue is empty, whatever its `max`.
+    pub fn finish(&self) {
+        lock(&self.state).finishing = true;
+        drop(lock(&self.wake).take());
+        if !self.is_running_on_current_thread() {
+            let _ = self.run(usize::MAX);
+        }
     }
 
     /// Is the calling thread inside [`Self::run`]?
@@ -176,7 +189,6 @@ impl DispatchQueue {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     /// Asks the kernel, as an application's poll loop would.
     fn readable(q: &DispatchQueue) -> bool {
@@ -231,7 +243,7 @@ mod tests {
     fn wake_is_called_once_per_batch_and_not_while_unanswered() {
         let wakes = Arc::new(AtomicUsize::new(0));
         let w = wakes.clone();
-        let q = DispatchQueue::new(Some(Box::new(move || {
+        let q = DispatchQueue::new(Some(Arc::new(move || {
             w.fetch_add(1, Ordering::SeqCst);
         })))
         .unwrap();
