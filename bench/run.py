@@ -53,6 +53,12 @@ SERVERS = {
         "deflate": [os.path.join(ROOT, "build", "echo-server"), "--deflate", ADDR],
         "no_deflate_note": "not run: no compression yet",
     },
+    "wsffi-dispatch": {
+        "label": "wsffi, dispatch mode (echo-server --dispatch)",
+        "proto": "ws",
+        "cmd": [os.path.join(ROOT, "build", "echo-server"), "--dispatch", ADDR],
+        "deflate": [os.path.join(ROOT, "build", "echo-server"), "--dispatch", "--deflate", ADDR],
+    },
     "tungstenite": {
         "label": "tokio-tungstenite",
         "proto": "ws",
@@ -480,6 +486,24 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
         lines.append("")
         lines.extend(checks)
         lines.append("")
+    # Dispatch mode runs every callback on the application's thread; its cost is the queue.
+    if "wsffi" in servers and "wsffi-dispatch" in servers:
+        rows = []
+        for scen in scens:
+            sc = SCENARIOS[scen]
+            if not sc["cpu_unit"]:
+                continue
+            r = ratios(results, scen, "wsffi-dispatch", "wsffi", "server_cpu_us_per_op")
+            if r:
+                rows.append(f"- {sc['title']}: {summary(r, 'ratio')}")
+        if rows:
+            lines.append(
+                "Dispatch mode: server CPU per message (or handshake) of `echo-server --dispatch` over direct callbacks, "
+                "same round, median (min–max); target at most 1.5 for small messages:"
+            )
+            lines.append("")
+            lines.extend(rows)
+            lines.append("")
     lines.append("Notes:")
     lines.append("")
     lines.append(

@@ -2,14 +2,17 @@
  * echo-server: echoes every message back with its type.
  *
  *   build/echo-server [--deflate] [--tls CERT KEY] [--handshake-timeout-ms N]
- *                     [--ping-interval-ms N] [--max-connections N] HOST:PORT
+ *                     [--ping-interval-ms N] [--max-connections N] [--dispatch] HOST:PORT
  *
  * Prints "listening on HOST:PORT" once ready and runs until SIGINT or SIGTERM, then closes
- * its clients cleanly. Flow control: when a client's output passes the high-water mark the
+ * its clients cleanly. With --dispatch the reactor queues its events and the main thread
+ * runs them from a poll() loop on wsffi_reactor_fd (dispatch mode). Flow control: when a client's output passes the high-water mark the
  * server stops reading from that client until the output drains, so a client that sends
  * without reading cannot grow the server's memory.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,15 +63,37 @@ static void on_server_error(void *user, wsffi_server *server, wsffi_status statu
     fprintf(stderr, "echo-server: %s: %s\n", wsffi_status_str(status), message);
 }
 
+/* Dispatch mode: sleep in poll() until events wait, then run them here; a signal wakes
+ * poll with EINTR. */
+static void run_dispatch_loop(wsffi_reactor *reactor) {
+    struct pollfd p = {.fd = wsffi_reactor_fd(reactor), .events = POLLIN};
+    while (!stop_requested) {
+        int n = poll(&p, 1, -1);
+        if (n < 0 && errno != EINTR) {
+            perror("echo-server: poll");
+            return;
+        }
+        size_t ran = 0;
+        do {
+            if (wsffi_reactor_dispatch(reactor, 1024, &ran) != WSFFI_STATUS_OK) {
+                return;
+            }
+        } while (ran == 1024);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *address = NULL;
     const char *tls_cert = NULL;
     const char *tls_key = NULL;
     bool deflate = false;
+    bool dispatch = false;
     long handshake_timeout_ms = 0, ping_interval_ms = 0, max_connections = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             deflate = true;
+        } else if (strcmp(argv[i], "--dispatch") == 0) {
+            dispatch = true;
         } else if (strcmp(argv[i], "--handshake-timeout-ms") == 0 && i + 1 < argc) {
             handshake_timeout_ms = atol(argv[++i]);
         } else if (strcmp(argv[i], "--ping-interval-ms") == 0 && i + 1 < argc) {
@@ -88,7 +113,7 @@ int main(int argc, char **argv) {
     }
     if (address == NULL) {
         fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--handshake-timeout-ms N] "
-                        "[--ping-interval-ms N] [--max-connections N] HOST:PORT\n");
+                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] HOST:PORT\n");
         return 2;
     }
 
@@ -101,7 +126,11 @@ int main(int argc, char **argv) {
 
     wsffi_reactor *reactor = NULL;
     wsffi_error *err = NULL;
-    if (wsffi_reactor_new(NULL, &reactor, &err) != WSFFI_STATUS_OK) {
+    wsffi_reactor_options *ropts = wsffi_reactor_options_new();
+    wsffi_reactor_options_set_dispatch(ropts, dispatch);
+    wsffi_status rs = wsffi_reactor_new(ropts, &reactor, &err);
+    wsffi_reactor_options_free(ropts);
+    if (rs != WSFFI_STATUS_OK) {
         fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
         wsffi_error_free(err);
         return 1;
@@ -148,8 +177,12 @@ int main(int argc, char **argv) {
     printf("listening on %s\n", wsffi_listener_address(listener));
     fflush(stdout);
 
-    while (!stop_requested) {
-        pause();
+    if (dispatch) {
+        run_dispatch_loop(reactor);
+    } else {
+        while (!stop_requested) {
+            pause();
+        }
     }
     wsffi_listener_close(listener);
     wsffi_server_close(server);

@@ -131,11 +131,18 @@ impl DispatchQueue {
         let _turn = lock(&self.running);
         *lock(&self.runner) = Some(me);
         lock(&self.state).wake_outstanding = false;
+        // Jobs leave the queue in batches, so the reactor thread meets the lock once per
+        // batch rather than once per job.
+        let mut batch = VecDeque::new();
         let mut ran = 0;
-        while ran < max || lock(&self.state).finishing {
-            let Some(job) = self.pop() else { break };
-            job();
-            ran += 1;
+        loop {
+            if !self.take_batch(&mut batch, max.saturating_sub(ran)) {
+                break;
+            }
+            while let Some(job) = batch.pop_front() {
+                job();
+                ran += 1;
+            }
         }
         *lock(&self.runner) = None;
         Ok(ran)
@@ -166,9 +173,17 @@ impl DispatchQueue {
         self.len() == 0
     }
 
-    fn pop(&self) -> Option<Job> {
+    /// Moves up to `budget` jobs (all of them once the reactor is finishing) into `batch`;
+    /// false when there is nothing to take. Reads the descriptor's byte back when the queue
+    /// is left empty.
+    fn take_batch(&self, batch: &mut VecDeque<Job>, budget: usize) -> bool {
         let mut st = lock(&self.state);
-        let job = st.jobs.pop_front();
+        let budget = if st.finishing { usize::MAX } else { budget };
+        let n = budget.min(st.jobs.len());
+        if n == 0 {
+            return false;
+        }
+        batch.extend(st.jobs.drain(..n));
         if st.jobs.is_empty() && st.readable {
             let mut byte = [0u8; 8];
             loop {
@@ -181,7 +196,7 @@ impl DispatchQueue {
             }
             st.readable = false;
         }
-        job
+        true
     }
 }
 
