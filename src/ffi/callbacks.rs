@@ -123,7 +123,10 @@ pub const WSFFI_VERDICT_DEFER: wsffi_verdict = 2;
 
 /// Decide whether to accept an upgrade. The handshake is borrowed unless the callback
 /// returns `WSFFI_VERDICT_DEFER`, which hands the caller one reference that
-/// `wsffi_handshake_accept`/`wsffi_handshake_reject` consume.
+/// `wsffi_handshake_accept`/`wsffi_handshake_reject` consume. That reference exists from
+/// the moment of the call, so the callback may give the handshake to another thread that
+/// decides it before the callback returns DEFER; deciding it and returning anything else
+/// is a use after free.
 pub type wsffi_verify_client_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, handshake: *mut HandshakeHandle) -> wsffi_verdict>;
 /// Pick a subprotocol: return an index into `offered` (borrowed NUL-terminated strings), or -1
@@ -399,16 +402,18 @@ impl CServerEvents {
 impl ServerEvents for CServerEvents {
     fn verify_client(&self, handshake: &Arc<HandshakeHandle>) -> Option<Verdict> {
         let f = self.table.verify_client?;
-        let ptr = Arc::as_ptr(handshake).cast_mut();
+        // The reference a DEFER verdict hands over exists before the call: the callback may
+        // pass the handshake to another thread that decides it before the callback returns.
+        let ptr = Arc::into_raw(handshake.clone()).cast_mut();
         // SAFETY: a C function pointer supplied by the application with this signature.
         let raw = unsafe { f(self.user(), ptr) };
+        if raw != WSFFI_VERDICT_DEFER {
+            // SAFETY: the reference made above, not handed over.
+            drop(unsafe { Arc::from_raw(ptr.cast_const()) });
+        }
         Some(match raw {
             WSFFI_VERDICT_ACCEPT => Verdict::Accept,
-            WSFFI_VERDICT_DEFER => {
-                // The application now holds one reference, given back by accept/reject.
-                let _ = Arc::into_raw(handshake.clone());
-                Verdict::Defer
-            }
+            WSFFI_VERDICT_DEFER => Verdict::Defer,
             _ => Verdict::Reject,
         })
     }

@@ -175,6 +175,9 @@ pub struct HandshakeHandle {
     protocol_choice: Mutex<Option<Option<usize>>>,
     decided: AtomicBool,
     expired: AtomicBool,
+    /// Held while the dispatching thread still runs the handshake hooks: `Some(decision)`.
+    /// A decision made meanwhile (from another thread) waits here until `release`.
+    held: Mutex<Option<Option<bool>>>,
 }
 
 impl HandshakeHandle {
@@ -212,8 +215,30 @@ impl HandshakeHandle {
         if self.expired.load(Ordering::Acquire) {
             return Err(Error::Timeout);
         }
+        if let Some(slot) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            *slot = Some(accept);
+            return Ok(());
+        }
+        self.post_decision(accept)
+    }
+
+    fn post_decision(self: Arc<Self>, accept: bool) -> Result<(), Error> {
         let shared = self.shared.clone();
         shared.run_async(move |lp| lp.deferred_decision(&self, accept))
+    }
+
+    /// Keeps decisions back until `release`: the hooks that shape the answer (subprotocol,
+    /// headers) run after a deferring `verify_client` returns.
+    pub fn hold(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(None);
+    }
+
+    /// Ends `hold`, sending on a decision made meanwhile.
+    pub fn release(self: &Arc<Self>) {
+        let decision = self.held.lock().unwrap_or_else(|e| e.into_inner()).take().flatten();
+        if let Some(accept) = decision {
+            let _ = self.clone().post_decision(accept);
+        }
     }
 
     fn headers(&self) -> Vec<(String, String)> {
@@ -665,6 +690,7 @@ impl EventLoop {
             protocol_choice: Mutex::new(None),
             decided: AtomicBool::new(false),
             expired: AtomicBool::new(false),
+            held: Mutex::new(None),
         });
         let verdict = server.events().and_then(|events| events.verify_client(&hs));
         match verdict.unwrap_or(Verdict::Accept) {

@@ -162,22 +162,31 @@ impl ServerForwarder {
 /// The handshake decision, made on the dispatching thread in the order the reactor thread
 /// makes it in direct mode: verdict, then subprotocol and headers for an accepted client.
 /// A deferring `verify_client` gets its subprotocol and headers chosen at once, so the
-/// later decision needs nothing more from the application.
+/// later decision needs nothing more from the application; a decision made from another
+/// thread meanwhile is held back until they have run.
 fn decide_handshake(events: &dyn ServerEvents, hs: &Arc<HandshakeHandle>) {
-    let verdict = events.verify_client(hs).unwrap_or(Verdict::Accept);
-    if verdict == Verdict::Reject {
-        let _ = hs.clone().decide(false);
-        return;
-    }
-    let offered = hs.offered_protocols();
-    if !offered.is_empty() {
-        if let Some(choice) = events.handle_protocols(&hs.request, offered) {
-            hs.choose_protocol(choice);
+    struct Held<'a>(&'a Arc<HandshakeHandle>);
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            self.0.release();
         }
     }
-    events.headers(hs);
-    if verdict == Verdict::Accept {
-        let _ = hs.clone().decide(true);
+    hs.hold();
+    let _held = Held(hs);
+    let verdict = events.verify_client(hs).unwrap_or(Verdict::Accept);
+    if verdict != Verdict::Reject {
+        let offered = hs.offered_protocols();
+        if !offered.is_empty() {
+            if let Some(choice) = events.handle_protocols(&hs.request, offered) {
+                hs.choose_protocol(choice);
+            }
+        }
+        events.headers(hs);
+    }
+    match verdict {
+        Verdict::Accept => drop(hs.clone().decide(true)),
+        Verdict::Reject => drop(hs.clone().decide(false)),
+        Verdict::Defer => {}
     }
 }
 
