@@ -636,7 +636,10 @@ typedef uint32_t wsffi_verdict;
 /*
  Decide whether to accept an upgrade. The handshake is borrowed unless the callback
  returns `WSFFI_VERDICT_DEFER`, which hands the caller one reference that
- `wsffi_handshake_accept`/`wsffi_handshake_reject` consume.
+ `wsffi_handshake_accept`/`wsffi_handshake_reject` consume. That reference exists from
+ the moment of the call, so the callback may give the handshake to another thread that
+ decides it before the callback returns DEFER; deciding it and returning anything else
+ is a use after free.
  */
 typedef wsffi_verdict (*wsffi_verify_client_cb)(void *user, struct wsffi_handshake *handshake);
 
