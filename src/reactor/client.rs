@@ -10,7 +10,7 @@ use std::time::Instant;
 use mio::Interest;
 
 use super::config::ClientConfig;
-use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, Phase};
+use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, HandshakeState, Phase};
 use super::event_loop::EventLoop;
 use super::events::ConnEvents;
 use super::stream::Stream;
@@ -59,7 +59,10 @@ struct Refusal {
 
 pub(super) fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ClientState) -> R) -> Option<R> {
     let mut hs = conn.handshake.borrow_mut();
-    hs.as_mut()?.downcast_mut::<ClientState>().map(f)
+    match hs.as_mut()? {
+        HandshakeState::Client(st) => Some(f(st)),
+        HandshakeState::Server(_) => None,
+    }
 }
 
 impl EventLoop {
@@ -81,7 +84,7 @@ impl EventLoop {
         conn.phase_deadline.set(Some(now + setup.config.connect_timeout.min(setup.config.handshake_timeout)));
         self.arm(&conn);
         let url = setup.url.clone();
-        *conn.handshake.borrow_mut() = Some(Box::new(ClientState {
+        *conn.handshake.borrow_mut() = Some(HandshakeState::Client(Box::new(ClientState {
             url: setup.url,
             config: setup.config,
             key: generate_key(),
@@ -89,7 +92,7 @@ impl EventLoop {
             current: None,
             started: now,
             refusal: None,
-        }));
+        })));
         if let Some(path) = &url.unix_path {
             match mio::net::UnixStream::connect(path) {
                 Ok(s) => self.connecting(&conn, Stream::Unix(s)),

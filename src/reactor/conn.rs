@@ -293,6 +293,15 @@ pub enum Phase {
     Closed,
 }
 
+/// Where a connection's opening handshake stands: boxed, so an open connection pays one
+/// pointer for it.
+pub(super) enum HandshakeState {
+    /// Connecting, sending the request, reading the response.
+    Client(Box<super::client::ClientState>),
+    /// Reading the request, waiting for a decision or an HTTP answer.
+    Server(Box<super::server::ServerState>),
+}
+
 /// Bytes received and not yet processed (an incomplete frame or handshake head).
 #[derive(Debug, Default)]
 pub struct InBuf {
@@ -447,8 +456,8 @@ pub struct Conn {
     pub last_input: Cell<Instant>,
     /// When the last automatic ping went out (cleared by input).
     pub ping_sent: Cell<Option<Instant>>,
-    /// Client handshake state or server handshake state.
-    pub handshake: RefCell<Option<Box<dyn std::any::Any>>>,
+    /// The opening handshake's progress, until it ends.
+    pub(super) handshake: RefCell<Option<HandshakeState>>,
     /// The server this connection belongs to (server side).
     pub server: RefCell<Option<Rc<super::server::Server>>>,
     /// Slot in the server's client set.

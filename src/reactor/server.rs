@@ -15,7 +15,7 @@ use once_cell::sync::OnceCell;
 pub use super::views::{HttpResponse, RequestView, ResponseView};
 
 use super::config::{ConnConfig, ListenerConfig, ServerConfig};
-use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, Phase, SendOp};
+use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase, SendOp};
 use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::slab::{Key, Slab};
@@ -247,7 +247,7 @@ impl HandshakeHandle {
 }
 
 /// Server handshake progress, stored in `Conn::handshake`.
-struct ServerState {
+pub(super) struct ServerState {
     listener: Option<Rc<Listener>>,
     forced: Option<Rc<Server>>,
     max_header_bytes: usize,
@@ -260,7 +260,10 @@ struct ServerState {
 
 fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ServerState) -> R) -> Option<R> {
     let mut hs = conn.handshake.borrow_mut();
-    hs.as_mut()?.downcast_mut::<ServerState>().map(f)
+    match hs.as_mut()? {
+        HandshakeState::Server(st) => Some(f(st)),
+        HandshakeState::Client(_) => None,
+    }
 }
 
 impl EventLoop {
@@ -537,14 +540,14 @@ impl EventLoop {
             return;
         }
         self.conns.borrow_mut().insert(conn.clone());
-        *conn.handshake.borrow_mut() = Some(Box::new(ServerState {
+        *conn.handshake.borrow_mut() = Some(HandshakeState::Server(Box::new(ServerState {
             listener,
             forced,
             max_header_bytes,
             deferred: None,
             head_only: false,
             answer_pending: false,
-        }));
+        })));
         conn.phase_deadline.set(Some(Instant::now() + handshake_timeout));
         self.arm(&conn);
         if !head.is_empty() {
