@@ -1,9 +1,7 @@
 //! The boundary every exported function goes through: panic capture, pointer and string
-//! checks, handle conversions, and the `wsffi_error` detail object.
+//! checks, and the `wsffi_error` detail object.
 
 use std::ffi::{c_char, CStr, CString};
-use std::mem::ManuallyDrop;
-use std::sync::Arc;
 
 use super::status::{wsffi_status, Status};
 
@@ -75,45 +73,6 @@ pub unsafe fn bytes<'a>(p: *const u8, len: usize) -> Result<&'a [u8], Status> {
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// Borrows an `Arc`-managed handle without touching its count.
-///
-/// # Safety
-/// `p` is NULL or came from `Arc::into_raw` and still has a live reference.
-pub unsafe fn arc<T>(p: *const T) -> Result<ManuallyDrop<Arc<T>>, Status> {
-    if p.is_null() {
-        return Err(Status::ErrNullParameter);
-    }
-    // SAFETY: per the caller's contract; ManuallyDrop keeps the count unchanged.
-    Ok(ManuallyDrop::new(unsafe { Arc::from_raw(p) }))
-}
-
-/// Takes back one reference handed out with `Arc::into_raw`.
-///
-/// # Safety
-/// `p` came from `Arc::into_raw` and the caller gives up that reference.
-pub unsafe fn take_arc<T>(p: *const T) -> Option<Arc<T>> {
-    // SAFETY: per the caller's contract.
-    (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
-}
-
-/// Borrows a `Box`-managed object.
-///
-/// # Safety
-/// `p` is NULL or a live pointer from `Box::into_raw`, not used elsewhere meanwhile.
-pub unsafe fn boxed<'a, T>(p: *mut T) -> Result<&'a mut T, Status> {
-    // SAFETY: per the caller's contract.
-    unsafe { p.as_mut() }.ok_or(Status::ErrNullParameter)
-}
-
-/// Borrows a read-only object.
-///
-/// # Safety
-/// `p` is NULL or valid for `'a`.
-pub unsafe fn borrowed<'a, T>(p: *const T) -> Result<&'a T, Status> {
-    // SAFETY: per the caller's contract.
-    unsafe { p.as_ref() }.ok_or(Status::ErrNullParameter)
-}
-
 /// Writes `value` through an output pointer.
 ///
 /// # Safety
@@ -140,7 +99,7 @@ pub struct wsffi_error {
 pub unsafe fn report(out_err: *mut *mut wsffi_error, status: Status, message: impl Into<String>) -> wsffi_status {
     if !out_err.is_null() {
         let message = super::callbacks::c_text(&message.into());
-        let e = Box::into_raw(Box::new(wsffi_error { status, message }));
+        let e = super::handles::into_owned(Box::new(wsffi_error { status, message }));
         // SAFETY: non-NULL and writable per the caller's contract.
         unsafe { out_err.write(e) };
     }

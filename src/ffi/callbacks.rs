@@ -18,6 +18,7 @@ use crate::reactor::views::cstring;
 
 use super::close_info::{wsffi_close_info, CloseTexts};
 use super::extensible::{field, Extensible};
+use super::handles::{into_counted, take_counted};
 use super::status::wsffi_status;
 
 /// Runs once when user data can no longer be seen by any callback.
@@ -404,12 +405,12 @@ impl ServerEvents for CServerEvents {
         let f = self.table.verify_client?;
         // The reference a DEFER verdict hands over exists before the call: the callback may
         // pass the handshake to another thread that decides it before the callback returns.
-        let ptr = Arc::into_raw(handshake.clone()).cast_mut();
+        let ptr = into_counted(handshake.clone());
         // SAFETY: a C function pointer supplied by the application with this signature.
         let raw = unsafe { f(self.user(), ptr) };
         if raw != WSFFI_VERDICT_DEFER {
             // SAFETY: the reference made above, not handed over.
-            drop(unsafe { Arc::from_raw(ptr.cast_const()) });
+            drop(unsafe { take_counted(ptr.cast_const()) });
         }
         Some(match raw {
             WSFFI_VERDICT_ACCEPT => Verdict::Accept,

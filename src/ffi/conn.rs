@@ -3,11 +3,10 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::boundary::{
-    arc, borrowed, boundary, bytes, report, static_text, status_boundary, take_arc, text, write_out, wsffi_error,
-};
+use super::boundary::{boundary, bytes, report, static_text, status_boundary, text, write_out, wsffi_error};
 use super::callbacks::{wsffi_conn_callbacks, wsffi_destroy_cb, CConnEvents, OwnedUserData};
 use super::extensible::read_optional;
+use super::handles::{borrowed, counted, into_counted, peek, retain, take_counted};
 use super::options::wsffi_client_options;
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
@@ -56,7 +55,7 @@ pub extern "C" fn wsffi_connect(
         // SAFETY: NULL or a NUL-terminated string.
         let url_text = unsafe { text(url) }?;
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let config = unsafe { peek(options) }.map(|o| o.config.clone()).unwrap_or_default();
         // SAFETY: NULL or a callback table of the size it declares.
         let table = unsafe { read_optional(callbacks) }
             // SAFETY: out_err is NULL or writable.
@@ -70,7 +69,7 @@ pub extern "C" fn wsffi_connect(
             // SAFETY: out_err is NULL or writable.
             .map_err(|(e, m)| unsafe { report(out_err, e.into(), m) })?;
         // SAFETY: checked non-NULL above.
-        unsafe { write_out(out_conn, Arc::into_raw(handle).cast_mut()) }
+        unsafe { write_out(out_conn, into_counted(handle)) }
     })
 }
 
@@ -85,7 +84,7 @@ fn message_kind(kind: u32) -> Result<MessageKind, Status> {
 fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        let conn = unsafe { arc(conn) }?;
+        let conn = unsafe { counted(conn) }?;
         // SAFETY: NULL or `len` readable bytes.
         let data = unsafe { bytes(data, len) }?;
         if op == SendOp::Message(MessageKind::Text) && utf8::validate(data).is_err() {
@@ -179,7 +178,7 @@ pub extern "C" fn wsffi_close(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        let conn = unsafe { arc(conn) }?;
+        let conn = unsafe { counted(conn) }?;
         // SAFETY: NULL or `reason_len` readable bytes.
         let reason = unsafe { bytes(reason.cast(), reason_len) }?;
         if reason.len() > close::MAX_REASON_LEN {
@@ -205,7 +204,7 @@ pub extern "C" fn wsffi_close(
 pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        Ok(unsafe { arc(conn) }?.terminate()?)
+        Ok(unsafe { counted(conn) }?.terminate()?)
     })
 }
 
@@ -216,7 +215,7 @@ pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
 pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        Ok(unsafe { arc(conn) }?.set_paused(true)?)
+        Ok(unsafe { counted(conn) }?.set_paused(true)?)
     })
 }
 
@@ -226,7 +225,7 @@ pub extern "C" fn wsffi_conn_pause(conn: *mut ConnHandle) -> wsffi_status {
 pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
-        Ok(unsafe { arc(conn) }?.set_paused(false)?)
+        Ok(unsafe { counted(conn) }?.set_paused(false)?)
     })
 }
 
@@ -234,20 +233,20 @@ pub extern "C" fn wsffi_conn_resume(conn: *mut ConnHandle) -> wsffi_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_ready_state(conn: *const ConnHandle) -> u32 {
     // SAFETY: NULL or a conn with a live reference.
-    boundary!(3, { unsafe { conn.as_ref() }.map_or(3, |c| u32::from(c.ready_state())) })
+    boundary!(3, { unsafe { peek(conn) }.map_or(3, |c| u32::from(c.ready_state())) })
 }
 
 /// Bytes accepted by sends and not yet handed to the kernel (0 for NULL).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_buffered_amount(conn: *const ConnHandle) -> usize {
     // SAFETY: NULL or a conn with a live reference.
-    boundary!(0, { unsafe { conn.as_ref() }.map_or(0, |c| c.buffered_amount()) })
+    boundary!(0, { unsafe { peek(conn) }.map_or(0, |c| c.buffered_amount()) })
 }
 
 fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) -> *const c_char) -> *const c_char {
     boundary!(static_text("\0"), {
         // SAFETY: NULL or a conn with a live reference.
-        match unsafe { conn.as_ref() }.and_then(|c| c.info()) {
+        match unsafe { peek(conn) }.and_then(|c| c.info()) {
             Some(info) => pick(info),
             None => static_text("\0"),
         }
@@ -282,7 +281,7 @@ pub extern "C" fn wsffi_remote_address(conn: *const ConnHandle) -> *const c_char
 pub extern "C" fn wsffi_url(conn: *const ConnHandle) -> *const c_char {
     boundary!(static_text("\0"), {
         // SAFETY: NULL or a conn with a live reference.
-        unsafe { conn.as_ref() }.map_or(static_text("\0"), |c| c.url().as_ptr())
+        unsafe { peek(conn) }.map_or(static_text("\0"), |c| c.url().as_ptr())
     })
 }
 
@@ -301,7 +300,7 @@ pub extern "C" fn wsffi_conn_set_callbacks(
     status_boundary!({
         let user = OwnedUserData::new(user, destroy);
         // SAFETY: NULL or a conn with a live reference.
-        let conn = unsafe { arc(conn) }?;
+        let conn = unsafe { counted(conn) }?;
         // SAFETY: NULL or a table of the size it declares.
         let table = unsafe { read_optional(callbacks) }.map_err(|_| Status::ErrInvalidParameter)?;
         conn.mirror_user_data(user.get().0);
@@ -318,7 +317,7 @@ pub extern "C" fn wsffi_conn_set_callbacks(
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_conn_user_data(conn: *const ConnHandle) -> *mut c_void {
     // SAFETY: NULL or a conn with a live reference.
-    boundary!(std::ptr::null_mut(), { unsafe { conn.as_ref() }.map_or(std::ptr::null_mut(), |c| c.user_data()) })
+    boundary!(std::ptr::null_mut(), { unsafe { peek(conn) }.map_or(std::ptr::null_mut(), |c| c.user_data()) })
 }
 
 /// Takes another reference to a connection (to keep it past `on_close` or hand it to
@@ -327,10 +326,8 @@ pub extern "C" fn wsffi_conn_user_data(conn: *const ConnHandle) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_conn_retain(conn: *mut ConnHandle) -> *mut ConnHandle {
     boundary!(std::ptr::null_mut(), {
-        if !conn.is_null() {
-            // SAFETY: a conn with a live reference.
-            unsafe { Arc::increment_strong_count(conn.cast_const()) };
-        }
+        // SAFETY: NULL or a conn with a live reference.
+        unsafe { retain(conn.cast_const()) };
         conn
     })
 }
@@ -341,6 +338,6 @@ pub extern "C" fn wsffi_conn_retain(conn: *mut ConnHandle) -> *mut ConnHandle {
 pub extern "C" fn wsffi_conn_release(conn: *mut ConnHandle) {
     boundary!((), {
         // SAFETY: the caller gives up a reference it owns.
-        drop(unsafe { take_arc(conn.cast_const()) });
+        drop(unsafe { take_counted(conn.cast_const()) });
     })
 }

@@ -5,8 +5,9 @@ use std::ffi::{c_int, c_void};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use super::boundary::{borrowed, boundary, boxed, status_boundary, write_out};
+use super::boundary::{boundary, status_boundary, write_out};
 use super::callbacks::{wake_fn, wsffi_destroy_cb, wsffi_wake_cb, OwnedUserData};
+use super::handles::{borrowed, owned, peek};
 use super::reactor::{wsffi_reactor, wsffi_reactor_options};
 use super::status::{wsffi_status, Status};
 use crate::reactor::config::DispatchSettings;
@@ -38,7 +39,7 @@ pub extern "C" fn wsffi_reactor_options_set_dispatch(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
-        let o = unsafe { boxed(options) }?;
+        let o = unsafe { owned(options) }?;
         o.config.dispatch = enabled.then(|| o.config.dispatch.take().unwrap_or_default());
         Ok(())
     })
@@ -63,7 +64,7 @@ pub extern "C" fn wsffi_reactor_options_set_wake(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
-        let o = unsafe { boxed(options) }?;
+        let o = unsafe { owned(options) }?;
         let user = OwnedUserData::new(user, destroy);
         let wake = wake.map(|f| wake_fn(f, user));
         o.config.dispatch = Some(DispatchSettings { wake });
@@ -81,7 +82,7 @@ pub extern "C" fn wsffi_reactor_fd(reactor: *const wsffi_reactor) -> c_int {
     boundary!(-1, {
         // SAFETY: NULL or a live reactor.
         let fd: Option<RawFd> =
-            unsafe { reactor.as_ref() }.and_then(|r| r.reactor.shared().dispatch_queue().map(|q| q.fd()));
+            unsafe { peek(reactor) }.and_then(|r| r.reactor.shared().dispatch_queue().map(|q| q.fd()));
         fd.unwrap_or(-1)
     })
 }

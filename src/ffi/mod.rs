@@ -13,6 +13,7 @@ pub mod conn;
 pub mod deflate_options;
 pub mod dispatch;
 pub mod extensible;
+pub mod handles;
 pub mod options;
 pub mod reactor;
 pub mod server;

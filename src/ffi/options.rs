@@ -4,7 +4,8 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{boundary, boxed, status_boundary, text};
+use super::boundary::{boundary, status_boundary, text};
+use super::handles::{free_owned, into_owned, owned, Handle, Owned};
 use super::status::{wsffi_status, Status};
 use crate::core::handshake::client::check_extra_request_header;
 use crate::core::handshake::headers::is_token;
@@ -34,21 +35,20 @@ fn millis(ms: u32) -> Option<Duration> {
 }
 
 /// Applies `f` to a box-managed options object.
-pub(super) fn with<T>(p: *mut T, f: impl FnOnce(&mut T) -> Result<(), Status>) -> wsffi_status {
+pub(super) fn with<T: Handle<Ownership = Owned>>(
+    p: *mut T,
+    f: impl FnOnce(&mut T) -> Result<(), Status>,
+) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object from its `_new`.
-        let o = unsafe { boxed(p) }?;
+        let o = unsafe { owned(p) }?;
         f(o)
     })
 }
 
-fn free<T>(p: *mut T) {
-    boundary!((), {
-        if !p.is_null() {
-            // SAFETY: came from Box::into_raw in `_new`; the caller gives it up.
-            drop(unsafe { Box::from_raw(p) });
-        }
-    })
+fn free<T: Handle<Ownership = Owned>>(p: *mut T) {
+    // SAFETY: NULL or an object from its `_new`; the caller gives it up.
+    boundary!((), { unsafe { free_owned(p) } })
 }
 
 fn set_max_payload(c: &mut ConnConfig, bytes: usize) -> Result<(), Status> {
@@ -101,7 +101,7 @@ fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
 /// `wsffi_client_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_new() -> *mut wsffi_client_options {
-    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+    boundary!(std::ptr::null_mut(), { into_owned(Box::default()) })
 }
 
 /// Frees client options. NULL is a no-op.
@@ -279,7 +279,7 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(
 /// with `wsffi_server_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
-    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+    boundary!(std::ptr::null_mut(), { into_owned(Box::default()) })
 }
 
 /// Frees server options. NULL is a no-op.
@@ -400,7 +400,7 @@ pub extern "C" fn wsffi_server_options_set_water_marks(
 /// with `wsffi_listener_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_options_new() -> *mut wsffi_listener_options {
-    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+    boundary!(std::ptr::null_mut(), { into_owned(Box::default()) })
 }
 
 /// Frees listener options. NULL is a no-op.

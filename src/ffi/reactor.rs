@@ -3,7 +3,8 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::boundary::{boundary, boxed, report, static_text, status_boundary, write_out, wsffi_error};
+use super::boundary::{boundary, report, static_text, status_boundary, write_out, wsffi_error};
+use super::handles::{borrowed, free_owned, into_owned, owned, peek};
 use super::status::{wsffi_status, Status};
 use crate::reactor::config::ReactorConfig;
 use crate::reactor::Reactor;
@@ -130,7 +131,7 @@ fn status_text(raw: u32) -> &'static str {
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_error_status(err: *const wsffi_error) -> wsffi_status {
     // SAFETY: NULL or a live error from this library.
-    boundary!(Status::ErrPanic, { unsafe { err.as_ref() }.map_or(Status::ErrNullParameter, |e| e.status) })
+    boundary!(Status::ErrPanic, { unsafe { peek(err) }.map_or(Status::ErrNullParameter, |e| e.status) })
 }
 
 /// The message of an error detail: a NUL-terminated sentence owned by `err`, valid until
@@ -138,18 +139,14 @@ pub extern "C" fn wsffi_error_status(err: *const wsffi_error) -> wsffi_status {
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_error_message(err: *const wsffi_error) -> *const c_char {
     // SAFETY: NULL or a live error from this library.
-    boundary!(static_text("\0"), { unsafe { err.as_ref() }.map_or(static_text("\0"), |e| e.message.as_ptr()) })
+    boundary!(static_text("\0"), { unsafe { peek(err) }.map_or(static_text("\0"), |e| e.message.as_ptr()) })
 }
 
 /// Frees an error detail. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_error_free(err: *mut wsffi_error) {
-    boundary!((), {
-        if !err.is_null() {
-            // SAFETY: came from Box::into_raw in `report`; the caller gives it up.
-            drop(unsafe { Box::from_raw(err) });
-        }
-    })
+    // SAFETY: NULL or a detail from `report`; the caller gives it up.
+    boundary!((), { unsafe { free_owned(err) } })
 }
 
 /// Reactor options. Not safe for concurrent mutation; the reactor copies them.
@@ -163,18 +160,14 @@ pub struct wsffi_reactor_options {
 /// `wsffi_reactor_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_options_new() -> *mut wsffi_reactor_options {
-    boundary!(std::ptr::null_mut(), { Box::into_raw(Box::default()) })
+    boundary!(std::ptr::null_mut(), { into_owned(Box::default()) })
 }
 
 /// Frees reactor options. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_reactor_options_free(options: *mut wsffi_reactor_options) {
-    boundary!((), {
-        if !options.is_null() {
-            // SAFETY: came from wsffi_reactor_options_new.
-            drop(unsafe { Box::from_raw(options) });
-        }
-    })
+    // SAFETY: NULL or options from wsffi_reactor_options_new; the caller gives them up.
+    boundary!((), { unsafe { free_owned(options) } })
 }
 
 /// Most commands (sends, closes...) from other threads that may wait for the reactor;
@@ -187,7 +180,7 @@ pub extern "C" fn wsffi_reactor_options_set_max_queued_commands(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
-        let o = unsafe { boxed(options) }?;
+        let o = unsafe { owned(options) }?;
         if n == 0 {
             return Err(Status::ErrInvalidParameter);
         }
@@ -206,7 +199,7 @@ pub extern "C" fn wsffi_reactor_options_set_shutdown_grace_ms(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
-        let o = unsafe { boxed(options) }?;
+        let o = unsafe { owned(options) }?;
         o.config.shutdown_grace = Duration::from_millis(ms.into());
         Ok(())
     })
@@ -232,10 +225,10 @@ pub extern "C" fn wsffi_reactor_new(
             return Err(Status::ErrNullParameter);
         }
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let config = unsafe { peek(options) }.map(|o| o.config.clone()).unwrap_or_default();
         match Reactor::start(config) {
             Ok(reactor) => {
-                let r = Box::into_raw(Box::new(wsffi_reactor { reactor }));
+                let r = into_owned(Box::new(wsffi_reactor { reactor }));
                 // SAFETY: checked non-NULL above.
                 unsafe { write_out(out_reactor, r) }
             }
@@ -260,10 +253,10 @@ pub extern "C" fn wsffi_reactor_free(reactor: *mut wsffi_reactor) -> wsffi_statu
             return Ok(());
         }
         // SAFETY: a live reactor from wsffi_reactor_new.
-        let r = unsafe { &*reactor };
+        let r = unsafe { borrowed(reactor.cast_const()) }?;
         r.reactor.stop()?;
-        // SAFETY: came from Box::into_raw in wsffi_reactor_new; the caller gives it up.
-        drop(unsafe { Box::from_raw(reactor) });
+        // SAFETY: the caller gives the reactor up.
+        unsafe { free_owned(reactor) };
         Ok(())
     })
 }

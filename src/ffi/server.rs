@@ -4,14 +4,13 @@ use std::ffi::{c_char, c_void};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
-use super::boundary::{
-    arc, boundary, bytes, opt_text, report, static_text, status_boundary, take_arc, text, write_out, wsffi_error,
-};
+use super::boundary::{boundary, bytes, opt_text, report, static_text, status_boundary, text, write_out, wsffi_error};
 use super::callbacks::{
     wsffi_destroy_cb, wsffi_http_handler_cb, wsffi_server_callbacks, CHttpHandler, CServerEvents, OwnedUserData,
     UserData,
 };
 use super::extensible::read_optional;
+use super::handles::{counted, into_counted, lent_mut, peek, take_counted};
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
@@ -30,7 +29,7 @@ fn listener_out(
     // SAFETY: out_err is NULL or writable.
     let handle = result.map_err(|(e, m)| unsafe { report(out_err, e.into(), m) })?;
     // SAFETY: checked non-NULL by the callers.
-    unsafe { write_out(out_listener, Arc::into_raw(handle).cast_mut()) }
+    unsafe { write_out(out_listener, into_counted(handle)) }
 }
 
 /// Listens on `address`: "127.0.0.1:8080", "0.0.0.0:0" (port 0 picks a free port, see
@@ -51,14 +50,14 @@ pub extern "C" fn wsffi_listen(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live reactor.
-        let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        let reactor = unsafe { peek(reactor) }.ok_or(Status::ErrNullParameter)?;
         if out_listener.is_null() {
             return Err(Status::ErrNullParameter);
         }
         // SAFETY: NULL or a NUL-terminated string.
         let address = unsafe { text(address) }?;
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let config = unsafe { peek(options) }.map(|o| o.config.clone()).unwrap_or_default();
         listener_out(api::listen(reactor.reactor.shared(), address, config), out_listener, out_err)
     })
 }
@@ -83,12 +82,12 @@ pub extern "C" fn wsffi_listener_adopt_fd(
         // SAFETY: the caller hands over an open socket descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         // SAFETY: NULL or a live reactor.
-        let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        let reactor = unsafe { peek(reactor) }.ok_or(Status::ErrNullParameter)?;
         if out_listener.is_null() {
             return Err(Status::ErrNullParameter);
         }
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let config = unsafe { peek(options) }.map(|o| o.config.clone()).unwrap_or_default();
         listener_out(api::adopt_listener(reactor.reactor.shared(), fd, config), out_listener, out_err)
     })
 }
@@ -97,7 +96,7 @@ pub extern "C" fn wsffi_listener_adopt_fd(
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_port(listener: *const ListenerHandle) -> u16 {
     // SAFETY: NULL or a live listener.
-    boundary!(0, { unsafe { listener.as_ref() }.map_or(0, |l| l.port) })
+    boundary!(0, { unsafe { peek(listener) }.map_or(0, |l| l.port) })
 }
 
 /// The bound address ("127.0.0.1:43121", "unix:/path"). The string belongs to the listener
@@ -106,7 +105,7 @@ pub extern "C" fn wsffi_listener_port(listener: *const ListenerHandle) -> u16 {
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_address(listener: *const ListenerHandle) -> *const c_char {
     // SAFETY: NULL or a live listener.
-    boundary!(static_text("\0"), { unsafe { listener.as_ref() }.map_or(static_text("\0"), |l| l.address.as_ptr()) })
+    boundary!(static_text("\0"), { unsafe { peek(listener) }.map_or(static_text("\0"), |l| l.address.as_ptr()) })
 }
 
 /// Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
@@ -121,7 +120,7 @@ pub extern "C" fn wsffi_listener_set_http_handler(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live listener.
-        let listener = unsafe { arc(listener.cast_const()) }?;
+        let listener = unsafe { counted(listener.cast_const()) }?;
         let handler = handler.map(|f| Arc::new(CHttpHandler { f, user: UserData(user) }));
         let l = Arc::clone(&listener);
         listener.shared.run_sync(move |lp| match lp.listener_of(&l) {
@@ -140,7 +139,7 @@ pub extern "C" fn wsffi_listener_set_http_handler(
 pub extern "C" fn wsffi_listener_close(listener: *mut ListenerHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up its reference.
-        let Some(listener) = (unsafe { take_arc(listener.cast_const()) }) else { return Ok(()) };
+        let Some(listener) = (unsafe { take_counted(listener.cast_const()) }) else { return Ok(()) };
         if listener.is_closed() {
             return Ok(());
         }
@@ -178,7 +177,7 @@ pub extern "C" fn wsffi_server_attach(
     status_boundary!({
         let user = OwnedUserData::new(user, destroy);
         // SAFETY: NULL or a live reactor.
-        let reactor = unsafe { reactor.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        let reactor = unsafe { peek(reactor) }.ok_or(Status::ErrNullParameter)?;
         if out_server.is_null() {
             return Err(Status::ErrNullParameter);
         }
@@ -191,7 +190,7 @@ pub extern "C" fn wsffi_server_attach(
             });
         }
         // SAFETY: NULL or a live options object.
-        let config = unsafe { options.as_ref() }.map(|o| o.config.clone()).unwrap_or_default();
+        let config = unsafe { peek(options) }.map(|o| o.config.clone()).unwrap_or_default();
         // SAFETY: NULL or a table of the size it declares.
         let table = unsafe { read_optional(callbacks) }
             // SAFETY: out_err is NULL or writable.
@@ -201,14 +200,14 @@ pub extern "C" fn wsffi_server_attach(
             None
         } else {
             // SAFETY: a live listener.
-            Some(Arc::clone(&*unsafe { arc(listener.cast_const()) }?))
+            Some(Arc::clone(&*unsafe { counted(listener.cast_const()) }?))
         };
         let events = Box::new(CServerEvents::new(table, user));
         let handle = api::attach_server(reactor.reactor.shared(), listener, path, config, events)
             // SAFETY: out_err is NULL or writable.
             .map_err(|(e, m)| unsafe { report(out_err, e.into(), m) })?;
         // SAFETY: checked non-NULL above.
-        unsafe { write_out(out_server, Arc::into_raw(handle).cast_mut()) }
+        unsafe { write_out(out_server, into_counted(handle)) }
     })
 }
 
@@ -232,7 +231,7 @@ pub extern "C" fn wsffi_server_handle_upgrade(
         // SAFETY: the caller hands over a connected socket descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
         // SAFETY: NULL or a live server.
-        let server = unsafe { arc(server.cast_const()) }?;
+        let server = unsafe { counted(server.cast_const()) }?;
         // SAFETY: NULL or `head_len` readable bytes.
         let head = unsafe { bytes(head, head_len) }?.to_vec();
         Ok(api::adopt_upgrade(&server, fd, head)?)
@@ -244,14 +243,14 @@ pub extern "C" fn wsffi_server_handle_upgrade(
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_path(server: *const ServerHandle) -> *const c_char {
     // SAFETY: NULL or a live server.
-    boundary!(static_text("\0"), { unsafe { server.as_ref() }.map_or(static_text("\0"), |s| s.path.as_ptr()) })
+    boundary!(static_text("\0"), { unsafe { peek(server) }.map_or(static_text("\0"), |s| s.path.as_ptr()) })
 }
 
 /// Number of open connections of the server (0 for NULL).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_client_count(server: *const ServerHandle) -> usize {
     // SAFETY: NULL or a live server.
-    boundary!(0, { unsafe { server.as_ref() }.map_or(0, |s| s.client_count()) })
+    boundary!(0, { unsafe { peek(server) }.map_or(0, |s| s.client_count()) })
 }
 
 /// Called once per client by `wsffi_server_clients`; the conn is borrowed for the call.
@@ -269,7 +268,7 @@ pub extern "C" fn wsffi_server_clients(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live server.
-        let server = unsafe { arc(server.cast_const()) }?;
+        let server = unsafe { counted(server.cast_const()) }?;
         let visit = visit.ok_or(Status::ErrNullParameter)?;
         if !server.tracking {
             return Err(Status::ErrUnsupported);
@@ -299,7 +298,7 @@ pub extern "C" fn wsffi_server_broadcast(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live server.
-        let server = unsafe { arc(server.cast_const()) }?;
+        let server = unsafe { counted(server.cast_const()) }?;
         // SAFETY: NULL or `len` readable bytes.
         let data = unsafe { bytes(data, len) }?;
         let kind = match kind {
@@ -339,7 +338,7 @@ pub extern "C" fn wsffi_server_broadcast(
 pub extern "C" fn wsffi_server_close(server: *mut ServerHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up its reference.
-        let Some(server) = (unsafe { take_arc(server.cast_const()) }) else { return Ok(()) };
+        let Some(server) = (unsafe { take_counted(server.cast_const()) }) else { return Ok(()) };
         let handle = server.clone();
         let _ = server.shared.run_async(move |lp| {
             if let Some(s) = lp.server_of(&handle) {
@@ -360,7 +359,7 @@ pub extern "C" fn wsffi_server_close(server: *mut ServerHandle) -> wsffi_status 
 pub extern "C" fn wsffi_handshake_request(handshake: *const HandshakeHandle) -> *const RequestView {
     boundary!(std::ptr::null(), {
         // SAFETY: NULL or a live handshake.
-        unsafe { handshake.as_ref() }.map_or(std::ptr::null(), |h| Arc::as_ptr(&h.request))
+        unsafe { peek(handshake) }.map_or(std::ptr::null(), |h| Arc::as_ptr(&h.request))
     })
 }
 
@@ -378,7 +377,7 @@ pub extern "C" fn wsffi_handshake_add_header(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live handshake.
-        let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        let h = unsafe { peek(handshake) }.ok_or(Status::ErrNullParameter)?;
         // SAFETY: NULL or NUL-terminated strings.
         let (n, v) = unsafe { (text(name)?, text(value)?) };
         check_app_response_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
@@ -410,7 +409,7 @@ pub extern "C" fn wsffi_handshake_set_reject(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live handshake.
-        let h = unsafe { handshake.as_ref() }.ok_or(Status::ErrNullParameter)?;
+        let h = unsafe { peek(handshake) }.ok_or(Status::ErrNullParameter)?;
         let reason = check_reject(status, reason)?;
         h.set_reject(status, &reason);
         Ok(())
@@ -426,7 +425,7 @@ pub extern "C" fn wsffi_handshake_set_reject(
 pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
-        let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
+        let h = unsafe { take_counted(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
         Ok(h.decide(true)?)
     })
 }
@@ -442,7 +441,7 @@ pub extern "C" fn wsffi_handshake_reject(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: the caller gives up the reference from the DEFER verdict.
-        let h = unsafe { take_arc(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
+        let h = unsafe { take_counted(handshake.cast_const()) }.ok_or(Status::ErrNullParameter)?;
         match check_reject(status, reason) {
             Ok(reason) => {
                 h.set_reject(status, &reason);
@@ -471,7 +470,7 @@ pub extern "C" fn wsffi_http_response_set_status(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
-        let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
+        let r = unsafe { lent_mut(response) }?;
         if !(200..=599).contains(&status) {
             return Err(Status::ErrInvalidParameter);
         }
@@ -498,7 +497,7 @@ pub extern "C" fn wsffi_http_response_add_header(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
-        let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
+        let r = unsafe { lent_mut(response) }?;
         // SAFETY: NULL or NUL-terminated strings.
         let (n, v) = unsafe { (text(name)?, text(value)?) };
         check_header(n, v).map_err(|_| Status::ErrInvalidParameter)?;
@@ -518,7 +517,7 @@ pub extern "C" fn wsffi_http_response_set_body(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or the response borrowed by the handler.
-        let r = unsafe { response.as_mut() }.ok_or(Status::ErrNullParameter)?;
+        let r = unsafe { lent_mut(response) }?;
         // SAFETY: NULL or `len` readable bytes.
         r.body = unsafe { bytes(data, len) }?.to_vec();
         Ok(())

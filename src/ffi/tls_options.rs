@@ -9,21 +9,22 @@ use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 
-use super::boundary::{boundary, boxed, bytes, report, status_boundary, text, wsffi_error};
+use super::boundary::{boundary, bytes, report, status_boundary, text, wsffi_error};
+use super::handles::{owned, peek, Handle, Owned};
 use super::options::{wsffi_client_options, wsffi_listener_options};
 use super::status::{wsffi_status, Status};
 use crate::reactor::server::RequestView;
 use crate::reactor::tls;
 
 /// Applies `f` to an options object; a sentence from `f` becomes `WSFFI_STATUS_ERR_TLS` in `out_err`.
-fn with_tls<T>(
+fn with_tls<T: Handle<Ownership = Owned>>(
     p: *mut T,
     out_err: *mut *mut wsffi_error,
     f: impl FnOnce(&mut T) -> Result<(), (Status, String)>,
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object from its `_new`.
-        let o = unsafe { boxed(p) }?;
+        let o = unsafe { owned(p) }?;
         // SAFETY: out_err is NULL or writable.
         f(o).map_err(|(status, message)| unsafe { report(out_err, status, message) })
     })
@@ -116,7 +117,7 @@ pub extern "C" fn wsffi_client_options_set_tls_server_name(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
-        let o = unsafe { boxed(options) }?;
+        let o = unsafe { owned(options) }?;
         if name.is_null() {
             o.config.tls.server_name = None;
             return Ok(());
@@ -139,7 +140,7 @@ pub extern "C" fn wsffi_client_options_set_tls_insecure(
 ) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a live options object.
-        let o = unsafe { boxed(options) }?;
+        let o = unsafe { owned(options) }?;
         o.config.tls.insecure = insecure;
         Ok(())
     })
@@ -252,5 +253,5 @@ pub extern "C" fn wsffi_listener_options_set_tls_client_ca_file(
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_tls_subject(req: *const RequestView) -> *const c_char {
     // SAFETY: NULL or a live request view.
-    boundary!(null(), { unsafe { req.as_ref() }.map_or(null(), |r| r.tls_subject.as_ptr()) })
+    boundary!(null(), { unsafe { peek(req) }.map_or(null(), |r| r.tls_subject.as_ptr()) })
 }

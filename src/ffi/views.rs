@@ -4,16 +4,16 @@
 
 use std::ffi::{c_char, CString};
 use std::ptr::null;
-use std::sync::Arc;
 
-use super::boundary::{boundary, status_boundary, take_arc, text};
+use super::boundary::{boundary, status_boundary, text};
+use super::handles::{peek, retain, take_counted};
 use super::status::{wsffi_status, Status};
 use crate::reactor::server::{RequestView, ResponseView};
 use crate::reactor::views::HeaderList;
 
 fn field(req: *const RequestView, pick: fn(&RequestView) -> &CString) -> *const c_char {
     // SAFETY: NULL or a live request view.
-    boundary!(null(), { unsafe { req.as_ref() }.map_or(null(), |r| pick(r).as_ptr()) })
+    boundary!(null(), { unsafe { peek(req) }.map_or(null(), |r| pick(r).as_ptr()) })
 }
 
 /// The request method ("GET"); NULL for a NULL view. The string belongs to the view and
@@ -70,7 +70,7 @@ pub extern "C" fn wsffi_request_remote_address(req: *const RequestView) -> *cons
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_host(req: *const RequestView) -> *const c_char {
     // SAFETY: NULL or a live request view.
-    boundary!(null(), { unsafe { req.as_ref() }.and_then(|r| r.host.as_ref()).map_or(null(), |h| h.as_ptr()) })
+    boundary!(null(), { unsafe { peek(req) }.and_then(|r| r.host.as_ref()).map_or(null(), |h| h.as_ptr()) })
 }
 
 /// The decoded value of query parameter `name` (first occurrence; '+' is a space), NULL
@@ -81,7 +81,7 @@ pub extern "C" fn wsffi_request_host(req: *const RequestView) -> *const c_char {
 pub extern "C" fn wsffi_request_query(req: *const RequestView, name: *const c_char) -> *const c_char {
     boundary!(null(), {
         // SAFETY: NULL or a live request view / NUL-terminated string.
-        let (Some(r), Ok(name)) = (unsafe { req.as_ref() }, unsafe { text(name) }) else { return null() };
+        let (Some(r), Ok(name)) = (unsafe { peek(req) }, unsafe { text(name) }) else { return null() };
         r.query_param(name).map_or(null(), |v| v.as_ptr())
     })
 }
@@ -125,7 +125,7 @@ fn header_at(
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_header(req: *const RequestView, name: *const c_char) -> *const c_char {
     // SAFETY: NULL or a live request view.
-    boundary!(null(), { header_of(unsafe { req.as_ref() }.map(|r| &r.headers), name) })
+    boundary!(null(), { header_of(unsafe { peek(req) }.map(|r| &r.headers), name) })
 }
 
 /// Whether header `name` is present (case-insensitive); false when `req` or `name` is NULL.
@@ -138,7 +138,7 @@ pub extern "C" fn wsffi_request_has_header(req: *const RequestView, name: *const
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_header_count(req: *const RequestView) -> usize {
     // SAFETY: NULL or a live request view.
-    boundary!(0, { unsafe { req.as_ref() }.map_or(0, |r| r.headers.pairs.len()) })
+    boundary!(0, { unsafe { peek(req) }.map_or(0, |r| r.headers.pairs.len()) })
 }
 
 /// Header `index` of the raw list, in received order and spelling: `*out_name` and
@@ -154,7 +154,7 @@ pub extern "C" fn wsffi_request_header_at(
     out_value: *mut *const c_char,
 ) -> wsffi_status {
     // SAFETY: NULL or a live request view.
-    header_at(unsafe { req.as_ref() }.map(|r| &r.headers), index, out_name, out_value)
+    header_at(unsafe { peek(req) }.map(|r| &r.headers), index, out_name, out_value)
 }
 
 /// Keeps a request view beyond the callback that received it: returns a copy the caller
@@ -162,10 +162,8 @@ pub extern "C" fn wsffi_request_header_at(
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_copy(req: *const RequestView) -> *const RequestView {
     boundary!(null(), {
-        if !req.is_null() {
-            // SAFETY: every request view handed out lives in an Arc.
-            unsafe { Arc::increment_strong_count(req) };
-        }
+        // SAFETY: NULL or a request view the library handed out (each lives in an Arc).
+        unsafe { retain(req) };
         req
     })
 }
@@ -174,14 +172,14 @@ pub extern "C" fn wsffi_request_copy(req: *const RequestView) -> *const RequestV
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_request_free(req: *const RequestView) {
     // SAFETY: the caller gives up the reference from wsffi_request_copy.
-    boundary!((), { drop(unsafe { take_arc(req) }) })
+    boundary!((), { drop(unsafe { take_counted(req) }) })
 }
 
 /// The HTTP status of a refused upgrade (0 for NULL).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_response_status(resp: *const ResponseView) -> u16 {
     // SAFETY: NULL or a live response view.
-    boundary!(0, { unsafe { resp.as_ref() }.map_or(0, |r| r.status) })
+    boundary!(0, { unsafe { peek(resp) }.map_or(0, |r| r.status) })
 }
 
 /// The reason phrase of a refused upgrade; NULL for a NULL view. The string belongs to the
@@ -189,7 +187,7 @@ pub extern "C" fn wsffi_response_status(resp: *const ResponseView) -> u16 {
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_response_reason(resp: *const ResponseView) -> *const c_char {
     // SAFETY: NULL or a live response view.
-    boundary!(null(), { unsafe { resp.as_ref() }.map_or(null(), |r| r.reason.as_ptr()) })
+    boundary!(null(), { unsafe { peek(resp) }.map_or(null(), |r| r.reason.as_ptr()) })
 }
 
 /// The first value of response header `name` (case-insensitive), NULL when absent or when
@@ -197,14 +195,14 @@ pub extern "C" fn wsffi_response_reason(resp: *const ResponseView) -> *const c_c
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_response_header(resp: *const ResponseView, name: *const c_char) -> *const c_char {
     // SAFETY: NULL or a live response view.
-    boundary!(null(), { header_of(unsafe { resp.as_ref() }.map(|r| &r.headers), name) })
+    boundary!(null(), { header_of(unsafe { peek(resp) }.map(|r| &r.headers), name) })
 }
 
 /// The number of response headers (0 for NULL).
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_response_header_count(resp: *const ResponseView) -> usize {
     // SAFETY: NULL or a live response view.
-    boundary!(0, { unsafe { resp.as_ref() }.map_or(0, |r| r.headers.pairs.len()) })
+    boundary!(0, { unsafe { peek(resp) }.map_or(0, |r| r.headers.pairs.len()) })
 }
 
 /// Response header `index`, in received order: `*out_name` and `*out_value` receive strings
@@ -220,7 +218,7 @@ pub extern "C" fn wsffi_response_header_at(
     out_value: *mut *const c_char,
 ) -> wsffi_status {
     // SAFETY: NULL or a live response view.
-    header_at(unsafe { resp.as_ref() }.map(|r| &r.headers), index, out_name, out_value)
+    header_at(unsafe { peek(resp) }.map(|r| &r.headers), index, out_name, out_value)
 }
 
 /// The body of a refused upgrade (up to 1 MiB kept), valid during the
@@ -230,7 +228,7 @@ pub extern "C" fn wsffi_response_header_at(
 pub extern "C" fn wsffi_response_body(resp: *const ResponseView, out_len: *mut usize) -> *const u8 {
     boundary!(null(), {
         // SAFETY: NULL or a live response view.
-        let body = unsafe { resp.as_ref() }.map_or(&[][..], |r| &r.body[..]);
+        let body = unsafe { peek(resp) }.map_or(&[][..], |r| &r.body[..]);
         if !out_len.is_null() {
             // SAFETY: checked non-NULL.
             unsafe { out_len.write(body.len()) };
