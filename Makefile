@@ -5,6 +5,7 @@
 #                 peers, benchmark and fuzz smoke runs
 #   make tsan     C tests under ThreadSanitizer (needs a nightly toolchain)
 #   make header   regenerate include/wsffi.h after changing src/ffi
+#   make install  / uninstall / deb / docs: see packaging/install.mk and packaging/docs.mk
 
 CARGO   ?= cargo
 CC      ?= gcc
@@ -23,6 +24,8 @@ all: lib $(EXAMPLES)
 
 lib:
 	$(CARGO) build --release --lib
+	@# Programs linked with -lwsffi ask for the SONAME (build.rs); in the build tree it is this link.
+	@ln -sf libwsffi.so $(LIBDIR)/libwsffi.so.$(WSFFI_ABI)
 
 header:
 	WSFFI_BLESS=1 $(CARGO) test --test header
@@ -33,7 +36,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke
+test: lint all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
 
 test-rust:
 	$(CARGO) test --release
@@ -51,6 +54,8 @@ include c-tests/soak.mk
 include tests/interop/interop.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
+include packaging/install.mk
+include packaging/docs.mk
 
 clean:
 	rm -rf $(BUILD)
