@@ -2,11 +2,12 @@
  * chat-server: a chat room. Every text message a client sends is broadcast to every
  * client, prefixed with the sender's name.
  *
- *   build/chat-server HOST:PORT          (port 0 picks a free port)
+ *   build/chat-server [--tls CERT KEY] HOST:PORT     (port 0 picks a free port)
  *
  * Clients connect to ws://HOST:PORT/chat?name=NAME (without a name they become guestN);
- * a browser gets a small chat page at http://HOST:PORT/. Prints "listening on ADDR" once
- * ready, then a log of the room. Runs until SIGINT or SIGTERM; clients then get a 1001
+ * a browser gets a small chat page at http://HOST:PORT/. With --tls (PEM certificate chain
+ * and key) the same port speaks TLS: https:// for the page, wss:// for the room. Prints
+ * "listening on ADDR" once ready, then "open URL in a browser", then a log of the room. Runs until SIGINT or SIGTERM; clients then get a 1001
  * ("going away") close.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -214,6 +215,10 @@ static void http_handler(void *user, const wsffi_request *req, wsffi_http_respon
         wsffi_http_response_add_header(resp, "Upgrade", "websocket");
         return;
     }
+    if (strcmp(path, "/favicon.ico") == 0) {
+        wsffi_http_response_set_status(resp, 204, NULL); /* browsers ask; there is none */
+        return;
+    }
     if (strcmp(path, "/") != 0) {
         const char *body = "not found\n";
         wsffi_http_response_set_status(resp, 404, NULL);
@@ -237,8 +242,20 @@ static int fail(const char *what, wsffi_error *err) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: chat-server HOST:PORT\n");
+    const char *tls_cert = NULL, *tls_key = NULL, *address = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--tls") == 0 && i + 2 < argc) {
+            tls_cert = argv[++i];
+            tls_key = argv[++i];
+        } else if (argv[i][0] != '-' && address == NULL) {
+            address = argv[i];
+        } else {
+            address = NULL;
+            break;
+        }
+    }
+    if (address == NULL) {
+        fprintf(stderr, "usage: chat-server [--tls CERT KEY] HOST:PORT\n");
         return 2;
     }
     /* The log is read through pipes too: one line at a time, as it happens. */
@@ -254,12 +271,22 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     wsffi_error *err = NULL;
+    wsffi_status s;
     wsffi_reactor *reactor = NULL;
     if (wsffi_reactor_new(NULL, &reactor, &err) != WSFFI_STATUS_OK) {
         return fail("reactor", err);
     }
+    wsffi_listener_options *lopts = wsffi_listener_options_new();
+    if (tls_cert != NULL &&
+        wsffi_listener_options_set_tls_cert_files(lopts, tls_cert, tls_key, &err) != WSFFI_STATUS_OK) {
+        wsffi_listener_options_free(lopts);
+        wsffi_reactor_free(reactor);
+        return fail("TLS certificate", err);
+    }
     wsffi_listener *listener = NULL;
-    if (wsffi_listen(reactor, argv[1], NULL, &listener, &err) != WSFFI_STATUS_OK) {
+    s = wsffi_listen(reactor, address, lopts, &listener, &err);
+    wsffi_listener_options_free(lopts);
+    if (s != WSFFI_STATUS_OK) {
         wsffi_reactor_free(reactor);
         return fail("listen", err);
     }
@@ -276,7 +303,7 @@ int main(int argc, char **argv) {
     scbs.on_client_error = on_client_error;
     scbs.on_error = on_server_error;
     wsffi_server *server = NULL;
-    wsffi_status s = wsffi_server_attach(reactor, listener, CHAT_PATH, opts, &scbs, &chat, NULL, &server, &err);
+    s = wsffi_server_attach(reactor, listener, CHAT_PATH, opts, &scbs, &chat, NULL, &server, &err);
     wsffi_server_options_free(opts);
     if (s != WSFFI_STATUS_OK) {
         wsffi_listener_close(listener);
@@ -284,6 +311,7 @@ int main(int argc, char **argv) {
         return fail("attach", err);
     }
     printf("listening on %s\n", wsffi_listener_address(listener));
+    printf("open %s://%s/ in a browser\n", tls_cert != NULL ? "https" : "http", wsffi_listener_address(listener));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

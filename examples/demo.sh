@@ -185,3 +185,5 @@ if [ ${#errors[@]} -gt 0 ]; then
     exit 1
 fi
 echo "demo: OK: every client received every other client's messages"
+echo "demo: to chat from a browser, run $build/chat-server 127.0.0.1:8080 and open http://127.0.0.1:8080/"
+echo "      (with --tls CERT KEY it serves https:// and wss:// on the same port)"
