@@ -1,8 +1,8 @@
 # wsffi build and test entry points.
 #   make          library (release), header check, examples, C tests
 #   make demo     build, then run the chat demo with clients talking to it
-#   make test     lint (rustfmt, clippy), then every test: Rust, C (plain, valgrind, AddressSanitizer), interop with real
-#                 peers, benchmark and fuzz smoke runs
+#   make test     lint (rustfmt, clippy), then every test: Rust, C (plain, valgrind, AddressSanitizer), the C++
+#                 binding (ASan+UBSan), interop with real peers, benchmark and fuzz smoke runs
 #   make tsan     C tests under ThreadSanitizer (needs a nightly toolchain)
 #   make header   regenerate include/wsffi.h after changing src/ffi
 
@@ -33,7 +33,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke
+test: lint all test-rust test-c test-asan test-cpp test-interop bench-smoke fuzz-smoke soak-smoke
 
 test-rust:
 	$(CARGO) test --release
@@ -51,6 +51,7 @@ include c-tests/soak.mk
 include tests/interop/interop.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
+include bindings/cpp/cpp.mk
 
 clean:
 	rm -rf $(BUILD)
