@@ -27,7 +27,9 @@ int main() {
         handlers.headers = [](wsffi::Handshake &hs) { hs.add_header("X-Chat-Server", "protocols example"); };
         handlers.on_connection = [](wsffi::ServerView, wsffi::ConnView conn, const wsffi::Request &) {
             wsffi::ConnHandlers h;
-            h.on_open = [](wsffi::ConnView c) { c.send_text("you speak " + std::string(c.protocol())); };
+            h.on_open = [](wsffi::ConnView c) {
+                if (!c.protocol().empty()) c.send_text("you speak " + std::string(c.protocol()));
+            };
             conn.set_handlers(std::move(h));
         };
         wsffi::Server server(reactor, listener, "/", std::move(handlers));
@@ -51,7 +53,7 @@ int main() {
             h.on_message = [label](wsffi::ConnView c, wsffi::Message msg) {
                 std::printf("%s: server says \"%.*s\"\n", label.c_str(), static_cast<int>(msg.text().size()),
                             msg.text().data());
-                c.close();
+                if (c.ready_state() == wsffi::ReadyState::Open) c.close();
             };
             h.on_close = [&](wsffi::ConnView, const wsffi::CloseInfo &) {
                 std::lock_guard<std::mutex> lock(m);
