@@ -196,6 +196,33 @@ TEST(Server, DeferredHandshakeDecidedInsideVerify) {
     ASSERT_TRUE(accepted.wait_closed());
 }
 
+TEST(Server, DeferredHandshakeOutlivesTheReactor) {
+    Record client;
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<wsffi::DeferredHandshake> kept;
+    {
+        Env env;
+        wsffi::ServerHandlers h;
+        h.verify_client = [&](wsffi::Handshake &hs) {
+            {
+                std::lock_guard<std::mutex> lock(m);
+                kept.emplace(hs.defer());
+            }
+            cv.notify_all();
+            return Verdict::Defer;
+        };
+        env.start(std::move(h));
+        wsffi::Conn c = wsffi::connect(env.reactor, env.url(), client.handlers());
+        std::unique_lock<std::mutex> lock(m);
+        ASSERT_TRUE(cv.wait_for(lock, support::kWait, [&] { return kept.has_value(); }));
+    }  // the reactor is freed with the handshake pending
+    ASSERT_TRUE(client.wait_closed());
+    ASSERT_TRUE(kept->pending());
+    EXPECT_THROW(kept->accept(), wsffi::Error);  // consumed all the same
+    EXPECT_FALSE(kept->pending());
+}
+
 TEST(Server, VerifyThrowingRejects500) {
     Record client;
     Env env;
