@@ -533,6 +533,8 @@ public:
     static Conn adopt(wsffi_conn *owned) noexcept { return Conn(owned); }
     // Takes a new reference to `conn`.
     static Conn retain(wsffi_conn *conn) noexcept { return Conn(wsffi_conn_retain(conn)); }
+    // Another reference to this connection (as copying does).
+    using ConnView::retain;
 
     Conn(const Conn &o) noexcept : ConnView(wsffi_conn_retain(o.conn_)) {}
     Conn(Conn &&o) noexcept : ConnView(std::exchange(o.conn_, nullptr)) {}

@@ -7,5 +7,8 @@ int header_check();
 int header_check() {
     wsffi::ByteView b("abc");
     wsffi::Message m{wsffi::MessageType::Text, b};
-    return static_cast<int>(m.text().size());
+    wsffi::Conn c;
+    wsffi::Conn d = c.retain();  // the member, not hidden by the static Conn::retain(wsffi_conn *)
+    wsffi::Conn e = wsffi::Conn::retain(d.native());
+    return static_cast<int>(m.text().size()) + (e ? 1 : 0);
 }

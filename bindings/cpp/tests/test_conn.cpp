@@ -212,6 +212,9 @@ TEST(Conn, RetainReleaseSemantics) {
     wsffi::Conn b = a;  // copy: a second reference to the same connection
     EXPECT_EQ(b.native(), raw);
     EXPECT_TRUE(a == b);
+    wsffi::Conn r = b.retain();  // a third one, explicitly
+    EXPECT_EQ(r.native(), raw);
+    r.reset();
     a.reset();  // one reference given back: the connection stays open and usable
     EXPECT_FALSE(a);
     EXPECT_EQ(b.ready_state(), wsffi::ReadyState::Open);
