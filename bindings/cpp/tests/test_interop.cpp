@@ -1,5 +1,10 @@
-// Interop: Python's `websockets` client against the C++ echo server (skipped when Python
-// or the package is missing).
+// Interop: Python's `websockets` client against the C++ echo server and the examples
+// (skipped when Python or the package is missing).
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,10 +28,136 @@ std::string run(const std::string &cmd, int *status) {
     return out;
 }
 
-TEST(Interop, PythonWebsocketsClient) {
+bool have_websockets() {
     int status = 0;
     run("python3 -c 'import websockets' 2>/dev/null", &status);
-    if (status != 0) GTEST_SKIP() << "python3 with websockets not available";
+    return status == 0;
+}
+
+// Runs a Python script (argv[1] = `arg`) and returns its output; `status` gets its exit status.
+std::string python(const std::string &script, const std::string &arg, int *status) {
+    return run("python3 -c \"$(cat <<'PYEOF'\n" + script + "PYEOF\n)\" " + arg + " 2>&1", status);
+}
+
+// An example server started on a free port; stopped with SIGTERM (it must exit 0).
+class Example {
+public:
+    explicit Example(const std::string &name) {
+        std::string path = std::string(WSFFI_CPP_EXAMPLES_DIR) + "/" + name;
+        int fds[2];
+        if (pipe(fds) != 0) throw std::runtime_error("pipe");
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+        posix_spawn_file_actions_addclose(&fa, fds[0]);
+        std::string addr = "127.0.0.1:0";
+        char *argv[] = {const_cast<char *>(path.c_str()), const_cast<char *>(addr.c_str()), nullptr};
+        if (posix_spawn(&pid_, path.c_str(), &fa, nullptr, argv, environ) != 0) throw std::runtime_error("spawn");
+        posix_spawn_file_actions_destroy(&fa);
+        close(fds[1]);
+        out_ = fdopen(fds[0], "r");
+        char line[256];
+        // The first line: "listening on 127.0.0.1:PORT".
+        if (fgets(line, sizeof line, out_) == nullptr) throw std::runtime_error(name + " printed nothing");
+        std::string l(line);
+        port_ = l.substr(l.rfind(':') + 1);
+        port_.erase(port_.find_last_not_of("\r\n") + 1);
+    }
+    ~Example() {
+        if (pid_ > 0) stop();
+        if (out_) fclose(out_);
+    }
+    // SIGTERM, then the exit status; the rest of its output in `rest`.
+    int stop(std::string *rest = nullptr) {
+        kill(pid_, SIGTERM);
+        std::string tail;
+        char buf[256];
+        std::size_t n;
+        while ((n = fread(buf, 1, sizeof buf, out_)) > 0) tail.append(buf, n);
+        int st = 0;
+        waitpid(pid_, &st, 0);
+        pid_ = -1;
+        if (rest) *rest = tail;
+        return st;
+    }
+    const std::string &port() const { return port_; }
+
+private:
+    pid_t pid_ = -1;
+    FILE *out_ = nullptr;
+    std::string port_;
+};
+
+TEST(Interop, EchoExample) {
+    if (!have_websockets()) GTEST_SKIP() << "python3 with websockets not available";
+    Example echo("echo_server");
+    int status = 0;
+    std::string out = python(
+        "import asyncio, sys\n"
+        "from websockets.asyncio.client import connect\n"
+        "async def main(port):\n"
+        "    async with connect(f'ws://127.0.0.1:{port}/') as ws:\n"
+        "        big = bytes(range(256)) * 2048\n"
+        "        for m in ['text', big, '']:\n"
+        "            await ws.send(m)\n"
+        "            print(type(m).__name__, (await ws.recv()) == m)\n"
+        "asyncio.run(main(sys.argv[1]))\n",
+        echo.port(), &status);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_EQ(out, "str True\nbytes True\nstr True\n");
+    EXPECT_EQ(echo.stop(), 0);
+}
+
+TEST(Interop, ChatExample) {
+    if (!have_websockets()) GTEST_SKIP() << "python3 with websockets not available";
+    Example chat("chat_server");
+    int status = 0;
+    std::string out = python(
+        "import asyncio, sys\n"
+        "from websockets.asyncio.client import connect\n"
+        "async def main(port):\n"
+        "    url = f'ws://127.0.0.1:{port}/chat?name='\n"
+        "    async with connect(url + 'ann') as a:\n"
+        "        print(await a.recv())\n"
+        "        async with connect(url + 'bob') as b:\n"
+        "            print(await a.recv()); print(await b.recv())\n"
+        "            await b.send('hi all')\n"
+        "            print(await a.recv()); print(await b.recv())\n"
+        "        print(await a.recv())\n"
+        "asyncio.run(main(sys.argv[1]))\n",
+        chat.port(), &status);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_EQ(out, "ann joined\nbob joined\nbob joined\nbob: hi all\nbob: hi all\nbob left\n");
+    EXPECT_EQ(chat.stop(), 0);
+}
+
+TEST(Interop, VerifyTokenExample) {
+    if (!have_websockets()) GTEST_SKIP() << "python3 with websockets not available";
+    Example server("verify_token");
+    int status = 0;
+    std::string out = python(
+        "import asyncio, sys\n"
+        "from websockets.asyncio.client import connect\n"
+        "from websockets.exceptions import InvalidStatus\n"
+        "async def main(port):\n"
+        "    for tok in ['sync-ok', 'async-ok', 'sync-bad', 'async-bad']:\n"
+        "        try:\n"
+        "            async with connect(f'ws://127.0.0.1:{port}/?token={tok}') as ws:\n"
+        "                print(tok, await ws.recv())\n"
+        "        except InvalidStatus as e:\n"
+        "            print(tok, 'refused', e.response.status_code)\n"
+        "asyncio.run(main(sys.argv[1]))\n",
+        server.port(), &status);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_EQ(out, "sync-ok authenticated\nasync-ok authenticated\nsync-bad refused 401\nasync-bad refused 401\n");
+    std::string rest;
+    EXPECT_EQ(server.stop(&rest), 0);
+    EXPECT_NE(rest.find("welcome, token async-ok"), std::string::npos) << rest;
+}
+
+TEST(Interop, PythonWebsocketsClient) {
+    if (!have_websockets()) GTEST_SKIP() << "python3 with websockets not available";
+    int status = 0;
     Env env;
     wsffi::ServerOptions so;
     so.per_message_deflate(true);
@@ -51,8 +182,7 @@ TEST(Interop, PythonWebsocketsClient) {
         "        print(len(data), data == bytes(range(256)) * 100)\n"
         "        await ws.close(4000, 'py done')\n"
         "asyncio.run(main())\n";
-    std::string cmd = "python3 -c \"$(cat <<'PYEOF'\n" + script + "PYEOF\n)\" " + env.url() + " 2>&1";
-    std::string out = run(cmd, &status);
+    std::string out = python(script, env.url(), &status);
     EXPECT_EQ(status, 0) << out;
     EXPECT_EQ(out, "hello from python\n25600 True\n");
     ASSERT_TRUE(env.server_side.wait_closed());
