@@ -1,6 +1,10 @@
 // Dispatch mode through the binding: handlers run on the thread that calls
 // Reactor::dispatch, driven by poll(2) on Reactor::fd or by the wake function.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -96,6 +100,45 @@ TEST(Dispatch, WakeFunctionAndItsLifetime) {
     }
     EXPECT_TRUE(flag->is_gone());
     EXPECT_EQ(client.read([&] { return client.closes; }), 1);
+}
+
+TEST(Dispatch, HttpHandlerRunsOnTheDispatchingThread) {
+    std::thread::id me = std::this_thread::get_id();
+    wsffi::ReactorOptions ro;
+    ro.dispatch(true);
+    wsffi::Reactor reactor(ro);
+    wsffi::Listener listener(reactor, "127.0.0.1:0");
+    std::atomic<bool> on_me{false};
+    listener.set_http_handler([&](const wsffi::Request &req, wsffi::HttpResponse &res) {
+        on_me = std::this_thread::get_id() == me;
+        res.body(std::string("path ") + std::string(req.path()));
+    });
+    uint16_t port = listener.port();
+    std::atomic<bool> done{false};
+    std::string answer;
+    std::thread client([&] {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) {
+            std::string req = "GET /page HTTP/1.1\r\nHost: x\r\n\r\n";
+            if (send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size())) {
+                char buf[1024];
+                ssize_t n;
+                while ((n = recv(fd, buf, sizeof buf, 0)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+            }
+        }
+        close(fd);
+        done = true;
+    });
+    bool finished = pump(reactor, [&] { return done.load(); });
+    client.join();
+    ASSERT_TRUE(finished);
+    EXPECT_TRUE(on_me.load());
+    EXPECT_NE(answer.find("path /page"), std::string::npos) << answer;
+    listener.close();  // the handler is kept until the reactor is freed
 }
 
 TEST(Dispatch, NotInDispatchMode) {
