@@ -1,8 +1,8 @@
 # wsffi build and test entry points.
 #   make          library (release), header check, examples, C tests
 #   make demo     build, then run the chat demo with clients talking to it
-#   make test     lint (rustfmt, clippy), then every test: Rust, C (plain, valgrind, AddressSanitizer), interop with real
-#                 peers, benchmark and fuzz smoke runs
+#   make test     lint (rustfmt, clippy), then every test: Rust, C (plain, valgrind, AddressSanitizer), the C++
+#                 binding (ASan+UBSan), interop with real peers, benchmark and fuzz smoke runs
 #   make tsan     C tests under ThreadSanitizer (needs a nightly toolchain)
 #   make header   regenerate include/wsffi.h after changing src/ffi
 #   make install  / uninstall / deb / docs: see packaging/install.mk and packaging/docs.mk
@@ -36,7 +36,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
+test: lint all test-rust test-c test-asan test-cpp test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
 
 test-rust:
 	$(CARGO) test --release
@@ -56,6 +56,7 @@ include bench/bench.mk
 include fuzz/fuzz.mk
 include packaging/install.mk
 include packaging/docs.mk
+include bindings/cpp/cpp.mk
 
 clean:
 	rm -rf $(BUILD)

@@ -40,7 +40,7 @@ bench-lws:
 bench-smoke: all bench-tools-min
 	$(PYTHON) bench/run.py --smoke
 
-bench: all bench-tools bench-node bench-python bench-lws
+bench: all bench-tools bench-node bench-python bench-lws cpp-echo-server
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 # Speed of the protocol core alone (permessage-deflate, masking): prints figures.

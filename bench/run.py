@@ -59,6 +59,12 @@ SERVERS = {
         "cmd": [os.path.join(ROOT, "build", "echo-server"), "--dispatch", ADDR],
         "deflate": [os.path.join(ROOT, "build", "echo-server"), "--dispatch", "--deflate", ADDR],
     },
+    "wsffi-cpp": {
+        "label": "wsffi, C++ binding (build/cpp-echo-server)",
+        "proto": "ws",
+        "cmd": [os.path.join(ROOT, "build", "cpp-echo-server"), ADDR],
+        "deflate": [os.path.join(ROOT, "build", "cpp-echo-server"), "--deflate", ADDR],
+    },
     "tungstenite": {
         "label": "tokio-tungstenite",
         "proto": "ws",
@@ -500,6 +506,24 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
             lines.append(
                 "Dispatch mode: server CPU per message (or handshake) of `echo-server --dispatch` over direct callbacks, "
                 "same round, median (min–max); target at most 1.5 for small messages:"
+            )
+            lines.append("")
+            lines.extend(rows)
+            lines.append("")
+    # The C++ binding adds std::function calls and exceptions over the same C callbacks.
+    if "wsffi" in servers and "wsffi-cpp" in servers:
+        rows = []
+        for scen in scens:
+            sc = SCENARIOS[scen]
+            if not sc["cpu_unit"]:
+                continue
+            r = ratios(results, scen, "wsffi-cpp", "wsffi", "server_cpu_us_per_op")
+            if r:
+                rows.append(f"- {sc['title']}: {summary(r, 'ratio')}")
+        if rows:
+            lines.append(
+                "C++ binding: server CPU per message (or handshake) of `cpp-echo-server` (bindings/cpp) over the C "
+                "`echo-server`, same round, median (min–max):"
             )
             lines.append("")
             lines.extend(rows)
