@@ -393,6 +393,37 @@ TEST(defer_decided_before_verify_returns) {
     wsffi_conn_release(conn);
 }
 
+/* verify_client may also decide on its own thread before returning DEFER. */
+static wsffi_status decided_inside_status;
+
+static wsffi_verdict verify_decides_itself(void *user, wsffi_handshake *hs) {
+    (void)user;
+    decided_inside_status = wsffi_handshake_reject(hs, 403, "decided in verify_client");
+    return WSFFI_VERDICT_DEFER;
+}
+
+TEST(defer_decided_inside_verify) {
+    decided_inside_status = WSFFI_STATUS_ERR_INTERNAL;
+    wsffi_listener_options *lo = wsffi_listener_options_new();
+    /* Long enough that a lost decision shows as a timeout, not as the refusal. */
+    CHECK_OK(wsffi_listener_options_set_handshake_timeout_ms(lo, 10000));
+    wsffi_server_callbacks cbs = tu_server_callbacks();
+    cbs.verify_client = verify_decides_itself;
+    tu_env env;
+    tu_env_start_with(&env, "/", lo, NULL, &cbs);
+    wsffi_listener_options_free(lo);
+    tu_url u = tu_make_url(env.port, "/");
+    tu_rec c;
+    tu_rec_init(&c, "client");
+    wsffi_conn *conn = tu_connect(env.reactor, u.s, NULL, &c);
+    expect_refused(&c, 403);
+    CHECK_STR(c.resp_reason, "decided in verify_client");
+    CHECK_OK(decided_inside_status);
+    tu_env_stop(&env);
+    TU_REC_DONE(&c);
+    wsffi_conn_release(conn);
+}
+
 /* The listener's handshake timeout applies while a decision is pending. */
 TEST(defer_timeout) {
     wsffi_listener_options *lo = wsffi_listener_options_new();
@@ -1181,7 +1212,8 @@ TEST(unix_socket) {
 }
 
 TU_MAIN(TU_CASE(two_paths), TU_CASE(unknown_path_404), TU_CASE(verify_client), TU_CASE(defer_accept_from_thread),
-        TU_CASE(defer_reject_from_thread), TU_CASE(defer_decided_before_verify_returns), TU_CASE(defer_timeout), TU_CASE(headers_callback),
+        TU_CASE(defer_reject_from_thread), TU_CASE(defer_decided_before_verify_returns), TU_CASE(defer_decided_inside_verify),
+        TU_CASE(defer_timeout), TU_CASE(headers_callback),
         TU_CASE(allowed_origins), TU_CASE(max_connections), TU_CASE(request_view), TU_CASE(clients_and_broadcast),
         TU_CASE(client_tracking_off), TU_CASE(server_close), TU_CASE(http_handler), TU_CASE(plain_get_without_handler),
         TU_CASE(bad_requests), TU_CASE(listener_close), TU_CASE(adopt_fd), TU_CASE(handle_upgrade), TU_CASE(unix_socket))

@@ -747,7 +747,8 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
+ Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`;
+ `http://` and `https://` are taken as `ws://` and `wss://`, as browsers do).
  `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
  TLS failures arrive as `on_error` with `WSFFI_STATUS_ERR_TLS`, then `on_close` (1006).
 
@@ -1335,6 +1336,9 @@ const char *wsffi_listener_address(const struct wsffi_listener *listener);
  Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
  which is sent when it returns; then the connection closes. Without a handler such
  requests get 426 on a WebSocket path and 404 elsewhere. NULL `handler` removes it.
+ Once `wsffi_listener_close` returns the handler is not called again, and `user` may be
+ freed: requests still arriving on connections it accepted are answered as without a handler (in dispatch
+ mode, calls already queued still run at the next `wsffi_reactor_dispatch`).
  NULL `listener`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_listener_set_http_handler(struct wsffi_listener *listener, wsffi_http_handler_cb handler, void *user);

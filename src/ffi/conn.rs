@@ -17,7 +17,8 @@ use crate::reactor::api;
 use crate::reactor::conn::{ConnHandle, SendOp};
 use crate::reactor::events::ConnEvents;
 
-/// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`).
+/// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`;
+/// `http://` and `https://` are taken as `ws://` and `wss://`, as browsers do).
 /// `wss://` verifies the server with the TLS settings of `options` (system CAs by default);
 /// TLS failures arrive as `on_error` with `WSFFI_STATUS_ERR_TLS`, then `on_close` (1006).
 ///

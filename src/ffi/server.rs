@@ -111,6 +111,9 @@ pub extern "C" fn wsffi_listener_address(listener: *const ListenerHandle) -> *co
 /// Handles plain (non-upgrade) HTTP requests on this listener: `handler` fills the response,
 /// which is sent when it returns; then the connection closes. Without a handler such
 /// requests get 426 on a WebSocket path and 404 elsewhere. NULL `handler` removes it.
+/// Once `wsffi_listener_close` returns the handler is not called again, and `user` may be
+/// freed: requests still arriving on connections it accepted are answered as without a handler (in dispatch
+/// mode, calls already queued still run at the next `wsffi_reactor_dispatch`).
 /// NULL `listener`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_listener_set_http_handler(

@@ -233,6 +233,12 @@ impl HandshakeHandle {
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(None);
     }
 
+    /// Ends `hold` when the verdict was not DEFER: a decision made meanwhile is void (the
+    /// verdict decided).
+    pub fn unhold(&self) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     /// Ends `hold`, sending on a decision made meanwhile.
     pub fn release(self: &Arc<Self>) {
         let decision = self.held.lock().unwrap_or_else(|e| e.into_inner()).take().flatten();
@@ -315,6 +321,9 @@ impl EventLoop {
             };
         }
         listener.servers.borrow_mut().clear();
+        // Requests still being read on connections it accepted get no handler call after the
+        // close: they are answered like requests for a path nobody serves.
+        drop(listener.http.borrow_mut().take());
         self.listeners.borrow_mut().remove(listener.key);
     }
 
@@ -695,13 +704,30 @@ impl EventLoop {
             expired: AtomicBool::new(false),
             held: Mutex::new(None),
         });
+        // A direct-mode verify_client may decide on this thread before it returns DEFER: the
+        // decision waits until the deferred state below exists. (In dispatch mode the
+        // dispatching thread holds the handle itself, and decisions come back through the
+        // loop after this returns.)
+        let direct = self.shared.dispatch_queue().is_none();
+        if direct {
+            hs.hold();
+        }
         let verdict = server.events().and_then(|events| events.verify_client(&hs));
         match verdict.unwrap_or(Verdict::Accept) {
-            Verdict::Accept => self.accept_upgrade(conn, &server, &hs, &upgrade),
-            Verdict::Reject => self.reject_upgrade(conn, &server, &hs),
+            Verdict::Accept => {
+                hs.unhold();
+                self.accept_upgrade(conn, &server, &hs, &upgrade)
+            }
+            Verdict::Reject => {
+                hs.unhold();
+                self.reject_upgrade(conn, &server, &hs)
+            }
             Verdict::Defer => {
                 // The application keeps its own reference until it decides.
-                with_state(conn, |st| st.deferred = Some((hs, upgrade, server)));
+                with_state(conn, |st| st.deferred = Some((hs.clone(), upgrade, server)));
+                if direct {
+                    hs.release();
+                }
             }
         }
     }
