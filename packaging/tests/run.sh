@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the library, builds packaging/tests/consumer out of tree against the installed copy
-# (pkg-config shared and static, CMake find_package shared and static), runs each program,
+# (pkg-config shared and static, CMake find_package shared and static, and the Go binding
+# through `#cgo pkg-config`), runs each program,
 # checks the installed files (SONAME, links, stripped library with split debug info, DESTDIR
 # staging) and that uninstall leaves nothing; then does the same through the Debian packages
 # installed with dpkg -i, and removes them again.
@@ -63,6 +64,17 @@ readelf -S "$lib/.debug/libwsffi.so.$version.debug" | grep -q '\.debug_info' || 
 cmp -s include/wsffi.h "$prefix/include/wsffi.h" || fail "installed header differs"
 step "install: SONAME libwsffi.so.$abi, links, stripped library, debug info in lib/.debug"
 check_consumers prefix "$lib" "$lib/pkgconfig" "$prefix"
+
+# The Go binding through `#cgo pkg-config: wsffi` (build tag wsffi_system) against the same copy.
+gobin=$work/go-echo
+(cd bindings/go && PKG_CONFIG_PATH="$lib/pkgconfig" go build -tags wsffi_system -o "$gobin" ./examples/echo) \
+  || fail "go build -tags wsffi_system failed"
+[[ $(LD_LIBRARY_PATH=$lib ldd "$gobin" | awk '/libwsffi/ {print $3}') == "$lib/libwsffi.so.$abi" ]] \
+  || fail "the Go example does not load the installed library: $(LD_LIBRARY_PATH=$lib ldd "$gobin" | grep libwsffi)"
+(cd bindings/go && PKG_CONFIG_PATH="$lib/pkgconfig" LD_LIBRARY_PATH="$lib" \
+  go test -tags wsffi_system -count=1 -run 'TestEchoHandlerServer|TestBroadcast|TestCloseCodes' . >"$work/go-test.log" 2>&1) \
+  || { cat "$work/go-test.log" >&2; fail "Go binding tests against the installed library failed"; }
+step "prefix: the Go binding builds through pkg-config and its tests pass against the installed library"
 
 # 2. uninstall removes everything install wrote.
 "$make" --no-print-directory uninstall PREFIX="$prefix" >/dev/null
