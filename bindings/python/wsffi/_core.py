@@ -683,6 +683,19 @@ def listen_and_attach(reactor: Reactor, server_obj: BaseServer, address: str, pa
 # Views
 
 
+class Headers(dict):
+    """A dict of lower-case header names to values, looked up case-insensitively."""
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key):
+        return isinstance(key, str) and dict.__contains__(self, key.lower())
+
+    def get(self, key, default=None):
+        return dict.get(self, key.lower(), default)
+
+
 class Request:
     """An HTTP upgrade request as received (copied out of the library's view, so it can be kept).
 
@@ -704,10 +717,10 @@ class Request:
         self.host = host
         self.tls_subject = tls_subject
         self.raw_headers = list(raw_headers)
-        headers: dict[str, str] = {}
+        headers = Headers()
         for name, value in self.raw_headers:
             key = name.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            dict.__setitem__(headers, key, f"{headers[key]}, {value}" if key in headers else value)
         self.headers = headers
         self._query = None
 
@@ -777,7 +790,7 @@ class Response:
         self.status = status
         self.reason = reason
         self.raw_headers = raw_headers
-        self.headers = {n.lower(): v for n, v in reversed(raw_headers)}
+        self.headers = Headers((n.lower(), v) for n, v in reversed(raw_headers))
         self.body = body
 
     @classmethod
