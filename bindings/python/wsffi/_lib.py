@@ -2,11 +2,14 @@
 
 Library lookup order (the first that applies wins):
 
-1. ``WSFFI_LIBRARY=/path/to/libwsffi.so``: exactly that file (an error if it does not load).
-2. ``WSFFI_USE_SYSTEM=1``: the system's library, found by the dynamic loader
+1. ``WSFFI_LIBRARY=/path/to/libwsffi.so`` in the environment: exactly that file (an error if it
+   does not load).
+2. ``WSFFI_USE_SYSTEM=1`` in the environment: the system's library, found by the dynamic loader
    (``LD_LIBRARY_PATH``, the ldconfig cache, ...) as ``libwsffi.so``.
-3. The copy bundled in this package (``wsffi/libwsffi.so``, put there at install time).
-4. The system's library, as in 2.
+3. The choice recorded at install time (``wsffi/_build_config.py``): the path given as
+   ``WSFFI_LIBRARY`` to ``pip install``, or the system's library if ``WSFFI_USE_SYSTEM=1`` was set.
+4. The copy bundled in this package (``wsffi/libwsffi.so``, copied there at install time).
+5. The system's library, as in 2.
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ def _candidates():
     system = ctypes.util.find_library("wsffi") or "libwsffi.so"
     if os.environ.get("WSFFI_USE_SYSTEM", "") not in ("", "0"):
         return [("WSFFI_USE_SYSTEM", system)]
+    try:
+        from . import _build_config as cfg
+    except ImportError:
+        cfg = None
+    if cfg is not None and getattr(cfg, "LIBRARY", None):
+        return [("WSFFI_LIBRARY at install time", cfg.LIBRARY)]
+    if cfg is not None and getattr(cfg, "USE_SYSTEM", False):
+        return [("WSFFI_USE_SYSTEM at install time", system)]
     bundled = Path(__file__).with_name("libwsffi.so")
     out = []
     if bundled.exists():
