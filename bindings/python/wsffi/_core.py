@@ -62,22 +62,32 @@ def check(status: int, err=None) -> None:
         raise error_for(status, message)
 
 
+class _UnraisableArgs:
+    """What sys.unraisablehook receives (same attributes as sys.UnraisableHookArgs)."""
+
+    def __init__(self, exc_type, exc_value, exc_traceback, err_msg, obj):
+        self.exc_type, self.exc_value, self.exc_traceback = exc_type, exc_value, exc_traceback
+        self.err_msg, self.object = err_msg, obj
+
+
 def report_exception(where: str, obj=None) -> None:
     """Hands the exception being handled to sys.unraisablehook (never swallowed silently)."""
     exc_type, exc, tb = sys.exc_info()
     hook = getattr(sys, "unraisablehook", None)
     if hook is None:  # interpreter shutting down
         return
-    try:
-        args = sys.UnraisableHookArgs  # type: ignore[attr-defined]
-    except AttributeError:
-        args = None
-    if args is not None:
-        hook(args((exc_type, exc, tb, f"wsffi: exception in {where}", obj)))
-    else:  # pragma: no cover
+    msg = f"wsffi: exception in {where}"
+    if hook is getattr(sys, "__unraisablehook__", None):
+        # the default hook accepts only its own argument type: print as it would
         import traceback
 
-        traceback.print_exception(exc_type, exc, tb)
+        try:
+            sys.stderr.write(f"{msg}: {obj!r}\n" if obj is not None else f"{msg}\n")
+            traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
+        except Exception:
+            pass
+        return
+    hook(_UnraisableArgs(exc_type, exc, tb, msg, obj))
 
 
 def dec(b) -> str:
@@ -142,6 +152,7 @@ class Reactor:
         self._ptr = ptr
         self.fd = L.wsffi_reactor_fd(ptr)
         self._lock = threading.Lock()
+        self._freeing = False
         self.before_free: list = []  # called (once) before the reactor is freed
         with _reactors_lock:
             _reactors.add(self)
@@ -171,17 +182,17 @@ class Reactor:
         """Closes everything (1001 to open connections), runs the remaining callbacks on this
         thread, and frees the reactor. Idempotent."""
         with self._lock:
-            p = self._ptr
-            if p is None:
+            if self._freeing or self._ptr is None:
                 return
-            for hook in self.before_free:
-                try:
-                    hook()
-                except Exception:
-                    report_exception("reactor shutdown hook")
-            self.before_free.clear()
-            self._ptr = None
-            self.fd = -1
+            self._freeing = True
+            hooks, self.before_free = self.before_free, []
+        for hook in hooks:  # outside the lock: a hook may wait for a thread that frees too
+            try:
+                hook()
+            except Exception:
+                report_exception("reactor shutdown hook")
+        p, self._ptr = self._ptr, None
+        self.fd = -1
         with _reactors_lock:
             _reactors.discard(self)
         L.wsffi_reactor_free(p)
