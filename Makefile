@@ -33,7 +33,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-interop bench-smoke fuzz-smoke soak-smoke
+test: lint all test-rust test-c test-asan test-interop test-python bench-smoke fuzz-smoke soak-smoke
 
 test-rust:
 	$(CARGO) test --release
@@ -51,6 +51,7 @@ include c-tests/soak.mk
 include tests/interop/interop.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
+include bindings/python/python.mk
 
 clean:
 	rm -rf $(BUILD)
