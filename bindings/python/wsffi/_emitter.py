@@ -182,6 +182,12 @@ class EventLoop:
     def run(self, timeout: float | None = None):
         """Dispatches events on this thread until stop(), until nothing is left to run, or
         until `timeout` seconds passed."""
+        bg = self._bg
+        if bg is not None and bg is not threading.current_thread() and self._autostart:
+            # the default loop started its own thread: take it over
+            self._autostart = False
+            self.stop()
+            bg.join(10)
         with self._calls_lock:
             if self._running_thread is not None:
                 raise RuntimeError("this loop already runs on another thread")
