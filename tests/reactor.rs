@@ -258,6 +258,14 @@ fn ping_is_answered_with_a_pong() {
     client.send(SendOp::Ping, b"are you there").unwrap();
     assert_eq!(log.wait_event("pong"), "pong are you there");
     fix.conn_log.wait_event("ping are you there");
+    // Control frames are limited to 125 bytes, whichever thread sends them.
+    assert_eq!(server_side.send(SendOp::Ping, &[0; 126]), Err(Error::TooBig));
+    assert_eq!(client.send(SendOp::Pong, &[0; 126]), Err(Error::TooBig));
+    let c = client.clone();
+    let on_loop = fix.reactor.shared().run_sync(move |_| c.send(SendOp::Ping, &[0; 126])).unwrap();
+    assert_eq!(on_loop, Err(Error::TooBig));
+    server_side.send(SendOp::Ping, &[b'x'; 125]).unwrap();
+    log.wait_event(&format!("ping {}", "x".repeat(125)));
     server_side.send(SendOp::Pong, b"unsolicited").unwrap();
     log.wait_event("pong unsolicited");
 }

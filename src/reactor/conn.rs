@@ -25,6 +25,9 @@ use crate::reactor::error::Error;
 
 pub use super::ending::{CloseFrame, CloseOrigin, CloseReport};
 
+/// Largest payload of a ping or pong (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
 /// Ready states, as in the browser API.
 pub mod ready_state {
     /// Connecting or handshaking.
@@ -184,6 +187,9 @@ impl ConnHandle {
         match op {
             SendOp::Message(_) if self.fragmenting.load(Ordering::Acquire) => return Err(Error::InvalidParameter),
             SendOp::Fragment(_, fin) => self.fragmenting.store(!fin, Ordering::Release),
+            // The loop would drop a posted control frame its writer refuses, after the send
+            // had already returned Ok.
+            SendOp::Ping | SendOp::Pong if data.len() > MAX_CONTROL_PAYLOAD => return Err(Error::TooBig),
             _ => {}
         }
         if let Some(r) = with_loop(&self.shared, |lp| lp.send_now(self, op, data)) {
