@@ -14,7 +14,6 @@ mod raw_ws;
 #[path = "support/certs.rs"]
 mod certs;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -583,80 +582,152 @@ fn close_timeout_when_the_peer_never_answers() {
 
 // ---- flow control ---------------------------------------------------------------------------
 
-#[test]
-fn backpressure_and_drain_when_the_peer_does_not_read() {
-    const HIGH: usize = 1 << 20;
-    const LOW: usize = 256 * 1024;
+const HIGH: usize = 1 << 20;
+const LOW: usize = 256 * 1024;
+
+/// A server whose connections back up at [`HIGH`] and drain at [`LOW`], and a raw peer that
+/// does not read (yet).
+fn backed_up_fixture() -> (Fixture, RawPeer, Arc<ConnHandle>) {
     let scfg = server_cfg(|c| {
         c.conn.high_water = HIGH;
         c.conn.low_water = LOW;
     });
     let fix = Fixture::with(ListenerConfig::default(), scfg, ServerRecorder::new());
-    let mut raw = RawPeer::open(fix.port, "/");
+    let raw = RawPeer::open(fix.port, "/");
     let conn = fix.server_conn(0);
+    (fix, raw, conn)
+}
+
+/// Sends 32 KiB binary messages on `conn` until the output is above the high-water mark with
+/// the kernel's buffers full too (it stays above low water after the loop has flushed); returns
+/// how many were accepted.
+fn back_up(fix: &Fixture, conn: &Arc<ConnHandle>) -> usize {
+    back_up_with(fix, conn, SendOp::Message(MessageKind::Binary))
+}
+
+/// [`back_up`] with sends of `op`.
+fn back_up_with(fix: &Fixture, conn: &Arc<ConnHandle>, op: SendOp) -> usize {
     let chunk = Arc::new(vec![7u8; 32 * 1024]);
-    let accepted = Arc::new(AtomicUsize::new(0));
-    // Fill from the reactor thread until refused; repeat until the kernel's buffers are
-    // full too (the output stays above low water after the loop has flushed).
-    let mut rounds = 0;
-    loop {
-        let (c, data, acc) = (conn.clone(), chunk.clone(), accepted.clone());
-        let at_refusal = fix
+    let mut accepted = 0;
+    for _ in 0..10_000 {
+        let (c, data) = (conn.clone(), chunk.clone());
+        // From the reactor thread, so nothing is flushed until the refusal.
+        let (n, refusal, at_refusal) = fix
             .reactor
             .shared()
-            .run_sync(move |_| loop {
-                match c.send(SendOp::Message(MessageKind::Binary), &data) {
-                    Ok(()) => {
-                        acc.fetch_add(1, Ordering::Relaxed);
+            .run_sync(move |_| {
+                let mut n = 0;
+                loop {
+                    match c.send(op, &data) {
+                        Ok(()) => n += 1,
+                        Err(e) => return (n, e, c.buffered_amount()),
                     }
-                    Err(e) => return (e, c.buffered_amount()),
                 }
             })
             .unwrap();
-        assert_eq!(at_refusal.0, Error::Backpressure);
-        assert!(at_refusal.1 > HIGH, "refused only above the high-water mark: {}", at_refusal.1);
+        accepted += n;
+        assert_eq!(refusal, Error::Backpressure);
+        assert!(at_refusal > HIGH, "refused only above the high-water mark: {at_refusal}");
         let c = conn.clone();
-        let after_flush = fix.reactor.shared().run_sync(move |_| c.buffered_amount()).unwrap();
-        if after_flush > LOW {
-            break;
-        }
-        rounds += 1;
-        assert!(rounds < 10_000, "the output never backed up");
-    }
-    // A send from another thread is refused too while the output is above high water.
-    loop {
-        match conn.send(SendOp::Message(MessageKind::Binary), &chunk) {
-            Ok(()) => {
-                accepted.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                assert_eq!(e, Error::Backpressure);
-                break;
+        if fix.reactor.shared().run_sync(move |_| c.buffered_amount()).unwrap() > LOW {
+            // From another thread too, once that is above high water.
+            loop {
+                match conn.send(op, &chunk) {
+                    Ok(()) => accepted += 1,
+                    Err(e) => {
+                        assert_eq!(e, Error::Backpressure);
+                        return accepted;
+                    }
+                }
             }
         }
     }
-    assert!(conn.buffered_amount() > LOW);
-    // Drains while the kernel still took our output were due; from here on the peer must read.
+    panic!("the output never backed up");
+}
+
+/// The number of drains so far, once commands sent before are done.
+fn drains_so_far(fix: &Fixture) -> usize {
     fix.reactor.shared().run_sync(|_| ()).unwrap();
-    let drains = count(&fix.conn_log.snapshot(), "drain");
-    // The peer reads: the output drains and on_drain fires.
-    let reader = std::thread::spawn(move || {
-        let mut binary = 0;
+    count(&fix.conn_log.snapshot(), "drain")
+}
+
+/// Reads frames on another thread until a text frame; returns the binary messages before it
+/// (whole frames and reassembled fragments) and the text.
+fn read_until_text(mut raw: RawPeer) -> std::thread::JoinHandle<(Vec<Vec<u8>>, Vec<u8>)> {
+    std::thread::spawn(move || {
+        let mut binary = Vec::new();
+        let mut partial: Option<Vec<u8>> = None;
         loop {
             let f = raw.frame();
             match f.opcode {
-                BINARY => binary += 1,
+                BINARY if f.fin => binary.push(f.payload),
+                BINARY => partial = Some(f.payload),
+                CONT => {
+                    let mut p = partial.take().expect("a continuation follows a first fragment");
+                    p.extend_from_slice(&f.payload);
+                    if f.fin {
+                        binary.push(p);
+                    } else {
+                        partial = Some(p);
+                    }
+                }
                 TEXT => return (binary, f.payload),
                 _ => {}
             }
         }
-    });
+    })
+}
+
+#[test]
+fn backpressure_and_drain_when_the_peer_does_not_read() {
+    let (fix, raw, conn) = backed_up_fixture();
+    let accepted = back_up(&fix, &conn);
+    assert!(conn.buffered_amount() > LOW);
+    // Drains while the kernel still took our output were due; from here on the peer must read.
+    let drains = drains_so_far(&fix);
+    // The peer reads: the output drains and on_drain fires.
+    let reader = read_until_text(raw);
     fix.conn_log.wait_for(|ev| count(ev, "drain") > drains);
     send_text(&conn, "end");
     let (binary, last) = reader.join().unwrap();
     assert_eq!(last, b"end");
-    assert_eq!(binary, accepted.load(Ordering::Relaxed), "every accepted message arrived");
+    assert_eq!(binary.len(), accepted, "every accepted message arrived");
     assert_eq!(count(&fix.conn_log.snapshot(), "drain"), drains + 1, "one on_drain answers every refusal");
+}
+
+#[test]
+fn a_refused_first_fragment_starts_no_message() {
+    let (fix, raw, conn) = backed_up_fixture();
+    let accepted = back_up(&fix, &conn);
+    assert_eq!(conn.send(SendOp::Fragment(MessageKind::Binary, false), b"start"), Err(Error::Backpressure));
+    let drains = drains_so_far(&fix);
+    let reader = read_until_text(raw);
+    fix.conn_log.wait_for(|ev| count(ev, "drain") > drains);
+    // Nothing of the refused fragment went out, so whole messages may be sent again.
+    assert_eq!(conn.send(SendOp::Message(MessageKind::Text), b"end"), Ok(()));
+    let (binary, last) = reader.join().unwrap();
+    assert_eq!((binary.len(), last.as_slice()), (accepted, &b"end"[..]));
+}
+
+#[test]
+fn a_refused_final_fragment_leaves_the_message_open() {
+    let (fix, raw, conn) = backed_up_fixture();
+    conn.send(SendOp::Fragment(MessageKind::Binary, false), b"first ").unwrap();
+    let more = back_up_with(&fix, &conn, SendOp::Fragment(MessageKind::Binary, false));
+    assert_eq!(conn.send(SendOp::Fragment(MessageKind::Binary, true), b" last"), Err(Error::Backpressure));
+    let drains = drains_so_far(&fix);
+    let reader = read_until_text(raw);
+    fix.conn_log.wait_for(|ev| count(ev, "drain") > drains);
+    // The message is still open: a whole message is refused until its final fragment.
+    assert_eq!(conn.send(SendOp::Message(MessageKind::Text), b"too early"), Err(Error::InvalidParameter));
+    conn.send(SendOp::Fragment(MessageKind::Binary, true), b" last").unwrap();
+    send_text(&conn, "end");
+    let (binary, last) = reader.join().unwrap();
+    assert_eq!(last, b"end");
+    assert_eq!(binary.len(), 1);
+    let message = &binary[0];
+    assert_eq!(message.len(), 6 + more * 32 * 1024 + 5);
+    assert!(message.starts_with(b"first ") && message.ends_with(b" last"));
 }
 
 #[test]

@@ -186,12 +186,21 @@ impl ConnHandle {
         // Message order rules are checked here so calls from any thread get the same answer.
         match op {
             SendOp::Message(_) if self.fragmenting.load(Ordering::Acquire) => return Err(Error::InvalidParameter),
-            SendOp::Fragment(_, fin) => self.fragmenting.store(!fin, Ordering::Release),
             // The loop would drop a posted control frame its writer refuses, after the send
             // had already returned Ok.
             SendOp::Ping | SendOp::Pong if data.len() > MAX_CONTROL_PAYLOAD => return Err(Error::TooBig),
             _ => {}
         }
+        let r = self.send_unchecked(op, data);
+        // Only a fragment that was taken starts or ends a message: a refused one (above all
+        // for back-pressure, to be sent again after on_drain) changes nothing.
+        if let (SendOp::Fragment(_, fin), Ok(())) = (op, &r) {
+            self.fragmenting.store(!fin, Ordering::Release);
+        }
+        r
+    }
+
+    fn send_unchecked(self: &Arc<Self>, op: SendOp, data: &[u8]) -> Result<(), Error> {
         if let Some(r) = with_loop(&self.shared, |lp| lp.send_now(self, op, data)) {
             return r;
         }
