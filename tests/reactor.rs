@@ -315,6 +315,29 @@ fn close_without_a_code_reports_1005() {
 }
 
 #[test]
+fn close_refuses_codes_and_reasons_a_peer_would_reject() {
+    let fix = Fixture::new();
+    let (client, log, _) = open_pair(&fix);
+    for code in [0, 999, 1004, 1005, 1006, 1015, 2999, 5000] {
+        assert_eq!(client.close(Some(code), Vec::new()), Err(Error::InvalidParameter), "code {code}");
+    }
+    assert_eq!(client.close(None, b"a reason needs a code".to_vec()), Err(Error::InvalidParameter));
+    assert_eq!(client.close(Some(1000), vec![b'a', 0xff]), Err(Error::InvalidParameter));
+    assert_eq!(client.close(Some(1000), vec![b'r'; 124]), Err(Error::TooBig));
+    // None of that started a close.
+    assert_eq!(client.ready_state(), ready_state::OPEN);
+    send_text(&client, "still open");
+    log.wait_event("text still open");
+    let longest = "é".repeat(61) + "x";
+    client.close(Some(3000), longest.clone().into_bytes()).unwrap();
+    assert_eq!(
+        log.wait_event("close"),
+        format!(r#"close 3000 "{longest}" clean Local peer=3000:"" local=3000:"{longest}""#)
+    );
+    assert_eq!(count(&fix.conn_log.snapshot(), "error"), 0);
+}
+
+#[test]
 fn close_codes_on_the_wire_seen_by_a_raw_peer() {
     let fix = Fixture::new();
     let mut raw = RawPeer::open(fix.port, "/");

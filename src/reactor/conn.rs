@@ -20,6 +20,7 @@ use super::slab::Key;
 use super::stream::Stream;
 use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
+use crate::core::protocol::{close, utf8};
 use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
 use crate::reactor::error::Error;
 
@@ -231,8 +232,21 @@ impl ConnHandle {
         self.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Starts the close handshake (or aborts a connection still connecting).
+    /// Starts the close handshake (or aborts a connection still connecting). `code` must be
+    /// one a peer accepts (1000-1003, 1007-1014, 3000-4999) and `reason` UTF-8 of at most 123
+    /// bytes, empty without a code: `InvalidParameter` (`TooBig` for a long reason) otherwise,
+    /// and nothing changes.
     pub fn close(self: &Arc<Self>, code: Option<u16>, reason: Vec<u8>) -> Result<(), Error> {
+        if reason.len() > close::MAX_REASON_LEN {
+            return Err(Error::TooBig);
+        }
+        let valid = match code {
+            None => reason.is_empty(),
+            Some(c) => close::is_sendable_code(c) && utf8::validate(&reason).is_ok(),
+        };
+        if !valid {
+            return Err(Error::InvalidParameter);
+        }
         if self.ready_state() >= ready_state::CLOSING {
             return Err(Error::Closed);
         }
