@@ -1034,6 +1034,155 @@ fn attach_refuses_a_second_server_at_the_same_path() {
     assert_eq!(count(&fix.conn_log.snapshot(), "text"), 0);
 }
 
+#[test]
+fn unix_socket_listener_and_client() {
+    let path = std::env::temp_dir().join(format!("wsffi-reactor-test-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let reactor = Reactor::start(ReactorConfig::default()).unwrap();
+    let address = format!("unix:{}", path.display());
+    let listener = api::listen(reactor.shared(), &address, ListenerConfig::default()).unwrap();
+    assert_eq!(listener.port, 0);
+    let rec = ServerRecorder::new();
+    let (slog, conn_log) = (rec.log, rec.conn_log);
+    api::attach_server(reactor.shared(), Some(listener), "/chat".into(), ServerConfig::default(), Box::new(rec))
+        .unwrap();
+    let (client, log) = connect(&reactor, &format!("ws+unix://{}:/chat", path.display()), ClientConfig::default());
+    log.wait_event("open");
+    assert_eq!(slog.wait_event("connection"), "connection /chat protocol=-");
+    send_text(&client, "over a unix socket");
+    log.wait_event("text over a unix socket");
+    conn_log.wait_event("text over a unix socket");
+    drop(reactor);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn adopted_listener_and_adopted_upgrade() {
+    let reactor = Reactor::start(ReactorConfig::default()).unwrap();
+    // A socket bound and listening elsewhere.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    let listener = api::adopt_listener(reactor.shared(), std_listener.into(), ListenerConfig::default()).unwrap();
+    assert_eq!(listener.port, port);
+    let rec = ServerRecorder::new();
+    let conn_log = rec.conn_log;
+    api::attach_server(reactor.shared(), Some(listener), "/".into(), ServerConfig::default(), Box::new(rec)).unwrap();
+    let (client, log) = connect(&reactor, &format!("ws://127.0.0.1:{port}/"), ClientConfig::default());
+    log.wait_event("open");
+    send_text(&client, "adopted listener");
+    conn_log.wait_event("text adopted listener");
+
+    // A standalone server fed a socket whose request head was read by someone else.
+    let rec = ServerRecorder::new();
+    let (slog, conn_log) = (rec.log, rec.conn_log);
+    let standalone =
+        api::attach_server(reactor.shared(), None, "/".into(), ServerConfig::default(), Box::new(rec)).unwrap();
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_port = front.local_addr().unwrap().port();
+    let mut raw = RawPeer::connect(front_port);
+    raw.send_raw(RawPeer::upgrade_request("/elsewhere", "").as_bytes());
+    let (mut accepted, _) = front.accept().unwrap();
+    let mut head = vec![0u8; 16];
+    std::io::Read::read_exact(&mut accepted, &mut head).unwrap();
+    api::adopt_upgrade(&standalone, accepted.into(), head).unwrap();
+    let response = raw.read_head();
+    assert!(response.starts_with("HTTP/1.1 101"), "{response}");
+    assert_eq!(slog.wait_event("connection"), "connection /elsewhere protocol=-");
+    raw.send_frame(true, TEXT, b"handed over");
+    assert_eq!(raw.frame().payload, b"handed over");
+    conn_log.wait_event("text handed over");
+}
+
+#[test]
+fn plain_http_requests_reach_the_listeners_handler() {
+    struct Hello;
+    impl wsffi::reactor::events::HttpHandler for Hello {
+        fn handle(&self, request: &RequestView, response: &mut wsffi::reactor::server::HttpResponse) {
+            response.status = 200;
+            response.headers.push(("Content-Type".into(), "text/plain".into()));
+            response.body = format!("hello {}", request.path.to_string_lossy()).into_bytes();
+        }
+    }
+    let fix = Fixture::new();
+    // No handler yet: a WebSocket path wants an upgrade.
+    let mut raw = RawPeer::connect(fix.port);
+    raw.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = String::from_utf8(raw.read_to_end()).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+    let l = fix.listener.clone();
+    fix.reactor
+        .shared()
+        .run_sync(move |lp| {
+            let listener = lp.listener_of(&l).unwrap();
+            *listener.http.borrow_mut() = Some(Arc::new(Hello));
+        })
+        .unwrap();
+    let mut raw = RawPeer::connect(fix.port);
+    raw.send_raw(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = String::from_utf8(raw.read_to_end()).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("Content-Type: text/plain\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello /status"), "{answer}");
+    // Upgrades still go to the server.
+    let (_, log, _) = open_pair(&fix);
+    assert_eq!(count(&log.snapshot(), "open"), 1);
+}
+
+#[test]
+fn client_frames_are_masked_and_server_fragments_reassembled() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let reactor = Reactor::start(ReactorConfig::default()).unwrap();
+    let cfg = ClientConfig { deflate: None, ..Default::default() };
+    let (client, log) = connect(&reactor, &format!("ws://127.0.0.1:{port}/raw"), cfg);
+    let (stream, _) = server.accept().unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut peer = RawPeer::from_stream(stream);
+    let request = peer.read_head();
+    assert!(request.starts_with("GET /raw HTTP/1.1\r\n"), "{request}");
+    let key = request.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).expect("a key").trim().to_string();
+    let accept = wsffi::core::handshake::response::accept_key(&key);
+    peer.send_raw(
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    log.wait_event("open");
+    // A server's frames are unmasked; these come in fragments around a ping.
+    peer.send_unmasked(false, TEXT, b"frag");
+    peer.send_unmasked(true, PING, b"p");
+    peer.send_unmasked(true, CONT, b"mented");
+    log.wait_event("text fragmented");
+    send_text(&client, "masked?");
+    let (pong, masked) = peer.frame_with_mask();
+    assert_eq!((pong.opcode, pong.payload.as_slice(), masked), (PONG, &b"p"[..], true));
+    let (f, masked) = peer.frame_with_mask();
+    assert_eq!((f.opcode, f.payload.as_slice(), masked), (TEXT, &b"masked?"[..], true));
+    // The server closes: the client answers with the code and waits for the TCP close.
+    peer.send_raw(&raw_ws::encode_frame(true, raw_ws::CLOSE, &[0x0f, 0xa0, b'o', b'k'], None));
+    let (f, masked) = peer.frame_with_mask();
+    assert!(masked);
+    assert_eq!(f.close_code(), 4000);
+    drop(peer);
+    assert_eq!(log.wait_event("close"), r#"close 4000 "ok" clean Peer peer=4000:"ok" local=4000:"""#);
+}
+
+#[test]
+fn stopping_the_reactor_ends_a_connection_still_connecting() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let reactor = Reactor::start(ReactorConfig::default()).unwrap();
+    let (client, log) = connect(&reactor, &format!("ws://127.0.0.1:{port}/"), ClientConfig::default());
+    let _accepted = silent.accept().unwrap();
+    reactor.stop().unwrap();
+    assert_eq!(log.wait_event("error"), "error ShutDown reactor shut down");
+    assert_eq!(log.wait_event("close"), "close 1006 \"\" unclean None peer=- local=-");
+    assert_eq!(client.ready_state(), ready_state::CLOSED);
+    assert_eq!(client.close(Some(1000), Vec::new()), Err(Error::Closed));
+}
+
 // ---- TLS ----------------------------------------------------------------------------------
 
 fn pki() -> &'static certs::TestPki {
@@ -1076,6 +1225,47 @@ fn wss_with_an_untrusted_certificate_fails() {
     assert!(log.wait_event("error").starts_with("error Tls"), "{:?}", log.snapshot());
     assert_eq!(log.wait_event("close"), "close 1006 \"\" unclean None peer=- local=-");
     assert_eq!(count(&fix.log.snapshot(), "connection"), 0);
+}
+
+#[test]
+fn mutual_tls_shows_the_client_subject() {
+    let p = pki();
+    let mut lcfg = ListenerConfig::default();
+    let chain = tls::certs_from_pem(p.server.cert_pem.as_bytes(), "server").unwrap();
+    let key = tls::key_from_pem(p.server.key_pem.as_bytes(), "server key").unwrap();
+    lcfg.tls.cert = Some((chain, Arc::new(key)));
+    let client_ca = tls::certs_from_pem(p.client_ca.cert_pem.as_bytes(), "client ca").unwrap();
+    lcfg.tls.client_ca = Some((client_ca, "client ca".into(), true));
+    let subjects = Log::new();
+    let mut rec = ServerRecorder::new();
+    rec.verify = Some(Box::new(move |hs: &Arc<HandshakeHandle>| {
+        subjects.push(format!("subject {}", hs.request.tls_subject.to_string_lossy()));
+        None
+    }));
+    let fix = Fixture::with(lcfg, ServerConfig::default(), rec);
+    let url = format!("wss://localhost:{}/", fix.port);
+    let trusting = || {
+        let mut cfg = ClientConfig::default();
+        cfg.tls.ca = tls::certs_from_pem(p.ca.cert_pem.as_bytes(), "ca").unwrap();
+        cfg
+    };
+
+    let mut cfg = trusting();
+    let chain = tls::certs_from_pem(p.client.cert_pem.as_bytes(), "client").unwrap();
+    let key = tls::key_from_pem(p.client.key_pem.as_bytes(), "client key").unwrap();
+    cfg.tls.client_cert = Some((chain, Arc::new(key)));
+    let (client, log) = connect(&fix.reactor, &url, cfg);
+    log.wait_event("open");
+    let subject = subjects.wait_event("subject");
+    assert!(subject.contains("CN=client") && subject.contains("O=Example"), "{subject}");
+    send_text(&client, "mutual");
+    log.wait_event("text mutual");
+
+    // Without a certificate the TLS handshake fails: no upgrade reaches the server.
+    let (_anonymous, log) = connect(&fix.reactor, &url, trusting());
+    assert!(log.wait_event("error").starts_with("error"), "{:?}", log.snapshot());
+    log.wait_event("close 1006");
+    assert_eq!(count(&fix.log.snapshot(), "connection"), 1);
 }
 
 // ---- dispatch mode ------------------------------------------------------------------------

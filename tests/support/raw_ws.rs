@@ -95,7 +95,13 @@ impl RawPeer {
         RawPeer { stream, buf: Vec::new() }
     }
 
-    /// Connects and sends `request` as is.
+    /// A peer on a socket accepted elsewhere.
+    pub fn from_stream(stream: TcpStream) -> RawPeer {
+        stream.set_read_timeout(Some(READ_WAIT)).unwrap();
+        RawPeer { stream, buf: Vec::new() }
+    }
+
+    /// Sends `bytes` as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
     }
@@ -192,6 +198,20 @@ impl RawPeer {
                 assert!(self.buf.is_empty(), "connection ended inside a frame");
                 return Next::Gone;
             }
+        }
+    }
+
+    /// Reads the next frame and whether it was masked (as a client's must be).
+    pub fn frame_with_mask(&mut self) -> (Frame, bool) {
+        loop {
+            if self.buf.len() >= 2 {
+                let masked = self.buf[1] & 0x80 != 0;
+                if let Some((frame, used)) = parse_frame(&self.buf) {
+                    self.buf.drain(..used);
+                    return (frame, masked);
+                }
+            }
+            assert!(self.fill(), "the connection ended; a frame was expected");
         }
     }
 
