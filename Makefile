@@ -18,7 +18,7 @@ LDLIBS  := -L$(LIBDIR) -lwsffi -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 
 EXAMPLES := $(BUILD)/echo-server
 
-.PHONY: all lib header test test-rust lint clean
+.PHONY: all lib header test test-rust test-reactor lint clean
 
 all: lib $(EXAMPLES)
 
@@ -40,6 +40,10 @@ test: lint all test-rust test-c test-asan test-cpp test-go test-python test-inte
 
 test-rust:
 	$(CARGO) test --release
+
+# The reactor's Rust API alone (tests/reactor.rs; also part of test-rust).
+test-reactor:
+	$(CARGO) test --release --test reactor
 
 # Formatting (rustfmt.toml) and clippy with warnings as errors, over every target.
 lint:

@@ -20,10 +20,14 @@ use super::slab::Key;
 use super::stream::Stream;
 use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
+use crate::core::protocol::{close, utf8};
 use crate::core::session::{MessageKind, Reader, Role, SendError, Writer};
 use crate::reactor::error::Error;
 
 pub use super::ending::{CloseFrame, CloseOrigin, CloseReport};
+
+/// Largest payload of a ping or pong (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// Ready states, as in the browser API.
 pub mod ready_state {
@@ -183,9 +187,21 @@ impl ConnHandle {
         // Message order rules are checked here so calls from any thread get the same answer.
         match op {
             SendOp::Message(_) if self.fragmenting.load(Ordering::Acquire) => return Err(Error::InvalidParameter),
-            SendOp::Fragment(_, fin) => self.fragmenting.store(!fin, Ordering::Release),
+            // The loop would drop a posted control frame its writer refuses, after the send
+            // had already returned Ok.
+            SendOp::Ping | SendOp::Pong if data.len() > MAX_CONTROL_PAYLOAD => return Err(Error::TooBig),
             _ => {}
         }
+        let r = self.send_unchecked(op, data);
+        // Only a fragment that was taken starts or ends a message: a refused one (above all
+        // for back-pressure, to be sent again after on_drain) changes nothing.
+        if let (SendOp::Fragment(_, fin), Ok(())) = (op, &r) {
+            self.fragmenting.store(!fin, Ordering::Release);
+        }
+        r
+    }
+
+    fn send_unchecked(self: &Arc<Self>, op: SendOp, data: &[u8]) -> Result<(), Error> {
         if let Some(r) = with_loop(&self.shared, |lp| lp.send_now(self, op, data)) {
             return r;
         }
@@ -216,8 +232,21 @@ impl ConnHandle {
         self.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Starts the close handshake (or aborts a connection still connecting).
+    /// Starts the close handshake (or aborts a connection still connecting). `code` must be
+    /// one a peer accepts (1000-1003, 1007-1014, 3000-4999) and `reason` UTF-8 of at most 123
+    /// bytes, empty without a code: `InvalidParameter` (`TooBig` for a long reason) otherwise,
+    /// and nothing changes.
     pub fn close(self: &Arc<Self>, code: Option<u16>, reason: Vec<u8>) -> Result<(), Error> {
+        if reason.len() > close::MAX_REASON_LEN {
+            return Err(Error::TooBig);
+        }
+        let valid = match code {
+            None => reason.is_empty(),
+            Some(c) => close::is_sendable_code(c) && utf8::validate(&reason).is_ok(),
+        };
+        if !valid {
+            return Err(Error::InvalidParameter);
+        }
         if self.ready_state() >= ready_state::CLOSING {
             return Err(Error::Closed);
         }
