@@ -28,9 +28,10 @@ def test_missing_explicit_library_is_an_import_error():
     assert "ImportError: wsffi: cannot load libwsffi" in out.stderr and "WSFFI_LIBRARY" in out.stderr
 
 
-def test_use_system_goes_through_the_loader_path():
-    libdir = os.path.dirname(wsffi.library_path)
-    out = load({"WSFFI_USE_SYSTEM": "1", "LD_LIBRARY_PATH": libdir})
+def test_use_system_goes_through_the_loader_path(tmp_path):
+    # An installed library is found by its SONAME, as the dynamic loader finds it.
+    (tmp_path / "libwsffi.so.0.1").symlink_to(wsffi.library_path)
+    out = load({"WSFFI_USE_SYSTEM": "1", "LD_LIBRARY_PATH": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[1] == "0.1.0"
     out = load({"WSFFI_USE_SYSTEM": "1", "LD_LIBRARY_PATH": "/nonexistent"})

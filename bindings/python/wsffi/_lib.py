@@ -5,7 +5,7 @@ Library lookup order (the first that applies wins):
 1. ``WSFFI_LIBRARY=/path/to/libwsffi.so`` in the environment: exactly that file (an error if it
    does not load).
 2. ``WSFFI_USE_SYSTEM=1`` in the environment: the system's library, found by the dynamic loader
-   (``LD_LIBRARY_PATH``, the ldconfig cache, ...) as ``libwsffi.so``.
+   (``LD_LIBRARY_PATH``, the ldconfig cache, ...) by its SONAME ``libwsffi.so.0.1``.
 3. The choice recorded at install time (``wsffi/_build_config.py``): the path given as
    ``WSFFI_LIBRARY`` to ``pip install``, or the system's library if ``WSFFI_USE_SYSTEM=1`` was set.
 4. The copy bundled in this package (``wsffi/libwsffi.so``, copied there at install time).
@@ -15,7 +15,6 @@ Library lookup order (the first that applies wins):
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from ctypes import (
     CFUNCTYPE,
@@ -43,7 +42,9 @@ def _candidates():
     explicit = os.environ.get("WSFFI_LIBRARY")
     if explicit:
         return [("WSFFI_LIBRARY", explicit)]
-    system = ctypes.util.find_library("wsffi") or "libwsffi.so"
+    # The SONAME: what the runtime package installs and the loader looks up (the bare
+    # libwsffi.so link comes only with the development files).
+    system = "libwsffi.so.%d.%d" % ABI_VERSION
     if os.environ.get("WSFFI_USE_SYSTEM", "") not in ("", "0"):
         return [("WSFFI_USE_SYSTEM", system)]
     try:
