@@ -32,7 +32,7 @@ const P = {
   unexpected: koffi.proto(`void wsffi_unexpected_cb(${U} user, void *conn, void *resp)`),
   destroy: koffi.proto(`void wsffi_destroy_cb(${U} user)`),
   verify: koffi.proto(`uint32_t wsffi_verify_cb(${U} user, void *hs)`),
-  protocols: koffi.proto(`int wsffi_protocols_cb(${U} user, void *req, const char **offered, size_t count)`),
+  protocols: koffi.proto(`int wsffi_protocols_cb(${U} user, void *req, void *offered, size_t count)`),
   headers: koffi.proto(`void wsffi_headers_cb(${U} user, void *hs)`),
   connection: koffi.proto(`void wsffi_connection_cb(${U} user, void *server, void *conn, void *req)`),
   serror: koffi.proto(`void wsffi_server_error_cb(${U} user, void *server, uint32_t status, const char *message)`),

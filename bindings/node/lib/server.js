@@ -200,7 +200,8 @@ class WebSocketServer extends EventEmitter {
 
   _onProtocols(reqPtr, offered, count) {
     const hp = this.options.handleProtocols;
-    const list = koffi.decode(offered, 'const char *', Number(count));
+    const list = [];
+    for (let i = 0; i < Number(count); i++) list.push(koffi.decode(offered, i * koffi.sizeof('void *'), 'const char *'));
     if (!hp) return 0;
     const [, e] = this._pendingOf(reqPtr);
     const chosen = hp(new Set(list), e ? e.req : undefined);

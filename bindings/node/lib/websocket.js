@@ -301,6 +301,8 @@ class WebSocket extends EventEmitter {
 
   _onError(conn, status, message) {
     if (status === 302 && this.listenerCount('unexpected-response') > 0) return;
+    // Like ws: a peer that goes away without a close frame is reported by 'close' (1006) only.
+    if (status === 405 && !this._abortMessage) return;
     if (this._abortMessage) {
       const err = new Error(this._abortMessage);
       this._abortMessage = null;

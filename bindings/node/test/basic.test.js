@@ -88,7 +88,7 @@ test('verifyClient with a token, sync and callback forms', async () => {
     ok.close();
     await once(ok, 'close');
     const bad = new WebSocket(url(wss, '/ws?token=no'));
-    const closed = once(bad, 'close');
+    const closed = new Promise((r) => bad.on('close', (...a) => r(a)));
     const [err] = await once(bad, 'error');
     assert.match(err.message, /Unexpected server response: 40[13]/);
     assert.strictEqual((await closed)[0], 1006);
@@ -120,13 +120,15 @@ test('heartbeat: ping/pong, then terminate a dead client', async () => {
   s.isAlive = false;
   s.on('pong', () => { s.isAlive = true; });
   const ping = once(c, 'ping');
+  const pong = once(s, 'pong');
   s.ping('hb');
   assert.strictEqual((await ping)[0].toString(), 'hb');
-  await once(s, 'pong');
+  await pong;
   assert.strictEqual(s.isAlive, true);
   s.isAlive = false;
+  const cClosed = once(c, 'close');
   wss.clients.forEach((ws) => { if (!ws.isAlive) ws.terminate(); });
-  const [code] = await once(c, 'close');
+  const [code] = await cClosed;
   assert.strictEqual(code, 1006);
   await closeServer(wss);
 });
