@@ -300,7 +300,8 @@ class WebSocket extends EventEmitter {
   _onDrain() { this._flush(); }
 
   _onError(conn, status, message) {
-    if (status === 302 && this.listenerCount('unexpected-response') > 0) return;
+    // The refusal was given to an 'unexpected-response' listener (which may have been a once()).
+    if (status === 302 && this._unexpectedHandled) return;
     // Like ws: a peer that goes away without a close frame is reported by 'close' (1006) only.
     if (status === 405 && !this._abortMessage) return;
     if (this._abortMessage) {
@@ -325,6 +326,7 @@ class WebSocket extends EventEmitter {
     const statusCode = api.responseStatus(resp);
     this._rejectStatus = statusCode;
     if (this.listenerCount('unexpected-response') === 0) return;
+    this._unexpectedHandled = true;
     const headers = {};
     const rawHeaders = [];
     const n = api.responseHeaderCount(resp);
