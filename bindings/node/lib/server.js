@@ -155,6 +155,11 @@ class WebSocketServer extends EventEmitter {
   }
 
   _complete(req, socket, head, cb) {
+    if (socket.encrypted) {
+      // Node holds the TLS session of this socket: its descriptor alone cannot carry it on.
+      abortHandshake(socket, 500, 'WebSocket over an https.Server is not supported by wsffi');
+      return;
+    }
     if (!socket.readable || !socket.writable || !socket._handle || socket._handle.fd == null || socket._handle.fd < 0) {
       socket.destroy();
       return;

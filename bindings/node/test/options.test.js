@@ -156,3 +156,26 @@ test('wsClientError for a malformed upgrade, when listened for', async () => {
   sock.destroy();
   await closeServer(wss);
 });
+
+test('an https.Server as server: the upgrade is refused with 500, not dropped', async (t) => {
+  const os = require('node:os');
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const { execFileSync } = require('node:child_process');
+  const https = require('node:https');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsffi-node-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) });
+  const wss = new WebSocketServer({ server });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const rc = new RealWS(`wss://127.0.0.1:${server.address().port}/`, { rejectUnauthorized: false });
+  const [, res] = await once(rc, 'unexpected-response');
+  assert.strictEqual(res.statusCode, 500);
+  rc.on('error', () => {});
+  rc.terminate();
+  await closeServer(wss);
+  await new Promise((r) => server.close(r));
+});
