@@ -36,7 +36,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-cpp test-go test-python test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
+test: lint all test-rust test-c test-asan test-cpp test-go test-python test-node test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
 
 test-rust:
 	$(CARGO) test --release
@@ -63,6 +63,7 @@ include packaging/docs.mk
 include bindings/cpp/cpp.mk
 include bindings/go/go.mk
 include bindings/python/python.mk
+include bindings/node/node.mk
 
 clean:
 	rm -rf $(BUILD)
