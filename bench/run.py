@@ -86,17 +86,6 @@ SERVERS = {
         "deflate": ["node", os.path.join(BENCH, "node", "echo.js"), "--deflate", ADDR],
         "needs": os.path.join(BENCH, "node", "node_modules", "ws", "package.json"),
     },
-    "python-websockets": {
-        "label": "Python websockets",
-        "proto": "ws",
-        "cmd": [os.path.join(BENCH, "python", ".venv", "bin", "python"), os.path.join(BENCH, "python", "echo.py"), ADDR],
-        "deflate": [
-            os.path.join(BENCH, "python", ".venv", "bin", "python"),
-            os.path.join(BENCH, "python", "echo.py"),
-            "--deflate",
-            ADDR,
-        ],
-    },
     "go-wsffi": {
         "label": "wsffi, Go binding (bench/go/wsffi-echo)",
         "proto": "ws",
@@ -121,6 +110,17 @@ SERVERS = {
         "cmd": [VENV_PY, os.path.join(BENCH, "python", "echo_wsffi.py"), ADDR],
         "deflate": [VENV_PY, os.path.join(BENCH, "python", "echo_wsffi.py"), "--deflate", ADDR],
         "needs_module": "wsffi",
+    },
+    "python-websockets": {
+        "label": "Python websockets",
+        "proto": "ws",
+        "cmd": [os.path.join(BENCH, "python", ".venv", "bin", "python"), os.path.join(BENCH, "python", "echo.py"), ADDR],
+        "deflate": [
+            os.path.join(BENCH, "python", ".venv", "bin", "python"),
+            os.path.join(BENCH, "python", "echo.py"),
+            "--deflate",
+            ADDR,
+        ],
     },
     "libwebsockets": {
         "label": "libwebsockets",
