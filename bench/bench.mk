@@ -7,8 +7,9 @@
 
 BENCH_CARGO := $(CARGO) build --release --manifest-path bench/Cargo.toml
 BENCH_ARGS  ?=
+GO          ?= go
 
-.PHONY: bench bench-smoke bench-core bench-tools bench-tools-min bench-node bench-python bench-lws
+.PHONY: bench bench-smoke bench-core bench-tools bench-tools-min bench-node bench-python bench-lws bench-go
 
 bench-tools-min:
 	$(BENCH_CARGO) -p loadgen -p tcp-echo
@@ -33,6 +34,22 @@ bench-python:
 		 touch bench/python/.venv/.installed) || \
 		echo "bench: note: could not install websockets; the Python server is skipped"; \
 	fi
+	@if [ -x bench/python/.venv/bin/pip ]; then \
+		bench/python/.venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python || \
+		echo "bench: note: could not install bindings/python; the wsffi Python server and client are skipped"; \
+	fi
+
+# Go echo servers (bench/go: wsffi's Go binding, gorilla/websocket, coder/websocket, pinned by
+# bench/go/go.sum) into bench/target/. Needs the library (target/release/libwsffi.so).
+bench-go: lib
+	@if ! command -v $(GO) >/dev/null 2>&1; then \
+		echo "bench: note: go not found; the Go servers are skipped"; \
+	else \
+		(cd bench/go && $(GO) build -o ../target/go-wsffi-echo ./wsffi-echo && \
+		 $(GO) build -o ../target/go-gorilla-echo ./gorilla-echo && \
+		 $(GO) build -o ../target/go-coder-echo ./coder-echo) || \
+		echo "bench: note: go build failed; the Go servers are skipped"; \
+	fi
 
 bench-lws:
 	@CC="$(CC)" sh bench/lws/build.sh
@@ -40,7 +57,7 @@ bench-lws:
 bench-smoke: all bench-tools-min
 	$(PYTHON) bench/run.py --smoke
 
-bench: all bench-tools bench-node bench-python bench-lws cpp-echo-server
+bench: all bench-tools bench-node bench-python bench-lws bench-go cpp-echo-server
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 # Speed of the protocol core alone (permessage-deflate, masking): prints figures.

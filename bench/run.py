@@ -34,6 +34,8 @@ RELEASE = os.path.join(BENCH, "target", "release")
 LOADGEN = os.path.join(RELEASE, "loadgen")
 LOGS = os.path.join(BENCH, "target", "bench-logs")
 ADDR = "127.0.0.1:0"
+VENV_PY = os.path.join(BENCH, "python", ".venv", "bin", "python")
+CLIENT_PY = os.path.join(BENCH, "python", "client.py")
 SERVER_CPU = "0"
 LOADGEN_CPU = "1"
 
@@ -83,6 +85,31 @@ SERVERS = {
         "cmd": ["node", os.path.join(BENCH, "node", "echo.js"), ADDR],
         "deflate": ["node", os.path.join(BENCH, "node", "echo.js"), "--deflate", ADDR],
         "needs": os.path.join(BENCH, "node", "node_modules", "ws", "package.json"),
+    },
+    "go-wsffi": {
+        "label": "wsffi, Go binding (bench/go/wsffi-echo)",
+        "proto": "ws",
+        "cmd": [os.path.join(BENCH, "target", "go-wsffi-echo"), ADDR],
+        "deflate": "n/a: the bench's Go servers run without compression",
+    },
+    "go-gorilla": {
+        "label": "Go gorilla/websocket",
+        "proto": "ws",
+        "cmd": [os.path.join(BENCH, "target", "go-gorilla-echo"), ADDR],
+        "deflate": "n/a: the bench's Go servers run without compression",
+    },
+    "go-coder": {
+        "label": "Go coder/websocket",
+        "proto": "ws",
+        "cmd": [os.path.join(BENCH, "target", "go-coder-echo"), ADDR],
+        "deflate": "n/a: the bench's Go servers run without compression",
+    },
+    "python-wsffi": {
+        "label": "wsffi, Python binding (wsffi.asyncio)",
+        "proto": "ws",
+        "cmd": [VENV_PY, os.path.join(BENCH, "python", "echo_wsffi.py"), ADDR],
+        "deflate": [VENV_PY, os.path.join(BENCH, "python", "echo_wsffi.py"), "--deflate", ADDR],
+        "needs_module": "wsffi",
     },
     "python-websockets": {
         "label": "Python websockets",
@@ -383,7 +410,48 @@ def available(server):
         return f"skipped: {os.path.relpath(need, ROOT)} missing (run make bench)"
     if len(spec["cmd"]) > 2 and spec["cmd"][1].endswith((".py", ".js")) and not os.path.exists(spec["cmd"][1]):
         return "skipped: script missing"
+    mod = spec.get("needs_module")
+    if mod and not py_has(mod):
+        return f"skipped: module {mod} not installed in bench/python/.venv (run make bench)"
     return None
+
+
+def py_has(module):
+    if not os.path.exists(VENV_PY):
+        return False
+    try:
+        return subprocess.run([VENV_PY, "-c", f"import {module}"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+# Client-side comparison: bench/python/client.py with each implementation against the C echo
+# server (pinned like a server under test, the client on the load generator's CPU).
+PY_CLIENTS = {"wsffi": "wsffi.asyncio client", "websockets": "websockets client"}
+PY_CLIENT_ARGS = ["--conns", "4", "--pipeline", "16", "--size", "32"]
+PY_CLIENT_TITLE = "Python clients: 4 conns × 32 B binary, pipeline 16, against build/echo-server"
+
+
+def run_client(impl, opts, round_no):
+    tag = f"client-{impl}-r{round_no}"
+    srv = ServerProcess("wsffi", SERVERS["wsffi"]["cmd"], os.path.join(LOGS, tag + ".log"))
+    try:
+        addr = srv.wait_ready()
+        if addr is None:
+            return {"ok": False, "error": f"echo server did not start: {srv.exit_note() or 'no output'}"}
+        args = [VENV_PY, CLIENT_PY, "--impl", impl, "--warmup", str(opts.warmup), "--duration", str(opts.duration)]
+        args += PY_CLIENT_ARGS + [addr]
+        timeout = opts.warmup + opts.duration + 60
+        try:
+            out = subprocess.run(["taskset", "-c", LOADGEN_CPU] + args, capture_output=True, text=True, timeout=timeout, cwd=BENCH)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": f"client timed out after {timeout} s"}
+        m = re.search(r"^RESULT (.*)$", out.stdout, re.M)
+        if not m:
+            return {"ok": False, "error": f"no result from the client: {out.stderr.strip()[-200:]}"}
+        return json.loads(m.group(1))
+    finally:
+        srv.stop()
 
 
 def build_report(opts, servers, scens, results, skipped, started, elapsed, versions):
@@ -528,6 +596,71 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
             lines.append("")
             lines.extend(rows)
             lines.append("")
+    # Go and Python bindings against their ecosystems' own libraries, with the targets they promise.
+    def target_rows(server, ref, title, targets):
+        rows = []
+        if server not in servers or ref not in servers:
+            return rows
+        for scen in scens:
+            sc = SCENARIOS[scen]
+            if sc["mode"] != "echo" or sc.get("deflate"):
+                continue
+            parts = []
+            for key, what, tgt in targets:
+                r = ratios(results, scen, server, ref, key)
+                if r:
+                    parts.append(f"{what} {summary(r, 'ratio')}" + (f" (target {tgt})" if tgt and scen == "1" else ""))
+            if parts:
+                rows.append(f"- {sc['title']}: " + "; ".join(parts))
+        if rows:
+            lines.append(title)
+            lines.append("")
+            lines.extend(rows)
+            lines.append("")
+        return rows
+
+    go_targets = [("per_sec", "msg/s ×", "≥ 1.5"), ("server_cpu_us_per_op", "server CPU per message ×", "< 1")]
+    for ref, name in (("go-gorilla", "gorilla/websocket"), ("go-coder", "coder/websocket")):
+        target_rows(
+            "go-wsffi",
+            ref,
+            f"Go binding over {name}: the Go binding's echo server (OnMessage callback) over {name}'s "
+            "(goroutine per connection), same round, median (min–max):",
+            go_targets,
+        )
+    target_rows(
+        "python-wsffi",
+        "python-websockets",
+        "Python binding over websockets: `wsffi.asyncio.serve` over `websockets.asyncio.server.serve`, the same "
+        "handler, same round, median (min–max):",
+        [("per_sec", "msg/s ×", "≥ 3"), ("server_cpu_us_per_op", "server CPU per message ×", None)],
+    )
+    cl = {impl: [rr.get(("client", impl)) for rr in results] for impl in PY_CLIENTS}
+    if any(x for v in cl.values() for x in v):
+        lines.append(
+            f"{PY_CLIENT_TITLE} (bench/python/client.py, client pinned to CPU {LOADGEN_CPU}, "
+            "every echo checked); client CPU is the client's own per message:"
+        )
+        lines.append("")
+        for impl, label in PY_CLIENTS.items():
+            runs = [x for x in cl[impl] if x]
+            ok = [x for x in runs if x.get("ok")]
+            if ok:
+                lines.append(
+                    f"- {label}: {summary([x['per_sec'] for x in ok])} msg/s, client CPU "
+                    f"{summary([x.get('client_cpu_us_per_op') for x in ok])} us/msg"
+                )
+            elif runs:
+                failures += sum(1 for x in runs if "error" in x)
+                lines.append(f"- {label}: error: {runs[0].get('error', '?')}")
+        r = []
+        for rr in results:
+            a, b = rr.get(("client", "wsffi")), rr.get(("client", "websockets"))
+            if a and b and a.get("ok") and b.get("ok") and b["per_sec"]:
+                r.append(a["per_sec"] / b["per_sec"])
+        if r:
+            lines.append(f"- wsffi client over websockets client, msg/s, same round: {summary(r, 'ratio')} (target ≥ 3)")
+        lines.append("")
     lines.append("Notes:")
     lines.append("")
     lines.append(
@@ -584,6 +717,13 @@ def main():
     ap.add_argument("--output", default=None, help="Markdown file (default: bench/RESULTS.md, smoke: bench/target/RESULTS.smoke.md)")
     ap.add_argument("--smoke", action="store_true", help="tiny run on tcp + wsffi: proves the harness works")
     ap.add_argument("--list", action="store_true", help="list servers and scenarios")
+    ap.add_argument(
+        "--py-clients",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="Python client comparison (wsffi.asyncio vs websockets against build/echo-server); "
+        "auto: when a python-* server is selected (never with --smoke)",
+    )
     opts = ap.parse_args()
 
     if opts.list:
@@ -640,9 +780,19 @@ def main():
     active = [s for s in servers if s not in skipped]
     for s, why in skipped.items():
         log(f"note: {SERVERS[s]['label']}: {why}")
+    clients = []
+    if opts.py_clients == "on" or (opts.py_clients == "auto" and not opts.smoke and any(s.startswith("python-") for s in servers)):
+        if available("wsffi"):
+            log("note: Python client comparison skipped: build/echo-server not built")
+        else:
+            for impl, mod in (("wsffi", "wsffi"), ("websockets", "websockets")):
+                if py_has(mod):
+                    clients.append(impl)
+                else:
+                    log(f"note: Python client {impl} skipped: module {mod} not installed in bench/python/.venv")
     started = time.monotonic()
     results = []
-    total = opts.rounds * len(scens) * len(active)
+    total = opts.rounds * (len(scens) * len(active) + len(clients))
     done = 0
     for r in range(opts.rounds):
         rr = {}
@@ -659,6 +809,14 @@ def main():
                     log(f"[{done}/{total}] round {r + 1} scenario {scen} {server}: {fmt(res[sc['metric']])} {sc['unit']}{extra}")
                 else:
                     log(f"[{done}/{total}] round {r + 1} scenario {scen} {server}: {res.get('note') or 'ERROR ' + res.get('error', '')}")
+        for impl in clients:
+            done += 1
+            res = run_client(impl, opts, r + 1)
+            rr[("client", impl)] = res
+            if res.get("ok"):
+                log(f"[{done}/{total}] round {r + 1} Python client {impl}: {fmt(res['per_sec'])} msg/s")
+            else:
+                log(f"[{done}/{total}] round {r + 1} Python client {impl}: ERROR {res.get('error', '')}")
     elapsed = time.monotonic() - started
     report, failures = build_report(opts, servers, scens, results, skipped, started, elapsed, tool_versions())
     print()
