@@ -25,6 +25,8 @@ bench-node:
 		(cd bench/node && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed) || \
 		echo "bench: note: npm ci failed; the Node ws server is skipped"; \
 	fi
+	@command -v npm >/dev/null 2>&1 && $(MAKE) --no-print-directory node-deps || \
+		echo "bench: note: the Node binding's dependencies are missing; its server is skipped"
 
 # Python websockets, pinned by bench/python/requirements.txt, in its own virtualenv.
 bench-python:

@@ -104,6 +104,13 @@ SERVERS = {
         "cmd": [os.path.join(BENCH, "target", "go-coder-echo"), ADDR],
         "deflate": "n/a: the bench's Go servers run without compression",
     },
+    "node-wsffi": {
+        "label": "wsffi, Node binding (bench/node/echo-wsffi.js)",
+        "proto": "ws",
+        "cmd": ["node", os.path.join(BENCH, "node", "echo-wsffi.js"), ADDR],
+        "deflate": ["node", os.path.join(BENCH, "node", "echo-wsffi.js"), "--deflate", ADDR],
+        "needs": os.path.join(ROOT, "bindings", "node", "node_modules", "koffi", "package.json"),
+    },
     "python-wsffi": {
         "label": "wsffi, Python binding (wsffi.asyncio)",
         "proto": "ws",
@@ -597,13 +604,13 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
             lines.extend(rows)
             lines.append("")
     # Go and Python bindings against their ecosystems' own libraries, with the targets they promise.
-    def target_rows(server, ref, title, targets):
+    def target_rows(server, ref, title, targets, modes=("echo",)):
         rows = []
         if server not in servers or ref not in servers:
             return rows
         for scen in scens:
             sc = SCENARIOS[scen]
-            if sc["mode"] != "echo" or sc.get("deflate"):
+            if sc["mode"] not in modes or sc.get("deflate"):
                 continue
             parts = []
             for key, what, tgt in targets:
@@ -634,6 +641,15 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
         "Python binding over websockets: `wsffi.asyncio.serve` over `websockets.asyncio.server.serve`, the same "
         "handler, same round, median (min–max):",
         [("per_sec", "msg/s ×", "≥ 3"), ("server_cpu_us_per_op", "server CPU per message ×", None)],
+    )
+    target_rows(
+        "node-wsffi",
+        "node-ws",
+        "Node binding over ws (with bufferutil): the same echo program on `require('wsffi')` and on "
+        "`require('ws')`, same round, median (min–max); targets: ≥ 2 msg/s for small messages, ≤ 0.25 memory per idle connection:",
+        [("per_sec", "msg/s ×", "≥ 2"), ("server_cpu_us_per_op", "server CPU per message ×", None),
+         ("rss_per_conn_bytes", "memory per idle connection ×", None)],
+        modes=("echo", "idle"),
     )
     cl = {impl: [rr.get(("client", impl)) for rr in results] for impl in PY_CLIENTS}
     if any(x for v in cl.values() for x in v):

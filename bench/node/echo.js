@@ -1,4 +1,4 @@
-// Echo server on Node's `ws`: every message goes back with its type.
+// Echo server on Node's `ws` (with bufferutil installed, which ws picks up): every message goes back with its type.
 //   node echo.js [HOST:PORT] [--deflate]     (prints "listening on ADDR")
 'use strict';
 const { WebSocketServer } = require('ws');
