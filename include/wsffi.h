@@ -726,6 +726,12 @@ typedef void (*wsffi_http_handler_cb)(void *user, const struct wsffi_request *re
 typedef void (*wsffi_client_visit_cb)(void *user, struct wsffi_conn *conn);
 
 /*
+ A timer's callback: `timer` is the id `wsffi_reactor_add_timer` stored (so a callback can
+ cancel itself), `user` the pointer given there.
+ */
+typedef void (*wsffi_timer_cb)(uint64_t timer, void *user);
+
+/*
  Go on with the handshake.
  */
 #define WSFFI_VERDICT_ACCEPT 0
@@ -1469,6 +1475,37 @@ wsffi_status wsffi_http_response_add_header(struct wsffi_http_response *response
  0.
  */
 wsffi_status wsffi_http_response_set_body(struct wsffi_http_response *response, const uint8_t *data, size_t len);
+
+/*
+ Runs `cb` once after `delay_ms` milliseconds (0: at the reactor's next turn), then, when
+ `repeat_ms` is not 0, every `repeat_ms` milliseconds until cancelled. A repeating timer
+ that falls behind (a slow callback) runs once and goes on one interval later; it never
+ runs twice in a burst to catch up. Callbacks run where the reactor's other callbacks run:
+ on the reactor thread, or in dispatch mode on the dispatching thread (a dispatcher that
+ falls behind gets one run per timer, however many intervals passed). From a callback,
+ they may send, close, add and cancel timers.
+
+ On success `*out_timer` receives the timer's id (never 0, never reused by this reactor),
+ for `wsffi_reactor_cancel_timer`; `out_timer` may be NULL for a timer that is never
+ cancelled. `destroy` (may be NULL) runs exactly once with `user`, after the last run of a
+ one-shot timer, when the timer is cancelled, or when `wsffi_reactor_free` stops the
+ reactor, where callbacks run; it is not called when this function fails.
+ NULL `reactor` or `cb`: WSFFI_STATUS_ERR_NULL_PARAMETER. A reactor that is shutting down:
+ WSFFI_STATUS_ERR_SHUT_DOWN. May block briefly while the reactor thread takes the timer.
+ */
+wsffi_status wsffi_reactor_add_timer(const struct wsffi_reactor *reactor, uint64_t delay_ms, uint64_t repeat_ms, wsffi_timer_cb cb, void *user, wsffi_destroy_cb destroy, uint64_t *out_timer);
+
+/*
+ Cancels a timer. Once it returns, the callback does not start again; called from the
+ timer's own callback, that run completes. `destroy` runs where callbacks run (right away
+ on the reactor thread when no run is under way). In dispatch mode, a cancel from a thread
+ other than the dispatching one can meet a run that already started there.
+ WSFFI_STATUS_ERR_ALREADY_DONE when the timer ran its last time (a one-shot that fired) or
+ was cancelled before, or is not one of this reactor's. NULL `reactor`:
+ WSFFI_STATUS_ERR_NULL_PARAMETER. A reactor that is shutting down:
+ WSFFI_STATUS_ERR_SHUT_DOWN (its timers are cancelled anyway).
+ */
+wsffi_status wsffi_reactor_cancel_timer(const struct wsffi_reactor *reactor, uint64_t timer);
 
 /*
  Trusts the CA certificates of the PEM file at `path` for `wss://` servers. Once a CA file

@@ -1399,3 +1399,66 @@ fn dispatch_mode_runs_events_only_when_dispatched() {
     reactor.stop().unwrap();
     assert_eq!(slog.snapshot().last().unwrap(), "server_close");
 }
+
+// ---- application timers ---------------------------------------------------------------
+
+#[test]
+fn timers_repeat_until_cancelled_and_run_on_the_reactor_thread() {
+    let reactor = Reactor::start(ReactorConfig::default()).expect("reactor");
+    let (tx, rx) = mpsc::channel();
+    let main = std::thread::current().id();
+    let id = api::add_timer(
+        reactor.shared(),
+        Duration::ZERO,
+        Some(Duration::from_millis(5)),
+        Box::new(move |id| {
+            let _ = tx.send((id, std::thread::current().id() != main));
+        }),
+    )
+    .expect("timer");
+    for _ in 0..3 {
+        let (seen, elsewhere) = rx.recv_timeout(WAIT).expect("a run");
+        assert_eq!(seen, id);
+        assert!(elsewhere, "timers run on the reactor thread");
+    }
+    api::cancel_timer(reactor.shared(), id).expect("cancel");
+    // The callback (and its sender) is gone once cancel returns: the channel disconnects.
+    loop {
+        match rx.recv_timeout(WAIT) {
+            Ok(_) => continue, // runs queued before the cancel
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the callback was not dropped"),
+        }
+    }
+    assert_eq!(api::cancel_timer(reactor.shared(), id), Err(Error::AlreadyDone));
+    let refused = api::add_timer(reactor.shared(), Duration::ZERO, Some(Duration::ZERO), Box::new(|_| {}));
+    assert_eq!(refused.err().map(|(e, _)| e), Some(Error::InvalidParameter));
+    reactor.stop().expect("stop");
+    let late = api::add_timer(reactor.shared(), Duration::ZERO, None, Box::new(|_| {}));
+    assert_eq!(late.err().map(|(e, _)| e), Some(Error::ShutDown));
+}
+
+#[test]
+fn timers_in_dispatch_mode_wait_for_the_dispatching_thread() {
+    let config = ReactorConfig { dispatch: Some(DispatchSettings::default()), ..ReactorConfig::default() };
+    let reactor = Reactor::start(config).expect("reactor");
+    let queue = reactor.shared().dispatch_queue().expect("dispatch mode").clone();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let r2 = runs.clone();
+    api::add_timer(
+        reactor.shared(),
+        Duration::from_millis(1),
+        None,
+        Box::new(move |_| r2.lock().unwrap().push(std::thread::current().id())),
+    )
+    .expect("timer");
+    let deadline = std::time::Instant::now() + WAIT;
+    while queue.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the timer's job never arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(runs.lock().unwrap().is_empty(), "nothing runs before a dispatch");
+    queue.run(usize::MAX).expect("run");
+    assert_eq!(*runs.lock().unwrap(), vec![std::thread::current().id()]);
+    reactor.stop().expect("stop");
+}

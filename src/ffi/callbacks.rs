@@ -256,6 +256,13 @@ impl OwnedUserData {
         OwnedUserData { user: UserData::NONE, destroy: None }
     }
 
+    /// Gives the pointer back to the application without calling destroy (a call that
+    /// failed leaves its user data with the caller).
+    pub fn release(mut self) -> UserData {
+        self.destroy = None;
+        self.user
+    }
+
     /// The pointer for callbacks.
     pub fn get(&self) -> UserData {
         self.user

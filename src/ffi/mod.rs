@@ -18,5 +18,6 @@ pub mod options;
 pub mod reactor;
 pub mod server;
 pub mod status;
+pub mod timers;
 pub mod tls_options;
 pub mod views;

@@ -5,9 +5,11 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
+use super::app_timers::{TimerFn, TimerId};
 use super::client::ClientSetup;
 use super::config::{ClientConfig, ListenerConfig, ServerConfig};
 use super::conn::ConnHandle;
@@ -42,6 +44,29 @@ pub fn connect(
     let setup = ClientSetup { url: parsed, config: Arc::new(config), handle: handle.clone(), events };
     shared.run_async(move |lp| lp.start_client(setup)).map_err(refused)?;
     Ok(handle)
+}
+
+/// Runs `callback` on the reactor after `delay`, then every `repeat` if given, where the
+/// reactor's callbacks run (in dispatch mode: as a job on the dispatching thread). Returns the
+/// timer's id, for [`cancel_timer`]. The callback is dropped after its last run, when
+/// cancelled, or when the reactor stops.
+pub fn add_timer(
+    shared: &Arc<Shared>,
+    delay: Duration,
+    repeat: Option<Duration>,
+    callback: TimerFn,
+) -> Result<TimerId, Failure> {
+    if repeat.is_some_and(|r| r.is_zero()) {
+        return Err((Error::InvalidParameter, "a repeating timer needs an interval above 0".to_string()));
+    }
+    shared.run_sync(move |lp| lp.add_app_timer(delay, repeat, callback)).map_err(refused)
+}
+
+/// Cancels a timer: once this returns, its callback does not start again (in dispatch mode,
+/// a cancel from a thread other than the dispatching one can meet a run already under way).
+/// `AlreadyDone` when the timer has run its last time or was cancelled before.
+pub fn cancel_timer(shared: &Arc<Shared>, id: TimerId) -> Result<(), Error> {
+    shared.run_sync(move |lp| lp.cancel_app_timer(id))?
 }
 
 /// The sentence for a command the reactor did not take.

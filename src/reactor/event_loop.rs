@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use mio::event::{Event, Source};
 use mio::{Events, Interest, Poll, Registry, Token};
 
+use super::app_timers::{AppTimers, TimerFn, TimerId};
 use super::bufpool;
 use super::config::ConnConfig;
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
@@ -61,6 +62,7 @@ pub struct EventLoop {
     /// Attached servers.
     pub servers: RefCell<Slab<Rc<Server>>>,
     timers: RefCell<Timers>,
+    app_timers: RefCell<AppTimers>,
     dirty: RefCell<Vec<Rc<Conn>>>,
     resumed: RefCell<Vec<Rc<Conn>>>,
     read_buf: RefCell<Vec<u8>>,
@@ -82,6 +84,7 @@ impl EventLoop {
             listeners: RefCell::new(Slab::default()),
             servers: RefCell::new(Slab::default()),
             timers: RefCell::new(Timers::default()),
+            app_timers: RefCell::new(AppTimers::default()),
             dirty: RefCell::new(Vec::new()),
             resumed: RefCell::new(Vec::new()),
             read_buf: RefCell::new(vec![0; READ_BUF_SIZE]),
@@ -127,6 +130,7 @@ impl EventLoop {
                 self.guarded(|| self.dispatch(event));
             }
             self.guarded(|| self.run_timers(&mut due));
+            self.guarded(|| self.run_app_timers());
             self.guarded(|| self.retry_stalled_accepts());
             self.shared.take_commands(&mut commands);
             for cmd in commands.drain(..) {
@@ -168,6 +172,9 @@ impl EventLoop {
         for listener in listeners {
             self.remove_listener(&listener);
         }
+        // Last: the callbacks above may still have added timers.
+        let timers = self.app_timers.borrow_mut().drain();
+        self.drop_where_callbacks_run(timers);
     }
 
     /// Runs `f`, turning a panic into a logged no-op so one bad event cannot stop the loop.
@@ -180,6 +187,9 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let mut next = self.timers.borrow().next_deadline();
+        if let Some(app) = self.app_timers.borrow().next_deadline() {
+            next = Some(next.map_or(app, |n| n.min(app)));
+        }
         if let Some(retry) = self.next_accept_retry() {
             next = Some(next.map_or(retry, |n| n.min(retry)));
         }
@@ -871,6 +881,44 @@ impl EventLoop {
             }
         }
         next
+    }
+
+    // ---- application timers ----------------------------------------------------------
+
+    /// Schedules an application timer (see `app_timers`).
+    pub fn add_app_timer(&self, delay: Duration, repeat: Option<Duration>, callback: TimerFn) -> TimerId {
+        self.app_timers.borrow_mut().add(Instant::now(), delay, repeat, callback)
+    }
+
+    /// Cancels a pending application timer; `AlreadyDone` when it has run its last time or
+    /// was cancelled before.
+    pub fn cancel_app_timer(&self, id: TimerId) -> Result<(), Error> {
+        let taken = self.app_timers.borrow_mut().cancel(id).ok_or(Error::AlreadyDone)?;
+        self.drop_where_callbacks_run(taken);
+        Ok(())
+    }
+
+    /// Application callbacks (and their user data) end where they run: here, or in
+    /// dispatch mode on the dispatching thread.
+    fn drop_where_callbacks_run<T: Send + 'static>(&self, value: T) {
+        match self.shared.dispatch_queue() {
+            Some(queue) => queue.push(Box::new(move || drop(value))),
+            None => drop(value),
+        }
+    }
+
+    fn run_app_timers(&self) {
+        let now = Instant::now();
+        if self.app_timers.borrow().next_deadline().is_none_or(|at| at > now) {
+            return;
+        }
+        let mut due = Vec::new();
+        self.app_timers.borrow_mut().take_due(now, &mut due);
+        // The schedule is not borrowed while callbacks run: they may add or cancel timers.
+        match self.shared.dispatch_queue() {
+            Some(queue) => due.into_iter().for_each(|run| run.dispatch(queue)),
+            None => due.into_iter().for_each(|run| run.run()),
+        }
     }
 
     fn run_timers(&self, due: &mut Vec<(Instant, Key)>) {

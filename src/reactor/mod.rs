@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app_timers;
 pub mod bufpool;
 pub mod client;
 pub mod config;
