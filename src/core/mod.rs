@@ -5,4 +5,5 @@
 pub mod extensions;
 pub mod handshake;
 pub mod protocol;
+pub mod proxy;
 pub mod session;
