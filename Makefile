@@ -36,9 +36,10 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-cpp test-go test-python test-node test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
+test: lint all test-rust test-c test-asan test-cpp test-go test-python test-node test-interop bench-smoke fuzz-smoke soak-smoke test-install docs test-proxy
 
-test-rust:
+# tests/proxy.rs needs tinyproxy and microsocks (tests/proxy/proxy.mk).
+test-rust: proxy-tools
 	$(CARGO) test --release
 
 # The reactor's Rust API alone (tests/reactor.rs; also part of test-rust).
@@ -56,6 +57,7 @@ include c-tests/tests.mk
 include c-tests/sanitizers.mk
 include c-tests/soak.mk
 include tests/interop/interop.mk
+include tests/proxy/proxy.mk
 include bench/bench.mk
 include fuzz/fuzz.mk
 include packaging/install.mk

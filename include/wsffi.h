@@ -1057,7 +1057,41 @@ wsffi_status wsffi_client_options_add_header(struct wsffi_client_options *option
 wsffi_status wsffi_client_options_set_origin(struct wsffi_client_options *options, const char *origin);
 
 /*
- Time allowed for name resolution plus TCP connect (ms, > 0).
+ Sends the connection through a proxy, as curl's `CURLOPT_PROXY`:
+ `http://[user:pass@]host[:port]` (an HTTP `CONNECT` tunnel with Basic authentication;
+ port 80 by default, a URL without scheme is http), `socks5h://[user:pass@]host[:port]`
+ (SOCKS5, the proxy resolves the target's name; port 1080 by default) or `socks5://`
+ (SOCKS5; an IP target is sent as an address, a name is sent for the proxy to resolve).
+ User name and password may be percent-encoded. TLS for `wss://` runs inside the tunnel,
+ with SNI and certificate checks against the target host, never the proxy. The connect
+ timeout covers the tunnel. Failures arrive as `on_error` then `on_close`: 407 (or 401) and
+ refused SOCKS5 credentials, 403 and other non-2xx answers as
+ WSFFI_STATUS_ERR_HANDSHAKE_REJECTED, a target the SOCKS5 proxy cannot reach as
+ WSFFI_STATUS_ERR_CONNECTION_REFUSED, a proxy that closes early or does not speak the
+ protocol as WSFFI_STATUS_ERR_HANDSHAKE, each with a message starting "proxy:".
+ Default: no proxy. NULL or "" `url`: no proxy, also not from the environment.
+ `ws+unix://` URLs never use a proxy.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; a URL that does not parse:
+ WSFFI_STATUS_ERR_INVALID_URL (options unchanged). The string is copied.
+ */
+wsffi_status wsffi_client_options_set_proxy(struct wsffi_client_options *options, const char *url);
+
+/*
+ Takes the proxy from the environment when `wsffi_client_options_set_proxy` was not
+ called, with curl's rules (default off: the environment is ignored). `wss://` uses
+ `https_proxy` or `HTTPS_PROXY`, `ws://` uses `http_proxy` (lowercase only, as curl),
+ both fall back to `all_proxy` or `ALL_PROXY`. `no_proxy` or `NO_PROXY` lists hosts
+ reached directly: comma separated, `*` for all, a name matches itself and its
+ subdomains (a leading dot is ignored), IP addresses and `addr/bits` networks match the
+ target's literal address. The variables are read at each `wsffi_connect`; a value that
+ does not parse fails that connection with WSFFI_STATUS_ERR_INVALID_URL.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_proxy_from_env(struct wsffi_client_options *options, bool enabled);
+
+/*
+ Time allowed for name resolution plus TCP connect, and the proxy's tunnel when a proxy
+ is used (ms, > 0; default 10000, and never more than the handshake timeout).
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_connect_timeout_ms(struct wsffi_client_options *options, uint32_t ms);

@@ -13,6 +13,7 @@ use super::config::ClientConfig;
 use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, HandshakeState, Phase};
 use super::event_loop::EventLoop;
 use super::events::ConnEvents;
+use super::proxy::ProxyState;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
 use crate::core::extensions::deflate::{client_accept, client_offer};
@@ -21,6 +22,8 @@ use crate::core::handshake::client::{
     Response,
 };
 use crate::core::handshake::url::WsUrl;
+use crate::core::proxy::env::proxy_from_env;
+use crate::core::proxy::{parse_proxy_url, ProxyUrl};
 use crate::core::session::Role;
 use crate::reactor::error::Error;
 
@@ -48,6 +51,8 @@ pub(super) struct ClientState {
     current: Option<SocketAddr>,
     started: Instant,
     refusal: Option<Refusal>,
+    /// The proxy still to go through; `None` once the tunnel is open or without one.
+    pub(super) proxy: Option<ProxyState>,
 }
 
 struct Refusal {
@@ -84,6 +89,7 @@ impl EventLoop {
         conn.phase_deadline.set(Some(now + setup.config.connect_timeout.min(setup.config.handshake_timeout)));
         self.arm(&conn);
         let url = setup.url.clone();
+        let setup_proxy = (setup.config.proxy.clone(), setup.config.proxy_from_env);
         *conn.handshake.borrow_mut() = Some(HandshakeState::Client(Box::new(ClientState {
             url: setup.url,
             config: setup.config,
@@ -92,26 +98,42 @@ impl EventLoop {
             current: None,
             started: now,
             refusal: None,
+            proxy: None,
         })));
+        let proxy = if url.unix_path.is_some() { Ok(None) } else { choose_proxy(&setup_proxy, &url) };
+        let proxy = match proxy {
+            Ok(p) => p,
+            Err(message) => {
+                self.connect_failed(&conn, Error::InvalidUrl, message);
+                self.settle(&conn);
+                return;
+            }
+        };
+        // With a proxy the socket goes to the proxy; the target is named in the tunnel request.
+        let (dial_host, dial_port) = match &proxy {
+            Some(p) => (p.host.clone(), p.port),
+            None => (url.host.clone(), url.port),
+        };
+        with_state(&conn, |st| st.proxy = proxy.map(|url| ProxyState { url, stage: None }));
         if let Some(path) = &url.unix_path {
             match mio::net::UnixStream::connect(path) {
                 Ok(s) => self.connecting(&conn, Stream::Unix(s)),
                 Err(e) => self.connect_failed(&conn, Error::from_io(&e), format!("connect to {path}: {e}")),
             }
-        } else if let Ok(ip) = url.host.parse::<IpAddr>() {
-            with_state(&conn, |st| st.addrs.push(SocketAddr::new(ip, url.port)));
+        } else if let Ok(ip) = dial_host.parse::<IpAddr>() {
+            with_state(&conn, |st| st.addrs.push(SocketAddr::new(ip, dial_port)));
             self.try_next_address(&conn);
         } else {
             let shared = self.shared.clone();
             let handle = conn.handle.clone();
-            let (host, port) = (url.host.clone(), url.port);
+            let (host, port) = (dial_host.clone(), dial_port);
             // Name resolution blocks; it runs on a short-lived thread and reports back.
             let spawned = std::thread::Builder::new().name("wsffi-resolve".into()).spawn(move || {
                 let result = (host.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
                 let _ = shared.run_async(move |lp| lp.resolved(&handle, result));
             });
             if let Err(e) = spawned {
-                self.connect_failed(&conn, Error::Dns, format!("resolve {}: {e}", url.host));
+                self.connect_failed(&conn, Error::Dns, format!("resolve {dial_host}: {e}"));
             }
         }
         self.settle(&conn);
@@ -200,6 +222,15 @@ impl EventLoop {
         if let Some(Stream::Tcp(s)) = conn.stream.borrow().as_ref() {
             let _ = s.set_nodelay(true);
         }
+        if self.start_proxy(conn) {
+            return;
+        }
+        self.tunnel_open(conn);
+    }
+
+    /// The byte stream to the target is ready (directly or through a proxy's tunnel): TLS,
+    /// then the upgrade request.
+    pub(super) fn tunnel_open(&self, conn: &Rc<Conn>) {
         if let Err((status, message)) = self.start_client_tls(conn) {
             self.connect_failed(conn, status, message);
             return;
@@ -271,7 +302,7 @@ impl EventLoop {
     }
 
     /// Reads everything available into the input buffer; returns true at end of stream.
-    fn read_head(&self, conn: &Rc<Conn>) -> bool {
+    pub(super) fn read_head(&self, conn: &Rc<Conn>) -> bool {
         loop {
             let mut input = conn.input.borrow_mut();
             let spare = input.spare(4096, 0);
@@ -381,5 +412,23 @@ impl EventLoop {
         if !conn.input.borrow().is_empty() && !conn.is_closed() {
             self.pump(conn, true);
         }
+    }
+}
+
+/// The proxy for `url`: the one set in the options (an empty string means none), else, when
+/// allowed, the one the environment names for it.
+fn choose_proxy(setting: &(Option<String>, bool), url: &WsUrl) -> Result<Option<ProxyUrl>, String> {
+    let from_env;
+    let chosen = match &setting.0 {
+        Some(s) => Some(s.as_str()),
+        None if setting.1 => {
+            from_env = proxy_from_env(url.secure, &url.host, |n| std::env::var(n).ok());
+            from_env.as_deref()
+        }
+        None => None,
+    };
+    match chosen.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => parse_proxy_url(s).map(Some),
     }
 }

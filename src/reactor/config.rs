@@ -62,6 +62,10 @@ pub struct ClientConfig {
     pub tls: super::tls::ClientTls,
     /// permessage-deflate to offer; `None` offers no extension.
     pub deflate: Option<DeflateConfig>,
+    /// Proxy URL (`http://`, `socks5://`, `socks5h://`); `Some("")` or `None` for none.
+    pub proxy: Option<String>,
+    /// Without `proxy`, take one from `https_proxy`/`http_proxy`/`all_proxy`/`no_proxy`.
+    pub proxy_from_env: bool,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +81,8 @@ impl Default for ClientConfig {
             tls: Default::default(),
             // Browsers, Node's `ws` and Python's `websockets` all offer it too.
             deflate: Some(DeflateConfig::default()),
+            proxy: None,
+            proxy_from_env: false,
         }
     }
 }

@@ -308,6 +308,8 @@ pub enum Phase {
     Resolving,
     /// Client: TCP connect under way.
     Connecting,
+    /// Client: opening the tunnel through a proxy.
+    Proxy,
     /// Client: request sent, reading the response.
     ClientHandshake,
     /// Client: reading the body of a non-101 response.

@@ -242,6 +242,11 @@ impl EventLoop {
         match conn.phase.get() {
             Phase::Resolving | Phase::Closed => {}
             Phase::Connecting => self.connect_ready(conn),
+            Phase::Proxy => {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.proxy_readable(conn);
+                }
+            }
             Phase::ClientHandshake | Phase::ResponseBody => {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.client_handshake_readable(conn);
@@ -951,6 +956,7 @@ impl EventLoop {
             }
             let what = match conn.phase.get() {
                 Phase::Resolving | Phase::Connecting => "connect timed out",
+                Phase::Proxy => "connect timed out (opening the proxy tunnel)",
                 Phase::ClientHandshake | Phase::ResponseBody | Phase::ServerHandshake => "opening handshake timed out",
                 Phase::Closing => "close handshake timed out",
                 Phase::Open | Phase::Closed => return,

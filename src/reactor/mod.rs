@@ -15,6 +15,7 @@ pub mod ending;
 pub mod error;
 pub mod event_loop;
 pub mod events;
+mod proxy;
 pub mod server;
 pub mod slab;
 pub mod stream;

@@ -3,12 +3,12 @@
 use crate::core::handshake::headers::base64_encode;
 
 /// Most bytes of a proxy's response head read before giving up.
-pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// Why a `CONNECT` did not open a tunnel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
-    /// 407: credentials missing or refused.
+    /// 407 (or 401): credentials missing or refused.
     AuthRequired {
         /// The status code.
         status: u16,
@@ -85,7 +85,8 @@ pub fn parse_connect_response(buf: &[u8]) -> Result<Option<usize>, ConnectError>
             let reason = resp.reason.unwrap_or("").to_string();
             match status {
                 200..=299 => Ok(Some(n)),
-                407 => Err(ConnectError::AuthRequired { status, reason }),
+                // Some proxies (tinyproxy) answer 401 where RFC 9110 says 407.
+                401 | 407 => Err(ConnectError::AuthRequired { status, reason }),
                 403 => Err(ConnectError::Forbidden { status, reason }),
                 _ => Err(ConnectError::Status { status, reason }),
             }
