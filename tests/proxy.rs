@@ -185,3 +185,28 @@ fn unreachable_proxy_is_reported() {
     let e = failure_through(&format!("http://127.0.0.1:{}", free_port()), None);
     assert!(e.contains("ConnectionRefused"), "{e}");
 }
+
+#[test]
+fn environment_is_used_only_when_asked_and_no_proxy_bypasses() {
+    // The only test that reads the environment; the others set the proxy explicitly.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    // SAFETY: no other thread of this process reads these variables.
+    unsafe {
+        std::env::set_var("http_proxy", &dead);
+        std::env::remove_var("no_proxy");
+        std::env::remove_var("NO_PROXY");
+    }
+    let s = server();
+    let url = format!("ws://127.0.0.1:{}/", s.port);
+    let run = |from_env: bool| {
+        let log = Log::new();
+        let cfg = ClientConfig { proxy_from_env: from_env, ..ClientConfig::default() };
+        let _c = api::connect(s.reactor.shared(), &url, cfg, |_| Recorder::new(log) as Box<dyn ConnEvents>).unwrap();
+        log.wait_for(|ev| ev.iter().any(|e| e == "open" || e.starts_with("close")))
+    };
+    assert!(run(false).iter().any(|e| e == "open"), "default ignores http_proxy");
+    let ev = run(true);
+    assert!(ev.iter().any(|e| e.starts_with("error ConnectionRefused")), "{ev:?}");
+    unsafe { std::env::set_var("no_proxy", "localhost, 127.0.0.0/8") };
+    assert!(run(true).iter().any(|e| e == "open"), "no_proxy bypasses");
+}
