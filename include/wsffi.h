@@ -48,6 +48,34 @@
 
 
 /*
+ Log level: nothing (the default).
+ */
+#define WSFFI_LOG_OFF 0
+
+/*
+ Log level: the library cannot do its job (a listener that cannot accept connections).
+ */
+#define WSFFI_LOG_ERROR 1
+
+/*
+ Log level: a connection failed (protocol errors with the close code sent, TLS failures,
+ DNS, refused or reset connections, failed client handshakes).
+ */
+#define WSFFI_LOG_WARN 2
+
+/*
+ Log level: connections opening (with protocol and extensions), clients refused by a
+ server and why, timeouts.
+ */
+#define WSFFI_LOG_INFO 3
+
+/*
+ Log level: every close (code, reason, who closed first, clean or not) and every HTTP
+ answer a listener writes.
+ */
+#define WSFFI_LOG_DEBUG 4
+
+/*
  Ready state: connecting or handshaking.
  */
 #define WSFFI_CONNECTING 0
@@ -714,6 +742,13 @@ typedef struct wsffi_server_callbacks {
 } wsffi_server_callbacks;
 
 /*
+ A log function: `level` is one of `WSFFI_LOG_ERROR` ... `WSFFI_LOG_DEBUG`, `message` a
+ NUL-terminated line without a newline, owned by the library and valid until the
+ function returns; `user` the pointer given to `wsffi_set_log_callback`.
+ */
+typedef void (*wsffi_log_cb)(uint32_t level, const char *message, void *user);
+
+/*
  A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
  `wsffi_http_response_*` functions; it is sent when the callback returns, then the
  connection closes.
@@ -1017,6 +1052,24 @@ wsffi_status wsffi_conn_callbacks_init(struct wsffi_conn_callbacks *callbacks, s
  gives WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_callbacks_init(struct wsffi_server_callbacks *callbacks, size_t size);
+
+/*
+ Sends the library's log records at `level` and more severe ones to `cb`, for every
+ reactor of the process; `WSFFI_LOG_OFF` or a NULL `cb` turns the log off (the default).
+ While it is off, or for records more detailed than `level`, nothing is formatted.
+
+ Records about connections are delivered on their reactor's thread, between events (also
+ in dispatch mode), so `cb` may call any function of the library that a callback may call,
+ including this one; records of other threads arrive on those threads. Several reactors
+ call `cb` concurrently: it must be thread-safe. Text from peers (URLs, close reasons) is
+ quoted with control characters escaped.
+
+ `destroy` (may be NULL) runs once with `user` when the callback is replaced or turned off
+ and no call to it is under way (possibly on a library thread); when this call turns the
+ log off it runs at once; it is not called when this function fails. A level above `WSFFI_LOG_DEBUG`: WSFFI_STATUS_ERR_INVALID_PARAMETER (the
+ current setting stays).
+ */
+wsffi_status wsffi_set_log_callback(uint32_t level, wsffi_log_cb cb, void *user, wsffi_destroy_cb destroy);
 
 /*
  New client options with the defaults: no subprotocols, no extra headers, no Origin,

@@ -13,6 +13,7 @@ use super::config::ClientConfig;
 use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, HandshakeState, Phase};
 use super::event_loop::EventLoop;
 use super::events::ConnEvents;
+use super::log::{self, Level};
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
 use crate::core::extensions::deflate::{client_accept, client_offer};
@@ -375,6 +376,18 @@ impl EventLoop {
         conn.phase_deadline.set(None);
         conn.last_input.set(Instant::now());
         self.arm(conn);
+        if log::enabled(Level::Info) {
+            let info = conn.handle.info();
+            let protocol = info.and_then(|i| i.protocol.as_ref()).map(|p| p.to_string_lossy().into_owned());
+            let extensions = info.and_then(|i| i.extensions.as_ref()).map(|e| e.to_string_lossy().into_owned());
+            crate::log!(
+                Level::Info,
+                "{}: open (protocol {}, extensions {})",
+                self.describe(conn),
+                log::quoted(protocol.as_deref().unwrap_or("")),
+                log::quoted(extensions.as_deref().unwrap_or(""))
+            );
+        }
         if let Some(events) = conn.events() {
             events.on_open(&conn.handle);
         }

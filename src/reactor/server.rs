@@ -18,6 +18,7 @@ use super::config::{ConnConfig, ListenerConfig, ServerConfig};
 use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase, SendOp};
 use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
+use super::log::{self, Level};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
 use super::views::cstring;
@@ -155,6 +156,7 @@ impl Server {
     }
 
     pub(super) fn client_error(&self, error: Error, message: &str) {
+        crate::log!(Level::Info, "server at {}: refused a client: {error}: {message}", log::quoted(&self.path));
         if let Some(events) = self.events() {
             events.on_client_error(&self.handle, error, message);
         }
@@ -478,7 +480,17 @@ impl EventLoop {
             }
             match accepted {
                 Ok(stream) => {
-                    let Ok(stream) = listener.config.tls.accept(stream) else { continue };
+                    let stream = match listener.config.tls.accept(stream) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            crate::log!(
+                                Level::Warn,
+                                "listener {}: TLS setup: {e}",
+                                listener.handle.address.to_string_lossy()
+                            );
+                            continue;
+                        }
+                    };
                     let timeout = listener.config.handshake_timeout;
                     let max = listener.config.max_header_bytes;
                     self.new_server_conn(stream, Some(listener.clone()), None, &[], timeout, max);
@@ -497,6 +509,7 @@ impl EventLoop {
                             "accept: {e} (stall {stalls} on this listener; retrying every {} ms)",
                             ACCEPT_RETRY_DELAY.as_millis()
                         );
+                        crate::log!(Level::Error, "listener {}: {message}", listener.handle.address.to_string_lossy());
                         let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
                         for s in servers {
                             if let Some(events) = s.events() {
@@ -630,6 +643,12 @@ impl EventLoop {
     /// the body is left out.
     fn refuse(&self, conn: &Rc<Conn>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
         let head_only = with_state(conn, |st| st.head_only).unwrap_or(false);
+        crate::log!(
+            Level::Debug,
+            "{}: answered {status} {}",
+            self.describe(conn),
+            log::quoted(&String::from_utf8_lossy(body))
+        );
         let bytes = build_response_to(head_only, status, reason, headers, body);
         conn.output.borrow_mut().buf.extend_from_slice(&bytes);
         self.close_soon(conn);
