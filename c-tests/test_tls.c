@@ -67,12 +67,17 @@ static uint8_t *read_all(const char *file, size_t *len) {
 
 /* Subject of the last client certificate the server saw. */
 static char last_subject[256];
+/* ALPN protocol and SNI name of the last request. */
+static char last_alpn[64];
+static char last_server_name[256];
 
 static void on_connection_subject(void *user, wsffi_server *server, wsffi_conn *conn, const wsffi_request *req) {
     const char *subject = wsffi_request_tls_subject(req);
     CHECK(subject != NULL);
     TU_LOCK();
     snprintf(last_subject, sizeof last_subject, "%s", subject ? subject : "(null)");
+    snprintf(last_alpn, sizeof last_alpn, "%s", wsffi_request_tls_alpn(req));
+    snprintf(last_server_name, sizeof last_server_name, "%s", wsffi_request_tls_server_name(req));
     TU_UNLOCK();
     tu_fx_on_connection(user, server, conn, req);
 }
@@ -344,9 +349,20 @@ TEST(sni_chooses_the_certificate) {
     wsffi_listener_options *lo = cert_files(&c, "server.pem", "server.key");
     wsffi_error *err = NULL;
     CHECK_OK(wsffi_listener_options_add_tls_sni_cert_files(lo, "WSFFI.test", in(&c, "sni.pem").s, in(&c, "sni.key").s, &err));
-    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_files(lo, "example.com", in(&c, "wrong-host.pem").s,
-                                                           in(&c, "wrong-host.key").s, &err));
+    size_t cert_len = 0, key_len = 0;
+    uint8_t *cert = read_all(in(&c, "wrong-host.pem").s, &cert_len);
+    uint8_t *key = read_all(in(&c, "wrong-host.key").s, &key_len);
+    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_pem(lo, "example.com", cert, cert_len, key, key_len, &err));
+    free(cert);
+    free(key);
+    cert = read_all(in(&c, "server.der").s, &cert_len);
+    key = read_all(in(&c, "server.key.der").s, &key_len);
+    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_der(lo, "localhost", cert, cert_len, key, key_len, &err));
+    free(cert);
+    free(key);
     CHECK(err == NULL);
+    CHECK(wsffi_request_tls_alpn(NULL) == NULL);
+    CHECK(wsffi_request_tls_server_name(NULL) == NULL);
     CHECK_STATUS(wsffi_listener_options_add_tls_sni_cert_files(lo, "127.0.0.1", in(&c, "sni.pem").s, in(&c, "sni.key").s, NULL),
                  WSFFI_STATUS_ERR_INVALID_PARAMETER);
     CHECK_STATUS(wsffi_listener_options_add_tls_sni_cert_files(lo, NULL, in(&c, "sni.pem").s, in(&c, "sni.key").s, NULL),
@@ -357,6 +373,9 @@ TEST(sni_chooses_the_certificate) {
     opens_with(&env, "localhost", co, "CN=localhost", "http/1.1");
     CHECK_OK(wsffi_client_options_set_tls_server_name(co, "wsffi.test"));
     opens_with(&env, "127.0.0.1", co, "CN=wsffi.test", "http/1.1");
+    TU_LOCK();
+    CHECK_STR(last_server_name, "wsffi.test");
+    TU_UNLOCK();
     CHECK_OK(wsffi_client_options_set_tls_server_name(co, "example.com"));
     opens_with(&env, "127.0.0.1", co, "CN=example.com", "http/1.1");
     /* An unknown name gets the default, which the client refuses for that name. */
@@ -400,6 +419,9 @@ TEST(alpn_is_negotiated_or_refused) {
     const char *const chat[] = {"x-chat/1", "x-chat/2"};
     CHECK_OK(wsffi_client_options_set_tls_alpn(co, chat, 2, NULL));
     opens_with(&env, "localhost", co, "CN=localhost", "x-chat/2");
+    TU_LOCK();
+    CHECK_STR(last_alpn, "x-chat/2");
+    TU_UNLOCK();
     CHECK_OK(wsffi_client_options_set_tls_alpn(co, NULL, 0, NULL));
     opens_with(&env, "localhost", co, "CN=localhost", "");
     const char *const other[] = {"h2"};
