@@ -913,6 +913,23 @@ const char *wsffi_extensions(const struct wsffi_conn *conn);
 const char *wsffi_remote_address(const struct wsffi_conn *conn);
 
 /*
+ The ALPN protocol agreed on in the TLS handshake ("http/1.1" by default; see
+ `wsffi_client_options_set_tls_alpn` and `wsffi_listener_options_set_tls_alpn`), ""
+ without TLS or when none was agreed, before open or for NULL. Owned by the conn and
+ valid as long as `wsffi_protocol`; never NULL.
+ */
+const char *wsffi_tls_alpn(const struct wsffi_conn *conn);
+
+/*
+ Subject of the TLS peer's certificate as an RFC 4514 string ("CN=localhost,O=Example"):
+ on a client the server's certificate (the one it chose by SNI at the handshake), on the
+ server side the client's (as `wsffi_request_tls_subject`). "" without TLS or a peer
+ certificate, before open or for NULL. Owned by the conn and valid as long as
+ `wsffi_protocol`; never NULL.
+ */
+const char *wsffi_tls_peer_subject(const struct wsffi_conn *conn);
+
+/*
  The URL (client side, normalized) or the request target (server side); "" for NULL.
  Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
  */
@@ -1603,10 +1620,28 @@ wsffi_status wsffi_client_options_set_tls_server_name(struct wsffi_client_option
 wsffi_status wsffi_client_options_set_tls_insecure(struct wsffi_client_options *options, bool insecure);
 
 /*
+ The ALPN protocols a `wss://` client offers, in order of preference: `count`
+ NUL-terminated names (1 to 255 bytes each, no duplicates, at most 64), copied.
+ Default: "http/1.1". `count` 0 offers none. A server that accepts none of them fails the
+ handshake (the client's `on_error` gets `WSFFI_STATUS_ERR_TLS`, "TLS: peer sent alert
+ "no application protocol""); a server that answers without ALPN is accepted. The
+ agreed protocol is `wsffi_tls_alpn` once open.
+ NULL `options`, or NULL `protocols` (or a NULL name) with `count` > 0:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; a bad name: WSFFI_STATUS_ERR_INVALID_PARAMETER (the
+ options are unchanged); `out_err` may be NULL, a detail stored there is the caller's
+ (`wsffi_error_free`).
+ */
+wsffi_status wsffi_client_options_set_tls_alpn(struct wsffi_client_options *options, const char *const *protocols, size_t count, struct wsffi_error **out_err);
+
+/*
  Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
  (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
- then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
- servers with `WSFFI_STATUS_ERR_TLS`. A key that does not belong to the certificate is refused.
+ then speaks TLS (ALPN "http/1.1" unless `wsffi_listener_options_set_tls_alpn` says
+ otherwise); TLS failures reach `on_client_error` of the attached servers with
+ `WSFFI_STATUS_ERR_TLS`. A key that does not belong to the certificate is refused.
+ With certificates for server names (`wsffi_listener_options_add_tls_sni_cert_*`) this
+ one is the default, for clients that send no server name or one without its own
+ certificate. Calling it again replaces the default.
  NULL `options`, `chain_path` or `key_path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err`
  may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
  */
@@ -1629,6 +1664,57 @@ wsffi_status wsffi_listener_options_set_tls_cert_pem(struct wsffi_listener_optio
 wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_options *options, const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
 
 /*
+ Presents the certificate chain of the PEM file `chain_path` (leaf first, with the key
+ of the PEM file `key_path`) to clients that ask for `server_name` by SNI. `server_name`
+ is a DNS name ("chat.example.com") or a wildcard ("*.example.com": any name exactly one
+ label below example.com, not example.com itself), compared case-insensitively; an
+ exact name wins over a wildcard. Any number of names may be added; adding one again
+ replaces its certificate. Clients that send no server name or an unknown one get the
+ default certificate (`wsffi_listener_options_set_tls_cert_*`); without a default their
+ handshake fails (rustls sends the alert access_denied) and `on_client_error` of the
+ attached servers gets `WSFFI_STATUS_ERR_TLS` with "TLS: no certificate for server name
+ ...". The certificate is not checked against the name: clients verify it.
+ Errors: a malformed name (or an IP address) is WSFFI_STATUS_ERR_INVALID_PARAMETER;
+ unreadable or unusable material WSFFI_STATUS_ERR_TLS; the options are then unchanged.
+ NULL `options`, `server_name`, `chain_path` or `key_path`:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a detail stored there is the
+ caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_add_tls_sni_cert_files(struct wsffi_listener_options *options, const char *server_name, const char *chain_path, const char *key_path, struct wsffi_error **out_err);
+
+/*
+ As `wsffi_listener_options_add_tls_sni_cert_files`, from PEM text in memory (`chain`:
+ certificates, leaf first; `key`: the private key). The bytes are copied.
+ NULL `options`, `server_name`, `chain` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER;
+ `out_err` may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_add_tls_sni_cert_pem(struct wsffi_listener_options *options, const char *server_name, const uint8_t *chain, size_t chain_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
+
+/*
+ As `wsffi_listener_options_add_tls_sni_cert_files`, from DER in memory: one
+ certificate and its private key (PKCS#8, PKCS#1 or SEC1). The bytes are copied.
+ NULL `options`, `server_name`, `cert` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER;
+ `out_err` may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_add_tls_sni_cert_der(struct wsffi_listener_options *options, const char *server_name, const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
+
+/*
+ The ALPN protocols the listener accepts, in order of preference (the server's order
+ decides): `count` NUL-terminated names ("http/1.1", "x-chat/2"; 1 to 255 bytes each, no
+ duplicates, at most 64), copied. Default: "http/1.1". A client that offers ALPN but none
+ of these fails the handshake (alert no_application_protocol; `on_client_error` gets
+ `WSFFI_STATUS_ERR_TLS` "TLS: no common ALPN protocol"); a client that offers no ALPN is
+ served without one. `count` 0 accepts no ALPN at all (clients' offers are ignored). The
+ agreed protocol is `wsffi_request_tls_alpn` and `wsffi_tls_alpn`. Setting ALPN without
+ any certificate makes `wsffi_listen` fail with `WSFFI_STATUS_ERR_TLS`.
+ NULL `options`, or NULL `protocols` (or a NULL name) with `count` > 0:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; a bad name: WSFFI_STATUS_ERR_INVALID_PARAMETER (the
+ options are unchanged); `out_err` may be NULL, a detail stored there is the caller's
+ (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_set_tls_alpn(struct wsffi_listener_options *options, const char *const *protocols, size_t count, struct wsffi_error **out_err);
+
+/*
  Verifies client certificates against the CAs of the PEM file `path` (mutual TLS).
  `required`: clients without a valid certificate fail the TLS handshake; otherwise a
  client may present none, but one it presents must be valid. The subject of an
@@ -1639,11 +1725,42 @@ wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_optio
 wsffi_status wsffi_listener_options_set_tls_client_ca_file(struct wsffi_listener_options *options, const char *path, bool required, struct wsffi_error **out_err);
 
 /*
+ Replaces the certificates of a running TLS listener with those of `options`: its
+ default certificate (`wsffi_listener_options_set_tls_cert_*`) and its certificates for
+ server names (`wsffi_listener_options_add_tls_sni_cert_*`), all at once; the other
+ settings in `options` (client CAs, ALPN, timeouts) are not used. Handshakes that start
+ afterwards present the new certificates and sessions from before are not resumed; open
+ connections (and handshakes past choosing a certificate) keep theirs. Callable from any
+ thread, also from callbacks. `options` stays the caller's and may be freed at once.
+ Material is checked when set on `options`, so bad files fail there; this call fails
+ with `WSFFI_STATUS_ERR_TLS` when `options` holds no certificate or the listener does not
+ serve TLS, `WSFFI_STATUS_ERR_CLOSED` once the listener or its reactor stopped; on
+ any error the listener keeps its certificates.
+ NULL `listener` or `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+ detail stored there is the caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_set_tls_certificates(struct wsffi_listener *listener, const struct wsffi_listener_options *options, struct wsffi_error **out_err);
+
+/*
  Subject of the client's TLS certificate as an RFC 4514 string ("CN=client,O=Example"),
  "" when the connection has no client certificate (or is not TLS), NULL for a NULL view.
  The string belongs to the view and lives as long as it.
  */
 const char *wsffi_request_tls_subject(const struct wsffi_request *req);
+
+/*
+ The ALPN protocol agreed on with the client ("http/1.1" by default), "" without TLS or
+ when none was agreed, NULL for a NULL view. The string belongs to the view and lives as
+ long as it.
+ */
+const char *wsffi_request_tls_alpn(const struct wsffi_request *req);
+
+/*
+ The server name the client asked for with SNI, as sent (it chose the certificate; see
+ `wsffi_listener_options_add_tls_sni_cert_files`), "" without TLS or when the client sent
+ none, NULL for a NULL view. The string belongs to the view and lives as long as it.
+ */
+const char *wsffi_request_tls_server_name(const struct wsffi_request *req);
 
 /*
  The request method ("GET"); NULL for a NULL view. The string belongs to the view and

@@ -361,11 +361,15 @@ impl EventLoop {
         }
         *conn.handshake.borrow_mut() = None;
         let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
-        conn.handle.set_info(ConnInfo {
-            protocol: nonempty_cstring(negotiated.protocol.as_deref()),
-            extensions: nonempty_cstring(negotiated.extensions.as_deref()),
-            remote: CString::new(remote).unwrap_or_default(),
-        });
+        conn.handle.set_info(
+            ConnInfo {
+                protocol: nonempty_cstring(negotiated.protocol.as_deref()),
+                extensions: nonempty_cstring(negotiated.extensions.as_deref()),
+                remote: CString::new(remote).unwrap_or_default(),
+                ..Default::default()
+            }
+            .with_tls_of(conn),
+        );
         self.open_conn(conn);
     }
 

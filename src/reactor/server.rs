@@ -21,6 +21,7 @@ use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::log::{self, Level};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
+use super::tls::{ListenerCerts, ServerTls};
 use super::views::cstring;
 use super::Shared;
 use crate::core::extensions::deflate::server_negotiate;
@@ -48,11 +49,13 @@ pub struct ListenerHandle {
     pub address: CString,
     closed: AtomicBool,
     accept_stalls: AtomicUsize,
+    /// A TLS listener's certificates (shared with its rustls configuration).
+    tls_certs: Option<Arc<ListenerCerts>>,
 }
 
 impl ListenerHandle {
-    /// A handle for a socket bound at `address`.
-    pub fn new(shared: Arc<Shared>, port: u16, address: &str) -> Self {
+    /// A handle for a socket bound at `address`; `tls_certs` for a TLS listener.
+    pub fn new(shared: Arc<Shared>, port: u16, address: &str, tls_certs: Option<Arc<ListenerCerts>>) -> Self {
         ListenerHandle {
             shared,
             key: OnceCell::new(),
@@ -60,7 +63,22 @@ impl ListenerHandle {
             address: cstring(address),
             closed: AtomicBool::new(false),
             accept_stalls: AtomicUsize::new(0),
+            tls_certs,
         }
+    }
+
+    /// Replaces the TLS certificates (the default and those chosen by server name) with
+    /// those of `tls`, from any thread: handshakes from now on use them, open connections
+    /// keep theirs. On error (not a TLS listener, no certificate in `tls`, unusable
+    /// material) nothing changes.
+    pub fn replace_tls_certificates(&self, tls: &ServerTls) -> Result<(), (Error, String)> {
+        if self.is_closed() {
+            return Err((Error::Closed, "the listener is closed".into()));
+        }
+        let Some(certs) = &self.tls_certs else {
+            return Err((Error::Tls, "TLS: the listener does not serve TLS".into()));
+        };
+        certs.replace(tls.cert.as_ref(), &tls.sni).map_err(|m| (Error::Tls, m))
     }
 
     /// How many times accepting stopped for an error such as running out of descriptors
@@ -662,8 +680,10 @@ impl EventLoop {
             listener.as_ref().and_then(|l| l.servers.borrow().iter().find(|s| s.path == request.path).cloned())
         });
         let mut view = RequestView::new(request, &remote);
-        if let Some(subject) = conn.stream.borrow().as_ref().and_then(|s| s.tls_peer_subject()) {
-            view.tls_subject = cstring(&subject);
+        if let Some(tls) = conn.stream.borrow().as_ref().and_then(|s| s.tls()) {
+            view.tls_subject = cstring(&tls.peer_subject().unwrap_or_default());
+            view.tls_alpn = cstring(&tls.alpn().unwrap_or_default());
+            view.tls_server_name = cstring(&tls.requested_server_name().unwrap_or_default());
         }
         let view = Arc::new(view);
         with_state(conn, |st| st.head_only = view.request.method == "HEAD");
@@ -834,11 +854,15 @@ impl EventLoop {
         self.mark_dirty(conn);
         *conn.handshake.borrow_mut() = None;
         let remote = hs.request.remote_address.clone();
-        conn.handle.set_info(ConnInfo {
-            protocol: nonempty_cstring(protocol.as_deref()),
-            extensions: nonempty_cstring(answer.as_deref()),
-            remote,
-        });
+        conn.handle.set_info(
+            ConnInfo {
+                protocol: nonempty_cstring(protocol.as_deref()),
+                extensions: nonempty_cstring(answer.as_deref()),
+                remote,
+                ..Default::default()
+            }
+            .with_tls_of(conn),
+        );
         let slot = server.clients.borrow_mut().insert(conn.clone());
         conn.server_slot.set(Some(slot));
         *conn.server.borrow_mut() = Some(server.clone());
