@@ -162,6 +162,15 @@ static wsffi_verdict verify_by_mode(void *user, wsffi_handshake *hs) {
         CHECK_OK(wsffi_handshake_add_header(hs, "X-Test", "rejected"));
         return WSFFI_VERDICT_REJECT;
     }
+    if (strcmp(mode, "redirect") == 0) {
+        /* Redirects are allowed refusals; 300 and 304-306 are not. */
+        CHECK_STATUS(wsffi_handshake_set_reject(hs, 300, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+        CHECK_STATUS(wsffi_handshake_set_reject(hs, 304, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+        CHECK_OK(wsffi_handshake_set_reject(hs, 301, NULL));
+        CHECK_OK(wsffi_handshake_set_reject(hs, 307, NULL));
+        CHECK_OK(wsffi_handshake_add_header(hs, "Location", "/elsewhere?x=1"));
+        return WSFFI_VERDICT_REJECT;
+    }
     if (strcmp(mode, "default") == 0) {
         return WSFFI_VERDICT_REJECT;
     }
@@ -209,6 +218,28 @@ TEST(verify_client) {
     CHECK(strstr(r.resp_headers, "X-Test: rejected\n") != NULL);
     TU_UNLOCK();
 
+    /* A redirect answer: 307 with the Location verify_client added, seen by a client that
+     * does not follow redirects as an unexpected response. */
+    o = mode_options("redirect");
+    tu_rec rd;
+    tu_rec_init(&rd, "redirected");
+    wsffi_conn *crd = tu_connect(env.reactor, u.s, o, &rd);
+    wsffi_client_options_free(o);
+    expect_refused(&rd, 307);
+    TU_LOCK();
+    CHECK_STR(rd.resp_reason, "Temporary Redirect");
+    CHECK(strstr(rd.resp_headers, "Location: /elsewhere?x=1\n") != NULL);
+    TU_UNLOCK();
+    {
+        int rfd = tu_tcp_connect(env.port);
+        tu_send_upgrade(rfd, "/", "X-Mode: redirect\r\n");
+        char rhead[2048];
+        tu_recv_head(rfd, rhead, sizeof rhead);
+        CHECK(strstr(rhead, "HTTP/1.1 307 Temporary Redirect\r\n") == rhead);
+        CHECK(strstr(rhead, "\r\nLocation: /elsewhere?x=1\r\n") != NULL);
+        close(rfd);
+    }
+
     /* Reject without set_reject: 401. */
     o = mode_options("default");
     tu_rec d;
@@ -230,15 +261,17 @@ TEST(verify_client) {
     CHECK(g.resp_status >= 400 && g.resp_status <= 599);
     TU_UNLOCK();
 
-    CHECK_EQ(LOCKED_INT(verify_calls), 5);
+    CHECK_EQ(LOCKED_INT(verify_calls), 7);
     CHECK_EQ(LOCKED_INT(env.fx.connections), 2);
     tu_env_stop(&env);
     TU_REC_DONE(&a);
     TU_REC_DONE(&r);
+    TU_REC_DONE(&rd);
     TU_REC_DONE(&d);
     TU_REC_DONE(&g);
     wsffi_conn_release(ca);
     wsffi_conn_release(cr);
+    wsffi_conn_release(crd);
     wsffi_conn_release(cd);
     wsffi_conn_release(cg);
 }

@@ -1432,7 +1432,10 @@ wsffi_status wsffi_handshake_add_header(struct wsffi_handshake *handshake, const
 
 /*
  Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
- (default 401) and a reason phrase (NULL or "" for the standard one).
+ (default 401), or a redirect 301, 302, 303, 307 or 308 together with a `Location` header
+ added by `wsffi_handshake_add_header` (clients that follow redirects re-dial it), and a
+ reason phrase (NULL or "" for the standard one). Other statuses:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER.
  NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
  */
 wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
@@ -1447,7 +1450,8 @@ wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint1
 wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
 
 /*
- Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
+ Rejects a deferred handshake with an HTTP status 400-599 or a redirect 301/302/303/307/308
+ (add its `Location` with `wsffi_handshake_add_header` first) and reason (NULL for the
  standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
  NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
