@@ -1139,6 +1139,27 @@ wsffi_status wsffi_client_options_set_connect_timeout_ms(struct wsffi_client_opt
 wsffi_status wsffi_client_options_set_handshake_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
 
 /*
+ Follows 301, 302, 303, 307 and 308 answers to the upgrade request (default false: such an
+ answer is an unexpected response, `on_unexpected_response` then `on_close` with
+ WSFFI_STATUS_ERR_HANDSHAKE_REJECTED). When on, the `Location` (absolute, or relative to
+ the current URL; `http`/`https` read as `ws`/`wss`) is dialled with a fresh key; URL
+ credentials and the Authorization and Cookie headers added with
+ `wsffi_client_options_add_header` are dropped when the host or port changes or the hop goes
+ from `wss` to `ws`. A loop, a missing or unusable Location, or more hops than
+ `wsffi_client_options_set_max_redirects` end the connection with
+ WSFFI_STATUS_ERR_HANDSHAKE_REJECTED and a message naming the cause. The connect and
+ handshake timeouts count from the first dial and cover all hops.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_follow_redirects(struct wsffi_client_options *options, bool follow);
+
+/*
+ Most redirects followed for one connection when following is on (default 10; 0 refuses
+ the first one). NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_max_redirects(struct wsffi_client_options *options, uint32_t max);
+
+/*
  Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
@@ -1502,7 +1523,10 @@ wsffi_status wsffi_handshake_add_header(struct wsffi_handshake *handshake, const
 
 /*
  Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
- (default 401) and a reason phrase (NULL or "" for the standard one).
+ (default 401), or a redirect 301, 302, 303, 307 or 308 together with a `Location` header
+ added by `wsffi_handshake_add_header` (clients that follow redirects re-dial it), and a
+ reason phrase (NULL or "" for the standard one). Other statuses:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER.
  NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
  */
 wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
@@ -1517,7 +1541,8 @@ wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint1
 wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
 
 /*
- Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
+ Rejects a deferred handshake with an HTTP status 400-599 or a redirect 301/302/303/307/308
+ (add its `Location` with `wsffi_handshake_add_header` first) and reason (NULL for the
  standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
  NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */

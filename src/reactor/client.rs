@@ -21,6 +21,7 @@ use crate::core::handshake::client::{
     body_framing, build_request, generate_key, parse_response, validate_switching, BodyFraming, ChunkedDecoder,
     Response,
 };
+use crate::core::handshake::redirect::{is_credential_header, is_redirect_status, Redirect, RedirectFollower};
 use crate::core::handshake::url::WsUrl;
 use crate::core::session::Role;
 use crate::reactor::error::Error;
@@ -49,6 +50,7 @@ pub(super) struct ClientState {
     current: Option<SocketAddr>,
     started: Instant,
     refusal: Option<Refusal>,
+    follower: Option<RedirectFollower>,
 }
 
 struct Refusal {
@@ -85,6 +87,7 @@ impl EventLoop {
         conn.phase_deadline.set(Some(now + setup.config.connect_timeout.min(setup.config.handshake_timeout)));
         self.arm(&conn);
         let url = setup.url.clone();
+        let follower = setup.config.follow_redirects.then(|| RedirectFollower::new(&url, setup.config.max_redirects));
         *conn.handshake.borrow_mut() = Some(HandshakeState::Client(Box::new(ClientState {
             url: setup.url,
             config: setup.config,
@@ -93,7 +96,15 @@ impl EventLoop {
             current: None,
             started: now,
             refusal: None,
+            follower,
         })));
+        self.dial(&conn, &url);
+        self.settle(&conn);
+    }
+
+    /// Connects to `url`: a Unix socket, an IP literal, or a name resolved on a thread.
+    fn dial(&self, conn: &Rc<Conn>, url: &WsUrl) {
+        let conn = conn.clone();
         if let Some(path) = &url.unix_path {
             match mio::net::UnixStream::connect(path) {
                 Ok(s) => self.connecting(&conn, Stream::Unix(s)),
@@ -115,7 +126,38 @@ impl EventLoop {
                 self.connect_failed(&conn, Error::Dns, format!("resolve {}: {e}", url.host));
             }
         }
-        self.settle(&conn);
+    }
+
+    /// Follows a redirect answer: drops the socket and dials the next URL with a new key.
+    /// The connect and handshake deadlines keep running from the first dial.
+    fn follow_redirect(&self, conn: &Rc<Conn>, redirect: Redirect) {
+        if let Some(mut s) = conn.stream.borrow_mut().take() {
+            let _ = mio::event::Source::deregister(&mut s, self.registry());
+        }
+        {
+            let mut input = conn.input.borrow_mut();
+            let n = input.data().len();
+            input.consume(n);
+        }
+        conn.output.borrow_mut().buf.clear();
+        let url = redirect.url.clone();
+        with_state(conn, |st| {
+            if redirect.drop_credentials && st.config.headers.iter().any(|(n, _)| is_credential_header(n)) {
+                let mut config = (*st.config).clone();
+                config.headers.retain(|(n, _)| !is_credential_header(n));
+                st.config = Arc::new(config);
+            }
+            st.url = redirect.url;
+            st.key = generate_key();
+            st.addrs.clear();
+            st.current = None;
+            st.refusal = None;
+        });
+        conn.phase.set(Phase::Resolving);
+        let deadline = with_state(conn, |st| st.started + st.config.connect_timeout.min(st.config.handshake_timeout));
+        conn.phase_deadline.set(deadline);
+        self.arm(conn);
+        self.dial(conn, &url);
     }
 
     fn resolved(&self, handle: &Arc<ConnHandle>, result: std::io::Result<Vec<SocketAddr>>) {
@@ -260,6 +302,31 @@ impl EventLoop {
                     if response.status == 101 {
                         self.client_upgraded(conn, &response);
                         return;
+                    }
+                    if is_redirect_status(response.status) {
+                        let next = with_state(conn, |st| {
+                            let location = response.headers.iter().find(|h| h.name.eq_ignore_ascii_case("location"));
+                            let url = st.url.clone();
+                            st.follower
+                                .as_mut()
+                                .map(|f| f.next(&url, response.status, location.map(|h| h.value.as_str())))
+                        })
+                        .flatten();
+                        match next {
+                            Some(Ok(redirect)) => {
+                                self.follow_redirect(conn, redirect);
+                                return;
+                            }
+                            Some(Err(e)) => {
+                                self.connect_failed(
+                                    conn,
+                                    Error::HandshakeRejected,
+                                    format!("redirect not followed: {e}"),
+                                );
+                                return;
+                            }
+                            None => {}
+                        }
                     }
                     let framing = body_framing(&response);
                     let chunked = (framing == BodyFraming::Chunked).then(|| ChunkedDecoder::new(MAX_REFUSAL_BODY));

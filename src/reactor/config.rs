@@ -62,6 +62,10 @@ pub struct ClientConfig {
     pub tls: super::tls::ClientTls,
     /// permessage-deflate to offer; `None` offers no extension.
     pub deflate: Option<DeflateConfig>,
+    /// Follow 301/302/303/307/308 answers to the upgrade (off by default).
+    pub follow_redirects: bool,
+    /// Most redirects followed for one connection.
+    pub max_redirects: u32,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +81,8 @@ impl Default for ClientConfig {
             tls: Default::default(),
             // Browsers, Node's `ws` and Python's `websockets` all offer it too.
             deflate: Some(DeflateConfig::default()),
+            follow_redirects: false,
+            max_redirects: crate::core::handshake::redirect::DEFAULT_MAX_REDIRECTS,
         }
     }
 }

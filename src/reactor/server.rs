@@ -25,6 +25,7 @@ use super::tls::{ListenerCerts, ServerTls};
 use super::views::cstring;
 use super::Shared;
 use crate::core::extensions::deflate::server_negotiate;
+use crate::core::handshake::redirect::is_redirect_status;
 use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRequest};
 use crate::core::handshake::response::{accept_key, build_response_to, build_switching_protocols};
 use crate::core::protocol::close::codes;
@@ -807,7 +808,8 @@ impl EventLoop {
 
     fn reject_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle) {
         let (status, reason) = hs.reject.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let status = if (400..=599).contains(&status) { status } else { 401 };
+        let allowed = is_redirect_status(status) || (400..=599).contains(&status);
+        let status = if allowed { status } else { 401 };
         server.client_error(Error::HandshakeRejected, &format!("verify_client rejected the client ({status})"));
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
