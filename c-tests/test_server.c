@@ -162,6 +162,15 @@ static wsffi_verdict verify_by_mode(void *user, wsffi_handshake *hs) {
         CHECK_OK(wsffi_handshake_add_header(hs, "X-Test", "rejected"));
         return WSFFI_VERDICT_REJECT;
     }
+    if (strcmp(mode, "redirect") == 0) {
+        /* Redirects are allowed refusals; 300 and 304-306 are not. */
+        CHECK_STATUS(wsffi_handshake_set_reject(hs, 300, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+        CHECK_STATUS(wsffi_handshake_set_reject(hs, 304, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+        CHECK_OK(wsffi_handshake_set_reject(hs, 301, NULL));
+        CHECK_OK(wsffi_handshake_set_reject(hs, 307, NULL));
+        CHECK_OK(wsffi_handshake_add_header(hs, "Location", "/elsewhere?x=1"));
+        return WSFFI_VERDICT_REJECT;
+    }
     if (strcmp(mode, "default") == 0) {
         return WSFFI_VERDICT_REJECT;
     }
@@ -209,6 +218,28 @@ TEST(verify_client) {
     CHECK(strstr(r.resp_headers, "X-Test: rejected\n") != NULL);
     TU_UNLOCK();
 
+    /* A redirect answer: 307 with the Location verify_client added, seen by a client that
+     * does not follow redirects as an unexpected response. */
+    o = mode_options("redirect");
+    tu_rec rd;
+    tu_rec_init(&rd, "redirected");
+    wsffi_conn *crd = tu_connect(env.reactor, u.s, o, &rd);
+    wsffi_client_options_free(o);
+    expect_refused(&rd, 307);
+    TU_LOCK();
+    CHECK_STR(rd.resp_reason, "Temporary Redirect");
+    CHECK(strstr(rd.resp_headers, "Location: /elsewhere?x=1\n") != NULL);
+    TU_UNLOCK();
+    {
+        int rfd = tu_tcp_connect(env.port);
+        tu_send_upgrade(rfd, "/", "X-Mode: redirect\r\n");
+        char rhead[2048];
+        tu_recv_head(rfd, rhead, sizeof rhead);
+        CHECK(strstr(rhead, "HTTP/1.1 307 Temporary Redirect\r\n") == rhead);
+        CHECK(strstr(rhead, "\r\nLocation: /elsewhere?x=1\r\n") != NULL);
+        close(rfd);
+    }
+
     /* Reject without set_reject: 401. */
     o = mode_options("default");
     tu_rec d;
@@ -230,17 +261,186 @@ TEST(verify_client) {
     CHECK(g.resp_status >= 400 && g.resp_status <= 599);
     TU_UNLOCK();
 
-    CHECK_EQ(LOCKED_INT(verify_calls), 5);
+    CHECK_EQ(LOCKED_INT(verify_calls), 7);
     CHECK_EQ(LOCKED_INT(env.fx.connections), 2);
     tu_env_stop(&env);
     TU_REC_DONE(&a);
     TU_REC_DONE(&r);
+    TU_REC_DONE(&rd);
     TU_REC_DONE(&d);
     TU_REC_DONE(&g);
     wsffi_conn_release(ca);
     wsffi_conn_release(cr);
+    wsffi_conn_release(crd);
     wsffi_conn_release(cd);
     wsffi_conn_release(cg);
+}
+
+/* ---- following redirects ------------------------------------------------------------ */
+
+static uint16_t redirect_port;
+static char final_cookie[64]; /* Cookie header seen by step=final, "-" for none */
+static char final_auth[64];
+
+/* Routes by the query: step=final accepts, others answer a redirect. */
+static wsffi_verdict verify_redirects(void *user, wsffi_handshake *hs) {
+    (void)user;
+    TU_CALLBACK_GUARD();
+    const wsffi_request *req = wsffi_handshake_request(hs);
+    const char *q = wsffi_request_query_string(req);
+    char loc[128];
+    TU_LOCK();
+    verify_calls++;
+    TU_UNLOCK_SIGNAL();
+    if (strcmp(q, "step=final") == 0) {
+        const char *cookie = wsffi_request_header(req, "cookie");
+        const char *auth = wsffi_request_header(req, "authorization");
+        TU_LOCK();
+        snprintf(final_cookie, sizeof final_cookie, "%s", cookie ? cookie : "-");
+        snprintf(final_auth, sizeof final_auth, "%s", auth ? auth : "-");
+        TU_UNLOCK();
+        return WSFFI_VERDICT_ACCEPT;
+    }
+    uint16_t status = 302;
+    if (strcmp(q, "step=relative") == 0) {
+        snprintf(loc, sizeof loc, "?step=final");
+    } else if (strcmp(q, "step=chain") == 0) {
+        status = 308; /* then an absolute http:// Location, read as ws:// */
+        snprintf(loc, sizeof loc, "http://127.0.0.1:%u/?step=relative", (unsigned)redirect_port);
+    } else if (strcmp(q, "step=otherhost") == 0) {
+        status = 307;
+        snprintf(loc, sizeof loc, "ws://localhost:%u/?step=final", (unsigned)redirect_port);
+    } else if (strcmp(q, "step=loop1") == 0) {
+        snprintf(loc, sizeof loc, "/?step=loop2");
+    } else if (strcmp(q, "step=loop2") == 0) {
+        status = 301;
+        snprintf(loc, sizeof loc, "/?step=loop1");
+    } else if (strcmp(q, "step=nolocation") == 0) {
+        CHECK_OK(wsffi_handshake_set_reject(hs, 303, NULL));
+        return WSFFI_VERDICT_REJECT;
+    } else if (strncmp(q, "n=", 2) == 0) {
+        snprintf(loc, sizeof loc, "/?n=%d", atoi(q + 2) + 1); /* an endless chain */
+    } else {
+        return WSFFI_VERDICT_REJECT;
+    }
+    CHECK_OK(wsffi_handshake_set_reject(hs, status, NULL));
+    CHECK_OK(wsffi_handshake_add_header(hs, "Location", loc));
+    return WSFFI_VERDICT_REJECT;
+}
+
+static wsffi_client_options *follow_options(bool follow, int max) {
+    wsffi_client_options *o = wsffi_client_options_new();
+    CHECK_OK(wsffi_client_options_set_follow_redirects(o, follow));
+    if (max >= 0) {
+        CHECK_OK(wsffi_client_options_set_max_redirects(o, (uint32_t)max));
+    }
+    CHECK_OK(wsffi_client_options_add_header(o, "Cookie", "sid=1"));
+    CHECK_OK(wsffi_client_options_add_header(o, "Authorization", "Bearer t"));
+    return o;
+}
+
+static void expect_failed(tu_rec *c, const char *needle) {
+    WAIT_UNTIL(c->closes == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_EQ(c->opens, 0);
+    CHECK_STATUS(c->error_status, WSFFI_STATUS_ERR_HANDSHAKE_REJECTED);
+    if (strstr(c->error_message, needle) == NULL) {
+        fprintf(stderr, "  (message %s, wanted %s)\n", c->error_message, needle);
+    }
+    CHECK(strstr(c->error_message, needle) != NULL);
+    TU_UNLOCK();
+}
+
+TEST(follow_redirects) {
+    CHECK_STATUS(wsffi_client_options_set_follow_redirects(NULL, true), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    CHECK_STATUS(wsffi_client_options_set_max_redirects(NULL, 3), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    tu_env env;
+    wsffi_server_callbacks cbs = tu_server_callbacks();
+    cbs.verify_client = verify_redirects;
+    tu_env_start_with(&env, "/", NULL, NULL, &cbs);
+    redirect_port = env.port;
+    char url[128];
+
+    /* Off (the default): the 302 is an unexpected response. */
+    tu_rec off;
+    tu_rec_init(&off, "not following");
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/?step=relative", (unsigned)env.port);
+    wsffi_client_options *o = wsffi_client_options_new();
+    wsffi_conn *c_off = tu_connect(env.reactor, url, o, &off);
+    wsffi_client_options_free(o);
+    expect_refused(&off, 302);
+
+    /* 308 to an absolute http:// URL, then 302 to a relative one, then open; same host so
+     * the credentials stay. */
+    tu_rec ok;
+    tu_rec_init(&ok, "chain");
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/?step=chain", (unsigned)env.port);
+    o = follow_options(true, -1);
+    wsffi_conn *c_ok = tu_connect(env.reactor, url, o, &ok);
+    wsffi_client_options_free(o);
+    WAIT_UNTIL(ok.opens == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_STR(final_cookie, "sid=1");
+    CHECK_STR(final_auth, "Bearer t");
+    TU_UNLOCK();
+    CHECK_OK(wsffi_close(c_ok, WSFFI_CLOSE_NORMAL, NULL, 0));
+    WAIT_UNTIL(ok.closes == 1, TU_WAIT_MS);
+
+    /* Another host (localhost instead of 127.0.0.1): Cookie and Authorization dropped. */
+    tu_rec far;
+    tu_rec_init(&far, "other host");
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/?step=otherhost", (unsigned)env.port);
+    o = follow_options(true, -1);
+    wsffi_conn *c_far = tu_connect(env.reactor, url, o, &far);
+    wsffi_client_options_free(o);
+    WAIT_UNTIL(far.opens == 1 || far.closes == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_EQ(far.opens, 1);
+    CHECK_STR(final_cookie, "-");
+    CHECK_STR(final_auth, "-");
+    TU_UNLOCK();
+    CHECK_OK(wsffi_close(c_far, WSFFI_CLOSE_NORMAL, NULL, 0));
+    WAIT_UNTIL(far.closes == 1, TU_WAIT_MS);
+
+    /* A loop, a redirect without Location, and the hop cap. */
+    tu_rec loop, noloc, cap, cap0;
+    tu_rec_init(&loop, "loop");
+    tu_rec_init(&noloc, "no location");
+    tu_rec_init(&cap, "cap");
+    tu_rec_init(&cap0, "cap 0");
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/?step=loop1", (unsigned)env.port);
+    o = follow_options(true, -1);
+    wsffi_conn *c_loop = tu_connect(env.reactor, url, o, &loop);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/?step=nolocation", (unsigned)env.port);
+    wsffi_conn *c_noloc = tu_connect(env.reactor, url, o, &noloc);
+    wsffi_client_options_free(o);
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/?n=0", (unsigned)env.port);
+    o = follow_options(true, 3);
+    wsffi_conn *c_cap = tu_connect(env.reactor, url, o, &cap);
+    wsffi_client_options_free(o);
+    o = follow_options(true, 0);
+    wsffi_conn *c_cap0 = tu_connect(env.reactor, url, o, &cap0);
+    wsffi_client_options_free(o);
+    expect_failed(&loop, "redirect loop");
+    expect_failed(&noloc, "without a Location");
+    expect_failed(&cap, "too many redirects (more than 3)");
+    expect_failed(&cap0, "too many redirects (more than 0)");
+
+    tu_env_stop(&env);
+    TU_REC_DONE(&off);
+    TU_REC_DONE(&ok);
+    TU_REC_DONE(&far);
+    TU_REC_DONE(&loop);
+    TU_REC_DONE(&noloc);
+    TU_REC_DONE(&cap);
+    TU_REC_DONE(&cap0);
+    wsffi_conn_release(c_off);
+    wsffi_conn_release(c_ok);
+    wsffi_conn_release(c_far);
+    wsffi_conn_release(c_loop);
+    wsffi_conn_release(c_noloc);
+    wsffi_conn_release(c_cap);
+    wsffi_conn_release(c_cap0);
 }
 
 /* ---- deferred decisions -------------------------------------------------------------- */
@@ -1211,7 +1411,7 @@ TEST(unix_socket) {
     unlink(path);
 }
 
-TU_MAIN(TU_CASE(two_paths), TU_CASE(unknown_path_404), TU_CASE(verify_client), TU_CASE(defer_accept_from_thread),
+TU_MAIN(TU_CASE(two_paths), TU_CASE(unknown_path_404), TU_CASE(verify_client), TU_CASE(follow_redirects), TU_CASE(defer_accept_from_thread),
         TU_CASE(defer_reject_from_thread), TU_CASE(defer_decided_before_verify_returns), TU_CASE(defer_decided_inside_verify),
         TU_CASE(defer_timeout), TU_CASE(headers_callback),
         TU_CASE(allowed_origins), TU_CASE(max_connections), TU_CASE(request_view), TU_CASE(clients_and_broadcast),

@@ -67,12 +67,17 @@ static uint8_t *read_all(const char *file, size_t *len) {
 
 /* Subject of the last client certificate the server saw. */
 static char last_subject[256];
+/* ALPN protocol and SNI name of the last request. */
+static char last_alpn[64];
+static char last_server_name[256];
 
 static void on_connection_subject(void *user, wsffi_server *server, wsffi_conn *conn, const wsffi_request *req) {
     const char *subject = wsffi_request_tls_subject(req);
     CHECK(subject != NULL);
     TU_LOCK();
     snprintf(last_subject, sizeof last_subject, "%s", subject ? subject : "(null)");
+    snprintf(last_alpn, sizeof last_alpn, "%s", wsffi_request_tls_alpn(req));
+    snprintf(last_server_name, sizeof last_server_name, "%s", wsffi_request_tls_server_name(req));
     TU_UNLOCK();
     tu_fx_on_connection(user, server, conn, req);
 }
@@ -324,6 +329,156 @@ TEST(setters_report_bad_material) {
     certs_remove(&c);
 }
 
+/* Opens a wss:// conn to `host` and checks the server certificate's subject and ALPN. */
+static void opens_with(tu_env *env, const char *host, const wsffi_client_options *co, const char *subject,
+                       const char *alpn) {
+    tu_rec client;
+    tu_rec_init(&client, "client");
+    wsffi_conn *conn = tu_open(env->reactor, wss(host, env->port).s, co, &client);
+    CHECK_STR(wsffi_tls_peer_subject(conn), subject);
+    CHECK_STR(wsffi_tls_alpn(conn), alpn);
+    CHECK_OK(wsffi_close(conn, WSFFI_CLOSE_NORMAL, NULL, 0));
+    WAIT_UNTIL(client.closes == 1, TU_WAIT_MS);
+    wsffi_conn_release(conn);
+    TU_REC_DONE(&client);
+}
+
+TEST(sni_chooses_the_certificate) {
+    certs c;
+    certs_make(&c);
+    wsffi_listener_options *lo = cert_files(&c, "server.pem", "server.key");
+    wsffi_error *err = NULL;
+    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_files(lo, "WSFFI.test", in(&c, "sni.pem").s, in(&c, "sni.key").s, &err));
+    size_t cert_len = 0, key_len = 0;
+    uint8_t *cert = read_all(in(&c, "wrong-host.pem").s, &cert_len);
+    uint8_t *key = read_all(in(&c, "wrong-host.key").s, &key_len);
+    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_pem(lo, "example.com", cert, cert_len, key, key_len, &err));
+    free(cert);
+    free(key);
+    cert = read_all(in(&c, "server.der").s, &cert_len);
+    key = read_all(in(&c, "server.key.der").s, &key_len);
+    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_der(lo, "localhost", cert, cert_len, key, key_len, &err));
+    free(cert);
+    free(key);
+    CHECK(err == NULL);
+    CHECK(wsffi_request_tls_alpn(NULL) == NULL);
+    CHECK(wsffi_request_tls_server_name(NULL) == NULL);
+    CHECK_STATUS(wsffi_listener_options_add_tls_sni_cert_files(lo, "127.0.0.1", in(&c, "sni.pem").s, in(&c, "sni.key").s, NULL),
+                 WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(wsffi_listener_options_add_tls_sni_cert_files(lo, NULL, in(&c, "sni.pem").s, in(&c, "sni.key").s, NULL),
+                 WSFFI_STATUS_ERR_NULL_PARAMETER);
+    tu_env env;
+    start_tls(&env, lo);
+    wsffi_client_options *co = trusting(&c, "ca.pem");
+    opens_with(&env, "localhost", co, "CN=localhost", "http/1.1");
+    CHECK_OK(wsffi_client_options_set_tls_server_name(co, "wsffi.test"));
+    opens_with(&env, "127.0.0.1", co, "CN=wsffi.test", "http/1.1");
+    TU_LOCK();
+    CHECK_STR(last_server_name, "wsffi.test");
+    TU_UNLOCK();
+    CHECK_OK(wsffi_client_options_set_tls_server_name(co, "example.com"));
+    opens_with(&env, "127.0.0.1", co, "CN=example.com", "http/1.1");
+    /* An unknown name gets the default, which the client refuses for that name. */
+    CHECK_OK(wsffi_client_options_set_tls_server_name(co, "unknown.test"));
+    fails(&env, "127.0.0.1", co, WSFFI_STATUS_ERR_TLS, "TLS: certificate not valid for name \"unknown.test\"");
+    wsffi_client_options_free(co);
+    tu_env_stop(&env);
+
+    /* Without a default, an unknown name fails the handshake on both sides. */
+    lo = wsffi_listener_options_new();
+    CHECK_OK(wsffi_listener_options_add_tls_sni_cert_files(lo, "wsffi.test", in(&c, "sni.pem").s, in(&c, "sni.key").s, NULL));
+    start_tls(&env, lo);
+    co = trusting(&c, "ca.pem");
+    CHECK_OK(wsffi_client_options_set_tls_server_name(co, "unknown.test"));
+    fails(&env, "127.0.0.1", co, WSFFI_STATUS_ERR_TLS, "TLS: peer sent alert \"access denied\"");
+    WAIT_UNTIL(env.fx.client_errors == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_EQ(env.fx.client_error_status, WSFFI_STATUS_ERR_TLS);
+    CHECK_STR(env.fx.client_error_message, "TLS: no certificate for server name \"unknown.test\" and no default certificate");
+    TU_UNLOCK();
+    CHECK_OK(wsffi_client_options_set_tls_server_name(co, "wsffi.test"));
+    opens_with(&env, "127.0.0.1", co, "CN=wsffi.test", "http/1.1");
+    wsffi_client_options_free(co);
+    tu_env_stop(&env);
+    certs_remove(&c);
+}
+
+TEST(alpn_is_negotiated_or_refused) {
+    certs c;
+    certs_make(&c);
+    wsffi_listener_options *lo = cert_files(&c, "server.pem", "server.key");
+    const char *const server_alpn[] = {"x-chat/2", "http/1.1"};
+    CHECK_OK(wsffi_listener_options_set_tls_alpn(lo, server_alpn, 2, NULL));
+    const char *const dup[] = {"a", "a"};
+    CHECK_STATUS(wsffi_listener_options_set_tls_alpn(lo, dup, 2, NULL), WSFFI_STATUS_ERR_INVALID_PARAMETER);
+    CHECK_STATUS(wsffi_listener_options_set_tls_alpn(lo, NULL, 1, NULL), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    tu_env env;
+    start_tls(&env, lo);
+    wsffi_client_options *co = trusting(&c, "ca.pem");
+    opens_with(&env, "localhost", co, "CN=localhost", "http/1.1");
+    const char *const chat[] = {"x-chat/1", "x-chat/2"};
+    CHECK_OK(wsffi_client_options_set_tls_alpn(co, chat, 2, NULL));
+    opens_with(&env, "localhost", co, "CN=localhost", "x-chat/2");
+    TU_LOCK();
+    CHECK_STR(last_alpn, "x-chat/2");
+    TU_UNLOCK();
+    CHECK_OK(wsffi_client_options_set_tls_alpn(co, NULL, 0, NULL));
+    opens_with(&env, "localhost", co, "CN=localhost", "");
+    const char *const other[] = {"h2"};
+    CHECK_OK(wsffi_client_options_set_tls_alpn(co, other, 1, NULL));
+    fails(&env, "localhost", co, WSFFI_STATUS_ERR_TLS, "TLS: peer sent alert \"no application protocol\"");
+    WAIT_UNTIL(env.fx.client_errors == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_STR(env.fx.client_error_message, "TLS: no common ALPN protocol");
+    TU_UNLOCK();
+    wsffi_client_options_free(co);
+    tu_env_stop(&env);
+    certs_remove(&c);
+}
+
+TEST(certificates_are_replaced_while_running) {
+    certs c;
+    certs_make(&c);
+    tu_env env;
+    start_tls(&env, cert_files(&c, "server.pem", "server.key"));
+    wsffi_client_options *old_ca = trusting(&c, "ca.pem");
+    wsffi_client_options *new_ca = trusting(&c, "other-ca.pem");
+    tu_rec before;
+    tu_rec_init(&before, "before");
+    wsffi_conn *conn = tu_open(env.reactor, wss("localhost", env.port).s, old_ca, &before);
+
+    /* Bad input leaves the certificate in place. */
+    wsffi_listener_options *lo = wsffi_listener_options_new();
+    wsffi_error *err = NULL;
+    CHECK_TLS_ERROR(wsffi_listener_options_set_tls_cert_files(lo, in(&c, "other-server.pem").s, in(&c, "server.key").s, &err),
+                    "TLS: the private key does not belong to the certificate");
+    CHECK_TLS_ERROR(wsffi_listener_set_tls_certificates(env.listener, lo, &err), "TLS: no server certificate");
+    CHECK_STATUS(wsffi_listener_set_tls_certificates(env.listener, NULL, NULL), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    round_trip(&env, "localhost", old_ca);
+
+    CHECK_OK(wsffi_listener_options_set_tls_cert_files(lo, in(&c, "other-server.pem").s, in(&c, "other-server.key").s, NULL));
+    CHECK_OK(wsffi_listener_set_tls_certificates(env.listener, lo, &err));
+    CHECK(err == NULL);
+    wsffi_listener_options_free(lo);
+    fails(&env, "localhost", old_ca, WSFFI_STATUS_ERR_TLS, "TLS: invalid certificate: unknown issuer");
+    round_trip(&env, "localhost", new_ca);
+    /* The connection from before still works. */
+    CHECK_OK(wsffi_send_text(conn, "still here", 10));
+    WAIT_UNTIL(before.messages == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_STR(before.log[0], "still here");
+    TU_UNLOCK();
+    CHECK_OK(wsffi_close(conn, WSFFI_CLOSE_NORMAL, NULL, 0));
+    WAIT_UNTIL(before.closes == 1, TU_WAIT_MS);
+    wsffi_conn_release(conn);
+    TU_REC_DONE(&before);
+    wsffi_client_options_free(old_ca);
+    wsffi_client_options_free(new_ca);
+    tu_env_stop(&env);
+    certs_remove(&c);
+}
+
 TU_MAIN(TU_CASE(echo_over_tls_with_certificate_files), TU_CASE(mutual_tls_shows_the_client_subject),
         TU_CASE(certificates_from_memory), TU_CASE(verification_failures_and_their_overrides),
-        TU_CASE(setters_report_bad_material))
+        TU_CASE(setters_report_bad_material), TU_CASE(sni_chooses_the_certificate),
+        TU_CASE(alpn_is_negotiated_or_refused), TU_CASE(certificates_are_replaced_while_running))

@@ -1,8 +1,14 @@
 /*
  * echo-server: echoes every message back with its type.
  *
- *   build/echo-server [--deflate] [--tls CERT KEY] [--handshake-timeout-ms N]
- *                     [--ping-interval-ms N] [--max-connections N] [--dispatch] HOST:PORT
+ *   build/echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]...
+ *                     [--handshake-timeout-ms N] [--ping-interval-ms N] [--max-connections N]
+ *                     [--dispatch] HOST:PORT
+ *
+ * --tls-sni adds a certificate for clients asking for NAME ("*.example.com" for a
+ * wildcard); with TLS, SIGHUP reads the certificate files again and replaces the
+ * listener's certificates (open connections keep theirs; "reloaded" or the error is
+ * printed on stderr).
  *
  * Prints "listening on HOST:PORT" once ready and runs until SIGINT or SIGTERM, then closes
  * its clients cleanly. With --dispatch the reactor queues its events and the main thread
@@ -26,10 +32,55 @@
 #define ECHO_HIGH_WATER ((size_t)1 << 20)
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP) {
+        reload_requested = 1;
+    } else {
+        stop_requested = 1;
+    }
+}
+
+#define MAX_SNI 16
+static const char *sni_args[MAX_SNI][3];
+static int sni_count;
+
+/* Listener options with the certificates of the command line; NULL (message printed) on
+ * failure. */
+static wsffi_listener_options *tls_options(const char *cert, const char *key) {
+    wsffi_listener_options *lopts = wsffi_listener_options_new();
+    wsffi_error *err = NULL;
+    if (cert != NULL && wsffi_listener_options_set_tls_cert_files(lopts, cert, key, &err) != WSFFI_STATUS_OK) {
+        goto fail;
+    }
+    for (int i = 0; i < sni_count; i++) {
+        if (wsffi_listener_options_add_tls_sni_cert_files(lopts, sni_args[i][0], sni_args[i][1], sni_args[i][2], &err) !=
+            WSFFI_STATUS_OK) {
+            goto fail;
+        }
+    }
+    return lopts;
+fail:
+    fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+    wsffi_error_free(err);
+    wsffi_listener_options_free(lopts);
+    return NULL;
+}
+
+static void reload(wsffi_listener *listener, const char *cert, const char *key) {
+    wsffi_listener_options *lopts = tls_options(cert, key);
+    if (lopts == NULL) {
+        return;
+    }
+    wsffi_error *err = NULL;
+    if (wsffi_listener_set_tls_certificates(listener, lopts, &err) == WSFFI_STATUS_OK) {
+        fprintf(stderr, "echo-server: reloaded\n");
+    } else {
+        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
+        wsffi_error_free(err);
+    }
+    wsffi_listener_options_free(lopts);
 }
 
 static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len) {
@@ -107,12 +158,21 @@ int main(int argc, char **argv) {
             }
             tls_cert = argv[++i];
             tls_key = argv[++i];
+        } else if (strcmp(argv[i], "--tls-sni") == 0) {
+            if (i + 3 >= argc || sni_count == MAX_SNI) {
+                fprintf(stderr, "echo-server: --tls-sni needs NAME, CERT and KEY (at most %d)\n", MAX_SNI);
+                return 2;
+            }
+            sni_args[sni_count][0] = argv[++i];
+            sni_args[sni_count][1] = argv[++i];
+            sni_args[sni_count][2] = argv[++i];
+            sni_count++;
         } else {
             address = argv[i];
         }
     }
     if (address == NULL) {
-        fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--handshake-timeout-ms N] "
+        fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]... [--handshake-timeout-ms N] "
                         "[--ping-interval-ms N] [--max-connections N] [--dispatch] HOST:PORT\n");
         return 2;
     }
@@ -122,6 +182,7 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     wsffi_reactor *reactor = NULL;
@@ -135,17 +196,13 @@ int main(int argc, char **argv) {
         wsffi_error_free(err);
         return 1;
     }
-    wsffi_listener_options *lopts = wsffi_listener_options_new();
-    if (handshake_timeout_ms > 0) {
-        wsffi_listener_options_set_handshake_timeout_ms(lopts, (uint32_t)handshake_timeout_ms);
-    }
-    if (tls_cert != NULL &&
-        wsffi_listener_options_set_tls_cert_files(lopts, tls_cert, tls_key, &err) != WSFFI_STATUS_OK) {
-        fprintf(stderr, "echo-server: %s\n", wsffi_error_message(err));
-        wsffi_error_free(err);
-        wsffi_listener_options_free(lopts);
+    wsffi_listener_options *lopts = tls_options(tls_cert, tls_key);
+    if (lopts == NULL) {
         wsffi_reactor_free(reactor);
         return 1;
+    }
+    if (handshake_timeout_ms > 0) {
+        wsffi_listener_options_set_handshake_timeout_ms(lopts, (uint32_t)handshake_timeout_ms);
     }
     wsffi_listener *listener = NULL;
     wsffi_status ls = wsffi_listen(reactor, address, lopts, &listener, &err);
@@ -182,6 +239,10 @@ int main(int argc, char **argv) {
     } else {
         while (!stop_requested) {
             pause();
+            if (reload_requested) {
+                reload_requested = 0;
+                reload(listener, tls_cert, tls_key);
+            }
         }
     }
     wsffi_listener_close(listener);

@@ -48,6 +48,34 @@
 
 
 /*
+ Log level: nothing (the default).
+ */
+#define WSFFI_LOG_OFF 0
+
+/*
+ Log level: the library cannot do its job (a listener that cannot accept connections).
+ */
+#define WSFFI_LOG_ERROR 1
+
+/*
+ Log level: a connection failed (protocol errors with the close code sent, TLS failures,
+ DNS, refused or reset connections, failed client handshakes).
+ */
+#define WSFFI_LOG_WARN 2
+
+/*
+ Log level: connections opening (with protocol and extensions), clients refused by a
+ server and why, timeouts.
+ */
+#define WSFFI_LOG_INFO 3
+
+/*
+ Log level: every close (code, reason, who closed first, clean or not) and every HTTP
+ answer a listener writes.
+ */
+#define WSFFI_LOG_DEBUG 4
+
+/*
  Ready state: connecting or handshaking.
  */
 #define WSFFI_CONNECTING 0
@@ -714,6 +742,13 @@ typedef struct wsffi_server_callbacks {
 } wsffi_server_callbacks;
 
 /*
+ A log function: `level` is one of `WSFFI_LOG_ERROR` ... `WSFFI_LOG_DEBUG`, `message` a
+ NUL-terminated line without a newline, owned by the library and valid until the
+ function returns; `user` the pointer given to `wsffi_set_log_callback`.
+ */
+typedef void (*wsffi_log_cb)(uint32_t level, const char *message, void *user);
+
+/*
  A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
  `wsffi_http_response_*` functions; it is sent when the callback returns, then the
  connection closes.
@@ -878,6 +913,23 @@ const char *wsffi_extensions(const struct wsffi_conn *conn);
 const char *wsffi_remote_address(const struct wsffi_conn *conn);
 
 /*
+ The ALPN protocol agreed on in the TLS handshake ("http/1.1" by default; see
+ `wsffi_client_options_set_tls_alpn` and `wsffi_listener_options_set_tls_alpn`), ""
+ without TLS or when none was agreed, before open or for NULL. Owned by the conn and
+ valid as long as `wsffi_protocol`; never NULL.
+ */
+const char *wsffi_tls_alpn(const struct wsffi_conn *conn);
+
+/*
+ Subject of the TLS peer's certificate as an RFC 4514 string ("CN=localhost,O=Example"):
+ on a client the server's certificate (the one it chose by SNI at the handshake), on the
+ server side the client's (as `wsffi_request_tls_subject`). "" without TLS or a peer
+ certificate, before open or for NULL. Owned by the conn and valid as long as
+ `wsffi_protocol`; never NULL.
+ */
+const char *wsffi_tls_peer_subject(const struct wsffi_conn *conn);
+
+/*
  The URL (client side, normalized) or the request target (server side); "" for NULL.
  Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
  */
@@ -1019,6 +1071,24 @@ wsffi_status wsffi_conn_callbacks_init(struct wsffi_conn_callbacks *callbacks, s
 wsffi_status wsffi_server_callbacks_init(struct wsffi_server_callbacks *callbacks, size_t size);
 
 /*
+ Sends the library's log records at `level` and more severe ones to `cb`, for every
+ reactor of the process; `WSFFI_LOG_OFF` or a NULL `cb` turns the log off (the default).
+ While it is off, or for records more detailed than `level`, nothing is formatted.
+
+ Records about connections are delivered on their reactor's thread, between events (also
+ in dispatch mode), so `cb` may call any function of the library that a callback may call,
+ including this one; records of other threads arrive on those threads. Several reactors
+ call `cb` concurrently: it must be thread-safe. Text from peers (URLs, close reasons) is
+ quoted with control characters escaped.
+
+ `destroy` (may be NULL) runs once with `user` when the callback is replaced or turned off
+ and no call to it is under way (possibly on a library thread); when this call turns the
+ log off it runs at once; it is not called when this function fails. A level above `WSFFI_LOG_DEBUG`: WSFFI_STATUS_ERR_INVALID_PARAMETER (the
+ current setting stays).
+ */
+wsffi_status wsffi_set_log_callback(uint32_t level, wsffi_log_cb cb, void *user, wsffi_destroy_cb destroy);
+
+/*
  New client options with the defaults: no subprotocols, no extra headers, no Origin,
  connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
  fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
@@ -1101,6 +1171,27 @@ wsffi_status wsffi_client_options_set_connect_timeout_ms(struct wsffi_client_opt
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_handshake_timeout_ms(struct wsffi_client_options *options, uint32_t ms);
+
+/*
+ Follows 301, 302, 303, 307 and 308 answers to the upgrade request (default false: such an
+ answer is an unexpected response, `on_unexpected_response` then `on_close` with
+ WSFFI_STATUS_ERR_HANDSHAKE_REJECTED). When on, the `Location` (absolute, or relative to
+ the current URL; `http`/`https` read as `ws`/`wss`) is dialled with a fresh key; URL
+ credentials and the Authorization and Cookie headers added with
+ `wsffi_client_options_add_header` are dropped when the host or port changes or the hop goes
+ from `wss` to `ws`. A loop, a missing or unusable Location, or more hops than
+ `wsffi_client_options_set_max_redirects` end the connection with
+ WSFFI_STATUS_ERR_HANDSHAKE_REJECTED and a message naming the cause. The connect and
+ handshake timeouts count from the first dial and cover all hops.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_follow_redirects(struct wsffi_client_options *options, bool follow);
+
+/*
+ Most redirects followed for one connection when following is on (default 10; 0 refuses
+ the first one). NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_max_redirects(struct wsffi_client_options *options, uint32_t max);
 
 /*
  Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
@@ -1466,7 +1557,10 @@ wsffi_status wsffi_handshake_add_header(struct wsffi_handshake *handshake, const
 
 /*
  Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
- (default 401) and a reason phrase (NULL or "" for the standard one).
+ (default 401), or a redirect 301, 302, 303, 307 or 308 together with a `Location` header
+ added by `wsffi_handshake_add_header` (clients that follow redirects re-dial it), and a
+ reason phrase (NULL or "" for the standard one). Other statuses:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER.
  NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
  */
 wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint16_t status, const char *reason);
@@ -1481,7 +1575,8 @@ wsffi_status wsffi_handshake_set_reject(struct wsffi_handshake *handshake, uint1
 wsffi_status wsffi_handshake_accept(struct wsffi_handshake *handshake);
 
 /*
- Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
+ Rejects a deferred handshake with an HTTP status 400-599 or a redirect 301/302/303/307/308
+ (add its `Location` with `wsffi_handshake_add_header` first) and reason (NULL for the
  standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
  NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
@@ -1584,10 +1679,28 @@ wsffi_status wsffi_client_options_set_tls_server_name(struct wsffi_client_option
 wsffi_status wsffi_client_options_set_tls_insecure(struct wsffi_client_options *options, bool insecure);
 
 /*
+ The ALPN protocols a `wss://` client offers, in order of preference: `count`
+ NUL-terminated names (1 to 255 bytes each, no duplicates, at most 64), copied.
+ Default: "http/1.1". `count` 0 offers none. A server that accepts none of them fails the
+ handshake (the client's `on_error` gets `WSFFI_STATUS_ERR_TLS`, "TLS: peer sent alert
+ "no application protocol""); a server that answers without ALPN is accepted. The
+ agreed protocol is `wsffi_tls_alpn` once open.
+ NULL `options`, or NULL `protocols` (or a NULL name) with `count` > 0:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; a bad name: WSFFI_STATUS_ERR_INVALID_PARAMETER (the
+ options are unchanged); `out_err` may be NULL, a detail stored there is the caller's
+ (`wsffi_error_free`).
+ */
+wsffi_status wsffi_client_options_set_tls_alpn(struct wsffi_client_options *options, const char *const *protocols, size_t count, struct wsffi_error **out_err);
+
+/*
  Serves TLS on the listener with the certificate chain of the PEM file `chain_path`
  (leaf first) and the private key of the PEM file `key_path`. Every accepted connection
- then speaks TLS (ALPN "http/1.1"); TLS failures reach `on_client_error` of the attached
- servers with `WSFFI_STATUS_ERR_TLS`. A key that does not belong to the certificate is refused.
+ then speaks TLS (ALPN "http/1.1" unless `wsffi_listener_options_set_tls_alpn` says
+ otherwise); TLS failures reach `on_client_error` of the attached servers with
+ `WSFFI_STATUS_ERR_TLS`. A key that does not belong to the certificate is refused.
+ With certificates for server names (`wsffi_listener_options_add_tls_sni_cert_*`) this
+ one is the default, for clients that send no server name or one without its own
+ certificate. Calling it again replaces the default.
  NULL `options`, `chain_path` or `key_path`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err`
  may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
  */
@@ -1610,6 +1723,57 @@ wsffi_status wsffi_listener_options_set_tls_cert_pem(struct wsffi_listener_optio
 wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_options *options, const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
 
 /*
+ Presents the certificate chain of the PEM file `chain_path` (leaf first, with the key
+ of the PEM file `key_path`) to clients that ask for `server_name` by SNI. `server_name`
+ is a DNS name ("chat.example.com") or a wildcard ("*.example.com": any name exactly one
+ label below example.com, not example.com itself), compared case-insensitively; an
+ exact name wins over a wildcard. Any number of names may be added; adding one again
+ replaces its certificate. Clients that send no server name or an unknown one get the
+ default certificate (`wsffi_listener_options_set_tls_cert_*`); without a default their
+ handshake fails (rustls sends the alert access_denied) and `on_client_error` of the
+ attached servers gets `WSFFI_STATUS_ERR_TLS` with "TLS: no certificate for server name
+ ...". The certificate is not checked against the name: clients verify it.
+ Errors: a malformed name (or an IP address) is WSFFI_STATUS_ERR_INVALID_PARAMETER;
+ unreadable or unusable material WSFFI_STATUS_ERR_TLS; the options are then unchanged.
+ NULL `options`, `server_name`, `chain_path` or `key_path`:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a detail stored there is the
+ caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_add_tls_sni_cert_files(struct wsffi_listener_options *options, const char *server_name, const char *chain_path, const char *key_path, struct wsffi_error **out_err);
+
+/*
+ As `wsffi_listener_options_add_tls_sni_cert_files`, from PEM text in memory (`chain`:
+ certificates, leaf first; `key`: the private key). The bytes are copied.
+ NULL `options`, `server_name`, `chain` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER;
+ `out_err` may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_add_tls_sni_cert_pem(struct wsffi_listener_options *options, const char *server_name, const uint8_t *chain, size_t chain_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
+
+/*
+ As `wsffi_listener_options_add_tls_sni_cert_files`, from DER in memory: one
+ certificate and its private key (PKCS#8, PKCS#1 or SEC1). The bytes are copied.
+ NULL `options`, `server_name`, `cert` or `key`: WSFFI_STATUS_ERR_NULL_PARAMETER;
+ `out_err` may be NULL, a detail stored there is the caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_add_tls_sni_cert_der(struct wsffi_listener_options *options, const char *server_name, const uint8_t *cert, size_t cert_len, const uint8_t *key, size_t key_len, struct wsffi_error **out_err);
+
+/*
+ The ALPN protocols the listener accepts, in order of preference (the server's order
+ decides): `count` NUL-terminated names ("http/1.1", "x-chat/2"; 1 to 255 bytes each, no
+ duplicates, at most 64), copied. Default: "http/1.1". A client that offers ALPN but none
+ of these fails the handshake (alert no_application_protocol; `on_client_error` gets
+ `WSFFI_STATUS_ERR_TLS` "TLS: no common ALPN protocol"); a client that offers no ALPN is
+ served without one. `count` 0 accepts no ALPN at all (clients' offers are ignored). The
+ agreed protocol is `wsffi_request_tls_alpn` and `wsffi_tls_alpn`. Setting ALPN without
+ any certificate makes `wsffi_listen` fail with `WSFFI_STATUS_ERR_TLS`.
+ NULL `options`, or NULL `protocols` (or a NULL name) with `count` > 0:
+ WSFFI_STATUS_ERR_NULL_PARAMETER; a bad name: WSFFI_STATUS_ERR_INVALID_PARAMETER (the
+ options are unchanged); `out_err` may be NULL, a detail stored there is the caller's
+ (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_options_set_tls_alpn(struct wsffi_listener_options *options, const char *const *protocols, size_t count, struct wsffi_error **out_err);
+
+/*
  Verifies client certificates against the CAs of the PEM file `path` (mutual TLS).
  `required`: clients without a valid certificate fail the TLS handshake; otherwise a
  client may present none, but one it presents must be valid. The subject of an
@@ -1620,11 +1784,42 @@ wsffi_status wsffi_listener_options_set_tls_cert_der(struct wsffi_listener_optio
 wsffi_status wsffi_listener_options_set_tls_client_ca_file(struct wsffi_listener_options *options, const char *path, bool required, struct wsffi_error **out_err);
 
 /*
+ Replaces the certificates of a running TLS listener with those of `options`: its
+ default certificate (`wsffi_listener_options_set_tls_cert_*`) and its certificates for
+ server names (`wsffi_listener_options_add_tls_sni_cert_*`), all at once; the other
+ settings in `options` (client CAs, ALPN, timeouts) are not used. Handshakes that start
+ afterwards present the new certificates and sessions from before are not resumed; open
+ connections (and handshakes past choosing a certificate) keep theirs. Callable from any
+ thread, also from callbacks. `options` stays the caller's and may be freed at once.
+ Material is checked when set on `options`, so bad files fail there; this call fails
+ with `WSFFI_STATUS_ERR_TLS` when `options` holds no certificate or the listener does not
+ serve TLS, `WSFFI_STATUS_ERR_CLOSED` once the listener or its reactor stopped; on
+ any error the listener keeps its certificates.
+ NULL `listener` or `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; `out_err` may be NULL, a
+ detail stored there is the caller's (`wsffi_error_free`).
+ */
+wsffi_status wsffi_listener_set_tls_certificates(struct wsffi_listener *listener, const struct wsffi_listener_options *options, struct wsffi_error **out_err);
+
+/*
  Subject of the client's TLS certificate as an RFC 4514 string ("CN=client,O=Example"),
  "" when the connection has no client certificate (or is not TLS), NULL for a NULL view.
  The string belongs to the view and lives as long as it.
  */
 const char *wsffi_request_tls_subject(const struct wsffi_request *req);
+
+/*
+ The ALPN protocol agreed on with the client ("http/1.1" by default), "" without TLS or
+ when none was agreed, NULL for a NULL view. The string belongs to the view and lives as
+ long as it.
+ */
+const char *wsffi_request_tls_alpn(const struct wsffi_request *req);
+
+/*
+ The server name the client asked for with SNI, as sent (it chose the certificate; see
+ `wsffi_listener_options_add_tls_sni_cert_files`), "" without TLS or when the client sent
+ none, NULL for a NULL view. The string belongs to the view and lives as long as it.
+ */
+const char *wsffi_request_tls_server_name(const struct wsffi_request *req);
 
 /*
  The request method ("GET"); NULL for a NULL view. The string belongs to the view and

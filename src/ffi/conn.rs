@@ -276,6 +276,25 @@ pub extern "C" fn wsffi_remote_address(conn: *const ConnHandle) -> *const c_char
     info_text(conn, |i| i.remote.as_ptr())
 }
 
+/// The ALPN protocol agreed on in the TLS handshake ("http/1.1" by default; see
+/// `wsffi_client_options_set_tls_alpn` and `wsffi_listener_options_set_tls_alpn`), ""
+/// without TLS or when none was agreed, before open or for NULL. Owned by the conn and
+/// valid as long as `wsffi_protocol`; never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_tls_alpn(conn: *const ConnHandle) -> *const c_char {
+    info_text(conn, |i| i.tls_alpn.as_deref().unwrap_or(c"").as_ptr())
+}
+
+/// Subject of the TLS peer's certificate as an RFC 4514 string ("CN=localhost,O=Example"):
+/// on a client the server's certificate (the one it chose by SNI at the handshake), on the
+/// server side the client's (as `wsffi_request_tls_subject`). "" without TLS or a peer
+/// certificate, before open or for NULL. Owned by the conn and valid as long as
+/// `wsffi_protocol`; never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_tls_peer_subject(conn: *const ConnHandle) -> *const c_char {
+    info_text(conn, |i| i.tls_peer_subject.as_deref().unwrap_or(c"").as_ptr())
+}
+
 /// The URL (client side, normalized) or the request target (server side); "" for NULL.
 /// Owned by the conn and valid as long as `wsffi_protocol`; never NULL.
 #[unsafe(no_mangle)]

@@ -14,6 +14,7 @@ pub mod deflate_options;
 pub mod dispatch;
 pub mod extensible;
 pub mod handles;
+pub mod log;
 pub mod options;
 pub mod reactor;
 pub mod server;

@@ -249,6 +249,38 @@ pub extern "C" fn wsffi_client_options_set_handshake_timeout_ms(
     })
 }
 
+/// Follows 301, 302, 303, 307 and 308 answers to the upgrade request (default false: such an
+/// answer is an unexpected response, `on_unexpected_response` then `on_close` with
+/// WSFFI_STATUS_ERR_HANDSHAKE_REJECTED). When on, the `Location` (absolute, or relative to
+/// the current URL; `http`/`https` read as `ws`/`wss`) is dialled with a fresh key; URL
+/// credentials and the Authorization and Cookie headers added with
+/// `wsffi_client_options_add_header` are dropped when the host or port changes or the hop goes
+/// from `wss` to `ws`. A loop, a missing or unusable Location, or more hops than
+/// `wsffi_client_options_set_max_redirects` end the connection with
+/// WSFFI_STATUS_ERR_HANDSHAKE_REJECTED and a message naming the cause. The connect and
+/// handshake timeouts count from the first dial and cover all hops.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_follow_redirects(
+    options: *mut wsffi_client_options,
+    follow: bool,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.follow_redirects = follow;
+        Ok(())
+    })
+}
+
+/// Most redirects followed for one connection when following is on (default 10; 0 refuses
+/// the first one). NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_max_redirects(options: *mut wsffi_client_options, max: u32) -> wsffi_status {
+    with(options, |o| {
+        o.config.max_redirects = max;
+        Ok(())
+    })
+}
+
 /// Largest incoming message in bytes (> 0); larger ones close the connection with 1009.
 /// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]

@@ -14,6 +14,7 @@ use super::handles::{counted, into_counted, lent_mut, peek, take_counted};
 use super::options::{wsffi_listener_options, wsffi_server_options};
 use super::reactor::wsffi_reactor;
 use super::status::{wsffi_status, Status};
+use crate::core::handshake::redirect::is_redirect_status;
 use crate::core::handshake::response::{check_app_response_header, check_header};
 use crate::core::session::MessageKind;
 use crate::reactor::api;
@@ -390,7 +391,9 @@ pub extern "C" fn wsffi_handshake_add_header(
 }
 
 fn check_reject(status: u16, reason: *const c_char) -> Result<String, Status> {
-    if !(400..=599).contains(&status) {
+    // A redirect (with a Location the application adds) or an error; 2xx would read as an
+    // accepted upgrade and 300/304-306 do not send a client elsewhere.
+    if !(is_redirect_status(status) || (400..=599).contains(&status)) {
         return Err(Status::ErrInvalidParameter);
     }
     // SAFETY: NULL or a NUL-terminated string.
@@ -402,7 +405,10 @@ fn check_reject(status: u16, reason: *const c_char) -> Result<String, Status> {
 }
 
 /// Sets the refusal that a `WSFFI_VERDICT_REJECT` verdict sends: an HTTP status 400-599
-/// (default 401) and a reason phrase (NULL or "" for the standard one).
+/// (default 401), or a redirect 301, 302, 303, 307 or 308 together with a `Location` header
+/// added by `wsffi_handshake_add_header` (clients that follow redirects re-dial it), and a
+/// reason phrase (NULL or "" for the standard one). Other statuses:
+/// WSFFI_STATUS_ERR_INVALID_PARAMETER.
 /// NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER. The reason is copied.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_handshake_set_reject(
@@ -433,7 +439,8 @@ pub extern "C" fn wsffi_handshake_accept(handshake: *mut HandshakeHandle) -> wsf
     })
 }
 
-/// Rejects a deferred handshake with an HTTP status 400-599 and reason (NULL for the
+/// Rejects a deferred handshake with an HTTP status 400-599 or a redirect 301/302/303/307/308
+/// (add its `Location` with `wsffi_handshake_add_header` first) and reason (NULL for the
 /// standard phrase), from any thread. Consumes the reference like `wsffi_handshake_accept`.
 /// NULL `handshake`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]

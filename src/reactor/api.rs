@@ -123,7 +123,7 @@ fn add_listener(
     address: String,
     config: ListenerConfig,
 ) -> Result<Arc<ListenerHandle>, Failure> {
-    let handle = Arc::new(ListenerHandle::new(shared.clone(), port, &address));
+    let handle = Arc::new(ListenerHandle::new(shared.clone(), port, &address, config.tls.certs.clone()));
     let h = handle.clone();
     shared
         .run_sync(move |lp| lp.add_listener(h, socket, config))

@@ -13,6 +13,7 @@ use super::config::ClientConfig;
 use super::conn::{nonempty_cstring, ready_state, Conn, ConnHandle, ConnInfo, HandshakeState, Phase};
 use super::event_loop::EventLoop;
 use super::events::ConnEvents;
+use super::log::{self, Level};
 use super::proxy::ProxyState;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
@@ -21,6 +22,7 @@ use crate::core::handshake::client::{
     body_framing, build_request, generate_key, parse_response, validate_switching, BodyFraming, ChunkedDecoder,
     Response,
 };
+use crate::core::handshake::redirect::{is_credential_header, is_redirect_status, Redirect, RedirectFollower};
 use crate::core::handshake::url::WsUrl;
 use crate::core::proxy::env::proxy_from_env;
 use crate::core::proxy::{parse_proxy_url, ProxyUrl};
@@ -53,6 +55,7 @@ pub(super) struct ClientState {
     refusal: Option<Refusal>,
     /// The proxy still to go through; `None` once the tunnel is open or without one.
     pub(super) proxy: Option<ProxyState>,
+    follower: Option<RedirectFollower>,
 }
 
 struct Refusal {
@@ -89,7 +92,7 @@ impl EventLoop {
         conn.phase_deadline.set(Some(now + setup.config.connect_timeout.min(setup.config.handshake_timeout)));
         self.arm(&conn);
         let url = setup.url.clone();
-        let setup_proxy = (setup.config.proxy.clone(), setup.config.proxy_from_env);
+        let follower = setup.config.follow_redirects.then(|| RedirectFollower::new(&url, setup.config.max_redirects));
         *conn.handshake.borrow_mut() = Some(HandshakeState::Client(Box::new(ClientState {
             url: setup.url,
             config: setup.config,
@@ -99,13 +102,24 @@ impl EventLoop {
             started: now,
             refusal: None,
             proxy: None,
+            follower,
         })));
-        let proxy = if url.unix_path.is_some() { Ok(None) } else { choose_proxy(&setup_proxy, &url) };
+        self.dial(&conn, &url);
+        self.settle(&conn);
+    }
+
+    /// Connects to `url`, or to the proxy chosen for it: a Unix socket, an IP literal, or a
+    /// name resolved on a thread. The proxy is chosen again for every dial (a redirect may
+    /// lead to a host that `no_proxy` names).
+    fn dial(&self, conn: &Rc<Conn>, url: &WsUrl) {
+        let conn = conn.clone();
+        let setup_proxy =
+            with_state(&conn, |st| (st.config.proxy.clone(), st.config.proxy_from_env)).unwrap_or_default();
+        let proxy = if url.unix_path.is_some() { Ok(None) } else { choose_proxy(&setup_proxy, url) };
         let proxy = match proxy {
             Ok(p) => p,
             Err(message) => {
                 self.connect_failed(&conn, Error::InvalidUrl, message);
-                self.settle(&conn);
                 return;
             }
         };
@@ -136,7 +150,38 @@ impl EventLoop {
                 self.connect_failed(&conn, Error::Dns, format!("resolve {dial_host}: {e}"));
             }
         }
-        self.settle(&conn);
+    }
+
+    /// Follows a redirect answer: drops the socket and dials the next URL with a new key.
+    /// The connect and handshake deadlines keep running from the first dial.
+    fn follow_redirect(&self, conn: &Rc<Conn>, redirect: Redirect) {
+        if let Some(mut s) = conn.stream.borrow_mut().take() {
+            let _ = mio::event::Source::deregister(&mut s, self.registry());
+        }
+        {
+            let mut input = conn.input.borrow_mut();
+            let n = input.data().len();
+            input.consume(n);
+        }
+        conn.output.borrow_mut().buf.clear();
+        let url = redirect.url.clone();
+        with_state(conn, |st| {
+            if redirect.drop_credentials && st.config.headers.iter().any(|(n, _)| is_credential_header(n)) {
+                let mut config = (*st.config).clone();
+                config.headers.retain(|(n, _)| !is_credential_header(n));
+                st.config = Arc::new(config);
+            }
+            st.url = redirect.url;
+            st.key = generate_key();
+            st.addrs.clear();
+            st.current = None;
+            st.refusal = None;
+        });
+        conn.phase.set(Phase::Resolving);
+        let deadline = with_state(conn, |st| st.started + st.config.connect_timeout.min(st.config.handshake_timeout));
+        conn.phase_deadline.set(deadline);
+        self.arm(conn);
+        self.dial(conn, &url);
     }
 
     fn resolved(&self, handle: &Arc<ConnHandle>, result: std::io::Result<Vec<SocketAddr>>) {
@@ -291,6 +336,31 @@ impl EventLoop {
                         self.client_upgraded(conn, &response);
                         return;
                     }
+                    if is_redirect_status(response.status) {
+                        let next = with_state(conn, |st| {
+                            let location = response.headers.iter().find(|h| h.name.eq_ignore_ascii_case("location"));
+                            let url = st.url.clone();
+                            st.follower
+                                .as_mut()
+                                .map(|f| f.next(&url, response.status, location.map(|h| h.value.as_str())))
+                        })
+                        .flatten();
+                        match next {
+                            Some(Ok(redirect)) => {
+                                self.follow_redirect(conn, redirect);
+                                return;
+                            }
+                            Some(Err(e)) => {
+                                self.connect_failed(
+                                    conn,
+                                    Error::HandshakeRejected,
+                                    format!("redirect not followed: {e}"),
+                                );
+                                return;
+                            }
+                            None => {}
+                        }
+                    }
                     let framing = body_framing(&response);
                     let chunked = (framing == BodyFraming::Chunked).then(|| ChunkedDecoder::new(MAX_REFUSAL_BODY));
                     with_state(conn, |st| st.refusal = Some(Refusal { response, framing, body: Vec::new(), chunked }));
@@ -391,11 +461,15 @@ impl EventLoop {
         }
         *conn.handshake.borrow_mut() = None;
         let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
-        conn.handle.set_info(ConnInfo {
-            protocol: nonempty_cstring(negotiated.protocol.as_deref()),
-            extensions: nonempty_cstring(negotiated.extensions.as_deref()),
-            remote: CString::new(remote).unwrap_or_default(),
-        });
+        conn.handle.set_info(
+            ConnInfo {
+                protocol: nonempty_cstring(negotiated.protocol.as_deref()),
+                extensions: nonempty_cstring(negotiated.extensions.as_deref()),
+                remote: CString::new(remote).unwrap_or_default(),
+                ..Default::default()
+            }
+            .with_tls_of(conn),
+        );
         self.open_conn(conn);
     }
 
@@ -406,6 +480,18 @@ impl EventLoop {
         conn.phase_deadline.set(None);
         conn.last_input.set(Instant::now());
         self.arm(conn);
+        if log::enabled(Level::Info) {
+            let info = conn.handle.info();
+            let protocol = info.and_then(|i| i.protocol.as_ref()).map(|p| p.to_string_lossy().into_owned());
+            let extensions = info.and_then(|i| i.extensions.as_ref()).map(|e| e.to_string_lossy().into_owned());
+            crate::log!(
+                Level::Info,
+                "{}: open (protocol {}, extensions {})",
+                self.describe(conn),
+                log::quoted(protocol.as_deref().unwrap_or("")),
+                log::quoted(extensions.as_deref().unwrap_or(""))
+            );
+        }
         if let Some(events) = conn.events() {
             events.on_open(&conn.handle);
         }

@@ -66,6 +66,10 @@ pub struct ClientConfig {
     pub proxy: Option<String>,
     /// Without `proxy`, take one from `https_proxy`/`http_proxy`/`all_proxy`/`no_proxy`.
     pub proxy_from_env: bool,
+    /// Follow 301/302/303/307/308 answers to the upgrade (off by default).
+    pub follow_redirects: bool,
+    /// Most redirects followed for one connection.
+    pub max_redirects: u32,
 }
 
 impl Default for ClientConfig {
@@ -83,6 +87,8 @@ impl Default for ClientConfig {
             deflate: Some(DeflateConfig::default()),
             proxy: None,
             proxy_from_env: false,
+            follow_redirects: false,
+            max_redirects: crate::core::handshake::redirect::DEFAULT_MAX_REDIRECTS,
         }
     }
 }

@@ -63,6 +63,21 @@ pub struct ConnInfo {
     pub extensions: Option<CString>,
     /// Peer address.
     pub remote: CString,
+    /// The ALPN protocol agreed on in the TLS handshake (None without TLS or ALPN).
+    pub tls_alpn: Option<CString>,
+    /// Subject of the TLS peer's certificate (None without TLS or a peer certificate).
+    pub tls_peer_subject: Option<CString>,
+}
+
+impl ConnInfo {
+    /// Fills the TLS details from the connection's stream.
+    pub fn with_tls_of(mut self, conn: &Conn) -> Self {
+        if let Some(tls) = conn.stream.borrow().as_ref().and_then(|s| s.tls()) {
+            self.tls_alpn = nonempty_cstring(tls.alpn().as_deref());
+            self.tls_peer_subject = nonempty_cstring(tls.peer_subject().as_deref());
+        }
+        self
+    }
 }
 
 /// The C `wsffi_conn`: reference counted, usable from any thread.

@@ -17,6 +17,7 @@ use super::config::ConnConfig;
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
 use super::ending::{CloseFrame, Teardown, DRAIN_LIMIT};
 use super::events::ConnEvents;
+use super::log::{self, Level};
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
 use super::timers::Timers;
@@ -178,8 +179,10 @@ impl EventLoop {
     }
 
     /// Runs `f`, turning a panic into a logged no-op so one bad event cannot stop the loop.
+    /// Also delivers the log records the step made, now that nothing is borrowed.
     fn guarded(&self, f: impl FnOnce()) {
         let _ = catch_unwind(AssertUnwindSafe(f));
+        let _ = catch_unwind(super::log::flush_pending);
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -1103,6 +1106,8 @@ impl EventLoop {
         if conn.phase.replace(Phase::Closed) == Phase::Closed {
             return;
         }
+        // Named while the socket is still there (a server connection's peer address).
+        let who = log::enabled(Level::Error).then(|| self.describe(conn));
         if let Some(mut stream) = conn.stream.borrow_mut().take() {
             stream.close_notify();
             let _ = self.registry.deregister(&mut stream);
@@ -1115,6 +1120,9 @@ impl EventLoop {
         let events = conn.events.borrow_mut().take();
         let failure = conn.take_failure();
         let report = conn.closing.borrow().report();
+        if let Some(who) = who {
+            Self::log_end(&who, failure.as_ref(), &report);
+        }
         if let Some(events) = &events {
             if let Some((error, message)) = failure {
                 events.on_error(&conn.handle, error, &message);
@@ -1127,6 +1135,48 @@ impl EventLoop {
         drop(events);
         *conn.output.borrow_mut() =
             super::conn::OutBuf { writer: crate::core::session::Writer::new(conn.role), buf: Vec::new(), sent: 0 };
+    }
+
+    /// How log records name a connection: a client by its URL, a server connection by its
+    /// peer's address.
+    pub fn describe(&self, conn: &Conn) -> String {
+        match conn.role {
+            crate::core::session::Role::Client => {
+                format!("client {}", log::quoted(&conn.handle.url().to_string_lossy()))
+            }
+            crate::core::session::Role::Server => {
+                let peer = match conn.handle.info() {
+                    Some(info) => info.remote.to_string_lossy().into_owned(),
+                    None => conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default(),
+                };
+                format!("server connection from {peer}")
+            }
+        }
+    }
+
+    /// The end of a connection: its failure (at a level by kind) and its close.
+    fn log_end(who: &str, failure: Option<&(Error, String)>, report: &super::ending::CloseReport) {
+        if let Some((error, message)) = failure {
+            let level = match error {
+                Error::Timeout | Error::ConnectionReset => Level::Info,
+                Error::ShutDown => Level::Debug,
+                _ => Level::Warn,
+            };
+            let sent = report.local.as_ref().map(|f| format!(", closing with {}", f.code)).unwrap_or_default();
+            crate::log!(level, "{who}: {error}: {message}{sent}");
+        }
+        let first = match report.origin {
+            super::ending::CloseOrigin::None => "no close frame",
+            super::ending::CloseOrigin::Peer => "the peer closed first",
+            super::ending::CloseOrigin::Local => "closed first here",
+        };
+        let clean = if report.clean { "clean" } else { "not clean" };
+        crate::log!(
+            Level::Debug,
+            "{who}: closed with {} {} ({first}, {clean})",
+            report.code,
+            log::quoted(&report.reason)
+        );
     }
 
     /// Registers a new connection's socket with the poller.

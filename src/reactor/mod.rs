@@ -15,6 +15,7 @@ pub mod ending;
 pub mod error;
 pub mod event_loop;
 pub mod events;
+pub mod log;
 mod proxy;
 pub mod server;
 pub mod slab;
@@ -202,10 +203,13 @@ impl Reactor {
             let _ = thread_shared.thread.set(std::thread::current().id());
             let lp = Rc::new(EventLoop::new(thread_shared, poll));
             CURRENT.with(|c| *c.borrow_mut() = Some(lp.clone()));
+            log::hold_on_this_thread();
             let _ = ready_tx.send(());
             lp.run();
             lp.finish();
+            log::flush_pending();
             CURRENT.with(|c| c.borrow_mut().take());
+            log::flush_pending();
         })?;
         let _ = ready_rx.recv();
         Ok(Reactor { shared, thread: Mutex::new(Some(thread)) })

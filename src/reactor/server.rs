@@ -18,11 +18,14 @@ use super::config::{ConnConfig, ListenerConfig, ServerConfig};
 use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase, SendOp};
 use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
+use super::log::{self, Level};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
+use super::tls::{ListenerCerts, ServerTls};
 use super::views::cstring;
 use super::Shared;
 use crate::core::extensions::deflate::server_negotiate;
+use crate::core::handshake::redirect::is_redirect_status;
 use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRequest};
 use crate::core::handshake::response::{accept_key, build_response_to, build_switching_protocols};
 use crate::core::protocol::close::codes;
@@ -47,11 +50,13 @@ pub struct ListenerHandle {
     pub address: CString,
     closed: AtomicBool,
     accept_stalls: AtomicUsize,
+    /// A TLS listener's certificates (shared with its rustls configuration).
+    tls_certs: Option<Arc<ListenerCerts>>,
 }
 
 impl ListenerHandle {
-    /// A handle for a socket bound at `address`.
-    pub fn new(shared: Arc<Shared>, port: u16, address: &str) -> Self {
+    /// A handle for a socket bound at `address`; `tls_certs` for a TLS listener.
+    pub fn new(shared: Arc<Shared>, port: u16, address: &str, tls_certs: Option<Arc<ListenerCerts>>) -> Self {
         ListenerHandle {
             shared,
             key: OnceCell::new(),
@@ -59,7 +64,22 @@ impl ListenerHandle {
             address: cstring(address),
             closed: AtomicBool::new(false),
             accept_stalls: AtomicUsize::new(0),
+            tls_certs,
         }
+    }
+
+    /// Replaces the TLS certificates (the default and those chosen by server name) with
+    /// those of `tls`, from any thread: handshakes from now on use them, open connections
+    /// keep theirs. On error (not a TLS listener, no certificate in `tls`, unusable
+    /// material) nothing changes.
+    pub fn replace_tls_certificates(&self, tls: &ServerTls) -> Result<(), (Error, String)> {
+        if self.is_closed() {
+            return Err((Error::Closed, "the listener is closed".into()));
+        }
+        let Some(certs) = &self.tls_certs else {
+            return Err((Error::Tls, "TLS: the listener does not serve TLS".into()));
+        };
+        certs.replace(tls.cert.as_ref(), &tls.sni).map_err(|m| (Error::Tls, m))
     }
 
     /// How many times accepting stopped for an error such as running out of descriptors
@@ -155,6 +175,7 @@ impl Server {
     }
 
     pub(super) fn client_error(&self, error: Error, message: &str) {
+        crate::log!(Level::Info, "server at {}: refused a client: {error}: {message}", log::quoted(&self.path));
         if let Some(events) = self.events() {
             events.on_client_error(&self.handle, error, message);
         }
@@ -478,7 +499,17 @@ impl EventLoop {
             }
             match accepted {
                 Ok(stream) => {
-                    let Ok(stream) = listener.config.tls.accept(stream) else { continue };
+                    let stream = match listener.config.tls.accept(stream) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            crate::log!(
+                                Level::Warn,
+                                "listener {}: TLS setup: {e}",
+                                listener.handle.address.to_string_lossy()
+                            );
+                            continue;
+                        }
+                    };
                     let timeout = listener.config.handshake_timeout;
                     let max = listener.config.max_header_bytes;
                     self.new_server_conn(stream, Some(listener.clone()), None, &[], timeout, max);
@@ -497,6 +528,7 @@ impl EventLoop {
                             "accept: {e} (stall {stalls} on this listener; retrying every {} ms)",
                             ACCEPT_RETRY_DELAY.as_millis()
                         );
+                        crate::log!(Level::Error, "listener {}: {message}", listener.handle.address.to_string_lossy());
                         let servers: Vec<Rc<Server>> = listener.servers.borrow().clone();
                         for s in servers {
                             if let Some(events) = s.events() {
@@ -630,6 +662,12 @@ impl EventLoop {
     /// the body is left out.
     fn refuse(&self, conn: &Rc<Conn>, status: u16, reason: &str, headers: &[(String, String)], body: &[u8]) {
         let head_only = with_state(conn, |st| st.head_only).unwrap_or(false);
+        crate::log!(
+            Level::Debug,
+            "{}: answered {status} {}",
+            self.describe(conn),
+            log::quoted(&String::from_utf8_lossy(body))
+        );
         let bytes = build_response_to(head_only, status, reason, headers, body);
         conn.output.borrow_mut().buf.extend_from_slice(&bytes);
         self.close_soon(conn);
@@ -643,8 +681,10 @@ impl EventLoop {
             listener.as_ref().and_then(|l| l.servers.borrow().iter().find(|s| s.path == request.path).cloned())
         });
         let mut view = RequestView::new(request, &remote);
-        if let Some(subject) = conn.stream.borrow().as_ref().and_then(|s| s.tls_peer_subject()) {
-            view.tls_subject = cstring(&subject);
+        if let Some(tls) = conn.stream.borrow().as_ref().and_then(|s| s.tls()) {
+            view.tls_subject = cstring(&tls.peer_subject().unwrap_or_default());
+            view.tls_alpn = cstring(&tls.alpn().unwrap_or_default());
+            view.tls_server_name = cstring(&tls.requested_server_name().unwrap_or_default());
         }
         let view = Arc::new(view);
         with_state(conn, |st| st.head_only = view.request.method == "HEAD");
@@ -768,7 +808,8 @@ impl EventLoop {
 
     fn reject_upgrade(&self, conn: &Rc<Conn>, server: &Rc<Server>, hs: &HandshakeHandle) {
         let (status, reason) = hs.reject.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let status = if (400..=599).contains(&status) { status } else { 401 };
+        let allowed = is_redirect_status(status) || (400..=599).contains(&status);
+        let status = if allowed { status } else { 401 };
         server.client_error(Error::HandshakeRejected, &format!("verify_client rejected the client ({status})"));
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
@@ -815,11 +856,15 @@ impl EventLoop {
         self.mark_dirty(conn);
         *conn.handshake.borrow_mut() = None;
         let remote = hs.request.remote_address.clone();
-        conn.handle.set_info(ConnInfo {
-            protocol: nonempty_cstring(protocol.as_deref()),
-            extensions: nonempty_cstring(answer.as_deref()),
-            remote,
-        });
+        conn.handle.set_info(
+            ConnInfo {
+                protocol: nonempty_cstring(protocol.as_deref()),
+                extensions: nonempty_cstring(answer.as_deref()),
+                remote,
+                ..Default::default()
+            }
+            .with_tls_of(conn),
+        );
         let slot = server.clients.borrow_mut().insert(conn.clone());
         conn.server_slot.set(Some(slot));
         *conn.server.borrow_mut() = Some(server.clone());

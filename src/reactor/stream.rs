@@ -102,10 +102,10 @@ impl Stream {
         }
     }
 
-    /// Subject of the TLS peer's certificate, if any.
-    pub fn tls_peer_subject(&self) -> Option<String> {
+    /// The TLS layer, when the stream has one.
+    pub fn tls(&self) -> Option<&super::tls::TlsStream> {
         match self {
-            Stream::Tls(t) => t.peer_subject(),
+            Stream::Tls(t) => Some(t),
             _ => None,
         }
     }

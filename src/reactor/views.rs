@@ -55,6 +55,10 @@ pub struct RequestView {
     pub query: Vec<(String, CString)>,
     /// Subject of the client's TLS certificate ("" without one).
     pub tls_subject: CString,
+    /// The ALPN protocol agreed on ("" without TLS or ALPN).
+    pub tls_alpn: CString,
+    /// The server name (SNI) the client asked for ("" without TLS or SNI).
+    pub tls_server_name: CString,
     /// The parsed request.
     pub request: Request,
 }
@@ -85,6 +89,8 @@ impl RequestView {
             headers: HeaderList::from_headers(&request.headers),
             query,
             tls_subject: CString::default(),
+            tls_alpn: CString::default(),
+            tls_server_name: CString::default(),
             request,
         }
     }

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import ssl
+import signal
 import subprocess
 
 import pytest
@@ -153,3 +154,87 @@ def test_wsffi_client_refuses_a_server_of_an_unknown_ca(py_tls_peer, certs):
     assert proc.returncode == 1, detail
     assert "TLS: invalid certificate: unknown issuer" in proc.stdout, detail
     assert "(TLS error)" in proc.stdout, detail
+
+
+# ---- SNI and certificate replacement: echo-server --tls-sni, SIGHUP ------------------------
+
+
+def peer_der(certs, host, port, server_hostname, ca="ca.pem"):
+    """The DER certificate a Python ssl client gets for `server_hostname` (verified)."""
+    import socket
+
+    ctx = client_context(certs, ca)
+    with socket.create_connection((host, port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname) as s:
+            return s.getpeercert(binary_form=True)
+
+
+def der_of(path):
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
+def test_python_client_chooses_the_certificate_by_sni(certs):
+    argv = [ECHO_SERVER, "--tls", certs / "server.pem", certs / "server.key",
+            "--tls-sni", "wsffi.test", certs / "sni.pem", certs / "sni.key",
+            "--tls-sni", "*.example.com", certs / "wrong-host.pem", certs / "wrong-host.key", "127.0.0.1:0"]
+    proc, address = start_listening(argv, "echo-server-sni")
+    try:
+        port = int(address.rsplit(":", 1)[1])
+        assert peer_der(certs, "127.0.0.1", port, "localhost") == der_of(certs / "server.pem")
+        assert peer_der(certs, "127.0.0.1", port, "WSFFI.test") == der_of(certs / "sni.pem")
+        # The wildcard pattern serves a name one label below; the certificate itself only
+        # names example.com, so the client refuses it for that name.
+        ctx = client_context(certs)
+        ctx.check_hostname = False
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="chat.example.com") as s:
+                assert s.getpeercert(binary_form=True) == der_of(certs / "wrong-host.pem")
+        url = f"wss://127.0.0.1:{port}/"
+        with connect(url, ssl=client_context(certs), server_hostname="wsffi.test", compression=None) as ws:
+            ws.send("sni")
+            assert ws.recv(timeout=10) == "sni"
+        assert proc.alive(), proc.describe()
+    finally:
+        proc.stop()
+
+
+def test_sighup_replaces_the_certificate_and_open_connections_stay(certs, tmp_path):
+    import shutil
+    import time
+
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(certs / "server.pem", cert)
+    shutil.copy(certs / "server.key", key)
+    proc, address = start_listening([ECHO_SERVER, "--tls", cert, key, "127.0.0.1:0"], "echo-server-reload")
+    try:
+        port = int(address.rsplit(":", 1)[1])
+        url = f"wss://localhost:{port}/"
+        with connect(url, ssl=client_context(certs), compression=None) as before:
+            before.send("one")
+            assert before.recv(timeout=10) == "one"
+            # Garbage first: the old certificate stays.
+            cert.write_text("not a certificate")
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert peer_der(certs, "127.0.0.1", port, "localhost") == der_of(certs / "server.pem")
+            shutil.copy(certs / "other-server.pem", cert)
+            shutil.copy(certs / "other-server.key", key)
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    got = peer_der(certs, "127.0.0.1", port, "localhost", ca="other-ca.pem")
+                    break
+                except ssl.SSLCertVerificationError:
+                    assert time.monotonic() < deadline, proc.describe()
+                    time.sleep(0.1)
+            assert got == der_of(certs / "other-server.pem")
+            with pytest.raises(ssl.SSLCertVerificationError):
+                peer_der(certs, "127.0.0.1", port, "localhost")
+            before.send("two")
+            assert before.recv(timeout=10) == "two"
+        assert proc.alive(), proc.describe()
+        assert "no PEM certificate" in proc.describe(), proc.describe()
+    finally:
+        proc.stop()

@@ -4,6 +4,7 @@
 pub mod chunked;
 pub mod client;
 pub mod headers;
+pub mod redirect;
 pub mod request;
 pub mod response;
 pub mod url;

@@ -1,18 +1,21 @@
 //! TLS with rustls (ring provider): the encrypted stream the reactor reads and writes like a
-//! socket (`stream`), the client and listener settings (`settings`), certificate and key
-//! loading (`material`), the subject text of client certificates (`subject`), and here the
-//! error wording and the loop's side.
+//! socket (`stream`), the client and listener settings (`settings`), a listener's
+//! replaceable certificates chosen by server name (`certs`), certificate and key loading
+//! (`material`), the subject text of certificates (`subject`), and here the error wording
+//! and the loop's side.
 
+mod certs;
 mod material;
 mod settings;
 mod stream;
 mod subject;
 
+pub use certs::{sni_pattern, CertPair, ListenerCerts};
 pub use material::{
     cert_from_der, certs_from_dir, certs_from_file, certs_from_pem, check_pair, key_from_der, key_from_file,
     key_from_pem,
 };
-pub use settings::{looks_like_tls, plain_port_hint, ClientTls, ServerTls};
+pub use settings::{alpn_list, looks_like_tls, plain_port_hint, ClientTls, ServerTls};
 pub use stream::TlsStream;
 pub use subject::subject_of;
 
@@ -75,9 +78,20 @@ pub fn io_failure(e: &io::Error, what: &str) -> (Error, String) {
     }
 }
 
-/// A readable sentence for a rustls error. `server_name` is the name a client verifies.
+/// What rustls reports when the certificate resolver found nothing for a client.
+const NO_CERTIFICATE_RESOLVED: &str = "no server certificate chain resolved";
+
+/// A readable sentence for a rustls error. `server_name` is the name a client verifies, or
+/// on the server side the name the client asked for ("" when it sent none).
 pub fn describe(e: &TlsError, is_client: bool, server_name: &str) -> String {
     match e {
+        TlsError::General(m) if !is_client && m == NO_CERTIFICATE_RESOLVED => {
+            if server_name.is_empty() {
+                "TLS: the client sent no server name (SNI) and there is no default certificate".into()
+            } else {
+                format!("TLS: no certificate for server name \"{server_name}\" and no default certificate")
+            }
+        }
         TlsError::InvalidCertificate(c) => match c {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!("TLS: certificate not valid for name \"{server_name}\"")
@@ -106,7 +120,7 @@ pub fn describe(e: &TlsError, is_client: bool, server_name: &str) -> String {
         }
         TlsError::NoCertificatesPresented => "TLS: client certificate required but none was presented".into(),
         TlsError::AlertReceived(alert) => format!("TLS: peer sent alert \"{}\"", words(&format!("{alert:?}"))),
-        TlsError::NoApplicationProtocol => "TLS: no common ALPN protocol (http/1.1 expected)".into(),
+        TlsError::NoApplicationProtocol => "TLS: no common ALPN protocol".into(),
         other => format!("TLS: {other}"),
     }
 }
@@ -193,6 +207,16 @@ mod tests {
     fn alerts_in_words() {
         let e = TlsError::AlertReceived(rustls::AlertDescription::CertificateRequired);
         assert_eq!(describe(&e, true, "x"), "TLS: peer sent alert \"certificate required\"");
+    }
+
+    #[test]
+    fn a_missing_certificate_names_the_server_name() {
+        let e = TlsError::General(NO_CERTIFICATE_RESOLVED.into());
+        assert_eq!(
+            describe(&e, false, "nowhere.test"),
+            "TLS: no certificate for server name \"nowhere.test\" and no default certificate"
+        );
+        assert!(describe(&e, false, "").starts_with("TLS: the client sent no server name"));
     }
 
     #[test]

@@ -11,9 +11,34 @@ use rustls::{DigitallySignedStruct, Error as TlsError, SignatureScheme};
 
 use crate::reactor::stream::Stream;
 
+use super::certs::{sni_pattern, CertPair, ListenerCerts};
 use super::material::{roots_of, system_roots};
 use super::stream::TlsStream;
 use super::{provider, ALPN_HTTP11};
+
+/// Checks ALPN protocol names (1 to 255 bytes each, no duplicates, at most 64 of them);
+/// an error sentence otherwise.
+pub fn alpn_list(protocols: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
+    if protocols.len() > 64 {
+        return Err("TLS: at most 64 ALPN protocols".into());
+    }
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(protocols.len());
+    for p in protocols {
+        if p.is_empty() || p.len() > 255 {
+            return Err("TLS: an ALPN protocol name has 1 to 255 bytes".into());
+        }
+        if out.iter().any(|o| o == p) {
+            return Err(format!("TLS: ALPN protocol \"{}\" given twice", String::from_utf8_lossy(p)));
+        }
+        out.push(p.to_vec());
+    }
+    Ok(out)
+}
+
+/// The ALPN list a side uses: the application's, or "http/1.1".
+fn alpn_or_default(alpn: &Option<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    alpn.clone().unwrap_or_else(|| vec![ALPN_HTTP11.to_vec()])
+}
 
 /// Client TLS settings (used for `wss://` URLs).
 #[derive(Clone, Debug, Default)]
@@ -28,6 +53,8 @@ pub struct ClientTls {
     pub server_name: Option<String>,
     /// Skip certificate verification (tests only).
     pub insecure: bool,
+    /// ALPN protocols offered, in order of preference (None: "http/1.1"; empty: none).
+    pub alpn: Option<Vec<Vec<u8>>>,
     /// The rustls configuration, built once by `prepare` when a `wss://` connect starts.
     pub built: Option<Arc<rustls::ClientConfig>>,
 }
@@ -97,7 +124,7 @@ impl ClientTls {
                 .map_err(|e| format!("TLS: client certificate: {e}"))?,
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        config.alpn_protocols = alpn_or_default(&self.alpn);
         Ok(Arc::new(config))
     }
 }
@@ -107,18 +134,40 @@ impl ClientTls {
 /// Listener TLS settings: with a certificate, every accepted connection speaks TLS.
 #[derive(Clone, Debug, Default)]
 pub struct ServerTls {
-    /// Certificate chain (leaf first) and its key.
-    pub cert: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    /// The default certificate chain (leaf first) and its key: for clients that send no
+    /// server name or one without a certificate of its own.
+    pub cert: Option<CertPair>,
+    /// Certificates chosen by server name: (normalised pattern, pair), see `add_sni`.
+    pub sni: Vec<(String, CertPair)>,
     /// CAs for client certificates, and whether a certificate is required.
     pub client_ca: Option<(Vec<CertificateDer<'static>>, String, bool)>,
+    /// ALPN protocols accepted, in order of preference (None: "http/1.1"; empty: none).
+    pub alpn: Option<Vec<Vec<u8>>>,
     /// The rustls configuration built by `prepare` when the listener starts.
     pub built: Option<Arc<rustls::ServerConfig>>,
+    /// The certificates of `built`, replaceable while the listener runs.
+    pub certs: Option<Arc<ListenerCerts>>,
 }
 
 impl ServerTls {
-    /// Is TLS configured (a certificate or client CAs were given)?
+    /// Is TLS configured (a certificate, client CAs or ALPN were given)?
     pub fn is_configured(&self) -> bool {
-        self.cert.is_some() || self.client_ca.is_some()
+        self.has_certificates() || self.client_ca.is_some() || self.alpn.is_some()
+    }
+
+    /// Is there any certificate (a default or one for a server name)?
+    pub fn has_certificates(&self) -> bool {
+        self.cert.is_some() || !self.sni.is_empty()
+    }
+
+    /// Adds the certificate for server name `name` ("example.com", or "*.example.com" for
+    /// every name one label below example.com), case-insensitive; a later one for the same
+    /// name replaces the earlier. An error sentence for a malformed name.
+    pub fn add_sni(&mut self, name: &str, pair: CertPair) -> Result<(), String> {
+        let pattern = sni_pattern(name)?;
+        self.sni.retain(|(p, _)| *p != pattern);
+        self.sni.push((pattern, pair));
+        Ok(())
     }
 
     /// Builds the rustls configuration; an error sentence for unusable material.
@@ -127,9 +176,11 @@ impl ServerTls {
             self.built = None;
             return Ok(());
         }
-        let Some((chain, key)) = &self.cert else {
-            return Err("TLS: a client CA was set but no server certificate and key".into());
-        };
+        if !self.has_certificates() {
+            let what = if self.client_ca.is_some() { "a client CA was" } else { "ALPN protocols were" };
+            return Err(format!("TLS: {what} set but no server certificate and key"));
+        }
+        let certs = Arc::new(ListenerCerts::new(self.cert.as_ref(), &self.sni)?);
         let provider = provider();
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -146,11 +197,11 @@ impl ServerTls {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(|e| format!("TLS: server certificate and key: {e}"))?;
-        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        let mut config = builder.with_cert_resolver(certs.clone());
+        config.session_storage = certs.clone();
+        config.alpn_protocols = alpn_or_default(&self.alpn);
         self.built = Some(Arc::new(config));
+        self.certs = Some(certs);
         Ok(())
     }
 

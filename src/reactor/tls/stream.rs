@@ -78,6 +78,19 @@ impl TlsStream {
         subject_of(cert.as_ref())
     }
 
+    /// The ALPN protocol agreed on in the handshake, if any.
+    pub fn alpn(&self) -> Option<String> {
+        self.tls.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
+    /// Server side: the server name (SNI) the client asked for, if it sent one.
+    pub fn requested_server_name(&self) -> Option<String> {
+        match &self.tls {
+            rustls::Connection::Server(s) => s.server_name().map(str::to_string),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
     /// Reads and decrypts socket bytes once; Ok(false) at socket EOF.
     fn receive(&mut self) -> io::Result<bool> {
         let n = loop {
@@ -94,7 +107,11 @@ impl TlsStream {
         if let Err(e) = self.tls.process_new_packets() {
             // Let the peer know why (the alert rustls queued), then fail.
             let _ = self.flush_tls();
-            let message = describe(&e, self.is_client(), &self.server_name);
+            let name = match &self.tls {
+                rustls::Connection::Server(s) => s.server_name().unwrap_or(""),
+                rustls::Connection::Client(_) => &self.server_name,
+            };
+            let message = describe(&e, self.is_client(), name);
             return Err(tls_io_error(message));
         }
         // Handshake records, resumption tickets, key updates: send them now.
