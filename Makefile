@@ -36,7 +36,7 @@ $(BUILD):
 $(BUILD)/%: examples/%.c include/wsffi.h lib | $(BUILD)
 	$(CC) $(CFLAGS) $(INCLUDES) $< -o $@ $(LDLIBS)
 
-test: lint all test-rust test-c test-asan test-cpp test-go test-python test-node test-interop bench-smoke fuzz-smoke soak-smoke test-install docs test-proxy
+test: lint all test-rust test-c test-asan test-cpp test-go test-python test-node test-interop bench-smoke fuzz-smoke soak-smoke test-install docs
 
 # tests/proxy.rs needs tinyproxy and microsocks (tests/proxy/proxy.mk).
 test-rust: proxy-tools

@@ -8,6 +8,9 @@ mod event_log;
 #[path = "support/events.rs"]
 mod events;
 
+#[path = "support/certs.rs"]
+mod certs;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use wsffi::reactor::api;
 use wsffi::reactor::config::{ClientConfig, ListenerConfig, ReactorConfig, ServerConfig};
 use wsffi::reactor::conn::{ConnHandle, SendOp};
 use wsffi::reactor::events::ConnEvents;
-use wsffi::reactor::Reactor;
+use wsffi::reactor::{tls, Reactor};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -209,4 +212,45 @@ fn environment_is_used_only_when_asked_and_no_proxy_bypasses() {
     assert!(ev.iter().any(|e| e.starts_with("error ConnectionRefused")), "{ev:?}");
     unsafe { std::env::set_var("no_proxy", "localhost, 127.0.0.0/8") };
     assert!(run(true).iter().any(|e| e == "open"), "no_proxy bypasses");
+}
+
+/// A wss server with a test certificate for `localhost`, reached through `proxy`: TLS runs
+/// inside the tunnel, verified against the target's name (not the proxy's).
+fn tls_echo_through(proxy: &str) {
+    let pki = certs::generate();
+    let reactor = Reactor::start(ReactorConfig::default()).expect("reactor");
+    let mut lcfg = ListenerConfig::default();
+    let chain = tls::certs_from_pem(pki.server.cert_pem.as_bytes(), "server").unwrap();
+    let key = tls::key_from_pem(pki.server.key_pem.as_bytes(), "server key").unwrap();
+    lcfg.tls.cert = Some((chain, Arc::new(key)));
+    let listener = api::listen(reactor.shared(), "127.0.0.1:0", lcfg).expect("listen");
+    let _server = api::attach_server(
+        reactor.shared(),
+        Some(listener.clone()),
+        "/".into(),
+        ServerConfig::default(),
+        Box::new(ServerRecorder::new()),
+    )
+    .expect("attach");
+    let log = Log::new();
+    let mut cfg = ClientConfig { proxy: Some(proxy.to_string()), ..ClientConfig::default() };
+    cfg.tls.ca = tls::certs_from_pem(pki.ca.cert_pem.as_bytes(), "ca").unwrap();
+    let url = format!("wss://localhost:{}/", listener.port);
+    let conn =
+        api::connect(reactor.shared(), &url, cfg, |_| Recorder::new(log) as Box<dyn ConnEvents>).expect("connect");
+    log.wait_event("open");
+    conn.send(SendOp::Message(MessageKind::Text), b"tls in the tunnel").unwrap();
+    log.wait_event("text tls in the tunnel");
+}
+
+#[test]
+fn wss_through_http_connect_echoes() {
+    let p = tinyproxy(0);
+    tls_echo_through(&format!("http://user:secret@127.0.0.1:{}", p.port));
+}
+
+#[test]
+fn wss_through_socks5_echoes() {
+    let p = microsocks();
+    tls_echo_through(&format!("socks5h://user:secret@127.0.0.1:{}", p.port));
 }

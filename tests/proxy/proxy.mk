@@ -17,5 +17,6 @@ proxy-tools:
 	  rm -f $$log; \
 	fi
 
+# Also part of test-rust (cargo test runs every integration test); this runs it alone.
 test-proxy: proxy-tools
 	$(CARGO) test --release --test proxy
