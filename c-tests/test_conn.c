@@ -1293,9 +1293,53 @@ TEST(threads_send) {
     pair_close(&p);
 }
 
+/* An HTTP proxy played by a raw socket: the client asks it for a tunnel to the target by
+ * name (the proxy resolves it), with Basic credentials decoded from the proxy URL; a 407
+ * fails the connection with a message that names the proxy. */
+TEST(proxy_tunnel_request_and_refusal) {
+    wsffi_client_options *o = wsffi_client_options_new();
+    CHECK_STATUS(wsffi_client_options_set_proxy(NULL, "http://127.0.0.1:1"), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    CHECK_STATUS(wsffi_client_options_set_proxy_from_env(NULL, true), WSFFI_STATUS_ERR_NULL_PARAMETER);
+    CHECK_STATUS(wsffi_client_options_set_proxy(o, "ftp://127.0.0.1:1"), WSFFI_STATUS_ERR_INVALID_URL);
+    CHECK_STATUS(wsffi_client_options_set_proxy(o, "http://"), WSFFI_STATUS_ERR_INVALID_URL);
+    CHECK_OK(wsffi_client_options_set_proxy_from_env(o, false));
+    uint16_t port = 0;
+    int lfd = tu_tcp_listen(&port, 4);
+    char proxy[128];
+    snprintf(proxy, sizeof proxy, "http://user:pa%%3Ass@127.0.0.1:%u", (unsigned)port);
+    CHECK_OK(wsffi_client_options_set_proxy(o, proxy));
+    wsffi_reactor *r = tu_reactor_new();
+    tu_rec c;
+    tu_rec_init(&c, "through a proxy");
+    wsffi_conn *conn = tu_connect(r, "ws://example.test:8080/chat", o, &c);
+    wsffi_client_options_free(o);
+    int peer = accept(lfd, NULL, NULL);
+    REQUIRE(peer >= 0);
+    tu_set_timeouts(peer, TU_WAIT_MS);
+    char head[2048];
+    tu_recv_head(peer, head, sizeof head);
+    CHECK(tu_starts_with(head, "CONNECT example.test:8080 HTTP/1.1\r\n"));
+    CHECK(strstr(head, "\r\nProxy-Authorization: Basic dXNlcjpwYTpzcw==\r\n") != NULL);
+    /* Nothing of the WebSocket handshake goes to the proxy itself. */
+    CHECK(strstr(head, "Sec-WebSocket-Key") == NULL);
+    tu_send_str(peer, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+    WAIT_UNTIL(c.closes == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK_EQ(c.opens, 0);
+    CHECK_STATUS(c.error_status, WSFFI_STATUS_ERR_HANDSHAKE_REJECTED);
+    CHECK(tu_starts_with(c.error_message, "proxy:"));
+    TU_UNLOCK();
+    wsffi_conn_release(conn);
+    TU_REC_DONE(&c);
+    tu_reactor_free(r);
+    close(peer);
+    close(lfd);
+}
+
 TU_MAIN(TU_CASE(echo_messages), TU_CASE(accessors), TU_CASE(fragments), TU_CASE(fragments_invalid_utf8), TU_CASE(ping_pong),
         TU_CASE(close_from_client), TU_CASE(close_from_server), TU_CASE(close_without_status), TU_CASE(close_validation),
         TU_CASE(send_validation), TU_CASE(terminate), TU_CASE(calls_after_close), TU_CASE(ready_states),
         TU_CASE(close_while_connecting), TU_CASE(protocol_default_first), TU_CASE(protocol_callback), TU_CASE(retain_release),
         TU_CASE(set_callbacks), TU_CASE(callbacks_size_rule), TU_CASE(connect_sync_errors), TU_CASE(connect_refused), TU_CASE(connect_dns),
-        TU_CASE(max_payload), TU_CASE(max_fragments), TU_CASE(calls_from_callbacks), TU_CASE(threads_send))
+        TU_CASE(max_payload), TU_CASE(max_fragments), TU_CASE(calls_from_callbacks), TU_CASE(threads_send),
+        TU_CASE(proxy_tunnel_request_and_refusal))

@@ -690,6 +690,63 @@ TEST(headers_callback) {
     tu_env_stop(&env);
 }
 
+/* The client reads the 101 answer, with the headers the server's callback added. */
+TEST(client_reads_the_101_response) {
+    tu_env env;
+    wsffi_server_callbacks cbs = tu_server_callbacks();
+    cbs.headers = add_headers;
+    headers_calls = 0;
+    tu_env_start_with(&env, "/", NULL, NULL, &cbs);
+    CHECK(wsffi_conn_handshake_response(NULL) == NULL);
+    /* Before open there is none. */
+    uint16_t quiet_port = 0;
+    int quiet = tu_tcp_listen(&quiet_port, 4);
+    tu_url qu = tu_make_url(quiet_port, "/");
+    tu_rec q;
+    tu_rec_init(&q, "unanswered");
+    wsffi_conn *waiting = tu_connect(env.reactor, qu.s, NULL, &q);
+    CHECK(wsffi_conn_handshake_response(waiting) == NULL);
+
+    tu_url u = tu_make_url(env.port, "/");
+    tu_rec c;
+    tu_rec_init(&c, "client");
+    wsffi_conn *conn = tu_open(env.reactor, u.s, NULL, &c);
+    const wsffi_response *resp = wsffi_conn_handshake_response(conn);
+    REQUIRE(resp != NULL);
+    CHECK_EQ(wsffi_response_status(resp), 101);
+    CHECK_STR(wsffi_response_reason(resp), "Switching Protocols");
+    CHECK_STR(wsffi_response_header(resp, "x-hello"), "world");
+    CHECK_STR(wsffi_response_header(resp, "Set-Cookie"), "id=1");
+    CHECK_STR(wsffi_response_header(resp, "Sec-WebSocket-Accept") ? "present" : "missing", "present");
+    bool found_upgrade = false;
+    for (size_t i = 0; i < wsffi_response_header_count(resp); i++) {
+        const char *name = NULL, *value = NULL;
+        CHECK_OK(wsffi_response_header_at(resp, i, &name, &value));
+        if (strcmp(name, "Upgrade") == 0 || strcmp(name, "upgrade") == 0) {
+            found_upgrade = strcmp(value, "websocket") == 0;
+        }
+    }
+    CHECK(found_upgrade);
+    size_t body_len = 99;
+    wsffi_response_body(resp, &body_len);
+    CHECK_EQ(body_len, 0);
+    /* A server-side connection has no 101 of its own to read. */
+    WAIT_UNTIL(env.fx.connections == 1 && env.fx.conns[0].opens == 1, TU_WAIT_MS);
+    TU_LOCK();
+    CHECK(wsffi_conn_handshake_response(env.fx.conns[0].retained) == NULL);
+    TU_UNLOCK();
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    TU_REC_DONE(&c);
+    /* Still readable while the caller holds its reference, after close. */
+    CHECK_EQ(wsffi_response_status(wsffi_conn_handshake_response(conn)), 101);
+    wsffi_conn_release(conn);
+    CHECK_OK(wsffi_terminate(waiting));
+    TU_REC_DONE(&q);
+    wsffi_conn_release(waiting);
+    close(quiet);
+    tu_env_stop(&env);
+}
+
 TEST(allowed_origins) {
     wsffi_server_options *so = wsffi_server_options_new();
     CHECK_OK(wsffi_server_options_add_allowed_origin(so, "http://good.example"));
@@ -1413,7 +1470,7 @@ TEST(unix_socket) {
 
 TU_MAIN(TU_CASE(two_paths), TU_CASE(unknown_path_404), TU_CASE(verify_client), TU_CASE(follow_redirects), TU_CASE(defer_accept_from_thread),
         TU_CASE(defer_reject_from_thread), TU_CASE(defer_decided_before_verify_returns), TU_CASE(defer_decided_inside_verify),
-        TU_CASE(defer_timeout), TU_CASE(headers_callback),
+        TU_CASE(defer_timeout), TU_CASE(headers_callback), TU_CASE(client_reads_the_101_response),
         TU_CASE(allowed_origins), TU_CASE(max_connections), TU_CASE(request_view), TU_CASE(clients_and_broadcast),
         TU_CASE(client_tracking_off), TU_CASE(server_close), TU_CASE(http_handler), TU_CASE(plain_get_without_handler),
         TU_CASE(bad_requests), TU_CASE(listener_close), TU_CASE(adopt_fd), TU_CASE(handle_upgrade), TU_CASE(unix_socket))

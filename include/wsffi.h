@@ -399,7 +399,8 @@ typedef struct wsffi_listener wsffi_listener;
 typedef struct wsffi_request wsffi_request;
 
 /*
- The C `wsffi_response`: a non-101 answer to a client's upgrade.
+ The C `wsffi_response`: a server's answer to a client's upgrade (a refusal, or the 101
+ kept for `wsffi_conn_handshake_response`).
  */
 typedef struct wsffi_response wsffi_response;
 
@@ -892,6 +893,17 @@ uint32_t wsffi_ready_state(const struct wsffi_conn *conn);
  Bytes accepted by sends and not yet handed to the kernel (0 for NULL).
  */
 size_t wsffi_buffered_amount(const struct wsffi_conn *conn);
+
+/*
+ The server's 101 answer to a client connection's upgrade (the `upgrade` event of Node's
+ `ws`): read it with `wsffi_response_status`, `wsffi_response_header`,
+ `wsffi_response_header_at` and the other `wsffi_response_*` getters (its body is empty).
+ It belongs to the conn and is valid as long as `wsffi_protocol`'s string: while the
+ caller holds a reference to the conn or, inside a callback, until the callback returns;
+ also in dispatch mode. NULL for NULL, for a server-side connection, and before the
+ connection opened (from `on_open` on, it is there).
+ */
+const struct wsffi_response *wsffi_conn_handshake_response(const struct wsffi_conn *conn);
 
 /*
  The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to

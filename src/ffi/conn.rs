@@ -16,6 +16,7 @@ use crate::core::session::MessageKind;
 use crate::reactor::api;
 use crate::reactor::conn::{ConnHandle, SendOp};
 use crate::reactor::events::ConnEvents;
+use crate::reactor::views::ResponseView;
 
 /// Opens a client connection to a `ws://` or `wss://` URL (or `ws+unix:///path:/resource`;
 /// `http://` and `https://` are taken as `ws://` and `wss://`, as browsers do).
@@ -242,6 +243,24 @@ pub extern "C" fn wsffi_ready_state(conn: *const ConnHandle) -> u32 {
 pub extern "C" fn wsffi_buffered_amount(conn: *const ConnHandle) -> usize {
     // SAFETY: NULL or a conn with a live reference.
     boundary!(0, { unsafe { peek(conn) }.map_or(0, |c| c.buffered_amount()) })
+}
+
+/// The server's 101 answer to a client connection's upgrade (the `upgrade` event of Node's
+/// `ws`): read it with `wsffi_response_status`, `wsffi_response_header`,
+/// `wsffi_response_header_at` and the other `wsffi_response_*` getters (its body is empty).
+/// It belongs to the conn and is valid as long as `wsffi_protocol`'s string: while the
+/// caller holds a reference to the conn or, inside a callback, until the callback returns;
+/// also in dispatch mode. NULL for NULL, for a server-side connection, and before the
+/// connection opened (from `on_open` on, it is there).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_handshake_response(conn: *const ConnHandle) -> *const ResponseView {
+    boundary!(std::ptr::null(), {
+        // SAFETY: NULL or a conn with a live reference.
+        unsafe { peek(conn) }
+            .and_then(|c| c.info())
+            .and_then(|i| i.handshake_response.as_ref())
+            .map_or(std::ptr::null(), |r| r as *const ResponseView)
+    })
 }
 
 fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) -> *const c_char) -> *const c_char {

@@ -466,6 +466,12 @@ impl EventLoop {
                 protocol: nonempty_cstring(negotiated.protocol.as_deref()),
                 extensions: nonempty_cstring(negotiated.extensions.as_deref()),
                 remote: CString::new(remote).unwrap_or_default(),
+                handshake_response: Some(ResponseView {
+                    status: response.status,
+                    reason: cstring(&response.reason),
+                    headers: HeaderList::from_headers(&response.headers),
+                    body: Vec::new(),
+                }),
                 ..Default::default()
             }
             .with_tls_of(conn),

@@ -67,6 +67,8 @@ pub struct ConnInfo {
     pub tls_alpn: Option<CString>,
     /// Subject of the TLS peer's certificate (None without TLS or a peer certificate).
     pub tls_peer_subject: Option<CString>,
+    /// A client's 101 response (status, reason, headers; no body). None on the server side.
+    pub handshake_response: Option<super::views::ResponseView>,
 }
 
 impl ConnInfo {

@@ -101,7 +101,8 @@ impl RequestView {
     }
 }
 
-/// The C `wsffi_response`: a non-101 answer to a client's upgrade.
+/// The C `wsffi_response`: a server's answer to a client's upgrade (a refusal, or the 101
+/// kept for `wsffi_conn_handshake_response`).
 #[derive(Debug, Clone)]
 pub struct ResponseView {
     /// Status code.

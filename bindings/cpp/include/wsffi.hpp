@@ -164,6 +164,36 @@ inline void set_exception_reporter(ExceptionReporter reporter) {
     detail::reporter_slot().reporter = std::move(p);
 }
 
+enum class LogLevel : uint32_t {
+    Off = WSFFI_LOG_OFF,
+    Error = WSFFI_LOG_ERROR,
+    Warn = WSFFI_LOG_WARN,
+    Info = WSFFI_LOG_INFO,
+    Debug = WSFFI_LOG_DEBUG,
+};
+
+// Sends the library's log records at `level` and above to `handler` (process-wide; an
+// empty handler or LogLevel::Off turns the log off). Called from library threads,
+// possibly concurrently; the message is valid during the call.
+inline void set_log_handler(LogLevel level, std::function<void(LogLevel, std::string_view)> handler) {
+    using Handler = std::function<void(LogLevel, std::string_view)>;
+    if (!handler || level == LogLevel::Off) {
+        wsffi_set_log_callback(WSFFI_LOG_OFF, nullptr, nullptr, nullptr);
+        return;
+    }
+    auto *owned = new Handler(std::move(handler));
+    wsffi_status s = wsffi_set_log_callback(
+        static_cast<uint32_t>(level),
+        [](uint32_t lvl, const char *message, void *user) {
+            detail::guarded("log handler", [&] { (*static_cast<Handler *>(user))(static_cast<LogLevel>(lvl), message); });
+        },
+        owned, [](void *user) { delete static_cast<Handler *>(user); });
+    if (s != WSFFI_STATUS_OK) {
+        delete owned;
+        throw Error(static_cast<Status>(s), "wsffi_set_log_callback");
+    }
+}
+
 namespace detail {
 
 [[noreturn]] inline void throw_status(wsffi_status s, const char *what) {
@@ -348,6 +378,9 @@ public:
     std::string_view remote_address() const noexcept { return detail::sv(wsffi_request_remote_address(req_)); }
     // RFC 4514 subject of the client's TLS certificate, "" without one.
     std::string_view tls_subject() const noexcept { return detail::sv(wsffi_request_tls_subject(req_)); }
+    // The ALPN protocol agreed on and the SNI name the client sent, "" without them.
+    std::string_view tls_alpn() const noexcept { return detail::sv(wsffi_request_tls_alpn(req_)); }
+    std::string_view tls_server_name() const noexcept { return detail::sv(wsffi_request_tls_server_name(req_)); }
     std::optional<std::string_view> host() const { return detail::opt_sv(wsffi_request_host(req_)); }
     // The decoded value of query parameter `name` (first occurrence), nullopt when absent.
     std::optional<std::string_view> query(const std::string &name) const {
@@ -407,7 +440,8 @@ inline RequestCopy Request::copy() const {
     return RequestCopy(c);
 }
 
-// The non-101 answer to a client's upgrade, borrowed for the on_unexpected_response call.
+// A server's answer to a client's upgrade: the refusal lent to on_unexpected_response, or
+// the 101 of an open client connection (ConnView::handshake_response).
 class Response {
 public:
     explicit Response(const wsffi_response *resp) noexcept : resp_(resp) {}
@@ -507,6 +541,15 @@ public:
     std::string_view extensions() const noexcept { return wsffi_extensions(conn_); }
     std::string_view remote_address() const noexcept { return wsffi_remote_address(conn_); }
     std::string_view url() const noexcept { return wsffi_url(conn_); }
+    // TLS: the ALPN protocol agreed on and the peer certificate's subject, "" without them.
+    std::string_view tls_alpn() const noexcept { return wsffi_tls_alpn(conn_); }
+    std::string_view tls_peer_subject() const noexcept { return wsffi_tls_peer_subject(conn_); }
+    // A client's 101 answer (status, headers), from on_open on; nullopt on the server side.
+    std::optional<Response> handshake_response() const noexcept {
+        const wsffi_response *r = wsffi_conn_handshake_response(conn_);
+        if (r == nullptr) return std::nullopt;
+        return Response(r);
+    }
 
     // Replaces the connection's handlers (server code calls it from on_connection). The old
     // handlers are destroyed by the library once no callback can use them any more.
@@ -788,6 +831,35 @@ public:
                       "wsffi_client_options_set_tls_server_name");
         return *this;
     }
+    // ALPN protocols to offer, in order of preference (default "http/1.1"; empty: none).
+    ClientOptions &tls_alpn(const std::vector<std::string> &protocols) {
+        std::vector<const char *> ptrs;
+        for (const auto &p : protocols) ptrs.push_back(p.c_str());
+        detail::ErrorOut err;
+        err.check(wsffi_client_options_set_tls_alpn(p_, ptrs.data(), ptrs.size(), err.out()),
+                  "wsffi_client_options_set_tls_alpn");
+        return *this;
+    }
+    // Follow 3xx answers to the upgrade (default off), at most `max` of them (default 10).
+    ClientOptions &follow_redirects(bool follow) {
+        detail::check(wsffi_client_options_set_follow_redirects(p_, follow), "wsffi_client_options_set_follow_redirects");
+        return *this;
+    }
+    ClientOptions &max_redirects(uint32_t max) {
+        detail::check(wsffi_client_options_set_max_redirects(p_, max), "wsffi_client_options_set_max_redirects");
+        return *this;
+    }
+    // A proxy ("http://user:pass@host:port", "socks5h://host:1080"); "" for none (and no
+    // proxy from the environment either).
+    ClientOptions &proxy(const std::string &url) {
+        detail::check(wsffi_client_options_set_proxy(p_, url.c_str()), "wsffi_client_options_set_proxy");
+        return *this;
+    }
+    // Take the proxy from https_proxy / http_proxy / all_proxy / no_proxy (default off).
+    ClientOptions &proxy_from_env(bool enabled) {
+        detail::check(wsffi_client_options_set_proxy_from_env(p_, enabled), "wsffi_client_options_set_proxy_from_env");
+        return *this;
+    }
     // FOR TESTS ONLY: accept any server certificate.
     ClientOptions &tls_insecure(bool insecure) {
         detail::check(wsffi_client_options_set_tls_insecure(p_, insecure), "wsffi_client_options_set_tls_insecure");
@@ -899,6 +971,39 @@ public:
         err.check(
             wsffi_listener_options_set_tls_cert_der(p_, cert.data(), cert.size(), key.data(), key.size(), err.out()),
             "wsffi_listener_options_set_tls_cert_der");
+        return *this;
+    }
+    // A certificate for clients that ask for `server_name` by SNI ("*.example.com" matches
+    // one label); the tls_cert_* one serves the rest.
+    ListenerOptions &tls_sni_cert_files(const std::string &server_name, const std::string &chain_path,
+                                        const std::string &key_path) {
+        detail::ErrorOut err;
+        err.check(wsffi_listener_options_add_tls_sni_cert_files(p_, server_name.c_str(), chain_path.c_str(),
+                                                                key_path.c_str(), err.out()),
+                  "wsffi_listener_options_add_tls_sni_cert_files");
+        return *this;
+    }
+    ListenerOptions &tls_sni_cert_pem(const std::string &server_name, ByteView chain, ByteView key) {
+        detail::ErrorOut err;
+        err.check(wsffi_listener_options_add_tls_sni_cert_pem(p_, server_name.c_str(), chain.data(), chain.size(),
+                                                              key.data(), key.size(), err.out()),
+                  "wsffi_listener_options_add_tls_sni_cert_pem");
+        return *this;
+    }
+    ListenerOptions &tls_sni_cert_der(const std::string &server_name, ByteView cert, ByteView key) {
+        detail::ErrorOut err;
+        err.check(wsffi_listener_options_add_tls_sni_cert_der(p_, server_name.c_str(), cert.data(), cert.size(),
+                                                              key.data(), key.size(), err.out()),
+                  "wsffi_listener_options_add_tls_sni_cert_der");
+        return *this;
+    }
+    // ALPN protocols accepted, in order of preference (default "http/1.1"; empty: none).
+    ListenerOptions &tls_alpn(const std::vector<std::string> &protocols) {
+        std::vector<const char *> ptrs;
+        for (const auto &p : protocols) ptrs.push_back(p.c_str());
+        detail::ErrorOut err;
+        err.check(wsffi_listener_options_set_tls_alpn(p_, ptrs.data(), ptrs.size(), err.out()),
+                  "wsffi_listener_options_set_tls_alpn");
         return *this;
     }
     // Mutual TLS: verify client certificates against these CAs; `required` refuses clients
@@ -1016,6 +1121,34 @@ public:
         std::size_t ran = 0;
         detail::check(wsffi_reactor_dispatch(reactor_, max, &ran), "wsffi_reactor_dispatch");
         return ran;
+    }
+
+    // Runs `fn(timer_id)` after `delay`, then every `repeat` unless it is zero, where the
+    // reactor's callbacks run; returns the id for cancel_timer. An exception from `fn` is
+    // reported (set_exception_reporter) and the timer goes on.
+    uint64_t add_timer(std::chrono::milliseconds delay, std::chrono::milliseconds repeat,
+                       std::function<void(uint64_t)> fn) {
+        if (delay.count() < 0 || repeat.count() < 0) throw Error(Status::InvalidParameter, "negative timer duration");
+        auto *owned = new std::function<void(uint64_t)>(std::move(fn));
+        uint64_t id = 0;
+        wsffi_status s = wsffi_reactor_add_timer(
+            reactor_, static_cast<uint64_t>(delay.count()), static_cast<uint64_t>(repeat.count()),
+            [](uint64_t timer, void *user) {
+                detail::guarded("timer", [&] { (*static_cast<std::function<void(uint64_t)> *>(user))(timer); });
+            },
+            owned, [](void *user) { delete static_cast<std::function<void(uint64_t)> *>(user); }, &id);
+        if (s != WSFFI_STATUS_OK) {
+            delete owned;  // not taken: the library did not call destroy
+            detail::throw_status(s, "wsffi_reactor_add_timer");
+        }
+        return id;
+    }
+    // Cancels a timer; false when it already ran its last time or was cancelled.
+    bool cancel_timer(uint64_t id) {
+        wsffi_status s = wsffi_reactor_cancel_timer(reactor_, id);
+        if (s == WSFFI_STATUS_ERR_ALREADY_DONE) return false;
+        detail::check(s, "wsffi_reactor_cancel_timer");
+        return true;
     }
 
     wsffi_reactor *native() const noexcept { return reactor_; }
@@ -1460,6 +1593,14 @@ public:
         retire(std::move(http_));
     }
 
+    // Replaces the TLS certificates (default and SNI ones in `options`) of a running
+    // listener: new handshakes use them, open connections keep theirs. On error the old
+    // ones stay.
+    void set_tls_certificates(const ListenerOptions &options) {
+        detail::ErrorOut err;
+        err.check(wsffi_listener_set_tls_certificates(listener_, options.native(), err.out()),
+                  "wsffi_listener_set_tls_certificates");
+    }
     wsffi_listener *native() const noexcept { return listener_; }
 
 private:

@@ -1,5 +1,6 @@
 // Client connections through the binding: echo, close codes, errors as exceptions,
 // Conn's reference counting, handler lifetime, and exceptions escaping handlers.
+#include <mutex>
 #include <thread>
 
 #include "support.hpp"
@@ -419,6 +420,63 @@ TEST(Reactor, CloseIsExplicitAndHandlesStaySafe) {
     EXPECT_EQ(conn.ready_state(), wsffi::ReadyState::Closed);
     EXPECT_THROW(conn.send_text("x"), wsffi::Error);
     env.reactor.close();  // idempotent
+}
+
+// Timers on the reactor: a repeating one cancelled after three runs, a one-shot, and a
+// cancel that finds nothing.
+TEST(Reactor, TimersRunAndCancel) {
+    wsffi::Reactor reactor;
+    std::atomic<int> runs{0};
+    std::atomic<bool> once{false};
+    uint64_t id = reactor.add_timer(std::chrono::milliseconds(0), std::chrono::milliseconds(5),
+                                    [&](uint64_t) { runs++; });
+    uint64_t one = reactor.add_timer(std::chrono::milliseconds(1), std::chrono::milliseconds(0),
+                                     [&](uint64_t) { once = true; });
+    for (int i = 0; i < 2000 && (runs < 3 || !once); i++) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(reactor.cancel_timer(id));
+    int seen = runs;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_EQ(runs, seen);
+    EXPECT_GE(seen, 3);
+    EXPECT_TRUE(once);
+    EXPECT_FALSE(reactor.cancel_timer(one));
+    expect_error(Status::InvalidParameter,
+                 [&] { reactor.add_timer(std::chrono::milliseconds(-1), {}, [](uint64_t) {}); });
+}
+
+// The log handler sees an open at info; the 101 response is readable on the client.
+TEST(Library, LogHandlerAndHandshakeResponse) {
+    std::mutex mu;
+    std::vector<std::string> lines;
+    wsffi::set_log_handler(wsffi::LogLevel::Info, [&](wsffi::LogLevel, std::string_view line) {
+        std::lock_guard<std::mutex> lock(mu);
+        lines.emplace_back(line);
+    });
+    Record client;
+    {
+        Env env;
+        env.start();
+        wsffi::Conn conn = wsffi::connect(env.reactor, env.url(), client.handlers());
+        ASSERT_TRUE(client.wait_open());
+        auto resp = conn.handshake_response();
+        ASSERT_TRUE(resp.has_value());
+        EXPECT_EQ(resp->status(), 101);
+        EXPECT_TRUE(resp->header("Sec-WebSocket-Accept").has_value());
+        conn.close();
+        ASSERT_TRUE(client.wait_closed());
+    }
+    wsffi::set_log_handler(wsffi::LogLevel::Off, nullptr);
+    std::lock_guard<std::mutex> lock(mu);
+    bool open_seen = false;
+    for (const auto &l : lines) open_seen = open_seen || l.find(": open (") != std::string::npos;
+    EXPECT_TRUE(open_seen);
+}
+
+// Proxy and redirect settings are checked when set.
+TEST(Conn, ProxyAndRedirectOptions) {
+    wsffi::ClientOptions co;
+    co.follow_redirects(true).max_redirects(3).proxy("socks5h://127.0.0.1:1080").proxy_from_env(false).proxy("");
+    expect_error(Status::InvalidUrl, [&] { co.proxy("gopher://x"); });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 
 #include "support.hpp"
 
@@ -183,6 +184,55 @@ TEST(Tls, SetterErrorsCarryTheLibrarySentence) {
     } catch (const wsffi::Error &e) {
         EXPECT_EQ(e.status(), Status::Tls);
     }
+}
+
+// A default certificate and one chosen by SNI, an ALPN protocol agreed on, both seen by
+// each side; then the listener's certificates replaced while it runs.
+TEST(Tls, SniCertificatesAlpnAndReplacement) {
+    Certs certs;
+    Env env;
+    std::mutex mu;
+    std::string seen_name, seen_alpn;
+    wsffi::ServerHandlers h;
+    h.on_connection = [&](wsffi::ServerView, wsffi::ConnView c, const wsffi::Request &req) {
+        std::lock_guard<std::mutex> lock(mu);
+        seen_name = std::string(req.tls_server_name());
+        seen_alpn = std::string(req.tls_alpn());
+        c.set_handlers(env.server_side.handlers(true));
+    };
+    wsffi::ListenerOptions lo;
+    lo.tls_cert_files(certs("server.pem"), certs("server.key"))
+        .tls_sni_cert_files("wsffi.test", certs("sni.pem"), certs("sni.key"))
+        .tls_alpn({"x-chat/2", "x-chat/1"});
+    env.start(std::move(h), nullptr, &lo);
+    wsffi::ClientOptions co;
+    co.tls_ca_file(certs("ca.pem")).tls_server_name(std::string("wsffi.test")).tls_alpn({"x-chat/1"});
+    Record client;
+    wsffi::Conn c = wsffi::connect(env.reactor, env.url("wss", "127.0.0.1"), co, client.handlers());
+    ASSERT_TRUE(client.wait_open()) << (client.errors.empty() ? "" : client.errors[0].second);
+    EXPECT_EQ(c.tls_alpn(), "x-chat/1");
+    EXPECT_FALSE(c.tls_peer_subject().empty());
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        EXPECT_EQ(seen_name, "wsffi.test");
+        EXPECT_EQ(seen_alpn, "x-chat/1");
+    }
+    // Certificates without a key are refused and the old ones stay.
+    EXPECT_THROW(env.listener->set_tls_certificates(wsffi::ListenerOptions()), wsffi::Error);
+    wsffi::ListenerOptions fresh;
+    fresh.tls_cert_files(certs("server.pem"), certs("server.key"));
+    env.listener->set_tls_certificates(fresh);
+    // The connection opened before goes on.
+    c.send_text("still here");
+    ASSERT_TRUE(client.wait_messages(1));
+    c.close();
+    ASSERT_TRUE(client.wait_closed());
+    // The SNI setters check their input.
+    wsffi::ListenerOptions bad;
+    EXPECT_THROW(bad.tls_sni_cert_pem("wsffi.test", wsffi::ByteView(std::string("junk")), wsffi::ByteView(std::string("junk"))),
+                 wsffi::Error);
+    EXPECT_THROW(bad.tls_sni_cert_der("wsffi.test", wsffi::ByteView(std::string("junk")), wsffi::ByteView(std::string("junk"))),
+                 wsffi::Error);
 }
 
 }  // namespace

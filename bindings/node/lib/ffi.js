@@ -106,6 +106,7 @@ const api = {
   handshakeRequest: f('void *wsffi_handshake_request(void *hs)'),
   handshakeAddHeader: f('uint32_t wsffi_handshake_add_header(void *hs, const char *n, const char *v)'),
   requestHeader: f('const char *wsffi_request_header(void *req, const char *name)'),
+  handshakeResponse: f('void *wsffi_conn_handshake_response(void *conn)'),
   responseStatus: f('uint16_t wsffi_response_status(void *r)'),
   responseReason: f('const char *wsffi_response_reason(void *r)'),
   responseHeaderCount: f('size_t wsffi_response_header_count(void *r)'),

@@ -59,6 +59,22 @@ function deflateParams(o) {
   return p;
 }
 
+// Headers of a wsffi_response as Node's http module shows them: `headers` with lower-case
+// names (repeated ones joined with ", "), `rawHeaders` as received.
+function responseHeaders(resp) {
+  const headers = {};
+  const rawHeaders = [];
+  const n = api.responseHeaderCount(resp);
+  for (let i = 0; i < n; i++) {
+    const name = [null], value = [null];
+    api.responseHeaderAt(resp, i, name, value);
+    rawHeaders.push(name[0], value[0]);
+    const k = name[0].toLowerCase();
+    headers[k] = headers[k] === undefined ? value[0] : `${headers[k]}, ${value[0]}`;
+  }
+  return { headers, rawHeaders };
+}
+
 class WebSocket extends EventEmitter {
   constructor(address, protocols, options) {
     super();
@@ -278,7 +294,17 @@ class WebSocket extends EventEmitter {
     this._extensions = api.extensions(conn);
     if (this._isServer) { this._flush(); return; }
     if (this._state === CONNECTING) this._state = OPEN;
-    this.emit('upgrade', { statusCode: 101, headers: {} });
+    if (this.listenerCount('upgrade') > 0) {
+      // The server's 101, as Node's http.IncomingMessage would show it.
+      const resp = api.handshakeResponse(conn);
+      const { headers, rawHeaders } = responseHeaders(resp);
+      this.emit('upgrade', {
+        statusCode: api.responseStatus(resp),
+        statusMessage: api.responseReason(resp) || '',
+        headers,
+        rawHeaders,
+      });
+    }
     this.emit('open');
     this._flush();
   }
@@ -327,16 +353,7 @@ class WebSocket extends EventEmitter {
     this._rejectStatus = statusCode;
     if (this.listenerCount('unexpected-response') === 0) return;
     this._unexpectedHandled = true;
-    const headers = {};
-    const rawHeaders = [];
-    const n = api.responseHeaderCount(resp);
-    for (let i = 0; i < n; i++) {
-      const name = [null], value = [null];
-      api.responseHeaderAt(resp, i, name, value);
-      rawHeaders.push(name[0], value[0]);
-      const k = name[0].toLowerCase();
-      headers[k] = headers[k] === undefined ? value[0] : `${headers[k]}, ${value[0]}`;
-    }
+    const { headers, rawHeaders } = responseHeaders(resp);
     const len = [0];
     const body = api.responseBody(resp, len);
     const res = new Readable({ read() {} });

@@ -61,6 +61,24 @@ test('server: an existing http.Server, and the headers event adds a response hea
   await new Promise((r) => server.close(r));
 });
 
+test('upgrade shows the server\'s 101 with its headers', async () => {
+  const wss = new RealWS.WebSocketServer({ port: 0, host: '127.0.0.1' });
+  wss.on('headers', (headers) => headers.push('X-Served-By: real ws'));
+  await once(wss, 'listening');
+  const ws = new WebSocket(`ws://127.0.0.1:${wss.address().port}/`);
+  const opened = once(ws, 'open'); // emitted right after upgrade, in the same turn
+  const [res] = await once(ws, 'upgrade');
+  assert.strictEqual(res.statusCode, 101);
+  assert.strictEqual(res.headers['x-served-by'], 'real ws');
+  assert.strictEqual(res.headers.upgrade.toLowerCase(), 'websocket');
+  assert.ok(res.headers['sec-websocket-accept']);
+  assert.ok(res.rawHeaders.includes('X-Served-By'));
+  await opened;
+  ws.close();
+  await once(ws, 'close');
+  await new Promise((r) => wss.close(r));
+});
+
 test('unexpected-response carries the refusing answer', async () => {
   const server = http.createServer();
   server.on('upgrade', (req, socket) => {
