@@ -1191,7 +1191,9 @@ wsffi_status wsffi_client_options_set_handshake_timeout_ms(struct wsffi_client_o
  the current URL; `http`/`https` read as `ws`/`wss`) is dialled with a fresh key; URL
  credentials and the Authorization and Cookie headers added with
  `wsffi_client_options_add_header` are dropped when the host or port changes or the hop goes
- from `wss` to `ws`. A loop, a missing or unusable Location, or more hops than
+ from `wss` to `ws`, and a TLS name set with `wsffi_client_options_set_tls_server_name`
+ is dropped when the host name changes (the new host is verified by its own name). A
+ loop, a missing or unusable Location, or more hops than
  `wsffi_client_options_set_max_redirects` end the connection with
  WSFFI_STATUS_ERR_HANDSHAKE_REJECTED and a message naming the cause. The connect and
  handshake timeouts count from the first dial and cover all hops.

@@ -166,9 +166,18 @@ impl EventLoop {
         conn.output.borrow_mut().buf.clear();
         let url = redirect.url.clone();
         with_state(conn, |st| {
-            if redirect.drop_credentials && st.config.headers.iter().any(|(n, _)| is_credential_header(n)) {
+            let strip_headers =
+                redirect.drop_credentials && st.config.headers.iter().any(|(n, _)| is_credential_header(n));
+            let strip_tls_name = redirect.other_host_name && st.config.tls.server_name.is_some();
+            if strip_headers || strip_tls_name {
                 let mut config = (*st.config).clone();
-                config.headers.retain(|(n, _)| !is_credential_header(n));
+                if strip_headers {
+                    config.headers.retain(|(n, _)| !is_credential_header(n));
+                }
+                if strip_tls_name {
+                    // Verified against the new host's own name.
+                    config.tls.server_name = None;
+                }
                 st.config = Arc::new(config);
             }
             st.url = redirect.url;

@@ -21,6 +21,9 @@ pub struct Redirect {
     /// Authorization, Cookie and URL credentials must be dropped: the host or port changed,
     /// or the hop went from `wss` to plain `ws`.
     pub drop_credentials: bool,
+    /// The host name changed: a TLS name set by the application for the old host (SNI and
+    /// the name verified) must not be applied to the new one.
+    pub other_host_name: bool,
 }
 
 /// Request headers the application set that must not follow a redirect to another host
@@ -77,7 +80,8 @@ impl RedirectFollower {
         if drop_credentials {
             url.userinfo = None;
         }
-        Ok(Redirect { url, drop_credentials })
+        let other_host_name = url.unix_path != current.unix_path || url.host != current.host;
+        Ok(Redirect { url, drop_credentials, other_host_name })
     }
 }
 
@@ -252,6 +256,9 @@ mod tests {
         assert_eq!(r.url.userinfo.as_deref(), Some("u:p"));
         let r2 = f.next(&r.url, 307, Some("wss://a:444/z")).unwrap();
         assert!(r2.drop_credentials, "port change is another host");
+        assert!(!r.other_host_name && !r2.other_host_name, "the same name on another port");
+        let r3 = f.next(&r2.url, 302, Some("wss://b/z")).unwrap();
+        assert!(r3.other_host_name && r3.drop_credentials);
         assert_eq!(r2.url.userinfo, None);
         let mut f = RedirectFollower::new(&start, 10);
         assert!(f.next(&start, 301, Some("ws://a/x")).unwrap().drop_credentials, "wss -> ws downgrade");
