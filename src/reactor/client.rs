@@ -113,9 +113,12 @@ impl EventLoop {
     /// lead to a host that `no_proxy` names).
     fn dial(&self, conn: &Rc<Conn>, url: &WsUrl) {
         let conn = conn.clone();
-        let setup_proxy =
-            with_state(&conn, |st| (st.config.proxy.clone(), st.config.proxy_from_env)).unwrap_or_default();
-        let proxy = if url.unix_path.is_some() { Ok(None) } else { choose_proxy(&setup_proxy, url) };
+        let proxy = if url.unix_path.is_some() {
+            Ok(None)
+        } else {
+            with_state(&conn, |st| choose_proxy(st.config.proxy.as_deref(), st.config.proxy_from_env, url))
+                .unwrap_or(Ok(None))
+        };
         let proxy = match proxy {
             Ok(p) => p,
             Err(message) => {
@@ -469,7 +472,7 @@ impl EventLoop {
             conn.output.borrow_mut().writer.enable_deflate(agreed, cfg);
         }
         *conn.handshake.borrow_mut() = None;
-        let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
+        let remote = conn.peer_text();
         conn.handle.set_info(
             ConnInfo {
                 protocol: nonempty_cstring(negotiated.protocol.as_deref()),
@@ -518,11 +521,11 @@ impl EventLoop {
 
 /// The proxy for `url`: the one set in the options (an empty string means none), else, when
 /// allowed, the one the environment names for it.
-fn choose_proxy(setting: &(Option<String>, bool), url: &WsUrl) -> Result<Option<ProxyUrl>, String> {
+fn choose_proxy(setting: Option<&str>, use_env: bool, url: &WsUrl) -> Result<Option<ProxyUrl>, String> {
     let from_env;
-    let chosen = match &setting.0 {
-        Some(s) => Some(s.as_str()),
-        None if setting.1 => {
+    let chosen = match setting {
+        Some(s) => Some(s),
+        None if use_env => {
             from_env = proxy_from_env(url.secure, &url.host, |n| std::env::var(n).ok());
             from_env.as_deref()
         }

@@ -616,6 +616,11 @@ impl Conn {
         self.terminate();
     }
 
+    /// The peer's address as text ("" once the socket is gone).
+    pub fn peer_text(&self) -> String {
+        self.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default()
+    }
+
     /// Current settings.
     pub fn cfg(&self) -> std::cell::Ref<'_, ConnConfig> {
         std::cell::Ref::map(self.config.borrow(), |c| &**c)

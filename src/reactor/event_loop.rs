@@ -1145,9 +1145,10 @@ impl EventLoop {
                 format!("client {}", log::quoted(&conn.handle.url().to_string_lossy()))
             }
             crate::core::session::Role::Server => {
+                // The address kept at open: a socket whose peer has gone no longer tells it.
                 let peer = match conn.handle.info() {
                     Some(info) => info.remote.to_string_lossy().into_owned(),
-                    None => conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default(),
+                    None => conn.peer_text(),
                 };
                 format!("server connection from {peer}")
             }

@@ -71,14 +71,15 @@ pub fn enabled(level: Level) -> bool {
 /// Formats and hands over a record (call through [`log!`](crate::log), which checks the level first).
 pub fn emit(level: Level, args: fmt::Arguments<'_>) {
     let text = args.to_string();
-    let deferred = PENDING.with(|p| match p.borrow_mut().as_mut() {
+    // Held on a reactor thread; handed over at once elsewhere.
+    let now = PENDING.with(|p| match p.borrow_mut().as_mut() {
         Some(queue) => {
-            queue.push((level, text.clone()));
-            true
+            queue.push((level, text));
+            None
         }
-        None => false,
+        None => Some(text),
     });
-    if !deferred {
+    if let Some(text) = now {
         deliver(level, &text);
     }
 }
@@ -101,6 +102,10 @@ pub fn hold_on_this_thread() {
 
 /// Delivers the records this thread holds; the loop calls it between events.
 pub fn flush_pending() {
+    // Called after every event: with the log off, one atomic load and nothing else.
+    if MAX_LEVEL.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     loop {
         let batch = PENDING.with(|p| p.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default());
         if batch.is_empty() {

@@ -674,7 +674,7 @@ impl EventLoop {
     }
 
     fn route(&self, conn: &Rc<Conn>, request: crate::core::handshake::request::Request) {
-        let remote = conn.stream.borrow().as_ref().map(|s| s.peer_text()).unwrap_or_default();
+        let remote = conn.peer_text();
         let (listener, forced) =
             with_state(conn, |st| (st.listener.clone(), st.forced.clone())).unwrap_or((None, None));
         let server = forced.or_else(|| {
