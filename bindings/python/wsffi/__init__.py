@@ -20,7 +20,9 @@ from ._core import (
     WebSocketError,
 )
 from ._emitter import EventEmitter, EventLoop, MessageEvent, WebSocket, WebSocketServer, default_loop
+from ._core import Timer
 from ._lib import BINARY, CLOSED, CLOSING, CONNECTING, OPEN, TEXT
+from ._log import disable_logging, enable_logging
 
 __version__ = "0.1.0"
 library_path = _lib.library_path
@@ -46,6 +48,17 @@ def call_soon(fn, *args) -> None:
     default_loop().call_soon(fn, *args)
 
 
+def call_later(delay: float, fn, *args) -> Timer:
+    """Runs fn(*args) once after `delay` seconds on the default loop's thread (setTimeout)."""
+    return default_loop().call_later(delay, fn, *args)
+
+
+def call_every(interval: float, fn, *args) -> Timer:
+    """Runs fn(*args) every `interval` seconds on the default loop's thread (setInterval)
+    until the returned timer's cancel()."""
+    return default_loop().call_every(interval, fn, *args)
+
+
 def shutdown() -> None:
     """Closes every connection and server of the default loop and frees its reactor (this also
     runs at interpreter exit)."""
@@ -56,5 +69,6 @@ __all__ = [
     "WebSocket", "WebSocketServer", "EventEmitter", "EventLoop", "MessageEvent", "Request", "Response",
     "CloseDetails", "WebSocketError", "InvalidStateError", "BackpressureError", "ShutDownError",
     "CONNECTING", "OPEN", "CLOSING", "CLOSED", "TEXT", "BINARY", "default_loop", "run", "stop",
-    "call_soon", "shutdown", "library_path", "library_version",
+    "call_soon", "call_later", "call_every", "Timer", "enable_logging", "disable_logging", "shutdown",
+    "library_path", "library_version",
 ]  # fmt: skip

@@ -206,6 +206,8 @@ def _free_all_reactors():
             r.free()
         except Exception:
             report_exception("atexit reactor shutdown")
+    # No library thread is left to log; stop before the interpreter goes away.
+    L.wsffi_set_log_callback(L.LOG_OFF, L.LOG_CB(), None, L.DESTROY_CB())
 
 
 atexit.register(_free_all_reactors)
@@ -304,6 +306,22 @@ class BaseConnection:
     @property
     def remote_address(self) -> str:
         return dec(L.wsffi_remote_address(self._handle)) if self._handle else ""
+
+    @property
+    def tls_alpn(self) -> str:
+        """The ALPN protocol agreed in the TLS handshake, "" without TLS."""
+        return dec(L.wsffi_tls_alpn(self._handle)) if self._handle else ""
+
+    @property
+    def tls_peer_subject(self) -> str:
+        """The subject of the peer's certificate (RFC 4514), "" without one."""
+        return dec(L.wsffi_tls_peer_subject(self._handle)) if self._handle else ""
+
+    @property
+    def handshake_response(self) -> "Response | None":
+        """Client side: the server's 101 answer (status, headers) once open, else None."""
+        ptr = L.wsffi_conn_handshake_response(self._handle) if self._handle else None
+        return Response.from_view(ptr) if ptr else None
 
     def pause(self) -> None:
         check(L.wsffi_conn_pause(self._h()))
@@ -482,6 +500,118 @@ SERVER_CALLBACKS.on_error = _t_server_error
 SERVER_CALLBACKS.on_close = _t_server_close
 
 
+# ---------------------------------------------------------------------------------------------
+# Plain HTTP requests on a listener (anything that is not an upgrade).
+
+
+def _answer(response, result) -> None:
+    """Writes a handler's result into the borrowed C response: str/bytes (200), or
+    (status, body), or (status, headers, body) with headers a dict or (name, value) pairs."""
+    status, headers, body = 200, (), b""
+    if isinstance(result, (str, bytes, bytearray)):
+        body = result
+    elif isinstance(result, tuple) and len(result) == 2:
+        status, body = result
+    elif isinstance(result, tuple) and len(result) == 3:
+        status, headers, body = result
+    elif result is None:
+        status = 204
+    else:
+        raise TypeError(f"an http_handler returns str, bytes or a (status, [headers,] body) tuple, not {type(result).__name__}")
+    pairs = list(headers.items() if hasattr(headers, "items") else headers)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+        if not any(n.lower() == "content-type" for n, _ in pairs):
+            pairs.append(("Content-Type", "text/plain; charset=utf-8"))
+    check(L.wsffi_http_response_set_status(response, int(status), None))
+    for name, value in pairs:
+        check(L.wsffi_http_response_add_header(response, str(name).encode(), str(value).encode()))
+    body = bytes(body or b"")
+    check(L.wsffi_http_response_set_body(response, body, len(body)))
+
+
+@L.HTTP_HANDLER_CB
+def _t_http(user, request, response):
+    handler = lookup(user)
+    if handler is None:  # the listener closed while this request waited
+        L.wsffi_http_response_set_status(response, 503, None)
+        return
+    try:
+        _answer(response, handler(Request.from_view(request)))
+    except BaseException:
+        report_exception("http_handler", handler)
+        L.wsffi_http_response_set_status(response, 500, None)
+        L.wsffi_http_response_set_body(response, None, 0)
+
+
+def set_http_handler(listener, handler) -> int:
+    """Serves plain HTTP requests on `listener` with `handler(request)`; returns the id to
+    give to `unregister` once the listener is closed."""
+    uid = register(handler)
+    status = L.wsffi_listener_set_http_handler(listener, _t_http, uid)
+    if status != L.STATUS_OK:
+        unregister(uid)
+        check(status)
+    return uid
+
+
+# ---------------------------------------------------------------------------------------------
+# Reactor timers: callbacks run where the reactor's other callbacks run (the dispatching thread).
+
+
+class Timer:
+    """A pending `call_later` / `call_every`; `cancel()` stops it (idempotent)."""
+
+    def __init__(self, reactor: Reactor, fn, args, on_done):
+        self._reactor = reactor
+        self._fn, self._args = fn, args
+        self._on_done = on_done
+        self.id = 0
+        self.cancelled = False
+
+    def cancel(self) -> bool:
+        """True when this call stopped the timer, False when it had already run its last time
+        or was cancelled before."""
+        if self.cancelled or not self.id or not self._reactor.alive:
+            return False
+        self.cancelled = True
+        return L.wsffi_reactor_cancel_timer(self._reactor.ptr, self.id) == L.STATUS_OK
+
+    def _ev_fire(self):
+        self._fn(*self._args)
+
+    def _ev_destroy(self):
+        if self._on_done is not None:
+            self._on_done()
+
+    def __repr__(self):
+        return f"<Timer {self.id} {self._fn!r}{' cancelled' if self.cancelled else ''}>"
+
+
+@L.TIMER_CB
+def _t_timer(timer, user):
+    _deliver(user, "_ev_fire")
+
+
+def add_timer(reactor: Reactor, delay, repeat, fn, args, on_done=None) -> Timer:
+    """Runs fn(*args) after `delay` seconds and then every `repeat` seconds (None: once)."""
+    if not callable(fn):
+        raise TypeError("the timer's callback must be callable")
+    t = Timer(reactor, fn, args, on_done)
+    delay_ms = _ms(delay)
+    repeat_ms = 0 if repeat is None else _ms(repeat)
+    if repeat is not None and repeat_ms == 0:
+        raise ValueError("a repeating timer needs an interval of at least 1 ms")
+    uid = register(t)
+    out = ctypes.c_uint64(0)
+    status = L.wsffi_reactor_add_timer(reactor.ptr, delay_ms, repeat_ms, _t_timer, uid, DESTROY, byref(out))
+    if status != L.STATUS_OK:
+        unregister(uid)
+        check(status)
+    t.id = out.value
+    return t
+
+
 def connect(reactor: Reactor, conn_obj: BaseConnection, url: str, options) -> None:
     """wsffi_connect with the shared callback table; registers `conn_obj` until destroy."""
     uid = register(conn_obj)
@@ -527,7 +657,7 @@ class ClientOptions:
         "protocols", "headers", "origin", "per_message_deflate", "max_payload", "max_fragments",
         "connect_timeout", "handshake_timeout", "close_timeout", "ping_interval", "idle_timeout",
         "water_marks", "max_header_bytes", "ca_file", "ca_dir", "client_cert", "server_name",
-        "insecure",
+        "insecure", "alpn", "proxy", "proxy_from_env", "follow_redirects", "max_redirects",
     }  # fmt: skip
 
     def __init__(self, protocols=None, **kw):
@@ -587,6 +717,20 @@ class ClientOptions:
             check(L.wsffi_client_options_set_tls_server_name(p, kw["server_name"].encode()))
         if kw.get("insecure"):
             check(L.wsffi_client_options_set_tls_insecure(p, True))
+        if kw.get("alpn") is not None:
+            names = _string_array(kw["alpn"], "alpn")
+            check(L.wsffi_client_options_set_tls_alpn(p, names, len(names), byref(err)), err)
+        proxy = kw.get("proxy")
+        if proxy is True:  # as websockets: True reads https_proxy / http_proxy / all_proxy
+            check(L.wsffi_client_options_set_proxy_from_env(p, True))
+        elif proxy:
+            check(L.wsffi_client_options_set_proxy(p, str(proxy).encode()))
+        if kw.get("proxy_from_env"):
+            check(L.wsffi_client_options_set_proxy_from_env(p, True))
+        if kw.get("follow_redirects") is not None:
+            check(L.wsffi_client_options_set_follow_redirects(p, bool(kw["follow_redirects"])))
+        if kw.get("max_redirects") is not None:
+            check(L.wsffi_client_options_set_max_redirects(p, int(kw["max_redirects"])))
 
     def free(self):
         p, self.ptr = self.ptr, None
@@ -601,6 +745,7 @@ class ServerOptions:
         "per_message_deflate", "max_payload", "max_fragments", "max_connections", "allowed_origins",
         "client_tracking", "ping_interval", "idle_timeout", "close_timeout", "water_marks",
         "handshake_timeout", "backlog", "max_header_bytes", "reuse_port", "tls_cert", "tls_client_ca",
+        "tls_sni", "alpn",
     }  # fmt: skip
 
     def __init__(self, **kw):
@@ -651,10 +796,11 @@ class ServerOptions:
             check(L.wsffi_listener_options_set_max_header_bytes(lp, int(kw["max_header_bytes"])))
         if kw.get("reuse_port"):
             check(L.wsffi_listener_options_set_reuse_port(lp, True))
+        set_certificates(lp, kw.get("tls_cert"), kw.get("tls_sni"))
         err = c_void_p()
-        if kw.get("tls_cert"):
-            chain, key = kw["tls_cert"]
-            check(L.wsffi_listener_options_set_tls_cert_files(lp, str(chain).encode(), str(key).encode(), byref(err)), err)
+        if kw.get("alpn") is not None:
+            names = _string_array(kw["alpn"], "alpn")
+            check(L.wsffi_listener_options_set_tls_alpn(lp, names, len(names), byref(err)), err)
         if kw.get("tls_client_ca"):
             spec = kw["tls_client_ca"]
             path, required = (spec, True) if isinstance(spec, (str, bytes)) or hasattr(spec, "__fspath__") else spec
@@ -667,6 +813,48 @@ class ServerOptions:
             L.wsffi_server_options_free(p)
         if lp:
             L.wsffi_listener_options_free(lp)
+
+
+def _string_array(names, what):
+    if isinstance(names, (str, bytes)):
+        names = [names]
+    encoded = [n.encode() if isinstance(n, str) else bytes(n) for n in names]
+    return (c_char_p * max(1, len(encoded)))(*encoded)
+
+
+def _pem_or_path(value):
+    """PEM text given as bytes is used as is; anything else (str, Path) names a file."""
+    return value if isinstance(value, (bytes, bytearray)) else None
+
+
+def set_certificates(lp, cert, sni) -> None:
+    """Puts a default certificate `cert` ((chain, key) as file paths or PEM bytes) and the
+    certificates per server name `sni` ({name: (chain, key)}) on listener options `lp`."""
+    err = c_void_p()
+    if cert:
+        chain, key = cert
+        if _pem_or_path(chain) is not None:
+            check(L.wsffi_listener_options_set_tls_cert_pem(lp, bytes(chain), len(chain), bytes(key), len(key), byref(err)), err)
+        else:
+            check(L.wsffi_listener_options_set_tls_cert_files(lp, str(chain).encode(), str(key).encode(), byref(err)), err)
+    for name, (chain, key) in dict(sni or {}).items():
+        if _pem_or_path(chain) is not None:
+            check(L.wsffi_listener_options_add_tls_sni_cert_pem(lp, name.encode(), bytes(chain), len(chain), bytes(key), len(key), byref(err)), err)
+        else:
+            check(L.wsffi_listener_options_add_tls_sni_cert_files(lp, name.encode(), str(chain).encode(), str(key).encode(), byref(err)), err)
+
+
+def replace_certificates(listener, cert, sni) -> None:
+    """Swaps the certificates of a running TLS listener (new handshakes only)."""
+    lp = L.wsffi_listener_options_new()
+    if not lp:
+        raise MemoryError("wsffi_listener_options_new failed")
+    try:
+        set_certificates(lp, cert, sni)
+        err = c_void_p()
+        check(L.wsffi_listener_set_tls_certificates(listener, lp, byref(err)), err)
+    finally:
+        L.wsffi_listener_options_free(lp)
 
 
 def format_address(host: str, port: int) -> str:
@@ -713,12 +901,15 @@ class Request:
     Fields: ``method``, ``url`` (target as sent, "/chat?room=1"; also ``request_uri``),
     ``path`` ("/chat"), ``query_string`` ("room=1"), ``http_version`` ("1.1"), ``host``,
     ``remote_address`` ("127.0.0.1:53122"), ``tls_subject`` ("" without a client certificate),
+    ``tls_server_name`` (the SNI name the client asked for, "" without), ``tls_alpn`` (the
+    agreed ALPN protocol, "" without TLS),
     ``headers`` (lower-case name -> value, repeated headers joined with ", "), ``raw_headers``
     ([(name, value)] in received order and spelling), ``origin``.
     Methods: ``get_header(name)``, ``has_header(name)``, ``query(name)``."""
 
     def __init__(self, method="GET", url="/", path="/", query_string="", http_version="1.1",
-                 remote_address="", host=None, tls_subject="", raw_headers=()):  # fmt: skip
+                 remote_address="", host=None, tls_subject="", raw_headers=(), tls_server_name="",
+                 tls_alpn=""):  # fmt: skip
         self.method = method
         self.url = url
         self.path = path
@@ -727,6 +918,8 @@ class Request:
         self.remote_address = remote_address
         self.host = host
         self.tls_subject = tls_subject
+        self.tls_server_name = tls_server_name
+        self.tls_alpn = tls_alpn
         self.raw_headers = list(raw_headers)
         headers = Headers()
         for name, value in self.raw_headers:
@@ -752,6 +945,8 @@ class Request:
             remote_address=dec(L.wsffi_request_remote_address(ptr)),
             host=dec(host) if host is not None else None,
             tls_subject=dec(L.wsffi_request_tls_subject(ptr)),
+            tls_server_name=dec(L.wsffi_request_tls_server_name(ptr)),
+            tls_alpn=dec(L.wsffi_request_tls_alpn(ptr)),
             raw_headers=raw,
         )
 

@@ -166,6 +166,25 @@ class EventLoop:
             self._calls.append((fn, args))
         self._wake()
 
+    def call_later(self, delay: float, fn, *args) -> C.Timer:
+        """Runs fn(*args) once on the loop's thread after `delay` seconds (a reactor timer;
+        the seeds' setTimeout). Like a connection, a pending timer keeps ``run()`` going."""
+        return self._timer(delay, None, fn, args)
+
+    def call_every(self, interval: float, fn, *args) -> C.Timer:
+        """Runs fn(*args) on the loop's thread every `interval` seconds until
+        ``timer.cancel()`` (the seeds' setInterval heartbeat). A run that falls behind is not
+        repeated to catch up."""
+        return self._timer(interval, interval, fn, args)
+
+    def _timer(self, delay, repeat, fn, args) -> C.Timer:
+        self._add()
+        try:
+            return C.add_timer(self.reactor, delay, repeat, fn, args, on_done=self._remove)
+        except BaseException:
+            self._remove()
+            raise
+
     # running --------------------------------------------------------------------------------
 
     def start(self):
@@ -471,11 +490,16 @@ class WebSocketServer(EventEmitter, C.BaseServer):
       ``client_tracking`` (default True), ``ping_interval``, ``idle_timeout``,
       ``close_timeout``, ``handshake_timeout`` (seconds), ``water_marks``, ``backlog``,
       ``max_header_bytes``, ``reuse_port``, ``tls_cert`` ((chain, key) paths),
-      ``tls_client_ca`` (path or (path, required)), ``loop``.
+      ``tls_client_ca`` (path or (path, required)), ``tls_sni`` ({server name: (chain,
+      key)}, "*.example.com" for a wildcard), ``alpn`` (protocols in order of preference),
+      ``loop``. Certificates are file paths or PEM bytes.
+    - ``http_handler(request)``: answers plain (non-upgrade) HTTP requests on the port; it
+      returns str or bytes (200), ``(status, body)`` or ``(status, headers, body)``. Without
+      it they get 426 on the WebSocket path and 404 elsewhere.
     """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", path: str = "/", *, verify_client=None,
-                 handle_protocols=None, loop: EventLoop | None = None, **options):  # fmt: skip
+                 handle_protocols=None, http_handler=None, loop: EventLoop | None = None, **options):  # fmt: skip
         EventEmitter.__init__(self)
         self._loop = loop or default_loop()
         self.path = path
@@ -498,8 +522,16 @@ class WebSocketServer(EventEmitter, C.BaseServer):
                 raise
         finally:
             opts.free()
+        self._http_uid = C.set_http_handler(self._listener, http_handler) if http_handler else 0
         self.address = C.dec(L.wsffi_listener_address(self._listener))
         self.port = L.wsffi_listener_port(self._listener)
+
+    def set_certificates(self, tls_cert=None, tls_sni=None) -> None:
+        """Replaces the TLS certificates without a restart: handshakes from now on get the
+        new ones, open connections keep theirs. Same forms as the constructor's options."""
+        if self._listener is None:
+            raise C.InvalidStateError(L.STATUS_ERR_CLOSED, "the server is closed")
+        C.replace_certificates(self._listener, tls_cert, tls_sni)
 
     @property
     def clients(self):
@@ -522,6 +554,8 @@ class WebSocketServer(EventEmitter, C.BaseServer):
         server, self._server = self._server, None
         L.wsffi_listener_close(listener)
         L.wsffi_server_close(server)
+        if self._http_uid:
+            C.unregister(self._http_uid)
 
     # events ---------------------------------------------------------------------------------
 

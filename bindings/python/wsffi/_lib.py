@@ -28,6 +28,7 @@ from ctypes import (
     c_uint8,
     c_uint16,
     c_uint32,
+    c_uint64,
     c_void_p,
 )
 from pathlib import Path
@@ -99,6 +100,8 @@ STATUS_ERR_QUEUE_FULL = 206
 STATUS_ERR_MESSAGE_TOO_BIG = 303
 STATUS_ERR_TIMEOUT = 403
 
+LOG_OFF, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3, 4
+
 # ---------------------------------------------------------------------------------------------
 # Types
 
@@ -139,6 +142,9 @@ CONNECTION_CB = CFUNCTYPE(None, c_void_p, c_void_p, conn_p, c_void_p)
 SERVER_ERROR_CB = CFUNCTYPE(None, c_void_p, c_void_p, status_t, c_char_p)
 SERVER_CLOSE_CB = CFUNCTYPE(None, c_void_p, c_void_p)
 CLIENT_VISIT_CB = CFUNCTYPE(None, c_void_p, conn_p)
+LOG_CB = CFUNCTYPE(None, c_uint32, c_char_p, c_void_p)
+TIMER_CB = CFUNCTYPE(None, c_uint64, c_void_p)
+HTTP_HANDLER_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
 
 
 class ConnCallbacks(Structure):
@@ -199,6 +205,7 @@ wsffi_status_str = _fn("wsffi_status_str", c_char_p, c_uint32)
 wsffi_error_status = _fn("wsffi_error_status", S, P)
 wsffi_error_message = _fn("wsffi_error_message", c_char_p, P)
 wsffi_error_free = _fn("wsffi_error_free", None, P)
+wsffi_set_log_callback = _fn("wsffi_set_log_callback", S, c_uint32, LOG_CB, P, DESTROY_CB)
 
 # Reactor
 wsffi_reactor_options_new = _fn("wsffi_reactor_options_new", P)
@@ -209,6 +216,8 @@ wsffi_reactor_new = _fn("wsffi_reactor_new", S, P, PP, PP)
 wsffi_reactor_free = _fn("wsffi_reactor_free", S, P)
 wsffi_reactor_fd = _fn("wsffi_reactor_fd", c_int, P)
 wsffi_reactor_dispatch = _fn("wsffi_reactor_dispatch", S, P, c_size_t, POINTER(c_size_t))
+wsffi_reactor_add_timer = _fn("wsffi_reactor_add_timer", S, P, c_uint64, c_uint64, TIMER_CB, P, DESTROY_CB, POINTER(c_uint64))
+wsffi_reactor_cancel_timer = _fn("wsffi_reactor_cancel_timer", S, P, c_uint64)
 
 # Connections
 wsffi_conn_callbacks_init = _fn("wsffi_conn_callbacks_init", S, POINTER(ConnCallbacks), c_size_t)
@@ -228,6 +237,10 @@ wsffi_protocol = _fn("wsffi_protocol", c_char_p, P)
 wsffi_extensions = _fn("wsffi_extensions", c_char_p, P)
 wsffi_remote_address = _fn("wsffi_remote_address", c_char_p, P)
 wsffi_url = _fn("wsffi_url", c_char_p, P)
+wsffi_tls_alpn = _fn("wsffi_tls_alpn", c_char_p, P)
+wsffi_tls_peer_subject = _fn("wsffi_tls_peer_subject", c_char_p, P)
+wsffi_conn_handshake_response = _fn("wsffi_conn_handshake_response", P, P)
+wsffi_send_fragment = _fn("wsffi_send_fragment", S, P, c_uint32, c_char_p, c_size_t, c_bool)
 wsffi_conn_set_callbacks = _fn("wsffi_conn_set_callbacks", S, P, POINTER(ConnCallbacks), P, DESTROY_CB)
 wsffi_conn_retain = _fn("wsffi_conn_retain", P, P)
 wsffi_conn_release = _fn("wsffi_conn_release", None, P)
@@ -254,6 +267,11 @@ wsffi_client_options_set_tls_ca_dir = _fn("wsffi_client_options_set_tls_ca_dir",
 wsffi_client_options_set_tls_client_cert = _fn("wsffi_client_options_set_tls_client_cert", S, P, c_char_p, c_char_p, PP)
 wsffi_client_options_set_tls_server_name = _fn("wsffi_client_options_set_tls_server_name", S, P, c_char_p)
 wsffi_client_options_set_tls_insecure = _fn("wsffi_client_options_set_tls_insecure", S, P, c_bool)
+wsffi_client_options_set_tls_alpn = _fn("wsffi_client_options_set_tls_alpn", S, P, POINTER(c_char_p), c_size_t, PP)
+wsffi_client_options_set_proxy = _fn("wsffi_client_options_set_proxy", S, P, c_char_p)
+wsffi_client_options_set_proxy_from_env = _fn("wsffi_client_options_set_proxy_from_env", S, P, c_bool)
+wsffi_client_options_set_follow_redirects = _fn("wsffi_client_options_set_follow_redirects", S, P, c_bool)
+wsffi_client_options_set_max_redirects = _fn("wsffi_client_options_set_max_redirects", S, P, c_uint32)
 
 # Server options
 wsffi_server_options_new = _fn("wsffi_server_options_new", P)
@@ -279,6 +297,15 @@ wsffi_listener_options_set_handshake_timeout_ms = _fn("wsffi_listener_options_se
 wsffi_listener_options_set_reuse_port = _fn("wsffi_listener_options_set_reuse_port", S, P, c_bool)
 wsffi_listener_options_set_tls_cert_files = _fn("wsffi_listener_options_set_tls_cert_files", S, P, c_char_p, c_char_p, PP)
 wsffi_listener_options_set_tls_client_ca_file = _fn("wsffi_listener_options_set_tls_client_ca_file", S, P, c_char_p, c_bool, PP)
+wsffi_listener_options_set_tls_cert_pem = _fn("wsffi_listener_options_set_tls_cert_pem", S, P, c_char_p, c_size_t, c_char_p, c_size_t, PP)
+wsffi_listener_options_add_tls_sni_cert_files = _fn("wsffi_listener_options_add_tls_sni_cert_files", S, P, c_char_p, c_char_p, c_char_p, PP)
+wsffi_listener_options_add_tls_sni_cert_pem = _fn("wsffi_listener_options_add_tls_sni_cert_pem", S, P, c_char_p, c_char_p, c_size_t, c_char_p, c_size_t, PP)
+wsffi_listener_options_set_tls_alpn = _fn("wsffi_listener_options_set_tls_alpn", S, P, POINTER(c_char_p), c_size_t, PP)
+wsffi_listener_set_tls_certificates = _fn("wsffi_listener_set_tls_certificates", S, P, P, PP)
+wsffi_listener_set_http_handler = _fn("wsffi_listener_set_http_handler", S, P, HTTP_HANDLER_CB, P)
+wsffi_http_response_set_status = _fn("wsffi_http_response_set_status", S, P, c_uint16, c_char_p)
+wsffi_http_response_add_header = _fn("wsffi_http_response_add_header", S, P, c_char_p, c_char_p)
+wsffi_http_response_set_body = _fn("wsffi_http_response_set_body", S, P, c_char_p, c_size_t)
 wsffi_listen = _fn("wsffi_listen", S, P, c_char_p, P, PP, PP)
 wsffi_listener_port = _fn("wsffi_listener_port", c_uint16, P)
 wsffi_listener_address = _fn("wsffi_listener_address", c_char_p, P)
@@ -300,6 +327,8 @@ wsffi_handshake_reject = _fn("wsffi_handshake_reject", S, P, c_uint16, c_char_p)
 
 # Request and response views
 wsffi_request_tls_subject = _fn("wsffi_request_tls_subject", c_char_p, P)
+wsffi_request_tls_alpn = _fn("wsffi_request_tls_alpn", c_char_p, P)
+wsffi_request_tls_server_name = _fn("wsffi_request_tls_server_name", c_char_p, P)
 wsffi_request_method = _fn("wsffi_request_method", c_char_p, P)
 wsffi_request_url = _fn("wsffi_request_url", c_char_p, P)
 wsffi_request_path = _fn("wsffi_request_path", c_char_p, P)
@@ -315,6 +344,7 @@ wsffi_request_header_at = _fn("wsffi_request_header_at", S, P, c_size_t, POINTER
 wsffi_response_status = _fn("wsffi_response_status", c_uint16, P)
 wsffi_response_reason = _fn("wsffi_response_reason", c_char_p, P)
 wsffi_response_header_count = _fn("wsffi_response_header_count", c_size_t, P)
+wsffi_response_header = _fn("wsffi_response_header", c_char_p, P, c_char_p)
 wsffi_response_header_at = _fn("wsffi_response_header_at", S, P, c_size_t, POINTER(c_char_p), POINTER(c_char_p))
 wsffi_response_body = _fn("wsffi_response_body", c_void_p, P, POINTER(c_size_t))
 

@@ -350,6 +350,10 @@ class ClientConnection(_Connection):
         super().__init__(lr)
         self.url = url
 
+    def _ev_open(self):
+        self.response = self.handshake_response  # the 101, like websockets' .response
+        super()._ev_open()
+
     def __repr__(self):
         return f"<ClientConnection {self.url} state={self.state}>"
 
@@ -467,6 +471,7 @@ class Server(C.BaseServer):
         self._closing = False
         self._subprotocols = None
         self._listener = self._server = None
+        self._http_uid = 0
         self.port = 0
         self.address = ""
 
@@ -483,6 +488,15 @@ class Server(C.BaseServer):
         server, self._server = self._server, None
         L.wsffi_listener_close(listener)
         L.wsffi_server_close(server)
+        if self._http_uid:
+            C.unregister(self._http_uid)
+
+    def set_certificates(self, tls_cert=None, tls_sni=None) -> None:
+        """Replaces the TLS certificates for new handshakes (see
+        wsffi.WebSocketServer.set_certificates)."""
+        if self._listener is None:
+            raise C.InvalidStateError(L.STATUS_ERR_CLOSED, "the server is closed")
+        C.replace_certificates(self._listener, tls_cert, tls_sni)
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._closed_fut)
@@ -590,10 +604,11 @@ class serve:  # noqa: N801 -- named like websockets' serve
     ``select_subprotocol(request, offered)``, ``process_request(request)`` (return None to go
     on, or an HTTP status / (status, reason) to refuse), ``compression`` (None by default,
     "deflate" to accept it), ``max_size``, ``open_timeout``, ``ping_interval``,
-    ``close_timeout``, plus any wsffi server option (see wsffi.WebSocketServer)."""
+    ``close_timeout``, ``http_handler(request)`` for plain HTTP requests (as
+    wsffi.WebSocketServer's), plus any wsffi server option (see wsffi.WebSocketServer)."""
 
     def __init__(self, handler, host: str = "127.0.0.1", port: int = 0, *, path: str = "/", subprotocols=None,
-                 select_subprotocol=None, process_request=None, **kw):  # fmt: skip
+                 select_subprotocol=None, process_request=None, http_handler=None, **kw):  # fmt: skip
         self.handler = handler
         self.host = host or "0.0.0.0"
         self.port = port
@@ -601,6 +616,7 @@ class serve:  # noqa: N801 -- named like websockets' serve
         self.subprotocols = subprotocols
         self.select_subprotocol = select_subprotocol
         self.process_request = process_request
+        self.http_handler = http_handler
         kw = dict(kw)
         if "compression" in kw:
             kw["per_message_deflate"] = kw.pop("compression") is not None
@@ -635,6 +651,7 @@ class serve:  # noqa: N801 -- named like websockets' serve
                 raise
         finally:
             opts.free()
+        server._http_uid = C.set_http_handler(server._listener, self.http_handler) if self.http_handler else 0
         server.address = C.dec(L.wsffi_listener_address(server._listener))
         server.port = L.wsffi_listener_port(server._listener)
         self.server = server
