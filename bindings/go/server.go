@@ -21,17 +21,22 @@ import (
 // Request is an HTTP request as the server received it (copied out of the
 // library, so it may be kept).
 type Request struct {
-	Method      string
-	URL         string // the request target as sent ("/chat?room=1")
-	Path        string // without the query
-	RawQuery    string
-	Query       url.Values
-	Proto       string // "1.1"
-	Host        string
-	RemoteAddr  string
-	TLSSubject  string // RFC 4514 subject of the client certificate, "" without one
-	Header      http.Header
-	HeaderOrder [][2]string // headers in received order and spelling
+	Method     string
+	URL        string // the request target as sent ("/chat?room=1")
+	Path       string // without the query
+	RawQuery   string
+	Query      url.Values
+	Proto      string // "1.1"
+	Host       string
+	RemoteAddr string
+	TLSSubject string // RFC 4514 subject of the client certificate, "" without one
+	// TLSALPN is the ALPN protocol agreed on with the client ("http/1.1" by
+	// default; "" without TLS or when none was).
+	TLSALPN string
+	// TLSServerName is the name the client asked for with SNI, as sent ("" without TLS or SNI).
+	TLSServerName string
+	Header        http.Header
+	HeaderOrder   [][2]string // headers in received order and spelling
 }
 
 func gostr(p *C.char) string {
@@ -46,15 +51,17 @@ func newRequest(r *C.struct_wsffi_request) *Request {
 		return nil
 	}
 	req := &Request{
-		Method:     gostr(C.wsffi_request_method(r)),
-		URL:        gostr(C.wsffi_request_url(r)),
-		Path:       gostr(C.wsffi_request_path(r)),
-		RawQuery:   gostr(C.wsffi_request_query_string(r)),
-		Proto:      gostr(C.wsffi_request_http_version(r)),
-		Host:       gostr(C.wsffi_request_host(r)),
-		RemoteAddr: gostr(C.wsffi_request_remote_address(r)),
-		TLSSubject: gostr(C.wsffi_request_tls_subject(r)),
-		Header:     http.Header{},
+		Method:        gostr(C.wsffi_request_method(r)),
+		URL:           gostr(C.wsffi_request_url(r)),
+		Path:          gostr(C.wsffi_request_path(r)),
+		RawQuery:      gostr(C.wsffi_request_query_string(r)),
+		Proto:         gostr(C.wsffi_request_http_version(r)),
+		Host:          gostr(C.wsffi_request_host(r)),
+		RemoteAddr:    gostr(C.wsffi_request_remote_address(r)),
+		TLSSubject:    gostr(C.wsffi_request_tls_subject(r)),
+		TLSALPN:       gostr(C.wsffi_request_tls_alpn(r)),
+		TLSServerName: gostr(C.wsffi_request_tls_server_name(r)),
+		Header:        http.Header{},
 	}
 	req.Query, _ = url.ParseQuery(req.RawQuery)
 	n := int(C.wsffi_request_header_count(r))
