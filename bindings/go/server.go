@@ -177,13 +177,144 @@ type ListenOptions struct {
 	ReusePort        bool
 
 	// TLS: a certificate chain and key as PEM files, or a tls.Certificate
-	// (its chain and PKCS#8-encodable key are handed over as PEM).
+	// (a single certificate goes over as DER, a chain as PEM; the key must
+	// be PKCS#8-encodable). Every connection then speaks TLS.
 	TLSCertFile    string
 	TLSKeyFile     string
 	TLSCertificate *tls.Certificate
-	// Mutual TLS: verify client certificates against this CA file.
+	// TLSSNI holds certificates for clients that ask for a server name by
+	// SNI; the certificate above is the default for the others (without
+	// one their handshake fails).
+	TLSSNI []SNICertificate
+	// TLSALPN are the ALPN protocols accepted, the server's order deciding;
+	// nil keeps the default ("http/1.1"), an empty non-nil slice accepts
+	// none (clients' offers are ignored). Needs a certificate.
+	TLSALPN []string
+	// Mutual TLS: verify client certificates against this CA file; with
+	// TLSClientCertRequired clients without a valid one fail the handshake.
 	TLSClientCAFile       string
 	TLSClientCertRequired bool
+}
+
+// SNICertificate is presented to TLS clients that ask for ServerName: a
+// DNS name ("chat.example.com") or a wildcard one label deep
+// ("*.example.com"), compared case-insensitively; an exact name wins over a
+// wildcard. The chain and key come from PEM files or a tls.Certificate.
+type SNICertificate struct {
+	ServerName  string
+	CertFile    string
+	KeyFile     string
+	Certificate *tls.Certificate
+}
+
+// Certificates is the certificate set of a TLS listener, for
+// (*Listener).SetCertificates: a default certificate (PEM files or a
+// tls.Certificate) and certificates by server name.
+type Certificates struct {
+	CertFile    string
+	KeyFile     string
+	Certificate *tls.Certificate
+	SNI         []SNICertificate
+}
+
+// setCertificates puts a default certificate and SNI certificates on listener
+// options. A tls.Certificate with one certificate goes over as DER, a chain
+// as PEM.
+func setCertificates(o *C.wsffi_listener_options, certFile, keyFile string, cert *tls.Certificate, sni []SNICertificate) error {
+	if certFile != "" || keyFile != "" {
+		cc, ck := cstr(certFile), cstr(keyFile)
+		var d *C.wsffi_error
+		st := C.wsffi_listener_options_set_tls_cert_files(o, cc, ck, &d)
+		C.free(unsafe.Pointer(cc))
+		C.free(unsafe.Pointer(ck))
+		if err := detailErr("tls cert files", st, d); err != nil {
+			return err
+		}
+	}
+	if cert != nil {
+		if err := withCertificate(cert, func(c *C.uint8_t, cn C.size_t, k *C.uint8_t, kn C.size_t, der bool, d **C.wsffi_error) C.wsffi_status {
+			if der {
+				return C.wsffi_listener_options_set_tls_cert_der(o, c, cn, k, kn, d)
+			}
+			return C.wsffi_listener_options_set_tls_cert_pem(o, c, cn, k, kn, d)
+		}); err != nil {
+			return err
+		}
+	}
+	for _, sc := range sni {
+		name := cstr(sc.ServerName)
+		var err error
+		if sc.Certificate != nil {
+			err = withCertificate(sc.Certificate, func(c *C.uint8_t, cn C.size_t, k *C.uint8_t, kn C.size_t, der bool, d **C.wsffi_error) C.wsffi_status {
+				if der {
+					return C.wsffi_listener_options_add_tls_sni_cert_der(o, name, c, cn, k, kn, d)
+				}
+				return C.wsffi_listener_options_add_tls_sni_cert_pem(o, name, c, cn, k, kn, d)
+			})
+		} else {
+			cc, ck := cstr(sc.CertFile), cstr(sc.KeyFile)
+			var d *C.wsffi_error
+			st := C.wsffi_listener_options_add_tls_sni_cert_files(o, name, cc, ck, &d)
+			C.free(unsafe.Pointer(cc))
+			C.free(unsafe.Pointer(ck))
+			err = detailErr("tls sni cert files", st, d)
+		}
+		C.free(unsafe.Pointer(name))
+		if err != nil {
+			if e, ok := err.(*Error); ok {
+				e.Op = "tls sni " + sc.ServerName
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// withCertificate hands a tls.Certificate to set: DER for a single
+// certificate, PEM for a chain; the key as PKCS#8.
+func withCertificate(c *tls.Certificate, set func(cert *C.uint8_t, certLen C.size_t, key *C.uint8_t, keyLen C.size_t, der bool, d **C.wsffi_error) C.wsffi_status) error {
+	if len(c.Certificate) == 0 {
+		return &Error{Op: "tls certificate", Status: Status(C.WSFFI_STATUS_ERR_INVALID_PARAMETER), Message: "tls.Certificate without certificates"}
+	}
+	k, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return &Error{Op: "tls certificate", Status: Status(C.WSFFI_STATUS_ERR_INVALID_PARAMETER), Message: err.Error()}
+	}
+	var d *C.wsffi_error
+	var st C.wsffi_status
+	if len(c.Certificate) == 1 {
+		st = set(bytesPtr(c.Certificate[0]), C.size_t(len(c.Certificate[0])), bytesPtr(k), C.size_t(len(k)), true, &d)
+	} else {
+		chain, key := tlsPEM(c.Certificate, k)
+		st = set(bytesPtr(chain), C.size_t(len(chain)), bytesPtr(key), C.size_t(len(key)), false, &d)
+	}
+	return detailErr("tls certificate", st, d)
+}
+
+// SetCertificates replaces the certificates of a running TLS listener (the
+// default one and those by server name, all at once). Handshakes that start
+// afterwards present the new ones; open connections keep theirs. ErrTLS when
+// c holds no certificate or the listener does not serve TLS; on any error the
+// listener keeps its certificates.
+func (l *Listener) SetCertificates(c *Certificates) error {
+	if c == nil {
+		c = &Certificates{}
+	}
+	o := C.wsffi_listener_options_new()
+	if o == nil {
+		return &Error{Op: "listener options", Status: Status(C.WSFFI_STATUS_ERR_INTERNAL)}
+	}
+	defer C.wsffi_listener_options_free(o)
+	if err := setCertificates(o, c.CertFile, c.KeyFile, c.Certificate, c.SNI); err != nil {
+		return err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return &Error{Op: "set certificates", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
+	}
+	var d *C.wsffi_error
+	return detailErr("set certificates", C.wsffi_listener_set_tls_certificates(l.l, o, &d), d)
 }
 
 // Listener is a listening socket that servers attach to by path.
@@ -210,15 +341,11 @@ func Listen(addr string, opts *ListenOptions) (*Listener, error) {
 	return r.Listen(addr, opts)
 }
 
-func tlsPEM(c *tls.Certificate) (chain, key []byte, err error) {
-	for _, der := range c.Certificate {
+func tlsPEM(certs [][]byte, pkcs8 []byte) (chain, key []byte) {
+	for _, der := range certs {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	k, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), nil
+	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 }
 
 // Listen is the package Listen on this reactor (opts.Reactor is ignored).
@@ -249,24 +376,15 @@ func (r *Reactor) Listen(addr string, opts *ListenOptions) (*Listener, error) {
 	if opts.ReusePort {
 		C.wsffi_listener_options_set_reuse_port(o, true)
 	}
-	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
-		cc, ck := cstr(opts.TLSCertFile), cstr(opts.TLSKeyFile)
-		var d *C.wsffi_error
-		st := C.wsffi_listener_options_set_tls_cert_files(o, cc, ck, &d)
-		C.free(unsafe.Pointer(cc))
-		C.free(unsafe.Pointer(ck))
-		if err := detailErr("tls cert files", st, d); err != nil {
-			return nil, err
-		}
+	if err := setCertificates(o, opts.TLSCertFile, opts.TLSKeyFile, opts.TLSCertificate, opts.TLSSNI); err != nil {
+		return nil, err
 	}
-	if opts.TLSCertificate != nil {
-		chain, key, err := tlsPEM(opts.TLSCertificate)
-		if err != nil {
-			return nil, err
-		}
+	if opts.TLSALPN != nil {
+		cs := cstrings(opts.TLSALPN)
 		var d *C.wsffi_error
-		st := C.wsffi_listener_options_set_tls_cert_pem(o, bytesPtr(chain), C.size_t(len(chain)), bytesPtr(key), C.size_t(len(key)), &d)
-		if err := detailErr("tls certificate", st, d); err != nil {
+		st := C.wsffi_listener_options_set_tls_alpn(o, cArrayPtr(cs), C.size_t(len(cs)), &d)
+		freeCStrings(cs)
+		if err := detailErr("tls alpn", st, d); err != nil {
 			return nil, err
 		}
 	}
