@@ -350,6 +350,15 @@ func tlsPEM(certs [][]byte, pkcs8 []byte) (chain, key []byte) {
 
 // Listen is the package Listen on this reactor (opts.Reactor is ignored).
 func (r *Reactor) Listen(addr string, opts *ListenOptions) (*Listener, error) {
+	ca := cstr(addr)
+	defer C.free(unsafe.Pointer(ca))
+	return r.listen("listen", opts, func(rp *C.wsffi_reactor, o *C.wsffi_listener_options, l **C.wsffi_listener, d **C.wsffi_error) C.wsffi_status {
+		return C.wsffi_listen(rp, ca, o, l, d)
+	})
+}
+
+// listen builds the listener options of opts and opens the listener with open.
+func (r *Reactor) listen(op string, opts *ListenOptions, open func(*C.wsffi_reactor, *C.wsffi_listener_options, **C.wsffi_listener, **C.wsffi_error) C.wsffi_status) (*Listener, error) {
 	if opts == nil {
 		opts = &ListenOptions{}
 	}
@@ -402,11 +411,9 @@ func (r *Reactor) Listen(addr string, opts *ListenOptions) (*Listener, error) {
 		return nil, err
 	}
 	defer r.release()
-	ca := cstr(addr)
-	defer C.free(unsafe.Pointer(ca))
 	var l *C.wsffi_listener
 	var d *C.wsffi_error
-	if err := detailErr("listen", C.wsffi_listen(rp, ca, o, &l, &d), d); err != nil {
+	if err := detailErr(op, open(rp, o, &l, &d), d); err != nil {
 		return nil, err
 	}
 	return &Listener{
@@ -625,6 +632,16 @@ func serverOptions(o *ServerOptions) (*C.wsffi_server_options, error) {
 // neither OnOpen nor OnMessage and opts has no OnConnection, connections
 // are queued for Accept instead (goroutine-per-connection style).
 func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return nil, &Error{Op: "attach", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
+	}
+	return l.reactor.attach(l.l, path, opts, h)
+}
+
+// attach makes a server on listener l, or a standalone one with l nil.
+func (r *Reactor) attach(l *C.wsffi_listener, path string, opts *ServerOptions, h *Handler) (*Server, error) {
 	if opts == nil {
 		opts = &ServerOptions{}
 	}
@@ -634,7 +651,7 @@ func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server
 	}
 	defer C.wsffi_server_options_free(so)
 	s := &Server{
-		reactor: l.reactor,
+		reactor: r,
 		handler: h,
 		opts:    *opts,
 		conns:   map[*Conn]struct{}{},
@@ -652,16 +669,11 @@ func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server
 	if opts.Headers != nil {
 		hooks |= C.WSFFI_GO_HEADERS
 	}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.l == nil {
-		return nil, &Error{Op: "attach", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
-	}
-	rp, err := l.reactor.acquire()
+	rp, err := r.acquire()
 	if err != nil {
 		return nil, err
 	}
-	defer l.reactor.release()
+	defer r.release()
 	var cp *C.char
 	if path != "" {
 		cp = cstr(path)
@@ -671,7 +683,7 @@ func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server
 	var out *C.wsffi_server
 	var d *C.wsffi_error
 	// On failure destroy has run and deleted the handle.
-	if err := detailErr("attach", C.wsffi_go_server_attach(rp, l.l, cp, so, hooks, C.uintptr_t(s.handle), &out, &d), d); err != nil {
+	if err := detailErr("attach", C.wsffi_go_server_attach(rp, l, cp, so, hooks, C.uintptr_t(s.handle), &out, &d), d); err != nil {
 		return nil, err
 	}
 	s.s = out
