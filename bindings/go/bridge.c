@@ -147,3 +147,12 @@ wsffi_status wsffi_go_set_log(uint32_t level, uintptr_t handle)
 		return wsffi_set_log_callback(WSFFI_LOG_OFF, NULL, NULL, NULL);
 	return wsffi_set_log_callback(level, tr_log, (void *)handle, tr_log_destroy);
 }
+
+static void tr_wake(void *user) { goReactorWake(user); }
+
+static void tr_wake_destroy(void *user) { goReactorWakeDestroy(user); }
+
+wsffi_status wsffi_go_reactor_options_set_wake(struct wsffi_reactor_options *options, uintptr_t handle)
+{
+	return wsffi_reactor_options_set_wake(options, tr_wake, (void *)handle, tr_wake_destroy);
+}

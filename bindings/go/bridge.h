@@ -32,4 +32,6 @@ wsffi_status wsffi_go_add_timer(const struct wsffi_reactor *reactor, uint64_t de
 
 wsffi_status wsffi_go_set_log(uint32_t level, uintptr_t handle);
 
+wsffi_status wsffi_go_reactor_options_set_wake(struct wsffi_reactor_options *options, uintptr_t handle);
+
 #endif

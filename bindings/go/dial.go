@@ -339,6 +339,10 @@ func (r *Reactor) Dial(ctx context.Context, url string, opts *DialOptions) (*Con
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if r.inDispatch() {
+		// The open it would wait for is a callback only this goroutine runs.
+		return nil, statusErr("connect", C.WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK)
+	}
 	co, err := clientOptions(opts)
 	if err != nil {
 		return nil, err
