@@ -208,7 +208,11 @@ func cbytes(p unsafe.Pointer, n int) []byte {
 // Send sends one binary message. The data is copied before Send returns.
 // ErrBackpressure: more than the high-water mark is buffered and nothing was
 // queued (see SendContext); ErrNotOpen while connecting; ErrClosed once closing.
-func (c *Conn) Send(data []byte) error { return c.Write(Binary, data) }
+func (c *Conn) Send(data []byte) error {
+	return c.with("send", func(p *C.wsffi_conn) C.wsffi_status {
+		return C.wsffi_send_binary(p, bytesPtr(data), C.size_t(len(data)))
+	})
+}
 
 // SendText sends one text message (ErrInvalidUTF8 unless it is valid UTF-8).
 func (c *Conn) SendText(s string) error {

@@ -82,6 +82,9 @@ func NewReactor(opts *ReactorOptions) (*Reactor, error) {
 		wake = make(chan struct{}, 1)
 		// The handle is deleted by the destroy callback, when the options
 		// and the reactor made from them are gone.
+		if err := statusErr("dispatch", C.wsffi_reactor_options_set_dispatch(o, true)); err != nil {
+			return nil, err
+		}
 		h := cgo.NewHandle(wake)
 		if err := statusErr("dispatch", C.wsffi_go_reactor_options_set_wake(o, C.uintptr_t(h))); err != nil {
 			h.Delete()
@@ -322,6 +325,15 @@ func pickReactor(r *Reactor) (*Reactor, error) {
 
 // Version is the version of the loaded library ("0.1.0").
 func Version() string { return C.GoString(C.wsffi_version()) }
+
+// HeaderVersion is the version of the header the package was built against,
+// as MAJOR<<16 | MINOR<<8 | PATCH.
+const HeaderVersion = C.WSFFI_VERSION_NUMBER
+
+// VersionNumber is the version of the loaded library as MAJOR<<16 |
+// MINOR<<8 | PATCH; it differs from HeaderVersion when the installed library
+// is not the one the package was built against (no ABI stability before 1.0).
+func VersionNumber() uint32 { return uint32(C.wsffi_version_number()) }
 
 var panicHook atomic.Pointer[func(*PanicError)]
 

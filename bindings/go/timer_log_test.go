@@ -3,6 +3,7 @@ package wsffi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -215,5 +216,15 @@ func TestLogger(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if got := len(hw.snapshot()); got != n {
 		t.Fatalf("%d records after the log was turned off", got-n)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	v := VersionNumber()
+	if v != HeaderVersion {
+		t.Fatalf("library %#x, header %#x", v, HeaderVersion)
+	}
+	if want := fmt.Sprintf("%d.%d.%d", v>>16, v>>8&0xff, v&0xff); Version() != want {
+		t.Fatalf("Version() %q, number says %q", Version(), want)
 	}
 }
