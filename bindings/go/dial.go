@@ -382,11 +382,10 @@ func (r *Reactor) Dial(ctx context.Context, url string, opts *DialOptions) (*Con
 		return nil, c.closeErr
 	case <-ctx.Done():
 		_ = c.Terminate()
-		<-c.done
-		select {
-		case <-c.opened:
-			// It opened meanwhile; the caller gave up on it.
-		default:
+		if !r.dispatch {
+			// In dispatch mode the close is a callback that may wait for a
+			// dispatcher; it ends the connection whenever it runs.
+			<-c.done
 		}
 		return nil, ctx.Err()
 	}

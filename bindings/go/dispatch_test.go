@@ -188,3 +188,27 @@ func TestDispatchByHand(t *testing.T) {
 		t.Fatal("Ready without dispatch mode")
 	}
 }
+
+// Without a dispatcher Dial cannot open, but returns when its context ends.
+func TestDispatchDialWithoutDispatcher(t *testing.T) {
+	r, err := NewReactor(&ReactorOptions{Dispatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := serve(t, nil, "/", nil, echoHandler)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan *CloseError, 1)
+	if _, err := r.Dial(ctx, ts.url, &DialOptions{Handler: &Handler{OnClose: func(c *Conn, ce *CloseError) { closed <- ce }}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial: %v", err)
+	}
+	// The aborted connection ends at the next dispatch (Close runs it).
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	default:
+		t.Fatal("aborted connection's close did not run")
+	}
+}
