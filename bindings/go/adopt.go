@@ -8,6 +8,7 @@ import "C"
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -92,7 +93,11 @@ func (r *Reactor) NewServer(opts *ServerOptions, h *Handler) (*Server, error) {
 // net/http received them (names canonicalised, order not kept).
 func requestHead(r *http.Request) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/%d.%d\r\n", r.Method, r.RequestURI, r.ProtoMajor, r.ProtoMinor)
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI() // a request made in Go rather than received
+	}
+	fmt.Fprintf(&b, "%s %s HTTP/%d.%d\r\n", r.Method, target, r.ProtoMajor, r.ProtoMinor)
 	if r.Host != "" {
 		fmt.Fprintf(&b, "Host: %s\r\n", r.Host)
 	}
@@ -134,6 +139,12 @@ func (s *Server) handleUpgrade(w http.ResponseWriter, r *http.Request) (hijacked
 	if !ok {
 		return false, unsupported("the ResponseWriter cannot hijack its connection")
 	}
+	s.mu.RLock()
+	gone := s.s == nil
+	s.mu.RUnlock()
+	if gone {
+		return false, &Error{Op: "handle upgrade", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
+	}
 	conn, brw, err := hj.Hijack()
 	if err != nil {
 		return false, &Error{Op: "handle upgrade", Status: Status(C.WSFFI_STATUS_ERR_IO), Message: err.Error()}
@@ -167,7 +178,8 @@ func buffered(br *bufio.Reader) []byte {
 
 // ServeHTTP makes a Server an http.Handler for a WebSocket path of a net/http
 // mux: upgrade requests go to HandleUpgrade; other requests get 426 Upgrade
-// Required; a request that cannot be handed over (TLS, HTTP/2) gets 501.
+// Required; a request that cannot be handed over (TLS, HTTP/2) gets 501,
+// one for a closed server 503.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
 		w.Header().Set("Upgrade", "websocket")
@@ -176,7 +188,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if hijacked, err := s.handleUpgrade(w, r); err != nil && !hijacked {
-		http.Error(w, err.Error(), http.StatusNotImplemented)
+		code := http.StatusNotImplemented
+		if errors.Is(err, ErrClosed) {
+			code = http.StatusServiceUnavailable
+		}
+		http.Error(w, err.Error(), code)
 	}
 }
 

@@ -109,6 +109,14 @@ func TestServeHTTPWithNetHTTPMux(t *testing.T) {
 	if n := srv.ClientCount(); n != 2 {
 		t.Fatalf("client count %d", n)
 	}
+
+	// A closed server: net/http answers 503, nothing is hijacked.
+	srv.Close()
+	_, resp, err = websocket.DefaultDialer.Dial(wsURL, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("closed server: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }
 
 // Bytes the client sent right after the request head (read ahead by

@@ -141,6 +141,7 @@ func TestTLSServerNameIndication(t *testing.T) {
 	wild := ca.issue(t, "wildcard", false, true, "*.wild.test")
 	exact := ca.issue(t, "exact", false, false, "x.wild.test")
 	names := make(chan [2]string, 4)
+	states := make(chan TLSState, 4)
 	ts := serve(t, &ListenOptions{
 		TLSCertificate: &def,
 		TLSSNI: []SNICertificate{
@@ -150,7 +151,7 @@ func TestTLSServerNameIndication(t *testing.T) {
 		},
 	}, "/", &ServerOptions{OnConnection: func(c *Conn, r *Request) {
 		names <- [2]string{r.TLSServerName, r.TLSALPN}
-	}}, echoHandler)
+	}}, &Handler{OnOpen: func(c *Conn) { states <- c.TLS() }})
 	addr := ts.l.Addr()
 	trusted := func() *tls.Config { return &tls.Config{RootCAs: ca.pool} }
 
@@ -184,6 +185,9 @@ func TestTLSServerNameIndication(t *testing.T) {
 	}
 	if got := <-names; got != [2]string{"a.test", "http/1.1"} {
 		t.Fatalf("server saw SNI/ALPN %q", got)
+	}
+	if got := <-states; got != (TLSState{NegotiatedProtocol: "http/1.1", ServerName: "a.test"}) {
+		t.Fatalf("server-side TLS state %+v", got)
 	}
 
 	if _, err := Listen("127.0.0.1:0", &ListenOptions{TLSCertificate: &def, TLSSNI: []SNICertificate{{ServerName: "127.0.0.1", Certificate: &def}}}); !errors.Is(err, ErrInvalidParameter) {
