@@ -238,6 +238,29 @@ func TestListenOn(t *testing.T) {
 	defer s2.Close()
 	dial(t, fmt.Sprintf("ws://%s/", l2.Addr()), nil)
 
+	// With TLS options: an adopted socket serves wss://.
+	ca := newTestCA(t)
+	cert := ca.issue(t, "adopted", false, false, "127.0.0.1")
+	ln3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l4, err := ListenOn(ln3.(*net.TCPListener), &ListenOptions{TLSCertificate: &cert})
+	ln3.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l4.Close()
+	s4, err := l4.Attach("/", nil, echoHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s4.Close()
+	tc := dial(t, fmt.Sprintf("wss://%s/", l4.Addr()), &DialOptions{TLSCAFiles: []string{ca.file}})
+	if !strings.Contains(tc.TLS().PeerSubject, "CN=adopted") {
+		t.Fatalf("adopted TLS listener: %+v", tc.TLS())
+	}
+
 	// Not a listening socket.
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 // (empty user: none required). It records the targets it tunnelled to.
 type connectProxy struct {
 	ln      net.Listener
+	socks   bool
 	user    string
 	pass    string
 	wg      sync.WaitGroup
@@ -27,11 +28,16 @@ type connectProxy struct {
 
 func startProxy(t *testing.T, user, pass string) *connectProxy {
 	t.Helper()
+	return startProxyKind(t, false, user, pass)
+}
+
+func startProxyKind(t *testing.T, socks bool, user, pass string) *connectProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &connectProxy{ln: ln, user: user, pass: pass, conns: map[net.Conn]struct{}{}}
+	p := &connectProxy{ln: ln, socks: socks, user: user, pass: pass, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -67,10 +73,14 @@ func (p *connectProxy) track(c net.Conn) {
 }
 
 func (p *connectProxy) url(user, pass string) string {
+	return p.schemeURL("http", user, pass)
+}
+
+func (p *connectProxy) schemeURL(scheme, user, pass string) string {
 	if user == "" {
-		return "http://" + p.ln.Addr().String()
+		return scheme + "://" + p.ln.Addr().String()
 	}
-	return fmt.Sprintf("http://%s:%s@%s", user, pass, p.ln.Addr())
+	return fmt.Sprintf("%s://%s:%s@%s", scheme, user, pass, p.ln.Addr())
 }
 
 func (p *connectProxy) seen() []string {
@@ -82,6 +92,10 @@ func (p *connectProxy) seen() []string {
 func (p *connectProxy) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
+	if p.socks {
+		p.serveSOCKS(c, br)
+		return
+	}
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		return
@@ -97,22 +111,96 @@ func (p *connectProxy) serve(c net.Conn) {
 			return
 		}
 	}
+	p.tunnel(c, br, req.Host, "HTTP/1.1 200 Connection established\r\n\r\n", "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+}
+
+// serveSOCKS speaks SOCKS5 (RFC 1928) with optional user/password
+// authentication (RFC 1929), CONNECT only; it records "ip:port" or
+// "name:port" as the client sent it.
+func (p *connectProxy) serveSOCKS(c net.Conn, br *bufio.Reader) {
+	read := func(n int) []byte {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return nil
+		}
+		return b
+	}
+	hello := read(2)
+	if hello == nil || hello[0] != 5 {
+		return
+	}
+	methods := read(int(hello[1]))
+	want := byte(0)
+	if p.user != "" {
+		want = 2
+	}
+	if methods == nil || !strings.Contains(string(methods), string([]byte{want})) {
+		c.Write([]byte{5, 0xff})
+		return
+	}
+	c.Write([]byte{5, want})
+	if want == 2 {
+		v := read(2)
+		if v == nil {
+			return
+		}
+		user := read(int(v[1]))
+		pl := read(1)
+		if pl == nil {
+			return
+		}
+		pass := read(int(pl[0]))
+		if string(user) != p.user || string(pass) != p.pass {
+			c.Write([]byte{1, 1})
+			return
+		}
+		c.Write([]byte{1, 0})
+	}
+	head := read(4)
+	if head == nil || head[1] != 1 {
+		return
+	}
+	var host string
+	switch head[3] {
+	case 1:
+		host = net.IP(read(4)).String()
+	case 4:
+		host = "[" + net.IP(read(16)).String() + "]"
+	case 3:
+		l := read(1)
+		if l == nil {
+			return
+		}
+		host = string(read(int(l[0])))
+	default:
+		return
+	}
+	port := read(2)
+	if port == nil {
+		return
+	}
+	target := fmt.Sprintf("%s:%d", host, int(port[0])<<8|int(port[1]))
+	p.tunnel(c, br, target, string([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0}), string([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0}))
+}
+
+// tunnel connects to target, answers ok (or fail) and pipes both ways.
+func (p *connectProxy) tunnel(c net.Conn, br *bufio.Reader, target, ok, fail string) {
 	p.mu.Lock()
-	p.targets = append(p.targets, req.Host)
+	p.targets = append(p.targets, target)
 	p.mu.Unlock()
-	up, err := net.Dial("tcp", req.Host)
+	up, err := net.Dial("tcp", target)
 	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		io.WriteString(c, fail)
 		return
 	}
 	p.track(up)
 	defer up.Close()
-	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, ok); err != nil {
 		return
 	}
 	done := make(chan struct{})
 	go func() {
-		// Bytes the client sent after the CONNECT head are in br.
+		// Bytes the client sent after the handshake are in br.
 		_, _ = io.Copy(up, br)
 		up.Close()
 		close(done)
@@ -149,6 +237,44 @@ func TestProxyConnectTunnel(t *testing.T) {
 
 	if _, err := Dial(ctxT(t), ts.url, &DialOptions{Proxy: "http://[bad"}); !errors.Is(err, ErrInvalidURL) {
 		t.Fatalf("bad proxy URL: %v", err)
+	}
+}
+
+func TestProxySOCKS5(t *testing.T) {
+	ts := serve(t, nil, "/", nil, echoHandler)
+	p := startProxyKind(t, true, "bob", "pw")
+	c := dial(t, ts.url, &DialOptions{Proxy: p.schemeURL("socks5", "bob", "pw")})
+	if err := c.SendText("socks"); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, c, Text, []byte("socks"))
+	// socks5h: the proxy gets the name to resolve.
+	byName := fmt.Sprintf("ws://localhost:%d/", ts.l.Port())
+	dial(t, byName, &DialOptions{Proxy: p.schemeURL("socks5h", "bob", "pw")})
+	want := []string{ts.l.Addr(), fmt.Sprintf("localhost:%d", ts.l.Port())}
+	if got := p.seen(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("SOCKS5 targets %v, want %v", got, want)
+	}
+	_, err := Dial(ctxT(t), ts.url, &DialOptions{Proxy: p.schemeURL("socks5", "bob", "nope")})
+	var e *Error
+	if !errors.Is(err, ErrHandshakeRejected) || !errors.As(err, &e) || !strings.HasPrefix(e.Message, "proxy:") {
+		t.Fatalf("refused SOCKS5 credentials: %v", err)
+	}
+}
+
+// wss:// through a tunnel: TLS runs inside it, verified against the target.
+func TestProxyTLSInsideTunnel(t *testing.T) {
+	ca := newTestCA(t)
+	cert := ca.issue(t, "target", false, false, "127.0.0.1")
+	ts := serve(t, &ListenOptions{TLSCertificate: &cert}, "/", nil, echoHandler)
+	p := startProxy(t, "", "")
+	c := dial(t, ts.url, &DialOptions{Proxy: p.url("", ""), TLSCAFiles: []string{ca.file}})
+	if err := c.SendText("tls in tunnel"); err != nil {
+		t.Fatal(err)
+	}
+	expectMessage(t, c, Text, []byte("tls in tunnel"))
+	if !strings.Contains(c.TLS().PeerSubject, "CN=target") || len(p.seen()) != 1 {
+		t.Fatalf("tls %+v, proxy %v", c.TLS(), p.seen())
 	}
 }
 
