@@ -125,3 +125,34 @@ wsffi_status wsffi_go_listener_set_http_handler(struct wsffi_listener *listener,
 {
 	return wsffi_listener_set_http_handler(listener, handle ? tr_http : NULL, (void *)handle);
 }
+
+static void tr_timer(uint64_t timer, void *user) { goTimerFire(user, timer); }
+
+static void tr_timer_destroy(void *user) { goTimerDestroy(user); }
+
+wsffi_status wsffi_go_add_timer(const struct wsffi_reactor *reactor, uint64_t delay_ms, uint64_t repeat_ms,
+				uintptr_t handle, uint64_t *out_timer)
+{
+	return wsffi_reactor_add_timer(reactor, delay_ms, repeat_ms, tr_timer, (void *)handle, tr_timer_destroy,
+				       out_timer);
+}
+
+static void tr_log(uint32_t level, const char *message, void *user) { goLog(user, level, (char *)message); }
+
+static void tr_log_destroy(void *user) { goLogDestroy(user); }
+
+wsffi_status wsffi_go_set_log(uint32_t level, uintptr_t handle)
+{
+	if (!handle)
+		return wsffi_set_log_callback(WSFFI_LOG_OFF, NULL, NULL, NULL);
+	return wsffi_set_log_callback(level, tr_log, (void *)handle, tr_log_destroy);
+}
+
+static void tr_wake(void *user) { goReactorWake(user); }
+
+static void tr_wake_destroy(void *user) { goReactorWakeDestroy(user); }
+
+wsffi_status wsffi_go_reactor_options_set_wake(struct wsffi_reactor_options *options, uintptr_t handle)
+{
+	return wsffi_reactor_options_set_wake(options, tr_wake, (void *)handle, tr_wake_destroy);
+}

@@ -27,4 +27,11 @@ wsffi_status wsffi_go_server_attach(struct wsffi_reactor *reactor, struct wsffi_
 
 wsffi_status wsffi_go_listener_set_http_handler(struct wsffi_listener *listener, uintptr_t handle);
 
+wsffi_status wsffi_go_add_timer(const struct wsffi_reactor *reactor, uint64_t delay_ms, uint64_t repeat_ms,
+				uintptr_t handle, uint64_t *out_timer);
+
+wsffi_status wsffi_go_set_log(uint32_t level, uintptr_t handle);
+
+wsffi_status wsffi_go_reactor_options_set_wake(struct wsffi_reactor_options *options, uintptr_t handle);
+
 #endif

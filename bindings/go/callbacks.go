@@ -40,6 +40,17 @@ func goConnOpen(user unsafe.Pointer, conn *C.struct_wsffi_conn) {
 	c.protocol = C.GoString(C.wsffi_protocol(conn))
 	c.extension = C.GoString(C.wsffi_extensions(conn))
 	c.remote = C.GoString(C.wsffi_remote_address(conn))
+	c.tls = TLSState{
+		NegotiatedProtocol: C.GoString(C.wsffi_tls_alpn(conn)),
+		PeerSubject:        C.GoString(C.wsffi_tls_peer_subject(conn)),
+	}
+	if c.req != nil {
+		c.tls.ServerName = c.req.TLSServerName
+	}
+	if r := C.wsffi_conn_handshake_response(conn); r != nil {
+		code, reason, h := responseHead(r)
+		c.upgrade = &HandshakeResponse{StatusCode: code, Reason: reason, Header: h}
+	}
 	close(c.opened)
 	if f := c.handler.OnOpen; f != nil {
 		c.guard("OnOpen", func() { f(c) })
@@ -107,24 +118,27 @@ func goConnError(user unsafe.Pointer, conn *C.struct_wsffi_conn, status C.wsffi_
 func goConnUnexpected(user unsafe.Pointer, conn *C.struct_wsffi_conn, resp *C.struct_wsffi_response) {
 	c := connOf(user)
 	c.adopt(conn)
-	re := &ResponseError{
-		StatusCode: int(C.wsffi_response_status(resp)),
-		Reason:     C.GoString(C.wsffi_response_reason(resp)),
-		Header:     http.Header{},
-	}
-	n := int(C.wsffi_response_header_count(resp))
-	for i := 0; i < n; i++ {
-		var name, value *C.char
-		if C.wsffi_response_header_at(resp, C.size_t(i), &name, &value) == C.WSFFI_STATUS_OK {
-			re.Header.Add(C.GoString(name), C.GoString(value))
-		}
-	}
+	re := &ResponseError{}
+	re.StatusCode, re.Reason, re.Header = responseHead(resp)
 	var blen C.size_t
 	body := C.wsffi_response_body(resp, &blen)
 	if body != nil && blen > 0 {
 		re.Body = C.GoBytes(unsafe.Pointer(body), C.int(blen))
 	}
 	c.response = re
+}
+
+// responseHead copies the status line and headers of a response view.
+func responseHead(resp *C.struct_wsffi_response) (int, string, http.Header) {
+	h := http.Header{}
+	n := int(C.wsffi_response_header_count(resp))
+	for i := 0; i < n; i++ {
+		var name, value *C.char
+		if C.wsffi_response_header_at(resp, C.size_t(i), &name, &value) == C.WSFFI_STATUS_OK {
+			h.Add(C.GoString(name), C.GoString(value))
+		}
+	}
+	return int(C.wsffi_response_status(resp)), gostr(C.wsffi_response_reason(resp)), h
 }
 
 func infoHas(info *C.struct_wsffi_close_info, off, size uintptr) bool {

@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"context"
+	"net/http"
 	"runtime/cgo"
 	"sync"
 	"unsafe"
@@ -96,6 +97,30 @@ type Conn struct {
 	protocol  string
 	extension string
 	remote    string
+	tls       TLSState
+	upgrade   *HandshakeResponse
+}
+
+// HandshakeResponse is the server's 101 answer to a client's upgrade (the
+// "upgrade" event of Node's ws): status, reason and headers as received.
+type HandshakeResponse struct {
+	StatusCode int
+	Reason     string
+	Header     http.Header
+}
+
+// TLSState describes the TLS session of a connection; all fields are ""
+// without TLS.
+type TLSState struct {
+	// NegotiatedProtocol is the ALPN protocol agreed on ("http/1.1" by
+	// default), "" when none was.
+	NegotiatedProtocol string
+	// PeerSubject is the RFC 4514 subject of the peer's certificate: on a
+	// client the server's (the one it chose by SNI), on a server the client
+	// certificate's ("" without one).
+	PeerSubject string
+	// ServerName is the SNI name the client asked for (server side only).
+	ServerName string
 }
 
 const defaultReadLimit = 16 << 20
@@ -183,7 +208,11 @@ func cbytes(p unsafe.Pointer, n int) []byte {
 // Send sends one binary message. The data is copied before Send returns.
 // ErrBackpressure: more than the high-water mark is buffered and nothing was
 // queued (see SendContext); ErrNotOpen while connecting; ErrClosed once closing.
-func (c *Conn) Send(data []byte) error { return c.Write(Binary, data) }
+func (c *Conn) Send(data []byte) error {
+	return c.with("send", func(p *C.wsffi_conn) C.wsffi_status {
+		return C.wsffi_send_binary(p, bytesPtr(data), C.size_t(len(data)))
+	})
+}
 
 // SendText sends one text message (ErrInvalidUTF8 unless it is valid UTF-8).
 func (c *Conn) SendText(s string) error {
@@ -366,6 +395,14 @@ func (c *Conn) Extensions() string { return c.extension }
 
 // RemoteAddr is the peer's address ("127.0.0.1:9000").
 func (c *Conn) RemoteAddr() string { return c.remote }
+
+// HandshakeResponse is the server's 101 answer for a client connection; nil
+// for server-side connections. Set once Dial returned.
+func (c *Conn) HandshakeResponse() *HandshakeResponse { return c.upgrade }
+
+// TLS describes the connection's TLS session (zero without TLS). Set once
+// the connection is open.
+func (c *Conn) TLS() TLSState { return c.tls }
 
 // Request is the upgrade request of a server-side connection (nil for clients).
 func (c *Conn) Request() *Request { return c.req }

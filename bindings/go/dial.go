@@ -92,6 +92,55 @@ type DialOptions struct {
 	TLSClientKeyFile   string
 	TLSServerName      string
 	InsecureSkipVerify bool // tests only
+	// ALPN protocols offered in the TLS handshake, in order of preference;
+	// nil keeps the default ("http/1.1"), an empty non-nil slice offers none.
+	// The agreed one is Conn.TLS().NegotiatedProtocol.
+	ALPN []string
+
+	// Proxy sends the connection through a proxy, as curl's CURLOPT_PROXY:
+	// "http://[user:pass@]host[:port]" (an HTTP CONNECT tunnel), "socks5://"
+	// or "socks5h://" (the proxy resolves the name). TLS for wss:// runs
+	// inside the tunnel, verified against the target host. A refusal (407,
+	// 403, ...) fails Dial with ErrHandshakeRejected and a message starting
+	// "proxy:". "" for none.
+	Proxy string
+	// ProxyFromEnvironment takes the proxy from https_proxy/HTTPS_PROXY
+	// (wss), http_proxy (ws), all_proxy/ALL_PROXY and no_proxy/NO_PROXY
+	// with curl's rules, when Proxy is "". Read at each Dial.
+	ProxyFromEnvironment bool
+
+	// FollowRedirects follows 301, 302, 303, 307 and 308 answers to the
+	// upgrade (Authorization and Cookie headers are dropped when the host
+	// changes). Without it such an answer is a *ResponseError. A loop, a bad
+	// Location or more than MaxRedirects hops fail with ErrHandshakeRejected.
+	FollowRedirects bool
+	// MaxRedirects bounds the hops followed (0 keeps the default 10; negative
+	// refuses the first redirect).
+	MaxRedirects int
+}
+
+// cstrings copies strings to a C array (free with freeCStrings).
+func cstrings(ss []string) []*C.char {
+	out := make([]*C.char, len(ss))
+	for i, s := range ss {
+		out[i] = cstr(s)
+	}
+	return out
+}
+
+func freeCStrings(cs []*C.char) {
+	for _, p := range cs {
+		C.free(unsafe.Pointer(p))
+	}
+}
+
+// cArrayPtr passes a []*C.char to C (Go memory holding only C pointers may be
+// passed); nil for an empty slice.
+func cArrayPtr(cs []*C.char) **C.char {
+	if len(cs) == 0 {
+		return nil
+	}
+	return (**C.char)(unsafe.Pointer(unsafe.SliceData(cs)))
 }
 
 func cstr(s string) *C.char { return C.CString(s) }
@@ -223,6 +272,32 @@ func clientOptions(o *DialOptions) (*C.wsffi_client_options, error) {
 	if o.InsecureSkipVerify {
 		C.wsffi_client_options_set_tls_insecure(opts, true)
 	}
+	if o.ALPN != nil {
+		cs := cstrings(o.ALPN)
+		var d *C.wsffi_error
+		st := C.wsffi_client_options_set_tls_alpn(opts, cArrayPtr(cs), C.size_t(len(cs)), &d)
+		freeCStrings(cs)
+		if err := detailErr("tls alpn", st, d); err != nil {
+			return fail(err)
+		}
+	}
+	if o.Proxy != "" {
+		if err := statusErr("proxy", withStr(o.Proxy, func(cs *C.char) C.wsffi_status { return C.wsffi_client_options_set_proxy(opts, cs) })); err != nil {
+			return fail(err)
+		}
+	} else if o.ProxyFromEnvironment {
+		C.wsffi_client_options_set_proxy_from_env(opts, true)
+	}
+	if o.FollowRedirects {
+		C.wsffi_client_options_set_follow_redirects(opts, true)
+		if o.MaxRedirects != 0 {
+			max := o.MaxRedirects
+			if max < 0 {
+				max = 0
+			}
+			C.wsffi_client_options_set_max_redirects(opts, C.uint32_t(max))
+		}
+	}
 	return opts, nil
 }
 
@@ -264,6 +339,10 @@ func (r *Reactor) Dial(ctx context.Context, url string, opts *DialOptions) (*Con
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if r.inDispatch() {
+		// The open it would wait for is a callback only this goroutine runs.
+		return nil, statusErr("connect", C.WSFFI_STATUS_ERR_CALLED_FROM_CALLBACK)
+	}
 	co, err := clientOptions(opts)
 	if err != nil {
 		return nil, err
@@ -303,11 +382,10 @@ func (r *Reactor) Dial(ctx context.Context, url string, opts *DialOptions) (*Con
 		return nil, c.closeErr
 	case <-ctx.Done():
 		_ = c.Terminate()
-		<-c.done
-		select {
-		case <-c.opened:
-			// It opened meanwhile; the caller gave up on it.
-		default:
+		if !r.dispatch {
+			// In dispatch mode the close is a callback that may wait for a
+			// dispatcher; it ends the connection whenever it runs.
+			<-c.done
 		}
 		return nil, ctx.Err()
 	}

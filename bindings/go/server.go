@@ -21,17 +21,22 @@ import (
 // Request is an HTTP request as the server received it (copied out of the
 // library, so it may be kept).
 type Request struct {
-	Method      string
-	URL         string // the request target as sent ("/chat?room=1")
-	Path        string // without the query
-	RawQuery    string
-	Query       url.Values
-	Proto       string // "1.1"
-	Host        string
-	RemoteAddr  string
-	TLSSubject  string // RFC 4514 subject of the client certificate, "" without one
-	Header      http.Header
-	HeaderOrder [][2]string // headers in received order and spelling
+	Method     string
+	URL        string // the request target as sent ("/chat?room=1")
+	Path       string // without the query
+	RawQuery   string
+	Query      url.Values
+	Proto      string // "1.1"
+	Host       string
+	RemoteAddr string
+	TLSSubject string // RFC 4514 subject of the client certificate, "" without one
+	// TLSALPN is the ALPN protocol agreed on with the client ("http/1.1" by
+	// default; "" without TLS or when none was).
+	TLSALPN string
+	// TLSServerName is the name the client asked for with SNI, as sent ("" without TLS or SNI).
+	TLSServerName string
+	Header        http.Header
+	HeaderOrder   [][2]string // headers in received order and spelling
 }
 
 func gostr(p *C.char) string {
@@ -46,15 +51,17 @@ func newRequest(r *C.struct_wsffi_request) *Request {
 		return nil
 	}
 	req := &Request{
-		Method:     gostr(C.wsffi_request_method(r)),
-		URL:        gostr(C.wsffi_request_url(r)),
-		Path:       gostr(C.wsffi_request_path(r)),
-		RawQuery:   gostr(C.wsffi_request_query_string(r)),
-		Proto:      gostr(C.wsffi_request_http_version(r)),
-		Host:       gostr(C.wsffi_request_host(r)),
-		RemoteAddr: gostr(C.wsffi_request_remote_address(r)),
-		TLSSubject: gostr(C.wsffi_request_tls_subject(r)),
-		Header:     http.Header{},
+		Method:        gostr(C.wsffi_request_method(r)),
+		URL:           gostr(C.wsffi_request_url(r)),
+		Path:          gostr(C.wsffi_request_path(r)),
+		RawQuery:      gostr(C.wsffi_request_query_string(r)),
+		Proto:         gostr(C.wsffi_request_http_version(r)),
+		Host:          gostr(C.wsffi_request_host(r)),
+		RemoteAddr:    gostr(C.wsffi_request_remote_address(r)),
+		TLSSubject:    gostr(C.wsffi_request_tls_subject(r)),
+		TLSALPN:       gostr(C.wsffi_request_tls_alpn(r)),
+		TLSServerName: gostr(C.wsffi_request_tls_server_name(r)),
+		Header:        http.Header{},
 	}
 	req.Query, _ = url.ParseQuery(req.RawQuery)
 	n := int(C.wsffi_request_header_count(r))
@@ -170,13 +177,144 @@ type ListenOptions struct {
 	ReusePort        bool
 
 	// TLS: a certificate chain and key as PEM files, or a tls.Certificate
-	// (its chain and PKCS#8-encodable key are handed over as PEM).
+	// (a single certificate goes over as DER, a chain as PEM; the key must
+	// be PKCS#8-encodable). Every connection then speaks TLS.
 	TLSCertFile    string
 	TLSKeyFile     string
 	TLSCertificate *tls.Certificate
-	// Mutual TLS: verify client certificates against this CA file.
+	// TLSSNI holds certificates for clients that ask for a server name by
+	// SNI; the certificate above is the default for the others (without
+	// one their handshake fails).
+	TLSSNI []SNICertificate
+	// TLSALPN are the ALPN protocols accepted, the server's order deciding;
+	// nil keeps the default ("http/1.1"), an empty non-nil slice accepts
+	// none (clients' offers are ignored). Needs a certificate.
+	TLSALPN []string
+	// Mutual TLS: verify client certificates against this CA file; with
+	// TLSClientCertRequired clients without a valid one fail the handshake.
 	TLSClientCAFile       string
 	TLSClientCertRequired bool
+}
+
+// SNICertificate is presented to TLS clients that ask for ServerName: a
+// DNS name ("chat.example.com") or a wildcard one label deep
+// ("*.example.com"), compared case-insensitively; an exact name wins over a
+// wildcard. The chain and key come from PEM files or a tls.Certificate.
+type SNICertificate struct {
+	ServerName  string
+	CertFile    string
+	KeyFile     string
+	Certificate *tls.Certificate
+}
+
+// Certificates is the certificate set of a TLS listener, for
+// (*Listener).SetCertificates: a default certificate (PEM files or a
+// tls.Certificate) and certificates by server name.
+type Certificates struct {
+	CertFile    string
+	KeyFile     string
+	Certificate *tls.Certificate
+	SNI         []SNICertificate
+}
+
+// setCertificates puts a default certificate and SNI certificates on listener
+// options. A tls.Certificate with one certificate goes over as DER, a chain
+// as PEM.
+func setCertificates(o *C.wsffi_listener_options, certFile, keyFile string, cert *tls.Certificate, sni []SNICertificate) error {
+	if certFile != "" || keyFile != "" {
+		cc, ck := cstr(certFile), cstr(keyFile)
+		var d *C.wsffi_error
+		st := C.wsffi_listener_options_set_tls_cert_files(o, cc, ck, &d)
+		C.free(unsafe.Pointer(cc))
+		C.free(unsafe.Pointer(ck))
+		if err := detailErr("tls cert files", st, d); err != nil {
+			return err
+		}
+	}
+	if cert != nil {
+		if err := withCertificate(cert, func(c *C.uint8_t, cn C.size_t, k *C.uint8_t, kn C.size_t, der bool, d **C.wsffi_error) C.wsffi_status {
+			if der {
+				return C.wsffi_listener_options_set_tls_cert_der(o, c, cn, k, kn, d)
+			}
+			return C.wsffi_listener_options_set_tls_cert_pem(o, c, cn, k, kn, d)
+		}); err != nil {
+			return err
+		}
+	}
+	for _, sc := range sni {
+		name := cstr(sc.ServerName)
+		var err error
+		if sc.Certificate != nil {
+			err = withCertificate(sc.Certificate, func(c *C.uint8_t, cn C.size_t, k *C.uint8_t, kn C.size_t, der bool, d **C.wsffi_error) C.wsffi_status {
+				if der {
+					return C.wsffi_listener_options_add_tls_sni_cert_der(o, name, c, cn, k, kn, d)
+				}
+				return C.wsffi_listener_options_add_tls_sni_cert_pem(o, name, c, cn, k, kn, d)
+			})
+		} else {
+			cc, ck := cstr(sc.CertFile), cstr(sc.KeyFile)
+			var d *C.wsffi_error
+			st := C.wsffi_listener_options_add_tls_sni_cert_files(o, name, cc, ck, &d)
+			C.free(unsafe.Pointer(cc))
+			C.free(unsafe.Pointer(ck))
+			err = detailErr("tls sni cert files", st, d)
+		}
+		C.free(unsafe.Pointer(name))
+		if err != nil {
+			if e, ok := err.(*Error); ok {
+				e.Op = "tls sni " + sc.ServerName
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// withCertificate hands a tls.Certificate to set: DER for a single
+// certificate, PEM for a chain; the key as PKCS#8.
+func withCertificate(c *tls.Certificate, set func(cert *C.uint8_t, certLen C.size_t, key *C.uint8_t, keyLen C.size_t, der bool, d **C.wsffi_error) C.wsffi_status) error {
+	if len(c.Certificate) == 0 {
+		return &Error{Op: "tls certificate", Status: Status(C.WSFFI_STATUS_ERR_INVALID_PARAMETER), Message: "tls.Certificate without certificates"}
+	}
+	k, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return &Error{Op: "tls certificate", Status: Status(C.WSFFI_STATUS_ERR_INVALID_PARAMETER), Message: err.Error()}
+	}
+	var d *C.wsffi_error
+	var st C.wsffi_status
+	if len(c.Certificate) == 1 {
+		st = set(bytesPtr(c.Certificate[0]), C.size_t(len(c.Certificate[0])), bytesPtr(k), C.size_t(len(k)), true, &d)
+	} else {
+		chain, key := tlsPEM(c.Certificate, k)
+		st = set(bytesPtr(chain), C.size_t(len(chain)), bytesPtr(key), C.size_t(len(key)), false, &d)
+	}
+	return detailErr("tls certificate", st, d)
+}
+
+// SetCertificates replaces the certificates of a running TLS listener (the
+// default one and those by server name, all at once). Handshakes that start
+// afterwards present the new ones; open connections keep theirs. ErrTLS when
+// c holds no certificate or the listener does not serve TLS; on any error the
+// listener keeps its certificates.
+func (l *Listener) SetCertificates(c *Certificates) error {
+	if c == nil {
+		c = &Certificates{}
+	}
+	o := C.wsffi_listener_options_new()
+	if o == nil {
+		return &Error{Op: "listener options", Status: Status(C.WSFFI_STATUS_ERR_INTERNAL)}
+	}
+	defer C.wsffi_listener_options_free(o)
+	if err := setCertificates(o, c.CertFile, c.KeyFile, c.Certificate, c.SNI); err != nil {
+		return err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return &Error{Op: "set certificates", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
+	}
+	var d *C.wsffi_error
+	return detailErr("set certificates", C.wsffi_listener_set_tls_certificates(l.l, o, &d), d)
 }
 
 // Listener is a listening socket that servers attach to by path.
@@ -203,19 +341,24 @@ func Listen(addr string, opts *ListenOptions) (*Listener, error) {
 	return r.Listen(addr, opts)
 }
 
-func tlsPEM(c *tls.Certificate) (chain, key []byte, err error) {
-	for _, der := range c.Certificate {
+func tlsPEM(certs [][]byte, pkcs8 []byte) (chain, key []byte) {
+	for _, der := range certs {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	k, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), nil
+	return chain, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 }
 
 // Listen is the package Listen on this reactor (opts.Reactor is ignored).
 func (r *Reactor) Listen(addr string, opts *ListenOptions) (*Listener, error) {
+	ca := cstr(addr)
+	defer C.free(unsafe.Pointer(ca))
+	return r.listen("listen", opts, func(rp *C.wsffi_reactor, o *C.wsffi_listener_options, l **C.wsffi_listener, d **C.wsffi_error) C.wsffi_status {
+		return C.wsffi_listen(rp, ca, o, l, d)
+	})
+}
+
+// listen builds the listener options of opts and opens the listener with open.
+func (r *Reactor) listen(op string, opts *ListenOptions, open func(*C.wsffi_reactor, *C.wsffi_listener_options, **C.wsffi_listener, **C.wsffi_error) C.wsffi_status) (*Listener, error) {
 	if opts == nil {
 		opts = &ListenOptions{}
 	}
@@ -242,24 +385,15 @@ func (r *Reactor) Listen(addr string, opts *ListenOptions) (*Listener, error) {
 	if opts.ReusePort {
 		C.wsffi_listener_options_set_reuse_port(o, true)
 	}
-	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
-		cc, ck := cstr(opts.TLSCertFile), cstr(opts.TLSKeyFile)
-		var d *C.wsffi_error
-		st := C.wsffi_listener_options_set_tls_cert_files(o, cc, ck, &d)
-		C.free(unsafe.Pointer(cc))
-		C.free(unsafe.Pointer(ck))
-		if err := detailErr("tls cert files", st, d); err != nil {
-			return nil, err
-		}
+	if err := setCertificates(o, opts.TLSCertFile, opts.TLSKeyFile, opts.TLSCertificate, opts.TLSSNI); err != nil {
+		return nil, err
 	}
-	if opts.TLSCertificate != nil {
-		chain, key, err := tlsPEM(opts.TLSCertificate)
-		if err != nil {
-			return nil, err
-		}
+	if opts.TLSALPN != nil {
+		cs := cstrings(opts.TLSALPN)
 		var d *C.wsffi_error
-		st := C.wsffi_listener_options_set_tls_cert_pem(o, bytesPtr(chain), C.size_t(len(chain)), bytesPtr(key), C.size_t(len(key)), &d)
-		if err := detailErr("tls certificate", st, d); err != nil {
+		st := C.wsffi_listener_options_set_tls_alpn(o, cArrayPtr(cs), C.size_t(len(cs)), &d)
+		freeCStrings(cs)
+		if err := detailErr("tls alpn", st, d); err != nil {
 			return nil, err
 		}
 	}
@@ -277,11 +411,9 @@ func (r *Reactor) Listen(addr string, opts *ListenOptions) (*Listener, error) {
 		return nil, err
 	}
 	defer r.release()
-	ca := cstr(addr)
-	defer C.free(unsafe.Pointer(ca))
 	var l *C.wsffi_listener
 	var d *C.wsffi_error
-	if err := detailErr("listen", C.wsffi_listen(rp, ca, o, &l, &d), d); err != nil {
+	if err := detailErr(op, open(rp, o, &l, &d), d); err != nil {
 		return nil, err
 	}
 	return &Listener{
@@ -500,6 +632,16 @@ func serverOptions(o *ServerOptions) (*C.wsffi_server_options, error) {
 // neither OnOpen nor OnMessage and opts has no OnConnection, connections
 // are queued for Accept instead (goroutine-per-connection style).
 func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return nil, &Error{Op: "attach", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
+	}
+	return l.reactor.attach(l.l, path, opts, h)
+}
+
+// attach makes a server on listener l, or a standalone one with l nil.
+func (r *Reactor) attach(l *C.wsffi_listener, path string, opts *ServerOptions, h *Handler) (*Server, error) {
 	if opts == nil {
 		opts = &ServerOptions{}
 	}
@@ -509,7 +651,7 @@ func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server
 	}
 	defer C.wsffi_server_options_free(so)
 	s := &Server{
-		reactor: l.reactor,
+		reactor: r,
 		handler: h,
 		opts:    *opts,
 		conns:   map[*Conn]struct{}{},
@@ -527,16 +669,11 @@ func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server
 	if opts.Headers != nil {
 		hooks |= C.WSFFI_GO_HEADERS
 	}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.l == nil {
-		return nil, &Error{Op: "attach", Status: Status(C.WSFFI_STATUS_ERR_CLOSED)}
-	}
-	rp, err := l.reactor.acquire()
+	rp, err := r.acquire()
 	if err != nil {
 		return nil, err
 	}
-	defer l.reactor.release()
+	defer r.release()
 	var cp *C.char
 	if path != "" {
 		cp = cstr(path)
@@ -546,7 +683,7 @@ func (l *Listener) Attach(path string, opts *ServerOptions, h *Handler) (*Server
 	var out *C.wsffi_server
 	var d *C.wsffi_error
 	// On failure destroy has run and deleted the handle.
-	if err := detailErr("attach", C.wsffi_go_server_attach(rp, l.l, cp, so, hooks, C.uintptr_t(s.handle), &out, &d), d); err != nil {
+	if err := detailErr("attach", C.wsffi_go_server_attach(rp, l, cp, so, hooks, C.uintptr_t(s.handle), &out, &d), d); err != nil {
 		return nil, err
 	}
 	s.s = out
