@@ -211,6 +211,11 @@
 #define WSFFI_CLOSE_TLS_HANDSHAKE 1015
 
 /*
+ The longest topic name, in bytes (`wsffi_conn_subscribe`, `wsffi_server_publish`).
+ */
+#define WSFFI_MAX_TOPIC_BYTES 1024
+
+/*
  Result of a wsffi call. 0 is success; the hundreds digit tells the group. Every value is
  fixed: none is ever renumbered or reused, new ones may be added.
  */
@@ -240,7 +245,8 @@ enum wsffi_status
    */
   WSFFI_STATUS_ERR_INVALID_URL = 103,
   /*
-   A payload is larger than the protocol allows (control frames: 125 bytes).
+   A payload or a name is larger than allowed (control frames: 125 bytes, topic names
+   `WSFFI_MAX_TOPIC_BYTES`), or a count reached its limit (subscriptions per connection).
    */
   WSFFI_STATUS_ERR_TOO_BIG = 104,
   /*
@@ -1281,6 +1287,13 @@ wsffi_status wsffi_server_options_set_client_tracking(struct wsffi_server_option
 wsffi_status wsffi_server_options_set_max_connections(struct wsffi_server_options *options, size_t n);
 
 /*
+ Most topics one connection may subscribe to (`wsffi_conn_subscribe`); past it a
+ subscription fails with WSFFI_STATUS_ERR_TOO_BIG. Default 10000; at least 1.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; 0: WSFFI_STATUS_ERR_INVALID_PARAMETER.
+ */
+wsffi_status wsffi_server_options_set_max_subscriptions(struct wsffi_server_options *options, size_t n);
+
+/*
  Accept only upgrades whose Origin equals one of the added values (ASCII
  case-insensitive); others get 403. Without any, every Origin is accepted.
  NULL `options` or `origin`: WSFFI_STATUS_ERR_NULL_PARAMETER. The string is copied.
@@ -1834,6 +1847,62 @@ const char *wsffi_request_tls_alpn(const struct wsffi_request *req);
  none, NULL for a NULL view. The string belongs to the view and lives as long as it.
  */
 const char *wsffi_request_tls_server_name(const struct wsffi_request *req);
+
+/*
+ Subscribes a server-side connection to `topic` (a NUL-terminated UTF-8 name of 1 to
+ `WSFFI_MAX_TOPIC_BYTES` bytes; any name: "chat/room-1", "prices.EUR"), so that
+ `wsffi_server_publish` to that topic reaches it. The subscription ends with
+ `wsffi_conn_unsubscribe` or when the connection closes.
+ WSFFI_STATUS_ERR_ALREADY_DONE when it already was subscribed.
+ NULL `conn` or `topic`: WSFFI_STATUS_ERR_NULL_PARAMETER. Empty `topic`:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER; longer than `WSFFI_MAX_TOPIC_BYTES`, or the
+ connection has `wsffi_server_options_set_max_subscriptions` topics already:
+ WSFFI_STATUS_ERR_TOO_BIG; not UTF-8: WSFFI_STATUS_ERR_INVALID_UTF8. A client connection:
+ WSFFI_STATUS_ERR_UNSUPPORTED. A closing or closed connection: WSFFI_STATUS_ERR_CLOSED.
+ Callable from any thread (outside the reactor thread it waits for the reactor).
+ */
+wsffi_status wsffi_conn_subscribe(struct wsffi_conn *conn, const char *topic);
+
+/*
+ Ends a subscription made with `wsffi_conn_subscribe`.
+ WSFFI_STATUS_ERR_ALREADY_DONE when the connection was not subscribed to `topic` (also
+ once it closed: closing ended its subscriptions).
+ NULL `conn` or `topic`: WSFFI_STATUS_ERR_NULL_PARAMETER; not UTF-8:
+ WSFFI_STATUS_ERR_INVALID_UTF8; a client connection: WSFFI_STATUS_ERR_UNSUPPORTED.
+ Callable from any thread.
+ */
+wsffi_status wsffi_conn_unsubscribe(struct wsffi_conn *conn, const char *topic);
+
+/*
+ Is the connection subscribed to `topic`? false for NULL arguments, a name that is not
+ UTF-8, a client connection and a closed one. Callable from any thread.
+ */
+bool wsffi_conn_is_subscribed(const struct wsffi_conn *conn, const char *topic);
+
+/*
+ Sends one message to every connection of `server` subscribed to `topic`, except
+ `except_conn` (NULL: none; the publisher's own connection, typically). The frame is
+ encoded once for all subscribers that do not compress it (each compressing connection
+ has its own context). Subscribers above their high-water mark are skipped for this
+ message, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
+ the message is queued to every subscriber before this returns; from another thread it is
+ handed to the reactor and this returns at once. Either way the messages of one
+ publishing thread reach each subscriber in the order they were published. A topic
+ nobody subscribes to: WSFFI_STATUS_OK, nothing is sent. Text must be valid UTF-8.
+ NULL `server` or `topic`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when
+ `len` is 0; `kind` not WSFFI_TEXT or WSFFI_BINARY, or an empty `topic`:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER; a `topic` longer than `WSFFI_MAX_TOPIC_BYTES`:
+ WSFFI_STATUS_ERR_TOO_BIG; a closed server: WSFFI_STATUS_ERR_CLOSED; the reactor's command
+ queue full: WSFFI_STATUS_ERR_QUEUE_FULL.
+ */
+wsffi_status wsffi_server_publish(struct wsffi_server *server, const char *topic, uint32_t kind, const uint8_t *data, size_t len, const struct wsffi_conn *except_conn);
+
+/*
+ How many connections of `server` subscribe to `topic`; 0 for NULL arguments, a name
+ that is not UTF-8, a topic nobody subscribes to and a closed server. Callable from any
+ thread (outside the reactor thread it waits for the reactor).
+ */
+size_t wsffi_server_subscriber_count(const struct wsffi_server *server, const char *topic);
 
 /*
  The request method ("GET"); NULL for a NULL view. The string belongs to the view and

@@ -1462,3 +1462,73 @@ fn timers_in_dispatch_mode_wait_for_the_dispatching_thread() {
     assert_eq!(*runs.lock().unwrap(), vec![std::thread::current().id()]);
     reactor.stop().expect("stop");
 }
+
+// ---- topics -------------------------------------------------------------------------------
+
+#[test]
+fn publish_reaches_subscribers_and_skips_one_that_does_not_read() {
+    use wsffi::reactor::pubsub;
+    let scfg = server_cfg(|c| {
+        c.conn.high_water = 256 * 1024;
+        c.conn.low_water = 64 * 1024;
+    });
+    let fix = Fixture::with(ListenerConfig::default(), scfg, ServerRecorder::new());
+    let (_a, a_log, a_srv) = open_pair(&fix);
+    let (_b, b_log, b_srv) = open_pair(&fix);
+    assert_eq!(pubsub::subscribe(&a_srv, "news"), Ok(true));
+    assert_eq!(pubsub::subscribe(&a_srv, "news"), Ok(false));
+    assert_eq!(pubsub::subscribe(&b_srv, "news"), Ok(true));
+    assert_eq!(pubsub::subscriber_count(&fix.server, "news"), 2);
+    assert!(pubsub::is_subscribed(&b_srv, "news"));
+    // Not from the reactor thread: handed over, in order.
+    assert_eq!(pubsub::publish(&fix.server, "news", MessageKind::Text, b"one", None), Ok(None));
+    assert_eq!(pubsub::publish(&fix.server, "news", MessageKind::Text, b"two", Some(&a_srv)), Ok(None));
+    b_log.wait_event("text two");
+    a_log.wait_event("text one");
+    // From the reactor thread it is queued before returning.
+    let sent = fix.on_server(|lp, s| lp.publish(s, "news", MessageKind::Binary, b"\x01", None));
+    assert_eq!(sent, 2);
+    a_log.wait_event("binary len=1");
+    // Published after "two" on the same reactor: "two" never reached `a`.
+    assert_eq!(count(&a_log.snapshot(), "text "), 1);
+
+    // A subscriber that never reads: its output passes the high-water mark, later
+    // publishes skip it (and are counted) while the others still get everything.
+    let mut stuck = RawPeer::open(fix.port, "/");
+    let stuck_srv = fix.server_conn(2);
+    assert_eq!(pubsub::subscribe(&stuck_srv, "news"), Ok(true));
+    let big = pattern(64 * 1024);
+    let mut skipped = 0;
+    for _ in 0..400 {
+        fix.on_server({
+            let big = big.clone();
+            move |lp, s| lp.publish(s, "news", MessageKind::Binary, &big, None)
+        });
+        skipped = fix.on_server(|_, s| s.publish_skipped.get());
+        if skipped > 0 {
+            break;
+        }
+    }
+    assert!(skipped > 0, "a stuck subscriber was never skipped");
+    assert!(stuck_srv.buffered_amount() <= 256 * 1024 + big.len() + 16, "{}", stuck_srv.buffered_amount());
+    // The stuck one still holds its queue; nothing was lost for the readers.
+    drop(stuck.frame());
+    // Close ends the subscriptions.
+    api_close(&a_srv);
+    a_log.wait_event("close");
+    let deadline = std::time::Instant::now() + WAIT;
+    while pubsub::subscriber_count(&fix.server, "news") != 2 {
+        assert!(std::time::Instant::now() < deadline, "the closed subscriber stayed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!pubsub::is_subscribed(&a_srv, "news"));
+    assert_eq!(pubsub::subscribe(&a_srv, "news"), Err(Error::Closed));
+    let client_side = fix.client().0;
+    assert_eq!(pubsub::subscribe(&client_side, "news"), Err(Error::Unsupported));
+    assert_eq!(pubsub::subscribe(&b_srv, ""), Err(Error::InvalidParameter));
+    assert_eq!(pubsub::subscribe(&b_srv, &"x".repeat(1025)), Err(Error::TooBig));
+}
+
+fn api_close(conn: &Arc<ConnHandle>) {
+    conn.close(Some(1000), Vec::new()).expect("close");
+}

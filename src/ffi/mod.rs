@@ -21,4 +21,5 @@ pub mod server;
 pub mod status;
 pub mod timers;
 pub mod tls_options;
+pub mod topics;
 pub mod views;

@@ -406,6 +406,23 @@ pub extern "C" fn wsffi_server_options_set_max_connections(
     })
 }
 
+/// Most topics one connection may subscribe to (`wsffi_conn_subscribe`); past it a
+/// subscription fails with WSFFI_STATUS_ERR_TOO_BIG. Default 10000; at least 1.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; 0: WSFFI_STATUS_ERR_INVALID_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_max_subscriptions(
+    options: *mut wsffi_server_options,
+    n: usize,
+) -> wsffi_status {
+    with(options, |o| {
+        if n == 0 {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.max_subscriptions = n;
+        Ok(())
+    })
+}
+
 /// Accept only upgrades whose Origin equals one of the added values (ASCII
 /// case-insensitive); others get 403. Without any, every Origin is accepted.
 /// NULL `options` or `origin`: WSFFI_STATUS_ERR_NULL_PARAMETER. The string is copied.

@@ -15,7 +15,8 @@ pub enum wsffi_status {
     ErrInvalidUtf8 = 102,
     /// A URL could not be parsed or uses an unsupported scheme.
     ErrInvalidUrl = 103,
-    /// A payload is larger than the protocol allows (control frames: 125 bytes).
+    /// A payload or a name is larger than allowed (control frames: 125 bytes, topic names
+    /// `WSFFI_MAX_TOPIC_BYTES`), or a count reached its limit (subscriptions per connection).
     ErrTooBig = 104,
     /// The feature is not available.
     ErrUnsupported = 105,
@@ -140,6 +141,7 @@ impl From<crate::reactor::error::Error> for wsffi_status {
             E::Tls => wsffi_status::ErrTls,
             E::Internal => wsffi_status::ErrInternal,
             E::Panic => wsffi_status::ErrPanic,
+            E::Unsupported => wsffi_status::ErrUnsupported,
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// permessage-deflate to accept; `None` declines every offer.
     pub deflate: Option<DeflateConfig>,
+    /// Most topics one connection may subscribe to.
+    pub max_subscriptions: usize,
 }
 
 /// Default idle timeout of a server's connections: a client that completes the handshake
@@ -125,6 +127,7 @@ impl Default for ServerConfig {
             },
             client_tracking: true,
             max_connections: 0,
+            max_subscriptions: super::topics::DEFAULT_MAX_SUBSCRIPTIONS,
             allowed_origins: Vec::new(),
             deflate: None,
         }

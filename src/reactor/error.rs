@@ -50,6 +50,8 @@ pub enum Error {
     Internal,
     /// A panic was caught on the reactor thread.
     Panic,
+    /// The operation does not apply to this object (topics on a client connection).
+    Unsupported,
 }
 
 impl Error {

@@ -17,11 +17,13 @@ pub mod event_loop;
 pub mod events;
 pub mod log;
 mod proxy;
+pub mod pubsub;
 pub mod server;
 pub mod slab;
 pub mod stream;
 pub mod timers;
 pub mod tls;
+pub mod topics;
 pub mod views;
 
 use std::cell::RefCell;

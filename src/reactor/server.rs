@@ -22,6 +22,7 @@ use super::log::{self, Level};
 use super::slab::{Key, Slab};
 use super::stream::Stream;
 use super::tls::{ListenerCerts, ServerTls};
+use super::topics::Topics;
 use super::views::cstring;
 use super::Shared;
 use crate::core::extensions::deflate::server_negotiate;
@@ -164,6 +165,10 @@ pub struct Server {
     events: RefCell<Option<Rc<dyn ServerEvents>>>,
     /// Open (and closing) connections.
     pub clients: RefCell<Slab<Rc<Conn>>>,
+    /// Pub/sub subscriptions of its connections, by their loop keys.
+    pub topics: RefCell<Topics<Key, Rc<Conn>>>,
+    /// Publishes not queued to a subscriber above its high-water mark.
+    pub publish_skipped: Cell<u64>,
     closing: Cell<bool>,
     finished: Cell<bool>,
 }
@@ -379,6 +384,8 @@ impl EventLoop {
             config,
             events: RefCell::new(Some(Rc::from(events))),
             clients: RefCell::new(Slab::default()),
+            topics: RefCell::default(),
+            publish_skipped: Cell::new(0),
             closing: Cell::new(false),
             finished: Cell::new(false),
         });
@@ -425,6 +432,7 @@ impl EventLoop {
     /// Removes a finished connection from its server.
     pub fn detach_from_server(&self, conn: &Conn) {
         let Some(server) = conn.server.borrow_mut().take() else { return };
+        server.topics.borrow_mut().remove_member(conn.key);
         if let Some(slot) = conn.server_slot.take() {
             server.clients.borrow_mut().remove(slot);
             server.handle.client_count.fetch_sub(1, Ordering::Relaxed);

@@ -533,6 +533,25 @@ public:
     void pause() const { detail::check(wsffi_conn_pause(conn_), "wsffi_conn_pause"); }
     void resume() const { detail::check(wsffi_conn_resume(conn_), "wsffi_conn_resume"); }
 
+    // Topics (server-side connections): true when the subscription is new, false when it
+    // already existed; ends at unsubscribe or close. Names: 1 to WSFFI_MAX_TOPIC_BYTES bytes.
+    bool subscribe(const std::string &topic) const {
+        wsffi_status s = wsffi_conn_subscribe(conn_, topic.c_str());
+        if (s == WSFFI_STATUS_ERR_ALREADY_DONE) return false;
+        detail::check(s, "wsffi_conn_subscribe");
+        return true;
+    }
+    // True when there was such a subscription.
+    bool unsubscribe(const std::string &topic) const {
+        wsffi_status s = wsffi_conn_unsubscribe(conn_, topic.c_str());
+        if (s == WSFFI_STATUS_ERR_ALREADY_DONE) return false;
+        detail::check(s, "wsffi_conn_unsubscribe");
+        return true;
+    }
+    bool is_subscribed(const std::string &topic) const noexcept {
+        return wsffi_conn_is_subscribed(conn_, topic.c_str());
+    }
+
     ReadyState ready_state() const noexcept { return static_cast<ReadyState>(wsffi_ready_state(conn_)); }
     std::size_t buffered_amount() const noexcept { return wsffi_buffered_amount(conn_); }
     // These strings belong to the connection: valid while a reference is held (or, in a
@@ -881,6 +900,11 @@ public:
     // 0: no limit.
     ServerOptions &max_connections(std::size_t n) {
         detail::check(wsffi_server_options_set_max_connections(p_, n), "wsffi_server_options_set_max_connections");
+        return *this;
+    }
+    // Most topics one connection may subscribe to (default 10000).
+    ServerOptions &max_subscriptions(std::size_t n) {
+        detail::check(wsffi_server_options_set_max_subscriptions(p_, n), "wsffi_server_options_set_max_subscriptions");
         return *this;
     }
     // Accept only these Origins (call once per origin); none added: any Origin.
@@ -1396,6 +1420,17 @@ public:
     }
     std::size_t broadcast_text(std::string_view text) const { return broadcast(MessageType::Text, text); }
     std::size_t broadcast_binary(ByteView data) const { return broadcast(MessageType::Binary, data); }
+    // Sends one message to the subscribers of `topic` but `except` (see ConnView::subscribe);
+    // from a handler it is queued before this returns, from other threads soon after, in
+    // the calling thread's order.
+    void publish(const std::string &topic, MessageType type, ByteView data, ConnView except = {}) const {
+        detail::check(wsffi_server_publish(server_, topic.c_str(), static_cast<uint32_t>(type), data.data(), data.size(),
+                                           except.native()),
+                      "wsffi_server_publish");
+    }
+    std::size_t subscriber_count(const std::string &topic) const noexcept {
+        return wsffi_server_subscriber_count(server_, topic.c_str());
+    }
     // As broadcast, without waiting for the count.
     void broadcast_async(MessageType type, ByteView data) const {
         detail::check(

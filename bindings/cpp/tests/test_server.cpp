@@ -348,6 +348,73 @@ TEST(Server, BroadcastAndClientList) {
     for (auto &r : clients) ASSERT_TRUE(r.wait_closed());
 }
 
+// Polls `pred` (state the handlers do not signal) for up to the usual wait.
+template <class P> static bool eventually(P &&pred) {
+    auto deadline = std::chrono::steady_clock::now() + support::kWait;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+TEST(Server, TopicsAsChatRooms) {
+    constexpr int kClients = 3;
+    Record clients[kClients];
+    Env env;
+    wsffi::ServerOptions so;
+    so.max_subscriptions(2);
+    std::promise<std::string> limits;
+    wsffi::ServerHandlers h;
+    h.on_connection = [&](wsffi::ServerView server, wsffi::ConnView c, const wsffi::Request &req) {
+        // The room is the request's query: /?lobby.
+        std::string room(req.query_string());
+        EXPECT_TRUE(c.subscribe(room));
+        EXPECT_FALSE(c.subscribe(room));
+        EXPECT_TRUE(c.is_subscribed(room));
+        if (room == "lobby" && server.subscriber_count("lobby") == 1) {
+            EXPECT_TRUE(c.subscribe("second"));
+            try {
+                c.subscribe("third");
+                limits.set_value("no error");
+            } catch (const wsffi::Error &e) {
+                limits.set_value(e.what());
+            }
+            EXPECT_TRUE(c.unsubscribe("second"));
+            EXPECT_FALSE(c.unsubscribe("second"));
+        }
+        wsffi::ConnHandlers ch;
+        ch.on_message = [server, room](wsffi::ConnView from, wsffi::Message m) {
+            server.publish(room, m.type, m.data, from);
+        };
+        c.set_handlers(std::move(ch));
+    };
+    env.start(std::move(h), &so);
+    std::vector<wsffi::Conn> conns;
+    const char *rooms[kClients] = {"lobby", "lobby", "attic"};
+    for (int i = 0; i < kClients; i++) {
+        conns.push_back(wsffi::connect(env.reactor, env.url() + "?" + rooms[i], clients[i].handlers()));
+        ASSERT_TRUE(clients[i].wait_open());
+    }
+    EXPECT_NE(limits.get_future().get().find("wsffi_conn_subscribe"), std::string::npos);
+    ASSERT_TRUE(eventually([&] { return env.server->subscriber_count("lobby") == 2; }));
+    EXPECT_EQ(env.server->subscriber_count("attic"), 1u);
+    conns[0].send_text("hi lobby");
+    conns[2].send_text("hi attic");
+    ASSERT_TRUE(clients[1].wait_messages(1));
+    clients[1].read([&] { EXPECT_EQ(clients[1].messages[0], "hi lobby"); });
+    // From outside the reactor: to everyone in the lobby.
+    env.server->publish("lobby", wsffi::MessageType::Text, std::string_view("announcement"));
+    ASSERT_TRUE(clients[0].wait_messages(1));
+    ASSERT_TRUE(clients[1].wait_messages(2));
+    clients[0].read([&] { EXPECT_EQ(clients[0].messages[0], "announcement"); });
+    clients[2].read([&] { EXPECT_TRUE(clients[2].messages.empty()); });
+    EXPECT_THROW(env.server->publish("", wsffi::MessageType::Text, std::string_view("x")), wsffi::Error);
+    for (auto &c : conns) c.close();
+    for (auto &r : clients) ASSERT_TRUE(r.wait_closed());
+    ASSERT_TRUE(eventually([&] { return env.server->subscriber_count("lobby") == 0; }));
+}
+
 TEST(Server, AllowedOriginsAndMaxConnections) {
     Record wrong, right;
     Env env;
