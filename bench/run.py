@@ -54,6 +54,7 @@ SERVERS = {
         "cmd": [os.path.join(ROOT, "build", "echo-server"), ADDR],
         "deflate": [os.path.join(ROOT, "build", "echo-server"), "--deflate", ADDR],
         "no_deflate_note": "not run: no compression yet",
+        "fanout": [os.path.join(ROOT, "build", "echo-server"), "--fanout", ADDR],
     },
     "wsffi-dispatch": {
         "label": "wsffi, dispatch mode (echo-server --dispatch)",
@@ -188,6 +189,15 @@ SCENARIOS = {
         "cpu_unit": "us/msg",
         "deflate": True,
     },
+    "7": {
+        "title": "7: fan-out, 1 publisher to 1,000 subscribers, 64 B binary, 256 in flight",
+        "mode": "fanout",
+        "args": ["--conns", "1001", "--pipeline", "256", "--size", "64"],
+        "metric": "per_sec",
+        "unit": "deliveries/s",
+        "cpu_unit": "us/delivery",
+        "fanout": True,
+    },
 }
 
 
@@ -278,6 +288,10 @@ def run_one(server, scen, opts, round_no):
         cmd = spec["deflate"]
         if isinstance(cmd, str):
             return {"ok": False, "note": cmd}
+    if sc.get("fanout"):
+        cmd = spec.get("fanout")
+        if cmd is None:
+            return {"ok": False, "note": "n/a: the bench runs fan-out on wsffi's topics only"}
     tag = f"s{scen}-{server}-r{round_no}"
     srv = ServerProcess(server, cmd, os.path.join(LOGS, tag + ".log"))
     try:
@@ -534,7 +548,7 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
     checks = []
     for scen in scens:
         sc = SCENARIOS[scen]
-        if sc["mode"] == "idle" or sc.get("deflate"):
+        if sc["mode"] in ("idle", "fanout") or sc.get("deflate"):
             continue
 
         def vals(server):
@@ -651,6 +665,25 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
          ("rss_per_conn_bytes", "memory per idle connection ×", None)],
         modes=("echo", "idle"),
     )
+    # Topics: a delivery needs no read, so it should cost well under an echoed message.
+    if "wsffi" in servers and "7" in scens and "1" in scens:
+        per_sec, cpu = [], []
+        for rr in results:
+            f, e = rr.get(("7", "wsffi")), rr.get(("1", "wsffi"))
+            if f and e and f.get("ok") and e.get("ok"):
+                per_sec.append(f["per_sec"] / e["per_sec"])
+                if f.get("server_cpu_us_per_op") and e.get("server_cpu_us_per_op"):
+                    cpu.append(f["server_cpu_us_per_op"] / e["server_cpu_us_per_op"])
+        if per_sec:
+            lines.append(
+                "Fan-out over small echo, wsffi (`echo-server --fanout`, scenario 7, over scenario 1), same round, "
+                "median (min–max):"
+            )
+            lines.append("")
+            lines.append(f"- deliveries/s over echoed msg/s: {summary(per_sec, 'ratio')} (target ≥ 2)")
+            if cpu:
+                lines.append(f"- server CPU per delivery over server CPU per echoed message: {summary(cpu, 'ratio')} (target ≤ 0.5)")
+            lines.append("")
     cl = {impl: [rr.get(("client", impl)) for rr in results] for impl in PY_CLIENTS}
     if any(x for v in cl.values() for x in v):
         lines.append(
@@ -713,6 +746,12 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
                     f"(compressed to {w / size:.0%} of its size)."
                 )
     lines.append(
+        "- Scenario 7: `echo-server --fanout` subscribes every connection to one topic and publishes each message it "
+        "receives to all the others (`wsffi_server_publish`, the frame encoded once). The load generator's publisher "
+        "keeps 256 messages in flight ahead of the first subscriber (scenario 1 has 1,600 in flight over its 100 "
+        "connections); every subscriber checks the sequence. Deliveries are messages received by subscribers."
+    )
+    lines.append(
         "- Loopback TCP processing of each direction runs on the sending CPU, so part of the server's traffic is "
         "paid on the load generator's core and vice versa; CPU figures are comparable across servers, not absolute."
     )
@@ -724,7 +763,7 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma list (default: all)")
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list of 1-6 (default: all)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list of 1-7 (default: all)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")

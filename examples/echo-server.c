@@ -3,7 +3,11 @@
  *
  *   build/echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]...
  *                     [--handshake-timeout-ms N] [--ping-interval-ms N] [--max-connections N]
- *                     [--dispatch] HOST:PORT
+ *                     [--dispatch] [--fanout] HOST:PORT
+ *
+ * --fanout turns the echo into a topic: every client subscribes to "fan" and each message a
+ * client sends is published to all the others (not back to the sender), the fan-out
+ * scenario of `make bench`.
  *
  * --tls-sni adds a certificate for clients asking for NAME ("*.example.com" for a
  * wildcard); with TLS, SIGHUP reads the certificate files again and replaces the
@@ -92,6 +96,17 @@ static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_
     }
 }
 
+/* --fanout (set before the server starts). */
+static bool fanout;
+
+/* `user` is the connection's server. */
+static void on_fanout_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len) {
+    wsffi_status s = wsffi_server_publish(user, "fan", kind, data, len, conn);
+    if (s != WSFFI_STATUS_OK && s != WSFFI_STATUS_ERR_CLOSED) {
+        fprintf(stderr, "echo-server: publish: %s\n", wsffi_status_str(s));
+    }
+}
+
 static void on_drain(void *user, wsffi_conn *conn) {
     (void)user;
     wsffi_conn_resume(conn);
@@ -99,13 +114,20 @@ static void on_drain(void *user, wsffi_conn *conn) {
 
 static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, const wsffi_request *req) {
     (void)user;
-    (void)server;
     (void)req;
     wsffi_conn_callbacks cbs;
     wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_message = on_message;
     cbs.on_drain = on_drain;
-    wsffi_conn_set_callbacks(conn, &cbs, NULL, NULL);
+    if (fanout) {
+        /* Subscribed before the 101 goes out: the client's first message finds it. */
+        wsffi_status s = wsffi_conn_subscribe(conn, "fan");
+        if (s != WSFFI_STATUS_OK) {
+            fprintf(stderr, "echo-server: subscribe: %s\n", wsffi_status_str(s));
+        }
+        cbs.on_message = on_fanout_message;
+    }
+    wsffi_conn_set_callbacks(conn, &cbs, fanout ? server : NULL, NULL);
 }
 
 static void on_server_error(void *user, wsffi_server *server, wsffi_status status, const char *message) {
@@ -145,6 +167,8 @@ int main(int argc, char **argv) {
             deflate = true;
         } else if (strcmp(argv[i], "--dispatch") == 0) {
             dispatch = true;
+        } else if (strcmp(argv[i], "--fanout") == 0) {
+            fanout = true;
         } else if (strcmp(argv[i], "--handshake-timeout-ms") == 0 && i + 1 < argc) {
             handshake_timeout_ms = atol(argv[++i]);
         } else if (strcmp(argv[i], "--ping-interval-ms") == 0 && i + 1 < argc) {
@@ -173,7 +197,7 @@ int main(int argc, char **argv) {
     }
     if (address == NULL) {
         fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]... [--handshake-timeout-ms N] "
-                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] HOST:PORT\n");
+                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] [--fanout] HOST:PORT\n");
         return 2;
     }
 

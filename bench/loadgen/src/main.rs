@@ -9,6 +9,10 @@
 //!              `--duration` seconds.
 //!   handshake  `--concurrency` slots, each looping: connect, upgrade, close handshake
 //!              (TCP: connect, 8-byte round trip, close); counts completed cycles per second.
+//!   fanout     one publisher (connection 0) and `--conns` - 1 subscribers, for a server that
+//!              publishes every message it receives to all its other connections (a topic):
+//!              the publisher keeps K messages in flight ahead of subscriber 1; counts
+//!              messages delivered to subscribers. Every subscriber checks the sequence.
 //!   idle       opens `--conns` connections (at most `--concurrency` connecting at once),
 //!              echoes one message on each, waits `--settle` seconds, then reports the
 //!              server's resident memory per connection from /proc/PID/status.
@@ -40,6 +44,7 @@ enum Mode {
     Echo,
     Handshake,
     Idle,
+    Fanout,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -344,7 +349,8 @@ impl Gen {
 
     /// Starts a connection in slot `idx`.
     fn open(&mut self, idx: usize) {
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        let fd =
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return self.fail(format!("socket: {}", os_err()));
         }
@@ -357,7 +363,13 @@ impl Gen {
             // Spread short-lived connections over several loopback sources so TIME_WAIT
             // does not exhaust the ephemeral ports.
             unsafe {
-                libc::setsockopt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, &one as *const _ as *const libc::c_void, 4);
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    &one as *const _ as *const libc::c_void,
+                    4,
+                );
             }
             self.next_src = (self.next_src + 1) % 16;
             let src = libc::sockaddr_in {
@@ -366,7 +378,13 @@ impl Gen {
                 sin_addr: libc::in_addr { s_addr: (0x7f00_0001u32 + self.next_src * 256).to_be() },
                 sin_zero: [0; 8],
             };
-            unsafe { libc::bind(fd, &src as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) };
+            unsafe {
+                libc::bind(
+                    fd,
+                    &src as *const _ as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in>() as u32,
+                )
+            };
         }
         let sa = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
@@ -374,7 +392,9 @@ impl Gen {
             sin_addr: libc::in_addr { s_addr: ip.to_be() },
             sin_zero: [0; 8],
         };
-        let r = unsafe { libc::connect(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) };
+        let r = unsafe {
+            libc::connect(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32)
+        };
         if r < 0 && errno() != libc::EINPROGRESS {
             unsafe { libc::close(fd) };
             return self.fail(format!("connect {}: {}", self.cfg.addr, os_err()));
@@ -384,7 +404,8 @@ impl Gen {
             u64: idx as u64,
         };
         unsafe { libc::epoll_ctl(self.ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        let verify = self.cfg.verify_all || idx == 0;
+        // Full content on connection 0, or on the first subscriber of a fan-out.
+        let verify = self.cfg.verify_all || idx == usize::from(self.cfg.mode == Mode::Fanout);
         let deflate = self.cfg.deflate;
         let c = &mut self.conns[idx];
         c.reset();
@@ -431,7 +452,13 @@ impl Gen {
             let mut err: libc::c_int = 0;
             let mut len = 4u32;
             unsafe {
-                libc::getsockopt(self.conns[idx].fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
+                libc::getsockopt(
+                    self.conns[idx].fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    &mut err as *mut _ as *mut libc::c_void,
+                    &mut len,
+                )
             };
             if err != 0 {
                 let e = std::io::Error::from_raw_os_error(err);
@@ -473,6 +500,11 @@ impl Gen {
                 self.conns[idx].st = St::Open;
                 self.pump(idx);
             }
+            Mode::Fanout => {
+                // Subscribers only listen; the publisher starts once all are up (main).
+                self.conns[idx].st = St::Open;
+                self.conns[idx].send_limit = if idx == 0 { u64::MAX } else { 0 };
+            }
             Mode::Idle => {
                 self.conns[idx].st = St::Open;
                 self.conns[idx].send_limit = 1;
@@ -493,12 +525,15 @@ impl Gen {
     /// Writes frames until K are in flight, the send limit is reached, or the socket is full.
     fn pump(&mut self, idx: usize) {
         let k = self.cfg.pipeline;
+        // What the in-flight window counts from: the connection's own echoes, or for the
+        // fan-out publisher the deliveries to subscriber 1.
+        let base = if self.cfg.mode == Mode::Fanout && idx == 0 { self.conns[1].recvd } else { self.conns[idx].recvd };
         let c = &mut self.conns[idx];
         if c.st != St::Open {
             return;
         }
         loop {
-            let want = (c.recvd + k).min(c.send_limit);
+            let want = (base + k).min(c.send_limit);
             if c.sent_done >= want {
                 c.blocked = false;
                 return;
@@ -654,7 +689,10 @@ impl Gen {
                 let p = &self.tr.payloads[(c.recvd % PATTERNS as u64) as usize];
                 let n = if c.verify { take } else { take.min(PREFIX_CHECK - c.msg_len) };
                 if data[..n] != p[c.msg_len..c.msg_len + n] {
-                    { let m = format!("echo content mismatch on connection {idx}, message {}", c.recvd); return self.fail(m); }
+                    {
+                        let m = format!("echo content mismatch on connection {idx}, message {}", c.recvd);
+                        return self.fail(m);
+                    }
                 }
             }
             c.msg_len += take;
@@ -683,13 +721,12 @@ impl Gen {
                         continue;
                     }
                 }
-                let need = 2
-                    + match c.hdr[1] & 0x7f {
+                let need =
+                    2 + match c.hdr[1] & 0x7f {
                         126 => 2,
                         127 => 8,
                         _ => 0,
-                    }
-                    + if c.hdr[1] & 0x80 != 0 { 4 } else { 0 };
+                    } + if c.hdr[1] & 0x80 != 0 { 4 } else { 0 };
                 if c.hdr_have < need {
                     let take = (need - c.hdr_have).min(data.len());
                     c.hdr[c.hdr_have..c.hdr_have + take].copy_from_slice(&data[..take]);
@@ -773,7 +810,10 @@ impl Gen {
                             let p = &self.tr.payloads[(c.recvd % PATTERNS as u64) as usize];
                             let n = if c.verify { take } else { take.min(PREFIX_CHECK - c.msg_len) };
                             if c.msg_len + take > p.len() || chunk[..n] != p[c.msg_len..c.msg_len + n] {
-                                { let m = format!("echo content mismatch on connection {idx}, message {}", c.recvd); return self.fail(m); }
+                                {
+                                    let m = format!("echo content mismatch on connection {idx}, message {}", c.recvd);
+                                    return self.fail(m);
+                                }
                             }
                         }
                         c.msg_len += take;
@@ -844,10 +884,16 @@ impl Gen {
                 let want_op = if self.cfg.text { 1 } else { 2 };
                 let expect = self.tr.payloads[(c.recvd % PATTERNS as u64) as usize].len();
                 if c.msg_op != want_op {
-                    { let m = format!("echo has opcode {} instead of {want_op}", c.msg_op); return self.fail(m); }
+                    {
+                        let m = format!("echo has opcode {} instead of {want_op}", c.msg_op);
+                        return self.fail(m);
+                    }
                 }
                 if c.msg_len != expect {
-                    { let m = format!("echo of {} bytes instead of {expect} on connection {idx}", c.msg_len); return self.fail(m); }
+                    {
+                        let m = format!("echo of {} bytes instead of {expect} on connection {idx}", c.msg_len);
+                        return self.fail(m);
+                    }
                 }
                 let len = c.msg_len;
                 self.message_done(idx, len);
@@ -857,7 +903,10 @@ impl Gen {
                     // The close handshake is complete; the client may drop the socket.
                     self.cycle_done(idx);
                 } else {
-                    { let m = format!("server sent a close frame (after {} echoes)", c.recvd); self.fail(m); }
+                    {
+                        let m = format!("server sent a close frame (after {} echoes)", c.recvd);
+                        self.fail(m);
+                    }
                 }
             }
             _ => {}
@@ -870,12 +919,23 @@ impl Gen {
             // TCP reference: the round trip after connect completes the cycle.
             return self.cycle_done(idx);
         }
-        if c.recvd >= c.sent_done {
-            return self.fail(format!("more echoes than messages sent on connection {idx}"));
+        let fanout = self.cfg.mode == Mode::Fanout;
+        let sent = if fanout { self.conns[0].sent_done } else { self.conns[idx].sent_done };
+        let c = &mut self.conns[idx];
+        if fanout && idx == 0 {
+            return self.fail("the publisher received its own message".into());
+        }
+        if c.recvd >= sent {
+            return self.fail(format!("more messages than were sent arrived on connection {idx}"));
         }
         c.recvd += 1;
         self.msgs += 1;
         self.bytes += len as u64;
+        if fanout && idx == 1 {
+            self.pump(0);
+            return;
+        }
+        let c = &mut self.conns[idx];
         if self.cfg.mode == Mode::Idle && c.recvd == 1 {
             c.st = St::Idle;
             self.idle_ready += 1;
@@ -915,7 +975,9 @@ impl Gen {
             if self.error.is_some() {
                 return;
             }
-            if self.conns[idx].fd == fd && ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+            if self.conns[idx].fd == fd
+                && ev & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+            {
                 self.read(idx, buf);
                 if self.error.is_some() {
                     return;
@@ -944,7 +1006,7 @@ fn parse_config() -> Config {
     let a = Args::from_env();
     if a.flag("help") {
         println!(
-            "loadgen --addr HOST:PORT [--proto ws|tcp] [--mode echo|handshake|idle] [--conns N] [--pipeline K]\n\
+            "loadgen --addr HOST:PORT [--proto ws|tcp] [--mode echo|handshake|idle|fanout] [--conns N] [--pipeline K]\n\
              \x20       [--size BYTES] [--text] [--deflate] [--warmup S] [--duration S] [--settle S]\n\
              \x20       [--concurrency C] [--server-pid PID] [--verify-all] [--path /]"
         );
@@ -966,6 +1028,7 @@ fn parse_config() -> Config {
         "echo" => Mode::Echo,
         "handshake" => Mode::Handshake,
         "idle" => Mode::Idle,
+        "fanout" => Mode::Fanout,
         m => {
             eprintln!("loadgen: unknown mode {m}");
             std::process::exit(2)
@@ -1003,6 +1066,10 @@ fn parse_config() -> Config {
     }
     if cfg.size == 0 {
         eprintln!("loadgen: --size must be at least 1");
+        std::process::exit(2);
+    }
+    if cfg.mode == Mode::Fanout && cfg.conns < 2 {
+        eprintln!("loadgen: --mode fanout needs --conns 2 or more (a publisher and subscribers)");
         std::process::exit(2);
     }
     cfg
@@ -1044,12 +1111,12 @@ fn main() {
     let mut result = String::new();
 
     match g.cfg.mode {
-        Mode::Echo | Mode::Handshake => {
+        Mode::Echo | Mode::Handshake | Mode::Fanout => {
             for i in 0..slots {
                 g.open(i);
             }
-            // Echo: all connections up before the clock starts.
-            if g.cfg.mode == Mode::Echo {
+            // Echo and fan-out: all connections up before the clock starts.
+            if g.cfg.mode != Mode::Handshake {
                 while g.error.is_none() && g.opened < slots {
                     if Instant::now() > setup_deadline {
                         g.fail(format!("only {} of {slots} connections opened in time", g.opened));
@@ -1057,6 +1124,9 @@ fn main() {
                     }
                     g.poll(&mut events, &mut buf, Duration::from_millis(50));
                 }
+            }
+            if g.cfg.mode == Mode::Fanout && g.error.is_none() {
+                g.pump(0);
             }
             let warm_end = Instant::now() + Duration::from_secs_f64(g.cfg.warmup);
             let end = warm_end + Duration::from_secs_f64(g.cfg.duration);
@@ -1076,7 +1146,7 @@ fn main() {
                 let a = first.unwrap();
                 let b = g.snap();
                 let secs = b.at.unwrap().duration_since(a.at.unwrap()).as_secs_f64();
-                let count = if g.cfg.mode == Mode::Echo { b.msgs - a.msgs } else { b.cycles - a.cycles };
+                let count = if g.cfg.mode == Mode::Handshake { b.cycles - a.cycles } else { b.msgs - a.msgs };
                 let bytes = b.bytes - a.bytes;
                 let server_cpu = b.server_cpu - a.server_cpu;
                 let client_cpu = b.client_cpu - a.client_cpu;
@@ -1116,7 +1186,11 @@ fn main() {
             }
             let settle_end = Instant::now() + Duration::from_secs_f64(g.cfg.settle);
             while g.error.is_none() && Instant::now() < settle_end {
-                g.poll(&mut events, &mut buf, settle_end.saturating_duration_since(Instant::now()) + Duration::from_millis(1));
+                g.poll(
+                    &mut events,
+                    &mut buf,
+                    settle_end.saturating_duration_since(Instant::now()) + Duration::from_millis(1),
+                );
             }
             if g.error.is_none() {
                 let rss = g.cfg.server_pid.and_then(proc_rss_kib);
