@@ -323,6 +323,28 @@ class BaseConnection:
         ptr = L.wsffi_conn_handshake_response(self._handle) if self._handle else None
         return Response.from_view(ptr) if ptr else None
 
+    # topics (server-side connections) ----------------------------------------------------
+
+    def subscribe(self, topic: str) -> bool:
+        """Subscribes this server-side connection to `topic` (its server's ``publish``
+        reaches it until ``unsubscribe`` or close). True when new, False when it already was."""
+        status = L.wsffi_conn_subscribe(self._h(), _topic(topic))
+        if status == L.STATUS_ERR_ALREADY_DONE:
+            return False
+        check(status)
+        return True
+
+    def unsubscribe(self, topic: str) -> bool:
+        """Ends a subscription; False when there was none."""
+        status = L.wsffi_conn_unsubscribe(self._h(), _topic(topic))
+        if status == L.STATUS_ERR_ALREADY_DONE:
+            return False
+        check(status)
+        return True
+
+    def is_subscribed(self, topic: str) -> bool:
+        return bool(self._handle) and L.wsffi_conn_is_subscribed(self._handle, _topic(topic))
+
     def pause(self) -> None:
         check(L.wsffi_conn_pause(self._h()))
 
@@ -745,7 +767,7 @@ class ServerOptions:
         "per_message_deflate", "max_payload", "max_fragments", "max_connections", "allowed_origins",
         "client_tracking", "ping_interval", "idle_timeout", "close_timeout", "water_marks",
         "handshake_timeout", "backlog", "max_header_bytes", "reuse_port", "tls_cert", "tls_client_ca",
-        "tls_sni", "alpn",
+        "tls_sni", "alpn", "max_subscriptions",
     }  # fmt: skip
 
     def __init__(self, **kw):
@@ -773,7 +795,8 @@ class ServerOptions:
             check(L.wsffi_server_options_set_per_message_deflate(p, bool(pmd)))
         for key, fn in (("max_payload", L.wsffi_server_options_set_max_payload),
                         ("max_fragments", L.wsffi_server_options_set_max_fragments),
-                        ("max_connections", L.wsffi_server_options_set_max_connections)):  # fmt: skip
+                        ("max_connections", L.wsffi_server_options_set_max_connections),
+                        ("max_subscriptions", L.wsffi_server_options_set_max_subscriptions)):  # fmt: skip
             if kw.get(key) is not None:
                 check(fn(p, int(kw[key])))
         for key, fn in (("ping_interval", L.wsffi_server_options_set_ping_interval_ms),
@@ -813,6 +836,25 @@ class ServerOptions:
             L.wsffi_server_options_free(p)
         if lp:
             L.wsffi_listener_options_free(lp)
+
+
+def _topic(name) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"a topic is a str, not {type(name).__name__}")
+    return name.encode("utf-8")
+
+
+def publish(server, topic, data, except_=None) -> None:
+    """`wsffi_server_publish` of str (text) or bytes (binary) to `topic`, not to `except_`."""
+    if server is None:
+        raise InvalidStateError(L.STATUS_ERR_CLOSED, "the server is closed")
+    kind, payload = to_bytes(data)
+    skip = except_._handle if except_ is not None else None
+    check(L.wsffi_server_publish(server, _topic(topic), kind, payload, len(payload), skip))
+
+
+def subscriber_count(server, topic) -> int:
+    return L.wsffi_server_subscriber_count(server, _topic(topic)) if server is not None else 0
 
 
 def _string_array(names, what):

@@ -545,6 +545,14 @@ class WebSocketServer(EventEmitter, C.BaseServer):
             raise C.InvalidStateError(L.STATUS_ERR_CLOSED, "the server is closed")
         C.check(L.wsffi_server_broadcast(self._server, kind, payload, len(payload), None))
 
+    def publish(self, topic: str, data, except_=None) -> None:
+        """Sends one message to every client subscribed to `topic` (``ws.subscribe(topic)``),
+        except `except_` (typically the sender); the frame is encoded once."""
+        C.publish(self._server, topic, data, except_)
+
+    def subscriber_count(self, topic: str) -> int:
+        return C.subscriber_count(self._server, topic)
+
     def close(self) -> None:
         """Stops listening, sends 1001 to open clients; 'close' follows when they are gone."""
         if self._closed:

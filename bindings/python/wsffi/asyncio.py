@@ -514,6 +514,14 @@ class Server(C.BaseServer):
         if self._server is not None:
             C.check(L.wsffi_server_broadcast(self._server, kind, payload, len(payload), None))
 
+    def publish(self, topic: str, message, except_=None) -> None:
+        """Sends `message` to every connection subscribed to `topic` (``ws.subscribe``) but
+        `except_`."""
+        C.publish(self._server, topic, message, except_)
+
+    def subscriber_count(self, topic: str) -> int:
+        return C.subscriber_count(self._server, topic)
+
     async def __aenter__(self):
         return self
 
