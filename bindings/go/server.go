@@ -500,6 +500,7 @@ type ServerOptions struct {
 	DisableClientTracking bool // Broadcast then fails with ErrUnsupported
 	MaxConnections        int
 	AllowedOrigins        []string // others get 403
+	MaxSubscriptions      int      // topics per connection (Conn.Subscribe); 0 keeps 10000
 
 	MaxPayload    int
 	MaxFragments  int
@@ -589,6 +590,9 @@ func serverOptions(o *ServerOptions) (*C.wsffi_server_options, error) {
 	}
 	if o.MaxConnections > 0 {
 		check("max connections", C.wsffi_server_options_set_max_connections(so, C.size_t(o.MaxConnections)))
+	}
+	if o.MaxSubscriptions > 0 {
+		check("max subscriptions", C.wsffi_server_options_set_max_subscriptions(so, C.size_t(o.MaxSubscriptions)))
 	}
 	for _, origin := range o.AllowedOrigins {
 		cs := cstr(origin)
