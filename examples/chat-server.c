@@ -1,10 +1,12 @@
 /*
- * chat-server: a chat room. Every text message a client sends is broadcast to every
- * client, prefixed with the sender's name.
+ * chat-server: chat rooms. Every text message a client sends goes to everyone in its room,
+ * prefixed with the sender's name; each room is a topic of the server (wsffi_conn_subscribe,
+ * wsffi_server_publish), so a message is framed once for the whole room.
  *
  *   build/chat-server [--tls CERT KEY] HOST:PORT     (port 0 picks a free port)
  *
- * Clients connect to ws://HOST:PORT/chat?name=NAME (without a name they become guestN);
+ * Clients connect to ws://HOST:PORT/chat?name=NAME&room=ROOM (without a name they become
+ * guestN, without a room they join "lobby");
  * a browser gets a small chat page at http://HOST:PORT/. With --tls (PEM certificate chain
  * and key) the same port speaks TLS: https:// for the page, wss:// for the room. Prints
  * "listening on ADDR" once ready, then "open URL in a browser", then a log of the room. Runs until SIGINT or SIGTERM; clients then get a 1001
@@ -32,10 +34,13 @@ struct chat {
     unsigned next_guest;
 };
 
+#define DEFAULT_ROOM "lobby"
+
 /* One per connection, installed as the connection's user data. */
 struct client {
     wsffi_server *server; /* borrowed: main keeps the handle until every client is gone */
     char name[MAX_NAME_BYTES + 1];
+    char room[MAX_NAME_BYTES + 1]; /* the topic its lines go to */
     bool joined; /* on_open ran: only then is there a "left" to tell */
 };
 
@@ -46,7 +51,8 @@ static const char CHAT_PAGE[] =
     "#log{height:20em;overflow-y:auto;border:1px solid #aaa;padding:.5em;margin:1em 0}</style>\n"
     "</head><body>\n"
     "<h1>wsffi chat</h1>\n"
-    "<form id=\"join\">Name <input id=\"name\" maxlength=\"32\"> <button>Join</button></form>\n"
+    "<form id=\"join\">Name <input id=\"name\" maxlength=\"32\"> Room <input id=\"room\" maxlength=\"32\" "
+    "placeholder=\"lobby\"> <button>Join</button></form>\n"
     "<div id=\"log\"></div>\n"
     "<form id=\"say\"><input id=\"text\" size=\"50\" autocomplete=\"off\"> <button>Send</button></form>\n"
     "<script>\n"
@@ -63,7 +69,11 @@ static const char CHAT_PAGE[] =
     "  if (socket) socket.close(1000, 'bye');\n"
     "  const name = document.getElementById('name').value;\n"
     "  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';\n"
-    "  const query = name ? '?name=' + encodeURIComponent(name) : '';\n"
+    "  const room = document.getElementById('room').value;\n"
+    "  const params = new URLSearchParams();\n"
+    "  if (name) params.set('name', name);\n"
+    "  if (room) params.set('room', room);\n"
+    "  const query = params.toString() ? '?' + params : '';\n"
     "  const ws = new WebSocket(scheme + location.host + '" CHAT_PATH "' + query);\n"
     "  ws.onopen = () => show('connected');\n"
     "  ws.onmessage = (event) => show(event.data);\n"
@@ -82,32 +92,36 @@ static const char CHAT_PAGE[] =
     "</script>\n"
     "</body></html>\n";
 
-/* Sends one line to every client and logs it. Called on the reactor thread; with a NULL
- * out_sent the broadcast is queued and the call does not wait. */
-static void broadcast(wsffi_server *server, const char *line, size_t len) {
-    printf("%.*s\n", (int)len, line);
-    wsffi_status s = wsffi_server_broadcast(server, WSFFI_TEXT, (const uint8_t *)line, len, NULL);
+/* Sends one line to everyone in the client's room and logs it. Called on the reactor
+ * thread, so the line is queued to every member before this returns. */
+static void tell_room(struct client *client, const char *line, size_t len) {
+    if (strcmp(client->room, DEFAULT_ROOM) == 0) {
+        printf("%.*s\n", (int)len, line);
+    } else {
+        printf("[%s] %.*s\n", client->room, (int)len, line);
+    }
+    wsffi_status s = wsffi_server_publish(client->server, client->room, WSFFI_TEXT, (const uint8_t *)line, len, NULL);
     /* ERR_CLOSED and ERR_SHUT_DOWN only mean the server is stopping: nobody is left to tell. */
     if (s != WSFFI_STATUS_OK && s != WSFFI_STATUS_ERR_CLOSED && s != WSFFI_STATUS_ERR_SHUT_DOWN) {
-        fprintf(stderr, "chat-server: broadcast: %s\n", wsffi_status_str(s));
+        fprintf(stderr, "chat-server: publish: %s\n", wsffi_status_str(s));
     }
 }
 
 static void announce(struct client *client, const char *what) {
     char line[MAX_NAME_BYTES + 16];
     int n = snprintf(line, sizeof line, "%s %s", client->name, what);
-    broadcast(client->server, line, (size_t)n);
+    tell_room(client, line, (size_t)n);
 }
 
 /* NULL when the name is acceptable, else why not. A name becomes part of every line the
  * others read, so control characters (a newline could forge a line) are refused too. */
-static const char *name_problem(const char *name) {
+static const char *name_problem(const char *name, const char *too_long, const char *control) {
     if (strlen(name) > MAX_NAME_BYTES) {
-        return "name too long";
+        return too_long;
     }
     for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
         if (*p < 0x20 || *p == 0x7f) {
-            return "name contains control characters";
+            return control;
         }
     }
     return NULL;
@@ -117,7 +131,11 @@ static wsffi_verdict verify_client(void *user, wsffi_handshake *handshake) {
     (void)user;
     const wsffi_request *req = wsffi_handshake_request(handshake);
     const char *name = wsffi_request_query(req, "name");
-    const char *problem = name != NULL ? name_problem(name) : NULL;
+    const char *room = wsffi_request_query(req, "room");
+    const char *problem = name != NULL ? name_problem(name, "name too long", "name contains control characters") : NULL;
+    if (problem == NULL && room != NULL) {
+        problem = name_problem(room, "room name too long", "room name contains control characters");
+    }
     if (problem != NULL) {
         fprintf(stderr, "chat-server: refused %s: %s\n", wsffi_request_remote_address(req), problem);
         /* The reason phrase reaches command-line clients (browsers do not show it). */
@@ -153,7 +171,7 @@ static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_
     memcpy(line, client->name, name_len);
     memcpy(line + name_len, ": ", 2);
     memcpy(line + name_len + 2, data, len);
-    broadcast(client->server, line, line_len);
+    tell_room(client, line, line_len);
     free(line);
 }
 
@@ -180,6 +198,16 @@ static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, co
         snprintf(client->name, sizeof client->name, "%s", name);
     } else {
         snprintf(client->name, sizeof client->name, "guest%u", ++chat->next_guest);
+    }
+    const char *room = wsffi_request_query(req, "room");
+    snprintf(client->room, sizeof client->room, "%s", room != NULL && room[0] != '\0' ? room : DEFAULT_ROOM);
+    /* Subscribed before the 101 goes out, so the member hears its own "joined". */
+    wsffi_status s = wsffi_conn_subscribe(conn, client->room);
+    if (s != WSFFI_STATUS_OK) {
+        fprintf(stderr, "chat-server: subscribe: %s\n", wsffi_status_str(s));
+        free(client);
+        wsffi_close(conn, WSFFI_CLOSE_INTERNAL_ERROR, NULL, 0);
+        return;
     }
 
     wsffi_conn_callbacks cbs;
