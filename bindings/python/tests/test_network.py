@@ -262,6 +262,17 @@ def test_asyncio_serve_with_an_http_handler():
 # ---- proxies --------------------------------------------------------------------------------
 
 
+def read_head(sock) -> bytes | None:
+    """Bytes up to the end of an HTTP head (and whatever came with it); None at EOF first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        head += chunk
+    return head
+
+
 class ConnectProxy:
     """An HTTP CONNECT proxy on a thread: optional Basic credentials, counts tunnels."""
 
@@ -287,12 +298,9 @@ class ConnectProxy:
 
     def _tunnel(self, client):
         with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = client.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
+            head = read_head(client)
+            if head is None:
+                return
             lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
             method, target, _ = lines[0].split(" ")
             headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
@@ -400,12 +408,7 @@ class Redirector:
                 return
             with c:
                 c.settimeout(WAIT)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = c.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+                read_head(c)
                 self.hits += 1
                 c.sendall(f"HTTP/1.1 {self.status} Moved\r\nLocation: {self.location(self.port)}\r\n"
                           f"Content-Length: 0\r\nConnection: close\r\n\r\n".encode())  # fmt: skip
