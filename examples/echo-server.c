@@ -3,7 +3,10 @@
  *
  *   build/echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]...
  *                     [--handshake-timeout-ms N] [--ping-interval-ms N] [--max-connections N]
- *                     [--dispatch] HOST:PORT
+ *                     [--dispatch] [--stream] HOST:PORT
+ *
+ * --stream echoes each message as it arrives: its parts (wsffi_server_options_set_stream_messages)
+ * go back at once as fragments, so a message of any size passes through in constant memory.
  *
  * --tls-sni adds a certificate for clients asking for NAME ("*.example.com" for a
  * wildcard); with TLS, SIGHUP reads the certificate files again and replaces the
@@ -92,6 +95,17 @@ static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_
     }
 }
 
+/* --stream: each part goes straight back as a fragment of the echo. */
+static void on_message_part(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len, bool is_first,
+                            bool is_last) {
+    (void)user;
+    (void)is_first;
+    wsffi_status s = wsffi_send_fragment(conn, kind, data, len, is_last);
+    if (s == WSFFI_STATUS_ERR_BACKPRESSURE || wsffi_buffered_amount(conn) > ECHO_HIGH_WATER) {
+        wsffi_conn_pause(conn);
+    }
+}
+
 static void on_drain(void *user, wsffi_conn *conn) {
     (void)user;
     wsffi_conn_resume(conn);
@@ -104,6 +118,7 @@ static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, co
     wsffi_conn_callbacks cbs;
     wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_message = on_message;
+    cbs.on_message_part = on_message_part;
     cbs.on_drain = on_drain;
     wsffi_conn_set_callbacks(conn, &cbs, NULL, NULL);
 }
@@ -139,10 +154,13 @@ int main(int argc, char **argv) {
     const char *tls_key = NULL;
     bool deflate = false;
     bool dispatch = false;
+    bool stream = false;
     long handshake_timeout_ms = 0, ping_interval_ms = 0, max_connections = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             deflate = true;
+        } else if (strcmp(argv[i], "--stream") == 0) {
+            stream = true;
         } else if (strcmp(argv[i], "--dispatch") == 0) {
             dispatch = true;
         } else if (strcmp(argv[i], "--handshake-timeout-ms") == 0 && i + 1 < argc) {
@@ -173,7 +191,7 @@ int main(int argc, char **argv) {
     }
     if (address == NULL) {
         fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]... [--handshake-timeout-ms N] "
-                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] HOST:PORT\n");
+                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] [--stream] HOST:PORT\n");
         return 2;
     }
 
@@ -216,6 +234,7 @@ int main(int argc, char **argv) {
     wsffi_server_options *opts = wsffi_server_options_new();
     wsffi_server_options_set_water_marks(opts, ECHO_HIGH_WATER, ECHO_HIGH_WATER / 4);
     wsffi_server_options_set_per_message_deflate(opts, deflate);
+    wsffi_server_options_set_stream_messages(opts, stream);
     wsffi_server_options_set_ping_interval_ms(opts, (uint32_t)ping_interval_ms);
     wsffi_server_options_set_max_connections(opts, (size_t)max_connections);
     wsffi_server_callbacks scbs;
