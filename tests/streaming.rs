@@ -109,6 +109,8 @@ struct Seen {
     max_part: AtomicU64,
     peak_rss: AtomicU64,
     errors: Mutex<Vec<String>>,
+    /// The connection, once a part arrived.
+    conn: Mutex<Option<Arc<ConnHandle>>>,
 }
 
 /// The server's connection events: checks parts against the pattern.
@@ -118,6 +120,8 @@ struct Sink {
     open_message: AtomicBool,
     /// Close the connection after this many parts.
     close_after: Option<u64>,
+    /// Pause reading after every part (a thread resumes it), and count the pauses.
+    pause_every_part: bool,
     done: mpsc::Sender<String>,
 }
 
@@ -149,6 +153,10 @@ impl ConnEvents for Sink {
         }
         if last {
             let _ = self.done.send(format!("last {}", pos + data.len() as u64));
+        }
+        if self.pause_every_part {
+            s.conn.lock().unwrap().get_or_insert_with(|| conn.clone());
+            conn.set_paused(true).expect("pause from a part callback");
         }
         if self.close_after == Some(parts) {
             conn.close(Some(1000), b"enough".to_vec()).expect("close from a part callback");
@@ -189,6 +197,10 @@ struct Setup {
 
 impl Setup {
     fn new(pattern: &Pattern, deflate: bool, close_after: Option<u64>, dispatch: bool) -> Setup {
+        Setup::with(pattern, deflate, close_after, dispatch, false)
+    }
+
+    fn with(pattern: &Pattern, deflate: bool, close_after: Option<u64>, dispatch: bool, pause: bool) -> Setup {
         let config =
             ReactorConfig { dispatch: dispatch.then(|| DispatchSettings { wake: None }), ..ReactorConfig::default() };
         let reactor = Reactor::start(config).expect("reactor");
@@ -209,6 +221,7 @@ impl Setup {
             seen: s.clone(),
             open_message: AtomicBool::new(false),
             close_after,
+            pause_every_part: pause,
             done: tx.lock().unwrap().clone(),
         });
         let listener = api::listen(reactor.shared(), "127.0.0.1:0", ListenerConfig::default()).expect("listen");
@@ -332,6 +345,52 @@ fn a_binary_message_far_over_max_payload_streams_through_with_flat_memory() {
 #[test]
 fn a_compressed_message_is_inflated_part_by_part_with_flat_memory() {
     stream_through(true);
+}
+
+/// A part callback that pauses the connection stops the parts right there, and resuming
+/// goes on where they stopped: inflated output still inside the decompressor and payload
+/// already unmasked but not yet delivered come out exactly once, in order.
+#[test]
+fn pausing_from_part_callbacks_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for deflate in [false, true] {
+        let pattern = Pattern::new(deflate);
+        let setup = Setup::with(&pattern, deflate, None, false, true);
+        let total: u64 = 64 << 20;
+        let port = setup.port;
+        let sender = {
+            let pattern = pattern.clone();
+            std::thread::spawn(move || send_message(port, &pattern, total, deflate))
+        };
+        // Resume whatever the sink paused, until the message is through.
+        let (stop, resumes) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let resumer = {
+            let (stop, resumes, seen) = (stop.clone(), resumes.clone(), setup.seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    if let Some(conn) = seen.conn.lock().unwrap().as_ref() {
+                        if conn.set_paused(false).is_ok() {
+                            resumes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
+        assert_eq!(setup.wait("last"), format!("last {total}"));
+        stop.store(true, Ordering::Release);
+        resumer.join().unwrap();
+        // The last part paused it too.
+        setup.seen.conn.lock().unwrap().as_ref().expect("conn").set_paused(false).expect("resume");
+        assert_eq!(setup.errors(), Vec::<String>::new(), "deflate {deflate}");
+        assert_eq!(setup.seen.bytes.load(Ordering::Relaxed), total);
+        assert!(resumes.load(Ordering::Relaxed) > 10);
+        let mut peer = sender.join().unwrap();
+        peer.send_close(1000, "done");
+        assert_eq!(peer.close_frame().close_code(), 1000);
+        peer.expect_gone();
+        setup.wait("close");
+    }
 }
 
 /// A part callback that closes its own connection hears nothing more of the message, in
