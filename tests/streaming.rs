@@ -337,6 +337,27 @@ fn stream_through(deflate: bool) {
     assert!(line.starts_with("close 1000 \"done\" clean Peer"), "{line}");
 }
 
+/// Dispatch mode: every part is copied into a job and delivered on the dispatching thread,
+/// in order (the pattern check sees each byte at its offset). Memory is not asserted: the
+/// queue holds what the dispatcher has not run yet.
+#[test]
+fn dispatch_mode_delivers_every_part_in_order() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for deflate in [false, true] {
+        let total: u64 = 256 << 20;
+        let pattern = Pattern::new(deflate);
+        let setup = Setup::new(&pattern, deflate, None, true);
+        let mut peer = send_message(setup.port, &pattern, total, deflate);
+        assert_eq!(setup.wait("last"), format!("last {total}"));
+        assert_eq!(setup.errors(), Vec::<String>::new(), "deflate {deflate}");
+        assert!(setup.seen.parts.load(Ordering::Relaxed) >= total / (64 << 10));
+        peer.send_close(1000, "done");
+        assert_eq!(peer.close_frame().close_code(), 1000);
+        peer.expect_gone();
+        setup.wait("close");
+    }
+}
+
 #[test]
 fn a_binary_message_far_over_max_payload_streams_through_with_flat_memory() {
     stream_through(false);
