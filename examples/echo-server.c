@@ -3,7 +3,10 @@
  *
  *   build/echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]...
  *                     [--handshake-timeout-ms N] [--ping-interval-ms N] [--max-connections N]
- *                     [--dispatch] [--fanout] HOST:PORT
+ *                     [--dispatch] [--stream] [--fanout] HOST:PORT
+ *
+ * --stream echoes each message as it arrives: its parts (wsffi_server_options_set_stream_messages)
+ * go back at once as fragments, so a message of any size passes through in constant memory.
  *
  * --fanout turns the echo into a topic: every client subscribes to "fan" and each message a
  * client sends is published to all the others (not back to the sender), the fan-out
@@ -96,6 +99,17 @@ static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_
     }
 }
 
+/* --stream: each part goes straight back as a fragment of the echo. */
+static void on_message_part(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len, bool is_first,
+                            bool is_last) {
+    (void)user;
+    (void)is_first;
+    wsffi_status s = wsffi_send_fragment(conn, kind, data, len, is_last);
+    if (s == WSFFI_STATUS_ERR_BACKPRESSURE || wsffi_buffered_amount(conn) > ECHO_HIGH_WATER) {
+        wsffi_conn_pause(conn);
+    }
+}
+
 /* --fanout (set before the server starts). */
 static bool fanout;
 
@@ -118,6 +132,7 @@ static void on_connection(void *user, wsffi_server *server, wsffi_conn *conn, co
     wsffi_conn_callbacks cbs;
     wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_message = on_message;
+    cbs.on_message_part = on_message_part;
     cbs.on_drain = on_drain;
     if (fanout) {
         /* Subscribed before the 101 goes out: the client's first message finds it. */
@@ -161,10 +176,13 @@ int main(int argc, char **argv) {
     const char *tls_key = NULL;
     bool deflate = false;
     bool dispatch = false;
+    bool stream = false;
     long handshake_timeout_ms = 0, ping_interval_ms = 0, max_connections = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--deflate") == 0) {
             deflate = true;
+        } else if (strcmp(argv[i], "--stream") == 0) {
+            stream = true;
         } else if (strcmp(argv[i], "--dispatch") == 0) {
             dispatch = true;
         } else if (strcmp(argv[i], "--fanout") == 0) {
@@ -197,7 +215,7 @@ int main(int argc, char **argv) {
     }
     if (address == NULL) {
         fprintf(stderr, "usage: echo-server [--deflate] [--tls CERT KEY] [--tls-sni NAME CERT KEY]... [--handshake-timeout-ms N] "
-                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] [--fanout] HOST:PORT\n");
+                        "[--ping-interval-ms N] [--max-connections N] [--dispatch] [--stream] [--fanout] HOST:PORT\n");
         return 2;
     }
 
@@ -240,6 +258,7 @@ int main(int argc, char **argv) {
     wsffi_server_options *opts = wsffi_server_options_new();
     wsffi_server_options_set_water_marks(opts, ECHO_HIGH_WATER, ECHO_HIGH_WATER / 4);
     wsffi_server_options_set_per_message_deflate(opts, deflate);
+    wsffi_server_options_set_stream_messages(opts, stream);
     wsffi_server_options_set_ping_interval_ms(opts, (uint32_t)ping_interval_ms);
     wsffi_server_options_set_max_connections(opts, (size_t)max_connections);
     wsffi_server_callbacks scbs;

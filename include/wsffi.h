@@ -559,6 +559,19 @@ typedef void (*wsffi_drain_cb)(void *user, struct wsffi_conn *conn);
 typedef void (*wsffi_unexpected_response_cb)(void *user, struct wsffi_conn *conn, const struct wsffi_response *response);
 
 /*
+ With `wsffi_client_options_set_stream_messages` / `wsffi_server_options_set_stream_messages`
+ on, the next part of a message as it arrived, instead of one `on_message` call per
+ message. `data` (`len` bytes) is borrowed until the callback returns; for a compressed
+ message it is inflated output (at most 32 KiB per part). `is_first` marks a message's
+ first part, `is_last` its final one, which may be empty (`len` 0); an empty message is
+ one empty part with both set. Parts of text messages are validated as they arrive and
+ may end inside a UTF-8 character that the next part completes; invalid UTF-8 closes
+ the connection with 1007 and the part holding it is not delivered. No part is
+ delivered after `wsffi_close` or `wsffi_terminate` on the connection.
+ */
+typedef void (*wsffi_message_part_cb)(void *user, struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len, bool is_first, bool is_last);
+
+/*
  Per-connection callbacks; NULL means "not interested". The library copies the table.
  Set `size` to `sizeof(struct wsffi_conn_callbacks)` and leave the callbacks you do not
  want NULL: `wsffi_conn_callbacks_init(&cb, sizeof cb)`, or in C99
@@ -602,6 +615,11 @@ typedef struct wsffi_conn_callbacks {
    Client only: see `wsffi_unexpected_response_cb`.
    */
   wsffi_unexpected_response_cb on_unexpected_response;
+  /*
+   See `wsffi_message_part_cb`: called only on connections whose options turned
+   message streaming on; on those `on_message` is never called.
+   */
+  wsffi_message_part_cb on_message_part;
 } wsffi_conn_callbacks;
 
 /*
@@ -1111,8 +1129,8 @@ wsffi_status wsffi_set_log_callback(uint32_t level, wsffi_log_cb cb, void *user,
  connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
  fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
  mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
- with default parameters. The caller owns the object: free it with
- `wsffi_client_options_free`; NULL only if the library failed internally.
+ with default parameters, messages delivered whole (not streamed). The caller owns the
+ object: free it with `wsffi_client_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_client_options *wsffi_client_options_new(void);
 
@@ -1220,6 +1238,18 @@ wsffi_status wsffi_client_options_set_max_redirects(struct wsffi_client_options 
 wsffi_status wsffi_client_options_set_max_payload(struct wsffi_client_options *options, size_t bytes);
 
 /*
+ Deliver incoming messages in parts as they arrive, to the `on_message_part` callback
+ (see `wsffi_message_part_cb`), instead of whole to `on_message`; off by default. Parts
+ come straight from the read buffer, so a message may be larger than memory: neither
+ `max_payload` nor `max_fragments` applies to a streamed message (an application that
+ wants a bound counts the bytes and calls `wsffi_close`, e.g. with 1009). Compressed
+ messages are inflated part by part, never whole. A connection without an
+ `on_message_part` callback then drops its messages.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_stream_messages(struct wsffi_client_options *options, bool enabled);
+
+/*
  Most frames one incoming fragmented message may use (> 0); more close with 1009.
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
@@ -1263,7 +1293,8 @@ wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_optio
  New server options with the defaults: client tracking on, no connection limit, any
  Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
  without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
- low-water mark 4 MiB, permessage-deflate declined. The caller owns the object: free it
+ low-water mark 4 MiB, permessage-deflate declined, messages delivered whole (not
+ streamed). The caller owns the object: free it
  with `wsffi_server_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_server_options *wsffi_server_options_new(void);
@@ -1305,6 +1336,12 @@ wsffi_status wsffi_server_options_add_allowed_origin(struct wsffi_server_options
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_max_payload(struct wsffi_server_options *options, size_t bytes);
+
+/*
+ As `wsffi_client_options_set_stream_messages`, for the server's connections (off by
+ default). NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_server_options_set_stream_messages(struct wsffi_server_options *options, bool enabled);
 
 /*
  As `wsffi_client_options_set_max_fragments`, for the server's connections.

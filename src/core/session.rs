@@ -10,6 +10,8 @@ use super::protocol::frame::{self, FrameHeader, OpCode};
 use super::protocol::mask;
 use super::protocol::utf8::{self, Utf8Validator};
 
+mod streaming;
+
 /// Which end of the connection this is; it decides the masking rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -51,6 +53,20 @@ impl MessageKind {
 pub enum Incoming<'a> {
     /// A complete (possibly reassembled) data message.
     Message(MessageKind, &'a [u8]),
+    /// Streaming mode ([`Reader::stream_messages`]): the next piece of a data message, as
+    /// it arrived (inflated, for a compressed message). `first` on the first part of a
+    /// message, `last` on its final one; the final part may be empty. A text part may end
+    /// inside a UTF-8 character that the next part completes.
+    Part {
+        /// The message's kind (that of its first frame).
+        kind: MessageKind,
+        /// The bytes of this part.
+        data: &'a [u8],
+        /// The first part of its message.
+        first: bool,
+        /// The last part of its message.
+        last: bool,
+    },
     /// A ping; the caller answers it with a pong.
     Ping(&'a [u8]),
     /// A pong.
@@ -119,6 +135,8 @@ pub struct Reader {
     close_received: bool,
     /// permessage-deflate, when negotiated.
     deflate: Option<Box<ReadDeflate>>,
+    /// Streaming mode: messages are delivered in parts.
+    streaming: Option<Box<streaming::Streaming>>,
 }
 
 /// The receiving half of permessage-deflate. The zlib stream is created on the first
@@ -168,6 +186,7 @@ impl Reader {
             early: 0,
             close_received: false,
             deflate: None,
+            streaming: None,
         }
     }
 
@@ -190,6 +209,9 @@ impl Reader {
     /// connection as soon as it arrives. An `Err` means the connection must be failed with
     /// the violation's code.
     pub fn feed(&mut self, buf: &mut [u8], on: &mut dyn FnMut(Incoming<'_>) -> bool) -> Result<Progress, Violation> {
+        if self.streaming.is_some() {
+            return self.feed_streaming(buf, on);
+        }
         let mut pos = 0;
         while !self.close_received {
             let Some((header, header_len)) =
@@ -292,6 +314,10 @@ impl Reader {
                 if self.assembling.is_none() {
                     return Err(Violation::protocol("continuation frame without a message to continue"));
                 }
+                if self.streaming.is_some() {
+                    // Parts are not held: neither the size nor the fragment count is bounded.
+                    return Ok(h.payload_len as usize);
+                }
                 if self.fragments >= self.limits.max_fragments {
                     return Err(Violation { code: codes::MESSAGE_TOO_BIG, message: "too many fragments" });
                 }
@@ -300,6 +326,9 @@ impl Reader {
             OpCode::Text | OpCode::Binary => {
                 if self.assembling.is_some() {
                     return Err(Violation::protocol("new message started inside a fragmented message"));
+                }
+                if self.streaming.is_some() {
+                    return Ok(h.payload_len as usize);
                 }
                 0
             }
@@ -708,6 +737,7 @@ mod tests {
                 Incoming::Ping(d) => Ev::Ping(d.to_vec()),
                 Incoming::Pong(d) => Ev::Pong(d.to_vec()),
                 Incoming::Close(c) => Ev::Close(c.map(|(c, r)| (c, r.to_string()))),
+                Incoming::Part { .. } => unreachable!("not streaming"),
             });
             true
         });
@@ -1164,6 +1194,7 @@ mod tests {
                     Incoming::Ping(d) => Ev::Ping(d.to_vec()),
                     Incoming::Pong(d) => Ev::Pong(d.to_vec()),
                     Incoming::Close(c) => Ev::Close(c.map(|(c, r)| (c, r.to_string()))),
+                    Incoming::Part { .. } => unreachable!("not streaming"),
                 });
                 true
             });

@@ -29,6 +29,26 @@ pub type wsffi_open_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *m
 /// library's read buffer); text messages are valid UTF-8 and not NUL-terminated.
 pub type wsffi_message_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, kind: u32, data: *const u8, len: usize)>;
+/// With `wsffi_client_options_set_stream_messages` / `wsffi_server_options_set_stream_messages`
+/// on, the next part of a message as it arrived, instead of one `on_message` call per
+/// message. `data` (`len` bytes) is borrowed until the callback returns; for a compressed
+/// message it is inflated output (at most 32 KiB per part). `is_first` marks a message's
+/// first part, `is_last` its final one, which may be empty (`len` 0); an empty message is
+/// one empty part with both set. Parts of text messages are validated as they arrive and
+/// may end inside a UTF-8 character that the next part completes; invalid UTF-8 closes
+/// the connection with 1007 and the part holding it is not delivered. No part is
+/// delivered after `wsffi_close` or `wsffi_terminate` on the connection.
+pub type wsffi_message_part_cb = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        conn: *mut ConnHandle,
+        kind: u32,
+        data: *const u8,
+        len: usize,
+        is_first: bool,
+        is_last: bool,
+    ),
+>;
 /// The connection ended; `info` (never NULL) says how: the code and reason that decided
 /// the close, whether the peer or we sent them, both sides' close frames when known, and
 /// whether the close was clean (see `struct wsffi_close_info`). `info` and its strings are
@@ -75,6 +95,9 @@ pub struct wsffi_conn_callbacks {
     pub on_drain: wsffi_drain_cb,
     /// Client only: see `wsffi_unexpected_response_cb`.
     pub on_unexpected_response: wsffi_unexpected_response_cb,
+    /// See `wsffi_message_part_cb`: called only on connections whose options turned
+    /// message streaming on; on those `on_message` is never called.
+    pub on_message_part: wsffi_message_part_cb,
 }
 
 impl Default for wsffi_conn_callbacks {
@@ -89,6 +112,7 @@ impl Default for wsffi_conn_callbacks {
             on_pong: None,
             on_drain: None,
             on_unexpected_response: None,
+            on_message_part: None,
         }
     }
 }
@@ -106,6 +130,7 @@ unsafe impl Extensible for wsffi_conn_callbacks {
         field!(wsffi_conn_callbacks, on_pong: wsffi_control_cb),
         field!(wsffi_conn_callbacks, on_drain: wsffi_drain_cb),
         field!(wsffi_conn_callbacks, on_unexpected_response: wsffi_unexpected_response_cb),
+        field!(wsffi_conn_callbacks, on_message_part: wsffi_message_part_cb),
     ];
     fn defaults() -> Self {
         Self::default()
@@ -337,6 +362,13 @@ impl ConnEvents for CConnEvents {
         if let Some(f) = self.table.on_message {
             // SAFETY: as above; `data` outlives the call.
             unsafe { f(self.user(), conn_ptr(conn), message_kind_value(kind), data.as_ptr(), data.len()) }
+        }
+    }
+
+    fn on_message_part(&self, conn: &Arc<ConnHandle>, kind: MessageKind, data: &[u8], first: bool, last: bool) {
+        if let Some(f) = self.table.on_message_part {
+            // SAFETY: as above; `data` outlives the call.
+            unsafe { f(self.user(), conn_ptr(conn), message_kind_value(kind), data.as_ptr(), data.len(), first, last) }
         }
     }
 

@@ -97,8 +97,8 @@ fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
 /// connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
 /// fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
 /// mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
-/// with default parameters. The caller owns the object: free it with
-/// `wsffi_client_options_free`; NULL only if the library failed internally.
+/// with default parameters, messages delivered whole (not streamed). The caller owns the
+/// object: free it with `wsffi_client_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_new() -> *mut wsffi_client_options {
     boundary!(std::ptr::null_mut(), { into_owned(Box::default()) })
@@ -293,6 +293,25 @@ pub extern "C" fn wsffi_client_options_set_max_payload(
     with(options, |o| set_max_payload(&mut o.config.conn, bytes))
 }
 
+/// Deliver incoming messages in parts as they arrive, to the `on_message_part` callback
+/// (see `wsffi_message_part_cb`), instead of whole to `on_message`; off by default. Parts
+/// come straight from the read buffer, so a message may be larger than memory: neither
+/// `max_payload` nor `max_fragments` applies to a streamed message (an application that
+/// wants a bound counts the bytes and calls `wsffi_close`, e.g. with 1009). Compressed
+/// messages are inflated part by part, never whole. A connection without an
+/// `on_message_part` callback then drops its messages.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_stream_messages(
+    options: *mut wsffi_client_options,
+    enabled: bool,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.conn.stream_messages = enabled;
+        Ok(())
+    })
+}
+
 /// Most frames one incoming fragmented message may use (> 0); more close with 1009.
 /// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
@@ -366,7 +385,8 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(
 /// New server options with the defaults: client tracking on, no connection limit, any
 /// Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
 /// without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
-/// low-water mark 4 MiB, permessage-deflate declined. The caller owns the object: free it
+/// low-water mark 4 MiB, permessage-deflate declined, messages delivered whole (not
+/// streamed). The caller owns the object: free it
 /// with `wsffi_server_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
@@ -447,6 +467,19 @@ pub extern "C" fn wsffi_server_options_set_max_payload(
     bytes: usize,
 ) -> wsffi_status {
     with(options, |o| set_max_payload(&mut o.config.conn, bytes))
+}
+
+/// As `wsffi_client_options_set_stream_messages`, for the server's connections (off by
+/// default). NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_stream_messages(
+    options: *mut wsffi_server_options,
+    enabled: bool,
+) -> wsffi_status {
+    with(options, |o| {
+        o.config.conn.stream_messages = enabled;
+        Ok(())
+    })
 }
 
 /// As `wsffi_client_options_set_max_fragments`, for the server's connections.

@@ -25,6 +25,19 @@ pub struct ConnConfig {
     pub high_water: usize,
     /// `drain` fires when the buffered amount falls to this.
     pub low_water: usize,
+    /// Deliver messages in parts as they arrive (`on_message_part`) instead of whole.
+    pub stream_messages: bool,
+}
+
+impl ConnConfig {
+    /// The frame reader for a connection with these settings.
+    pub fn reader(&self, role: crate::core::session::Role) -> crate::core::session::Reader {
+        let mut reader = crate::core::session::Reader::new(role, self.limits);
+        if self.stream_messages {
+            reader.stream_messages();
+        }
+        reader
+    }
 }
 
 /// Client-side defaults: no automatic ping and no idle timeout, as browsers.
@@ -37,6 +50,7 @@ impl Default for ConnConfig {
             close_timeout: Duration::from_secs(5),
             high_water: DEFAULT_HIGH_WATER,
             low_water: DEFAULT_HIGH_WATER / 4,
+            stream_messages: false,
         }
     }
 }

@@ -93,6 +93,8 @@ pub struct ConnHandle {
     fragmenting: std::sync::atomic::AtomicBool,
     /// A send from another thread was refused for back-pressure: `on_drain` is owed.
     drain_wanted: std::sync::atomic::AtomicBool,
+    /// The application closed or terminated the connection: no more message parts.
+    app_closed: std::sync::atomic::AtomicBool,
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
     info: OnceCell<ConnInfo>,
@@ -122,6 +124,7 @@ impl ConnHandle {
             high_water: AtomicUsize::new(high_water),
             fragmenting: std::sync::atomic::AtomicBool::new(false),
             drain_wanted: std::sync::atomic::AtomicBool::new(false),
+            app_closed: std::sync::atomic::AtomicBool::new(false),
             user: AtomicPtr::new(std::ptr::null_mut()),
             url: url_cell,
             info: OnceCell::new(),
@@ -268,6 +271,7 @@ impl ConnHandle {
             return Err(Error::Closed);
         }
         let me = self.clone();
+        self.app_closed.store(true, Ordering::Release);
         self.shared.run_async(move |lp| lp.close_conn(&me, code, &reason))?;
         // Visible at once to every thread: no send is accepted after a close.
         let _ =
@@ -280,8 +284,15 @@ impl ConnHandle {
         if self.ready_state() == ready_state::CLOSED {
             return Err(Error::Closed);
         }
+        self.app_closed.store(true, Ordering::Release);
         let me = self.clone();
         self.shared.run_async(move |lp| lp.terminate_conn(&me))
+    }
+
+    /// Has the application closed or terminated this connection? Message parts that
+    /// arrive (or wait in the dispatch queue) after that are not delivered.
+    pub fn closed_by_app(&self) -> bool {
+        self.app_closed.load(Ordering::Acquire)
     }
 
     /// Stops (`true`) or restarts reading from the peer.
@@ -537,7 +548,7 @@ impl Conn {
         phase: Phase,
         events: Option<Box<dyn ConnEvents>>,
     ) -> Self {
-        let limits = config.limits;
+        let reader = config.reader(role);
         let events = Self::reactor_side_events(&handle, events);
         Conn {
             handle,
@@ -546,7 +557,7 @@ impl Conn {
             config: RefCell::new(config),
             stream: RefCell::new(stream),
             phase: Cell::new(phase),
-            reader: RefCell::new(Reader::new(role, limits)),
+            reader: RefCell::new(reader),
             input: RefCell::new(InBuf::default()),
             output: RefCell::new(OutBuf { writer: Writer::new(role), buf: Vec::new(), sent: 0 }),
             events: RefCell::new(events),

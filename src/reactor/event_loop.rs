@@ -287,7 +287,8 @@ impl EventLoop {
     pub fn pump(&self, conn: &Rc<Conn>, until_blocked: bool) {
         // Complete frames may already wait in the buffer: after a resume, or bytes that
         // arrived together with the handshake.
-        if self.can_read(conn) && !conn.input.borrow().is_empty() {
+        // Inflated output of a frame already read may wait too, in streaming mode.
+        if self.can_read(conn) && (!conn.input.borrow().is_empty() || conn.reader.borrow().has_pending_parts()) {
             let mut input = conn.input.borrow_mut();
             let (consumed, _) = self.process(conn, input.data());
             input.consume(consumed);
@@ -302,7 +303,8 @@ impl EventLoop {
             let buffered = !conn.input.borrow().is_empty() || !shared_free;
             let (n, space) = if buffered {
                 let mut input = conn.input.borrow_mut();
-                let frame_len = Self::frame_len(&mut input);
+                // Mid-frame (streaming) the input starts inside a payload, not with a header.
+                let frame_len = if conn.reader.borrow().mid_frame() { 0 } else { Self::frame_len(&mut input) };
                 let spare = input.spare(READ_BUF_SIZE, frame_len);
                 let space = spare.len();
                 match self.read_into(conn, spare) {
@@ -424,6 +426,13 @@ impl EventLoop {
             Incoming::Message(kind, data) => {
                 if let Some(events) = &events {
                     events.on_message(&conn.handle, kind, data);
+                }
+            }
+            Incoming::Part { kind, data, first, last } => {
+                // After wsffi_close or wsffi_terminate (from a part callback too) the
+                // application hears no more of the message.
+                if let (Some(events), false) = (&events, conn.handle.closed_by_app()) {
+                    events.on_message_part(&conn.handle, kind, data, first, last);
                 }
             }
             Incoming::Ping(data) => {

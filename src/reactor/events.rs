@@ -22,6 +22,10 @@ pub trait ConnEvents: Any + Send + Sync {
     fn on_open(&self, _conn: &Arc<ConnHandle>) {}
     /// A complete message; `data` points into the read buffer and lives for this call.
     fn on_message(&self, _conn: &Arc<ConnHandle>, _kind: MessageKind, _data: &[u8]) {}
+    /// With `stream_messages` on, the next part of a message, instead of `on_message`:
+    /// `data` is what arrived (inflated, when compressed), lent for this call; `first`
+    /// and `last` mark the message's first and final parts (the final one may be empty).
+    fn on_message_part(&self, _conn: &Arc<ConnHandle>, _kind: MessageKind, _data: &[u8], _first: bool, _last: bool) {}
     /// A ping arrived (the pong is already queued).
     fn on_ping(&self, _conn: &Arc<ConnHandle>, _data: &[u8]) {}
     /// A pong arrived.

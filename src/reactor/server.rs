@@ -30,7 +30,7 @@ use crate::core::handshake::redirect::is_redirect_status;
 use crate::core::handshake::request::{parse_request, validate_upgrade, UpgradeRequest};
 use crate::core::handshake::response::{accept_key, build_response_to, build_switching_protocols};
 use crate::core::protocol::close::codes;
-use crate::core::session::{encode_server_message, MessageKind, Reader, Role};
+use crate::core::session::{encode_server_message, MessageKind, Role};
 use crate::reactor::error::Error;
 
 /// A bound listening socket.
@@ -737,7 +737,7 @@ impl EventLoop {
         }
         // The connection now takes the server's settings.
         conn.config_replace(server.conn_config.clone());
-        *conn.reader.borrow_mut() = Reader::new(Role::Server, server.config.conn.limits);
+        *conn.reader.borrow_mut() = server.config.conn.reader(Role::Server);
         conn.handle.set_high_water(server.config.conn.high_water);
         conn.handle.set_url(view.url.clone());
         let hs = Arc::new(HandshakeHandle {

@@ -314,6 +314,18 @@ struct Message {
     std::string_view text() const noexcept { return data.as_string_view(); }
 };
 
+// One part of a streamed message (options' stream_messages(true)): the bytes as they
+// arrived, inflated when compressed. A text part may end inside a UTF-8 character that the
+// next part completes; the last part may be empty.
+struct MessagePart {
+    MessageType type;
+    ByteView data;
+    bool first;
+    bool last;
+    bool is_text() const noexcept { return type == MessageType::Text; }
+    bool is_binary() const noexcept { return type == MessageType::Binary; }
+};
+
 enum class CloseOrigin : uint32_t {
     None = WSFFI_CLOSE_ORIGIN_NONE,
     Peer = WSFFI_CLOSE_ORIGIN_PEER,
@@ -493,6 +505,8 @@ struct ConnHandlers {
     std::function<void(ConnView)> on_drain;
     // Client only: the server answered the upgrade with a non-101 status.
     std::function<void(ConnView, const Response &)> on_unexpected_response;
+    // Connections whose options set stream_messages(true) get parts here, never on_message.
+    std::function<void(ConnView, MessagePart)> on_message_part;
 };
 
 namespace detail {
@@ -651,6 +665,14 @@ struct ConnState {
             }))
             fail(conn);
     }
+    static void on_message_part(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, std::size_t len,
+                                bool first, bool last) {
+        if (!guarded("on_message_part", [&] {
+                of(user)->h.on_message_part(
+                    ConnView(conn), MessagePart{static_cast<MessageType>(kind), ByteView(data, len), first, last});
+            }))
+            fail(conn);
+    }
     static void on_close(void *user, wsffi_conn *conn, const wsffi_close_info *info) {
         guarded("on_close", [&] { of(user)->h.on_close(ConnView(conn), close_info_of(info)); });
     }
@@ -683,6 +705,7 @@ struct ConnState {
         if (h.on_pong) cb.on_pong = &ConnState::on_pong;
         if (h.on_drain) cb.on_drain = &ConnState::on_drain;
         if (h.on_unexpected_response) cb.on_unexpected_response = &ConnState::on_unexpected_response;
+        if (h.on_message_part) cb.on_message_part = &ConnState::on_message_part;
         return cb;
     }
 };
@@ -780,6 +803,12 @@ public:
     }
     ClientOptions &max_payload(std::size_t bytes) {
         detail::check(wsffi_client_options_set_max_payload(p_, bytes), "wsffi_client_options_set_max_payload");
+        return *this;
+    }
+    // Messages arrive in parts (ConnHandlers::on_message_part) and max_payload no longer
+    // bounds them; off by default.
+    ClientOptions &stream_messages(bool on = true) {
+        detail::check(wsffi_client_options_set_stream_messages(p_, on), "wsffi_client_options_set_stream_messages");
         return *this;
     }
     ClientOptions &max_fragments(std::size_t n) {
@@ -915,6 +944,11 @@ public:
     }
     ServerOptions &max_payload(std::size_t bytes) {
         detail::check(wsffi_server_options_set_max_payload(p_, bytes), "wsffi_server_options_set_max_payload");
+        return *this;
+    }
+    // As ClientOptions::stream_messages, for the server's connections.
+    ServerOptions &stream_messages(bool on = true) {
+        detail::check(wsffi_server_options_set_stream_messages(p_, on), "wsffi_server_options_set_stream_messages");
         return *this;
     }
     ServerOptions &max_fragments(std::size_t n) {

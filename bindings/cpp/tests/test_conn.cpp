@@ -480,3 +480,62 @@ TEST(Conn, ProxyAndRedirectOptions) {
 }
 
 }  // namespace
+
+namespace {
+
+// A streaming client: an echo of 1 MiB comes back in parts, over a max_payload of 4 KiB;
+// a handler that closes from a part ends the parts there.
+TEST(Conn, StreamedMessagesArriveInParts) {
+    Env env;
+    env.start();
+    std::mutex m;
+    std::condition_variable cv;
+    std::string got;
+    int parts = 0, firsts = 0, lasts = 0, whole = 0, closes = 0;
+    bool close_after_first = false;
+    wsffi::ConnHandlers h;
+    h.on_message = [&](wsffi::ConnView, wsffi::Message) {
+        std::lock_guard<std::mutex> lock(m);
+        whole++;
+    };
+    h.on_message_part = [&](wsffi::ConnView c, wsffi::MessagePart p) {
+        std::lock_guard<std::mutex> lock(m);
+        EXPECT_TRUE(p.is_binary());
+        got += p.data.to_string();
+        parts++;
+        firsts += p.first;
+        lasts += p.last;
+        if (close_after_first) c.close(4000, "enough");
+        cv.notify_all();
+    };
+    h.on_close = [&](wsffi::ConnView, const wsffi::CloseInfo &) {
+        std::lock_guard<std::mutex> lock(m);
+        closes++;
+        cv.notify_all();
+    };
+    wsffi::ClientOptions options;
+    options.stream_messages().max_payload(4096);
+    wsffi::Conn conn = wsffi::connect(env.reactor, env.url(), options, h);
+    std::vector<uint8_t> bin(1 << 20);
+    for (std::size_t i = 0; i < bin.size(); i++) bin[i] = static_cast<uint8_t>(i * 13 + i / 1000);
+    // Sends are queued until the connection opens.
+    while (conn.ready_state() != wsffi::ReadyState::Open) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    conn.send_binary(bin);
+    {
+        std::unique_lock<std::mutex> lock(m);
+        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return lasts == 1; }));
+        EXPECT_EQ(wsffi::ByteView(got), wsffi::ByteView(bin));
+        EXPECT_GT(parts, 1);
+        EXPECT_EQ(firsts, 1);
+        EXPECT_EQ(whole, 0);
+        close_after_first = true;
+        parts = 0;
+    }
+    conn.send_binary(bin);
+    std::unique_lock<std::mutex> lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return closes == 1; }));
+    EXPECT_EQ(parts, 1);
+    EXPECT_EQ(lasts, 1);
+}
+
+}  // namespace

@@ -96,6 +96,17 @@ impl ConnEvents for ConnForwarder {
         self.post(conn, move |e, c| e.on_message(c, kind, &data));
     }
 
+    fn on_message_part(&self, conn: &Arc<ConnHandle>, kind: MessageKind, data: &[u8], first: bool, last: bool) {
+        let data = data.to_vec();
+        self.post(conn, move |e, c| {
+            // Parts queued before the application closed the connection are not delivered
+            // after it did.
+            if !c.closed_by_app() {
+                e.on_message_part(c, kind, &data, first, last);
+            }
+        });
+    }
+
     fn on_ping(&self, conn: &Arc<ConnHandle>, data: &[u8]) {
         let data = data.to_vec();
         self.post(conn, move |e, c| e.on_ping(c, &data));

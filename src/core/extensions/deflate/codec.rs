@@ -7,7 +7,7 @@ use super::config::{clamp_bits, Agreed, DeflateConfig};
 
 /// The bytes a sync flush ends with; stripped from every sent message and put back
 /// before inflating a received one (RFC 7692 §7.2.1, §7.2.2).
-const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+pub(crate) const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Output grows by at most this much per inflate step and is checked against the
 /// caller's limit after each, so a decompression bomb cannot make us allocate much
@@ -276,6 +276,46 @@ impl Inflater {
             self.reset();
         }
         r
+    }
+
+    /// One step of streaming decompression: inflates from `data` into the fixed `out`,
+    /// returning (input bytes consumed, output bytes written). The caller loops until the
+    /// input is used up and a step leaves `out` with room (then no output is pending); a
+    /// step may consume nothing while it writes output the previous one had no room for.
+    /// The message's last frame is followed by [`TRAILER`]; [`end_message`](Self::end_message)
+    /// comes after the last step. Input after a final (BFINAL) block is consumed unread.
+    pub fn inflate_step(&mut self, data: &[u8], out: &mut [u8]) -> Result<(usize, usize), InflateError> {
+        if self.ended {
+            return Ok((data.len(), 0));
+        }
+        let (in0, out0) = (self.z.total_in(), self.z.total_out());
+        let r = self.z.decompress(data, out, InflateFlush::NoFlush);
+        let consumed = usize::try_from(self.z.total_in() - in0).unwrap_or(usize::MAX);
+        let written = usize::try_from(self.z.total_out() - out0).unwrap_or(usize::MAX);
+        if consumed > data.len() || written > out.len() {
+            self.reset();
+            return Err(InflateError::Corrupt("decompressor reported impossible progress".into()));
+        }
+        match r {
+            Err(e) => {
+                let msg = self.z.error_message().unwrap_or(e.as_str()).to_string();
+                self.reset();
+                Err(InflateError::Corrupt(msg))
+            }
+            Ok(Status::StreamEnd) => {
+                self.ended = true;
+                Ok((data.len(), written))
+            }
+            Ok(_) => Ok((consumed, written)),
+        }
+    }
+
+    /// The streamed message ended: resets the context when the peer's side has
+    /// no_context_takeover or its stream ended with a final block.
+    pub fn end_message(&mut self) {
+        if self.no_context_takeover || self.ended {
+            self.reset();
+        }
     }
 
     fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), InflateError> {
