@@ -17,6 +17,7 @@ pub mod event_loop;
 pub mod events;
 pub mod log;
 mod proxy;
+pub mod reconnect;
 pub mod server;
 pub mod slab;
 pub mod stream;
