@@ -823,7 +823,9 @@ extern "C" {
  to every callback; `destroy(user)` runs exactly once after the last of them, also when
  this call fails (then before it returns, on the calling thread). On success
  `*out_conn` receives a reference the caller owns (release it with
- `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
+ `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`
+ (with `wsffi_client_options_set_reconnect`: `on_reconnect` per attempt in between, and
+ `on_open` once per successful connection).
  Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
  fill `*out_err` when given.
  NULL `reactor`, `url` or `out_conn`: WSFFI_STATUS_ERR_NULL_PARAMETER (`destroy` still
@@ -947,7 +949,9 @@ const struct wsffi_response *wsffi_conn_handshake_response(const struct wsffi_co
 /*
  The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to
  the conn: valid while the caller holds a reference to it (or, inside a callback, until
- the callback returns); never NULL.
+ the callback returns); never NULL. With reconnect on, this and the other getters of the
+ negotiated details describe the connection that opened last; strings returned for an
+ earlier one stay valid as long as the conn.
  */
 const char *wsffi_protocol(const struct wsffi_conn *conn);
 

@@ -27,7 +27,9 @@ use crate::reactor::views::ResponseView;
 /// to every callback; `destroy(user)` runs exactly once after the last of them, also when
 /// this call fails (then before it returns, on the calling thread). On success
 /// `*out_conn` receives a reference the caller owns (release it with
-/// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
+/// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`
+/// (with `wsffi_client_options_set_reconnect`: `on_reconnect` per attempt in between, and
+/// `on_open` once per successful connection).
 /// Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
 /// fill `*out_err` when given.
 /// NULL `reactor`, `url` or `out_conn`: WSFFI_STATUS_ERR_NULL_PARAMETER (`destroy` still
@@ -293,7 +295,9 @@ fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) 
 
 /// The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to
 /// the conn: valid while the caller holds a reference to it (or, inside a callback, until
-/// the callback returns); never NULL.
+/// the callback returns); never NULL. With reconnect on, this and the other getters of the
+/// negotiated details describe the connection that opened last; strings returned for an
+/// earlier one stay valid as long as the conn.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_protocol(conn: *const ConnHandle) -> *const c_char {
     info_text(conn, |i| i.protocol.as_deref().unwrap_or(c"").as_ptr())
