@@ -17,7 +17,9 @@ use event_log::Log;
 use events::{count, Recorder, ServerRecorder};
 use wsffi::core::session::MessageKind;
 use wsffi::reactor::api;
-use wsffi::reactor::config::{ClientConfig, ListenerConfig, ReactorConfig, ReconnectPolicy, ServerConfig};
+use wsffi::reactor::config::{
+    ClientConfig, DispatchSettings, ListenerConfig, ReactorConfig, ReconnectPolicy, ServerConfig,
+};
 use wsffi::reactor::conn::{ready_state, ConnHandle, SendOp};
 use wsffi::reactor::error::Error;
 use wsffi::reactor::events::ConnEvents;
@@ -260,5 +262,77 @@ fn a_close_by_the_application_while_open_is_not_reconnected() {
     let ev = log.snapshot();
     assert_eq!(count(&ev, "reconnect "), 0, "{ev:?}");
     assert_eq!(count(&ev, "open"), 1, "{ev:?}");
+    reactor.stop().unwrap();
+}
+
+#[test]
+fn a_server_close_frame_is_retried_unless_it_says_the_request_is_wrong() {
+    let rec = ServerRecorder::new();
+    let conns = rec.conns.clone();
+    let reactor = Reactor::start(ReactorConfig::default()).expect("reactor");
+    let listener = api::listen(reactor.shared(), "127.0.0.1:0", ListenerConfig::default()).expect("listen");
+    let _server = api::attach_server(
+        reactor.shared(),
+        Some(listener.clone()),
+        "/".into(),
+        ServerConfig::default(),
+        Box::new(rec),
+    )
+    .expect("attach");
+    let url = format!("ws://127.0.0.1:{}/", listener.port);
+    let (conn, log) = client(&reactor, &url, reconnecting(policy(10, 2.0, 50, 0)));
+    log.wait_event("open");
+    let server_side = |i: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(c) = conns.lock().unwrap().get(i).cloned() {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "no server connection {i}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // A restart notice (1012): reconnected, the attempt count starts at 1.
+    server_side(0).close(Some(1012), b"restart".to_vec()).unwrap();
+    log.wait_for(|ev| count(ev, "open") == 2);
+    let ev = log.snapshot();
+    let line = ev.iter().find(|e| e.starts_with("reconnect ")).unwrap();
+    assert!(line.starts_with("reconnect 1 "), "{ev:?}");
+    assert!(line.contains("Closed the server closed the connection with 1012 \"restart\""), "{ev:?}");
+    assert!(line.contains("close 1012 \"restart\" clean Peer"), "{ev:?}");
+    // A normal close (1000) too.
+    server_side(1).close(Some(1000), Vec::new()).unwrap();
+    log.wait_for(|ev| count(ev, "open") == 3);
+    assert!(log.snapshot().iter().filter(|e| e.starts_with("reconnect 1 ")).count() == 2);
+    text(&conn, "still here").unwrap();
+    log.wait_event("text still here");
+    // A policy violation (1008) is final: no attempt, one close with the server's code.
+    server_side(2).close(Some(1008), b"banned".to_vec()).unwrap();
+    log.wait_event("dropped");
+    let ev = log.snapshot();
+    assert_eq!(count(&ev, "reconnect "), 2, "{ev:?}");
+    assert_eq!(count(&ev, "error"), 0, "{ev:?}");
+    assert!(ev[ev.len() - 2].starts_with("close 1008 \"banned\" clean Peer"), "{ev:?}");
+    reactor.stop().unwrap();
+}
+
+#[test]
+fn reconnect_in_dispatch_mode_reports_on_the_dispatching_thread() {
+    let config = ReactorConfig { dispatch: Some(DispatchSettings::default()), ..ReactorConfig::default() };
+    let reactor = Reactor::start(config).expect("reactor");
+    let queue = reactor.shared().dispatch_queue().expect("dispatch mode").clone();
+    let url = format!("ws://127.0.0.1:{}/", unused_port());
+    let (_conn, log) = client(&reactor, &url, reconnecting(policy(5, 2.0, 20, 2)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.snapshot().iter().any(|e| e == "dropped") {
+        assert!(Instant::now() < deadline, "events so far: {:?}", log.snapshot());
+        queue.run(usize::MAX).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ev = log.snapshot();
+    assert!(ev[0].starts_with("reconnect 1 ") && ev[1].starts_with("reconnect 2 "), "{ev:?}");
+    assert!(ev[2].starts_with("error ConnectionRefused gave up reconnecting after 2 attempts"), "{ev:?}");
+    assert!(ev[3].starts_with("close 1006"), "{ev:?}");
+    assert_eq!(ev.len(), 5, "{ev:?}");
     reactor.stop().unwrap();
 }
