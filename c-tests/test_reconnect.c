@@ -1,6 +1,6 @@
 /*
  * Automatic reconnect (wsffi_client_options_set_reconnect) against a real server process:
- * this program started again as `test_reconnect --serve ADDRESS` runs a wsffi echo server
+ * this program started again as `test_reconnect --serve PORT` runs a wsffi echo server
  * until it is killed. Cases kill it with SIGKILL, let the client reconnect with growing
  * delays, start it again on the same port, and check the same conn handle opens and
  * echoes again; a server that accepts TCP and never answers the upgrade during a reconnect
@@ -33,18 +33,31 @@ static void serve_on_connection(void *user, wsffi_server *server, wsffi_conn *co
     (void)wsffi_conn_set_callbacks(conn, &cbs, NULL, NULL);
 }
 
-/* Runs an echo server on `address`, prints its port, waits to be killed. */
-static int serve(const char *address) {
+/* Runs an echo server on 127.0.0.1:`port`, prints its port, waits to be killed. The socket
+ * listens only once the server is attached: a client that connects in between would be
+ * answered 404 (no server at the path), which is final. */
+static int serve(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        return 2;
+    }
     wsffi_reactor *r = NULL;
     wsffi_listener *l = NULL;
     wsffi_server *s = NULL;
-    if (wsffi_reactor_new(NULL, &r, NULL) != WSFFI_STATUS_OK || wsffi_listen(r, address, NULL, &l, NULL) != WSFFI_STATUS_OK) {
+    if (wsffi_reactor_new(NULL, &r, NULL) != WSFFI_STATUS_OK || wsffi_listener_adopt_fd(r, fd, NULL, &l, NULL) != WSFFI_STATUS_OK) {
         return 3;
     }
     wsffi_server_callbacks cbs;
     wsffi_server_callbacks_init(&cbs, sizeof cbs);
     cbs.on_connection = serve_on_connection;
-    if (wsffi_server_attach(r, l, "/", NULL, &cbs, NULL, NULL, &s, NULL) != WSFFI_STATUS_OK) {
+    if (wsffi_server_attach(r, l, "/", NULL, &cbs, NULL, NULL, &s, NULL) != WSFFI_STATUS_OK || listen(fd, 128) != 0) {
         return 4;
     }
     printf("%u\n", (unsigned)wsffi_listener_port(l));
@@ -63,8 +76,8 @@ typedef struct server_proc {
 static server_proc spawn_server(uint16_t port) {
     int fds[2];
     REQUIRE(pipe(fds) == 0);
-    char address[64];
-    snprintf(address, sizeof address, "127.0.0.1:%u", (unsigned)port);
+    char port_arg[16];
+    snprintf(port_arg, sizeof port_arg, "%u", (unsigned)port);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -72,7 +85,7 @@ static server_proc spawn_server(uint16_t port) {
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        char *argv[] = {self_path, "--serve", address, NULL};
+        char *argv[] = {self_path, "--serve", port_arg, NULL};
         execv(self_path, argv);
         _exit(127);
     }
@@ -430,6 +443,44 @@ TEST(server_stops_answering_during_reconnect) {
     kill_server(&again);
 }
 
+TEST(server_process_stopped_and_continued) {
+    /* SIGSTOP: the process stops answering, but its kernel still completes TCP handshakes.
+     * The open connection misses its pong; each attempt connects and times out waiting
+     * for the 101; after SIGCONT the next attempt opens. */
+    server_proc sp = spawn_server(0);
+    wsffi_reactor *r = tu_reactor_new();
+    wsffi_client_options *o = rc_options(20, 2.0, 100, 0);
+    CHECK_OK(wsffi_client_options_set_ping_interval_ms(o, (uint32_t)(150 * tu_slow)));
+    CHECK_OK(wsffi_client_options_set_handshake_timeout_ms(o, (uint32_t)(250 * tu_slow)));
+    rc_rec rec;
+    memset(&rec, 0, sizeof rec);
+    wsffi_conn *conn = rc_connect(r, sp.port, o, &rec);
+    wsffi_client_options_free(o);
+    WAIT_UNTIL(rec.opens == 1, TU_WAIT_MS);
+    CHECK(kill(sp.pid, SIGSTOP) == 0);
+    WAIT_UNTIL(count_status(&rec, WSFFI_STATUS_ERR_TIMEOUT) >= 3, TU_WAIT_MS * 2);
+    TU_LOCK();
+    CHECK_EQ(rec.status[0], WSFFI_STATUS_ERR_TIMEOUT);
+    CHECK_STR(rec.message[0], "no pong within the ping interval");
+    CHECK_STR(rec.message[1], "opening handshake timed out");
+    CHECK_EQ(rec.opens, 1);
+    CHECK_EQ(rec.errors + rec.closes, 0);
+    TU_UNLOCK();
+    CHECK_STATUS(wsffi_send_text(conn, "x", 1), WSFFI_STATUS_ERR_RECONNECTING);
+    CHECK(kill(sp.pid, SIGCONT) == 0);
+    WAIT_UNTIL(rec.opens == 2, TU_WAIT_MS * 2);
+    CHECK_OK(wsffi_send_text(conn, "awake", 5));
+    WAIT_UNTIL(rec.messages == 1, TU_WAIT_MS);
+    CHECK_STR(rec.last_message, "awake");
+    CHECK_OK(wsffi_close(conn, 1000, NULL, 0));
+    WAIT_UNTIL(rec.destroys == 1, TU_WAIT_MS);
+    CHECK_EQ(rec.closes, 1);
+    CHECK_EQ(rec.errors, 0);
+    wsffi_conn_release(conn);
+    tu_reactor_free(r);
+    kill_server(&sp);
+}
+
 TEST(attempts_run_out) {
     wsffi_reactor *r = tu_reactor_new();
     wsffi_client_options *o = rc_options(10, 3.0, 200, 3);
@@ -553,13 +604,14 @@ TEST(old_callback_tables_are_accepted) {
 
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--serve") == 0) {
-        return serve(argv[2]);
+        return serve((uint16_t)atoi(argv[2]));
     }
     /* ctest starts the program by its full path (so does valgrind's command line). */
     snprintf(self_path, sizeof self_path, "%s", argv[0]);
     static const tu_case cases[] = {
         TU_CASE(options_and_statuses),     TU_CASE(kill_and_restart_the_server),
-        TU_CASE(server_stops_answering_during_reconnect), TU_CASE(attempts_run_out),
+        TU_CASE(server_stops_answering_during_reconnect), TU_CASE(server_process_stopped_and_continued),
+        TU_CASE(attempts_run_out),
         TU_CASE(close_and_stop_during_the_wait), TU_CASE(old_callback_tables_are_accepted),
     };
     return tu_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

@@ -36,9 +36,18 @@ struct EchoServer {
 }
 
 impl EchoServer {
+    /// The socket listens only once the server is attached: a client that connects in
+    /// between would be answered 404 (no server at the path), which is final.
     fn start(address: &str) -> EchoServer {
         let reactor = Reactor::start(ReactorConfig::default()).expect("reactor");
-        let listener = api::listen(reactor.shared(), address, ListenerConfig::default()).expect("listen");
+        let addr: std::net::SocketAddr = address.parse().unwrap();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        let keep = socket.try_clone().unwrap();
+        let listener =
+            api::adopt_listener(reactor.shared(), std::os::fd::OwnedFd::from(socket), ListenerConfig::default())
+                .expect("adopt");
         let server = api::attach_server(
             reactor.shared(),
             Some(listener.clone()),
@@ -47,6 +56,7 @@ impl EchoServer {
             Box::new(ServerRecorder::new()),
         )
         .expect("attach");
+        keep.listen(128).unwrap();
         let port = listener.port;
         EchoServer { _reactor: reactor, _listener: listener, _server: server, port }
     }
