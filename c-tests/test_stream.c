@@ -229,9 +229,14 @@ TEST(options) {
     CHECK_OK(wsffi_server_options_set_stream_messages(so, true));
     wsffi_client_options_free(co);
     wsffi_server_options_free(so);
-    /* The new field is the last one; init clears it. */
-    CHECK_EQ(offsetof(wsffi_conn_callbacks, on_message_part) + sizeof(wsffi_message_part_cb),
-             sizeof(wsffi_conn_callbacks));
+    /* The field was appended after on_unexpected_response (a table of the older size ends
+     * right before it); init clears it. */
+    CHECK_EQ(offsetof(wsffi_conn_callbacks, on_message_part),
+             offsetof(wsffi_conn_callbacks, on_unexpected_response) + sizeof(wsffi_unexpected_response_cb));
+    wsffi_conn_callbacks cbs;
+    memset(&cbs, 0xff, sizeof cbs);
+    CHECK_OK(wsffi_conn_callbacks_init(&cbs, sizeof cbs));
+    CHECK(cbs.on_message_part == NULL);
 }
 
 /* 8 MiB through a server whose max_payload is 1 MiB: many parts, no on_message. */

@@ -1,12 +1,14 @@
 /*
  * chat-client: a command-line client for chat-server (or any WebSocket text service).
  *
- *   build/chat-client URL [--name NAME]
+ *   build/chat-client URL [--name NAME] [--reconnect]
  *
  * Sends every line read from stdin as a text message and prints every message received,
  * one per line, as it arrives. On end of input (or Ctrl-C) it closes with 1000 "bye",
  * waits for the server's answer and prints "closed CODE REASON". --name adds
- * "name=NAME" to the URL's query, as chat-server expects.
+ * "name=NAME" to the URL's query, as chat-server expects. --reconnect dials again when the
+ * connection is lost (waits from 250 ms doubling to 8 s, jittered, no limit), printing each
+ * attempt on stderr; lines typed while reconnecting are not sent (and said so).
  *
  * Exit status: 0 after a normal close (code 1000, 1001 or none), 1 when the connection
  * fails, breaks or is closed with an error code (such as 1009, message too big).
@@ -60,6 +62,16 @@ static void on_open(void *user, wsffi_conn *conn) {
     c->open = true;
     pthread_cond_broadcast(&c->changed);
     pthread_mutex_unlock(&c->lock);
+}
+
+static void on_reconnect(void *user, wsffi_conn *conn, uint32_t attempt, uint32_t delay_ms, wsffi_status status,
+                         const char *message, const wsffi_close_info *info) {
+    (void)user;
+    (void)conn;
+    (void)status;
+    (void)info;
+    fprintf(stderr, "chat-client: %s; reconnecting in %u ms (attempt %u)\n", message, (unsigned)delay_ms,
+            (unsigned)attempt);
 }
 
 static void on_message(void *user, wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len) {
@@ -142,6 +154,10 @@ static bool send_line(struct client *c, wsffi_conn *conn, const char *line, size
         }
         if (s == WSFFI_STATUS_ERR_INVALID_UTF8) {
             fprintf(stderr, "chat-client: skipped a line that is not UTF-8\n");
+            return true;
+        }
+        if (s == WSFFI_STATUS_ERR_RECONNECTING) {
+            fprintf(stderr, "chat-client: not sent, reconnecting\n");
             return true;
         }
         if (s != WSFFI_STATUS_ERR_BACKPRESSURE) {
@@ -238,7 +254,7 @@ static char *url_with_name(const char *url, const char *name) {
 }
 
 /* Connects, then chats until the end of input or of the connection. Returns the exit status. */
-static int chat(struct client *c, wsffi_reactor *reactor, const char *url) {
+static int chat(struct client *c, wsffi_reactor *reactor, const char *url, bool reconnect) {
     wsffi_conn_callbacks cbs;
     wsffi_conn_callbacks_init(&cbs, sizeof cbs);
     cbs.on_open = on_open;
@@ -246,10 +262,19 @@ static int chat(struct client *c, wsffi_reactor *reactor, const char *url) {
     cbs.on_error = on_error;
     cbs.on_drain = on_drain;
     cbs.on_close = on_close;
+    cbs.on_reconnect = on_reconnect;
+    wsffi_client_options *options = wsffi_client_options_new();
+    if (options == NULL || (reconnect && wsffi_client_options_set_reconnect(options, 250, 2.0, 8000, 0) != WSFFI_STATUS_OK)) {
+        fprintf(stderr, "chat-client: cannot set the options\n");
+        wsffi_client_options_free(options);
+        return 1;
+    }
     wsffi_conn *conn = NULL;
     wsffi_error *err = NULL;
     /* c outlives the reactor (see main), so it needs no destroy callback. */
-    if (wsffi_connect(reactor, url, NULL, &cbs, c, NULL, &conn, &err) != WSFFI_STATUS_OK) {
+    wsffi_status connected = wsffi_connect(reactor, url, options, &cbs, c, NULL, &conn, &err);
+    wsffi_client_options_free(options);
+    if (connected != WSFFI_STATUS_OK) {
         fprintf(stderr, "chat-client: %s\n", wsffi_error_message(err));
         wsffi_error_free(err);
         return 1;
@@ -302,9 +327,12 @@ static int chat(struct client *c, wsffi_reactor *reactor, const char *url) {
 
 int main(int argc, char **argv) {
     const char *url = NULL, *name = NULL;
+    bool reconnect = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
             name = argv[++i];
+        } else if (strcmp(argv[i], "--reconnect") == 0) {
+            reconnect = true;
         } else if (url == NULL && argv[i][0] != '-') {
             url = argv[i];
         } else {
@@ -313,7 +341,7 @@ int main(int argc, char **argv) {
         }
     }
     if (url == NULL) {
-        fprintf(stderr, "usage: chat-client URL [--name NAME]\n");
+        fprintf(stderr, "usage: chat-client URL [--name NAME] [--reconnect]\n");
         return 2;
     }
     char *full_url = name != NULL ? url_with_name(url, name) : strdup(url);
@@ -330,7 +358,7 @@ int main(int argc, char **argv) {
     wsffi_reactor *reactor = NULL;
     wsffi_error *err = NULL;
     if (wsffi_reactor_new(NULL, &reactor, &err) == WSFFI_STATUS_OK) {
-        status = chat(&c, reactor, full_url);
+        status = chat(&c, reactor, full_url, reconnect);
         /* After this no callback runs, so c can go. */
         wsffi_reactor_free(reactor);
     } else {

@@ -283,6 +283,11 @@ enum wsffi_status
    */
   WSFFI_STATUS_ERR_QUEUE_FULL = 206,
   /*
+   The connection was lost and waits to reconnect (reconnect on): nothing was queued.
+   Send again after the next `on_open`.
+   */
+  WSFFI_STATUS_ERR_RECONNECTING = 207,
+  /*
    The peer broke the WebSocket protocol.
    */
   WSFFI_STATUS_ERR_PROTOCOL = 300,
@@ -446,7 +451,8 @@ typedef struct wsffi_reactor_options wsffi_reactor_options;
 typedef struct wsffi_server_options wsffi_server_options;
 
 /*
- The connection is open; messages may follow.
+ The connection is open; messages may follow. With reconnect on, again after every
+ successful reconnect (the getters then describe the new connection).
  */
 typedef void (*wsffi_open_cb)(void *user, struct wsffi_conn *conn);
 
@@ -534,7 +540,8 @@ typedef struct wsffi_close_info {
  the close, whether the peer or we sent them, both sides' close frames when known, and
  whether the close was clean (see `struct wsffi_close_info`). `info` and its strings are
  borrowed until the callback returns. Exactly one per connection; nothing but `destroy`
- follows it.
+ follows it. With reconnect on, one per conn handle: at the very end, not per lost
+ connection (those are reported by `on_reconnect`).
  */
 typedef void (*wsffi_close_cb)(void *user, struct wsffi_conn *conn, const struct wsffi_close_info *info);
 
@@ -570,6 +577,19 @@ typedef void (*wsffi_unexpected_response_cb)(void *user, struct wsffi_conn *conn
  delivered after `wsffi_close` or `wsffi_terminate` on the connection.
  */
 typedef void (*wsffi_message_part_cb)(void *user, struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len, bool is_first, bool is_last);
+
+/*
+ Reconnect on (`wsffi_client_options_set_reconnect`): the connection or an attempt was
+ lost and attempt number `attempt` (1 for the first after an open connection or the first
+ dial) starts in `delay_ms`. `status` and `message` (borrowed, NUL-terminated) say why
+ the last one ended: WSFFI_STATUS_ERR_CLOSED when the server closed it with a close
+ frame, else the failure's status. `info` (borrowed, never NULL) is how the lost
+ connection closed (1006 for an attempt that never opened). Until the next `on_open`
+ the ready state is WSFFI_CONNECTING and sends return WSFFI_STATUS_ERR_RECONNECTING;
+ `wsffi_close` or `wsffi_conn_stop_reconnect` from here ends the connection instead
+ (`on_error`, then `on_close`).
+ */
+typedef void (*wsffi_reconnect_cb)(void *user, struct wsffi_conn *conn, uint32_t attempt, uint32_t delay_ms, wsffi_status status, const char *message, const struct wsffi_close_info *info);
 
 /*
  Per-connection callbacks; NULL means "not interested". The library copies the table.
@@ -620,6 +640,11 @@ typedef struct wsffi_conn_callbacks {
    message streaming on; on those `on_message` is never called.
    */
   wsffi_message_part_cb on_message_part;
+  /*
+   Client only: see `wsffi_reconnect_cb`. Appended last: a caller built against a header
+   without it passes a smaller `size` and gets none.
+   */
+  wsffi_reconnect_cb on_reconnect;
 } wsffi_conn_callbacks;
 
 /*
@@ -822,7 +847,9 @@ extern "C" {
  to every callback; `destroy(user)` runs exactly once after the last of them, also when
  this call fails (then before it returns, on the calling thread). On success
  `*out_conn` receives a reference the caller owns (release it with
- `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
+ `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`
+ (with `wsffi_client_options_set_reconnect`: `on_reconnect` per attempt in between, and
+ `on_open` once per successful connection).
  Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
  fill `*out_err` when given.
  NULL `reactor`, `url` or `out_conn`: WSFFI_STATUS_ERR_NULL_PARAMETER (`destroy` still
@@ -838,7 +865,8 @@ wsffi_status wsffi_connect(struct wsffi_reactor *reactor, const char *url, const
  the call returns; text must be valid UTF-8 (`WSFFI_STATUS_ERR_INVALID_UTF8` otherwise).
  `WSFFI_STATUS_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
  nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
- `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
+ `WSFFI_STATUS_ERR_RECONNECTING` while a lost connection waits to reconnect (nothing is
+ queued for the next connection), `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
  straight into the output buffer, written once per wake-up.
  NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
@@ -882,7 +910,10 @@ wsffi_status wsffi_pong(struct wsffi_conn *conn, const uint8_t *data, size_t len
  Starts the close handshake: state CLOSING, then `on_close` when the peer answers (or
  after the close timeout, with 1006). `code` 0 sends no status code (then `reason` must be
  empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
- On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
+ On a connection still connecting it aborts: `on_error` then `on_close` with 1006; so it
+ does while a lost connection waits to reconnect (WSFFI_STATUS_ERR_CLOSED, "closed while
+ waiting to reconnect"). With reconnect on, a connection closed this way is not dialled
+ again.
  NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `reason` may be NULL only when
  `reason_len` is 0.
  */
@@ -891,9 +922,19 @@ wsffi_status wsffi_close(struct wsffi_conn *conn, uint16_t code, const char *rea
 /*
  Drops the connection without a close handshake; `on_close` reports 1006 with
  WSFFI_CLOSE_ORIGIN_NONE unless a close frame was already sent or received, and no error.
+ With reconnect on, no attempt follows (also when called during the wait).
  NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_terminate(struct wsffi_conn *conn);
+
+/*
+ Reconnect on: makes the current connection the last. During the wait before an attempt
+ the connection ends now (`on_error` with the failure that started the wait, "reconnecting
+ stopped: ...", then `on_close`); an open connection or an attempt under way goes on, and
+ when it ends it ends as without reconnect. No effect on a conn without reconnect.
+ WSFFI_STATUS_ERR_CLOSED once closed; NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_conn_stop_reconnect(struct wsffi_conn *conn);
 
 /*
  Stops reading from the peer (flow control). Messages already read may still be
@@ -932,7 +973,9 @@ const struct wsffi_response *wsffi_conn_handshake_response(const struct wsffi_co
 /*
  The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to
  the conn: valid while the caller holds a reference to it (or, inside a callback, until
- the callback returns); never NULL.
+ the callback returns); never NULL. With reconnect on, this and the other getters of the
+ negotiated details describe the connection that opened last; strings returned for an
+ earlier one stay valid as long as the conn.
  */
 const char *wsffi_protocol(const struct wsffi_conn *conn);
 
@@ -1129,8 +1172,9 @@ wsffi_status wsffi_set_log_callback(uint32_t level, wsffi_log_cb cb, void *user,
  connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
  fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
  mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
- with default parameters, messages delivered whole (not streamed). The caller owns the
- object: free it with `wsffi_client_options_free`; NULL only if the library failed internally.
+ with default parameters, messages delivered whole (not streamed), no automatic
+ reconnect. The caller owns the object: free it with `wsffi_client_options_free`; NULL
+ only if the library failed internally.
  */
 struct wsffi_client_options *wsffi_client_options_new(void);
 
@@ -1224,6 +1268,36 @@ wsffi_status wsffi_client_options_set_handshake_timeout_ms(struct wsffi_client_o
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_client_options_set_follow_redirects(struct wsffi_client_options *options, bool follow);
+
+/*
+ Reconnects automatically (off by default). When the connection is lost, or a dial or
+ opening handshake fails (the first one included), the same URL is dialled again on the
+ same conn handle after a wait, the proxy and redirects chosen again: `on_reconnect`
+ reports each attempt, `on_open` fires again on success, and `on_error` then `on_close`
+ come once, at the very end.
+
+ The wait before attempt n is `initial_delay_ms * factor^(n-1)`, at most `max_delay_ms`,
+ with equal jitter (a random point in its upper half, so clients that lost the same
+ server spread out while the delays still grow). `max_attempts` attempts in a row that do
+ not open give up (0: no limit) with `on_error` (the last failure's status, the message
+ saying so) and `on_close`; the count starts again at every open.
+
+ Retried: network errors, DNS, refused connects, timeouts (connect, handshake, ping,
+ idle), resets, a socket closed during the handshake, an upgrade answered 5xx, 408 or
+ 429, and every close frame from the server except 1002, 1003, 1007, 1008, 1009 and 1010
+ (1000 and 1001 included, as Node's reconnecting clients do). Permanent (the connection
+ ends as without reconnect): any other non-101 answer (4xx, a 3xx not followed), TLS
+ failures, invalid URLs or options, proxy refusals, protocol violations of the server,
+ `wsffi_close` and `wsffi_terminate` (which end it during the wait too), reactor shutdown.
+
+ While lost and reconnecting the ready state is WSFFI_CONNECTING and every send returns
+ WSFFI_STATUS_ERR_RECONNECTING (nothing is queued); what was buffered and not written
+ when the connection was lost is lost with it. `initial_delay_ms` 0 turns reconnecting
+ off; otherwise `max_delay_ms >= initial_delay_ms` and `factor` finite, 1.0 to 1000.0,
+ or WSFFI_STATUS_ERR_INVALID_PARAMETER (nothing changes).
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_client_options_set_reconnect(struct wsffi_client_options *options, uint32_t initial_delay_ms, double factor, uint32_t max_delay_ms, uint32_t max_attempts);
 
 /*
  Most redirects followed for one connection when following is on (default 10; 0 refuses

@@ -12,7 +12,7 @@ use crate::core::session::MessageKind;
 use crate::reactor::conn::{CloseReport, ConnHandle};
 use crate::reactor::dispatch::WakeFn;
 use crate::reactor::error::Error;
-use crate::reactor::events::{ConnEvents, HttpHandler, ServerEvents, Verdict};
+use crate::reactor::events::{ConnEvents, HttpHandler, ReconnectEvent, ServerEvents, Verdict};
 use crate::reactor::server::{HandshakeHandle, HttpResponse, RequestView, ResponseView, ServerHandle};
 use crate::reactor::views::cstring;
 
@@ -23,7 +23,8 @@ use super::status::wsffi_status;
 
 /// Runs once when user data can no longer be seen by any callback.
 pub type wsffi_destroy_cb = Option<unsafe extern "C" fn(user: *mut c_void)>;
-/// The connection is open; messages may follow.
+/// The connection is open; messages may follow. With reconnect on, again after every
+/// successful reconnect (the getters then describe the new connection).
 pub type wsffi_open_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle)>;
 /// A complete message. `data` is borrowed until the callback returns (it points into the
 /// library's read buffer); text messages are valid UTF-8 and not NUL-terminated.
@@ -53,7 +54,8 @@ pub type wsffi_message_part_cb = Option<
 /// the close, whether the peer or we sent them, both sides' close frames when known, and
 /// whether the close was clean (see `struct wsffi_close_info`). `info` and its strings are
 /// borrowed until the callback returns. Exactly one per connection; nothing but `destroy`
-/// follows it.
+/// follows it. With reconnect on, one per conn handle: at the very end, not per lost
+/// connection (those are reported by `on_reconnect`).
 pub type wsffi_close_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, info: *const wsffi_close_info)>;
 /// Something failed; `message` is a borrowed NUL-terminated sentence. A `close` follows.
@@ -68,6 +70,27 @@ pub type wsffi_drain_cb = Option<unsafe extern "C" fn(user: *mut c_void, conn: *
 /// The server answered the upgrade with a non-101 status. The response view is borrowed.
 pub type wsffi_unexpected_response_cb =
     Option<unsafe extern "C" fn(user: *mut c_void, conn: *mut ConnHandle, response: *const ResponseView)>;
+
+/// Reconnect on (`wsffi_client_options_set_reconnect`): the connection or an attempt was
+/// lost and attempt number `attempt` (1 for the first after an open connection or the first
+/// dial) starts in `delay_ms`. `status` and `message` (borrowed, NUL-terminated) say why
+/// the last one ended: WSFFI_STATUS_ERR_CLOSED when the server closed it with a close
+/// frame, else the failure's status. `info` (borrowed, never NULL) is how the lost
+/// connection closed (1006 for an attempt that never opened). Until the next `on_open`
+/// the ready state is WSFFI_CONNECTING and sends return WSFFI_STATUS_ERR_RECONNECTING;
+/// `wsffi_close` or `wsffi_conn_stop_reconnect` from here ends the connection instead
+/// (`on_error`, then `on_close`).
+pub type wsffi_reconnect_cb = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        conn: *mut ConnHandle,
+        attempt: u32,
+        delay_ms: u32,
+        status: wsffi_status,
+        message: *const c_char,
+        info: *const wsffi_close_info,
+    ),
+>;
 
 /// Per-connection callbacks; NULL means "not interested". The library copies the table.
 /// Set `size` to `sizeof(struct wsffi_conn_callbacks)` and leave the callbacks you do not
@@ -98,6 +121,9 @@ pub struct wsffi_conn_callbacks {
     /// See `wsffi_message_part_cb`: called only on connections whose options turned
     /// message streaming on; on those `on_message` is never called.
     pub on_message_part: wsffi_message_part_cb,
+    /// Client only: see `wsffi_reconnect_cb`. Appended last: a caller built against a header
+    /// without it passes a smaller `size` and gets none.
+    pub on_reconnect: wsffi_reconnect_cb,
 }
 
 impl Default for wsffi_conn_callbacks {
@@ -113,6 +139,7 @@ impl Default for wsffi_conn_callbacks {
             on_drain: None,
             on_unexpected_response: None,
             on_message_part: None,
+            on_reconnect: None,
         }
     }
 }
@@ -131,6 +158,7 @@ unsafe impl Extensible for wsffi_conn_callbacks {
         field!(wsffi_conn_callbacks, on_drain: wsffi_drain_cb),
         field!(wsffi_conn_callbacks, on_unexpected_response: wsffi_unexpected_response_cb),
         field!(wsffi_conn_callbacks, on_message_part: wsffi_message_part_cb),
+        field!(wsffi_conn_callbacks, on_reconnect: wsffi_reconnect_cb),
     ];
     fn defaults() -> Self {
         Self::default()
@@ -397,6 +425,17 @@ impl ConnEvents for CConnEvents {
         if let Some(f) = self.table.on_unexpected_response {
             // SAFETY: as above; the view outlives the call.
             unsafe { f(self.user(), conn_ptr(conn), response) }
+        }
+    }
+
+    fn on_reconnect(&self, conn: &Arc<ConnHandle>, event: &ReconnectEvent<'_>) {
+        if let Some(f) = self.table.on_reconnect {
+            let text = c_text(event.message);
+            let texts = CloseTexts::new(event.close);
+            let info = texts.info(event.close);
+            let delay_ms = u32::try_from(event.delay.as_millis()).unwrap_or(u32::MAX);
+            // SAFETY: as above; `text`, `info` and its texts outlive the call.
+            unsafe { f(self.user(), conn_ptr(conn), event.attempt, delay_ms, event.error.into(), text.as_ptr(), &info) }
         }
     }
 

@@ -27,7 +27,9 @@ use crate::reactor::views::ResponseView;
 /// to every callback; `destroy(user)` runs exactly once after the last of them, also when
 /// this call fails (then before it returns, on the calling thread). On success
 /// `*out_conn` receives a reference the caller owns (release it with
-/// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`.
+/// `wsffi_conn_release`); the outcome arrives as `on_open`, or `on_error` then `on_close`
+/// (with `wsffi_client_options_set_reconnect`: `on_reconnect` per attempt in between, and
+/// `on_open` once per successful connection).
 /// Synchronous failures (bad URL, unusable TLS settings, reactor shut down) return a status and
 /// fill `*out_err` when given.
 /// NULL `reactor`, `url` or `out_conn`: WSFFI_STATUS_ERR_NULL_PARAMETER (`destroy` still
@@ -100,7 +102,8 @@ fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi
 /// the call returns; text must be valid UTF-8 (`WSFFI_STATUS_ERR_INVALID_UTF8` otherwise).
 /// `WSFFI_STATUS_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
 /// nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
-/// `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
+/// `WSFFI_STATUS_ERR_RECONNECTING` while a lost connection waits to reconnect (nothing is
+/// queued for the next connection), `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
 /// straight into the output buffer, written once per wake-up.
 /// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
@@ -168,7 +171,10 @@ pub extern "C" fn wsffi_pong(conn: *mut ConnHandle, data: *const u8, len: usize)
 /// Starts the close handshake: state CLOSING, then `on_close` when the peer answers (or
 /// after the close timeout, with 1006). `code` 0 sends no status code (then `reason` must be
 /// empty); otherwise 1000-1003, 1007-1014 or 3000-4999. `reason` is UTF-8, at most 123 bytes.
-/// On a connection still connecting it aborts: `on_error` then `on_close` with 1006.
+/// On a connection still connecting it aborts: `on_error` then `on_close` with 1006; so it
+/// does while a lost connection waits to reconnect (WSFFI_STATUS_ERR_CLOSED, "closed while
+/// waiting to reconnect"). With reconnect on, a connection closed this way is not dialled
+/// again.
 /// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER; `reason` may be NULL only when
 /// `reason_len` is 0.
 #[unsafe(no_mangle)]
@@ -201,12 +207,26 @@ pub extern "C" fn wsffi_close(
 
 /// Drops the connection without a close handshake; `on_close` reports 1006 with
 /// WSFFI_CLOSE_ORIGIN_NONE unless a close frame was already sent or received, and no error.
+/// With reconnect on, no attempt follows (also when called during the wait).
 /// NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_terminate(conn: *mut ConnHandle) -> wsffi_status {
     status_boundary!({
         // SAFETY: NULL or a conn with a live reference.
         Ok(unsafe { counted(conn) }?.terminate()?)
+    })
+}
+
+/// Reconnect on: makes the current connection the last. During the wait before an attempt
+/// the connection ends now (`on_error` with the failure that started the wait, "reconnecting
+/// stopped: ...", then `on_close`); an open connection or an attempt under way goes on, and
+/// when it ends it ends as without reconnect. No effect on a conn without reconnect.
+/// WSFFI_STATUS_ERR_CLOSED once closed; NULL `conn`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_conn_stop_reconnect(conn: *mut ConnHandle) -> wsffi_status {
+    status_boundary!({
+        // SAFETY: NULL or a conn with a live reference.
+        Ok(unsafe { counted(conn) }?.stop_reconnect()?)
     })
 }
 
@@ -275,7 +295,9 @@ fn info_text(conn: *const ConnHandle, pick: fn(&crate::reactor::conn::ConnInfo) 
 
 /// The negotiated subprotocol, "" when none, before open or for NULL. The string belongs to
 /// the conn: valid while the caller holds a reference to it (or, inside a callback, until
-/// the callback returns); never NULL.
+/// the callback returns); never NULL. With reconnect on, this and the other getters of the
+/// negotiated details describe the connection that opened last; strings returned for an
+/// earlier one stay valid as long as the conn.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_protocol(conn: *const ConnHandle) -> *const c_char {
     info_text(conn, |i| i.protocol.as_deref().unwrap_or(c"").as_ptr())

@@ -10,7 +10,7 @@ use super::status::{wsffi_status, Status};
 use crate::core::handshake::client::check_extra_request_header;
 use crate::core::handshake::headers::is_token;
 use crate::core::handshake::response::check_header;
-use crate::reactor::config::{ClientConfig, ConnConfig, ListenerConfig, ServerConfig};
+use crate::reactor::config::{ClientConfig, ConnConfig, ListenerConfig, ReconnectPolicy, ServerConfig};
 
 /// Client connection options.
 #[derive(Default)]
@@ -97,8 +97,9 @@ fn set_close_timeout(c: &mut ConnConfig, ms: u32) -> Result<(), Status> {
 /// connect timeout 10 s, handshake timeout 10 s, max_payload 64 MiB, at most 131072
 /// fragments per message, no automatic ping, no idle timeout, close timeout 5 s, high-water
 /// mark 16 MiB, low-water mark 4 MiB, max response head 16 KiB, permessage-deflate offered
-/// with default parameters, messages delivered whole (not streamed). The caller owns the
-/// object: free it with `wsffi_client_options_free`; NULL only if the library failed internally.
+/// with default parameters, messages delivered whole (not streamed), no automatic
+/// reconnect. The caller owns the object: free it with `wsffi_client_options_free`; NULL
+/// only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_client_options_new() -> *mut wsffi_client_options {
     boundary!(std::ptr::null_mut(), { into_owned(Box::default()) })
@@ -269,6 +270,58 @@ pub extern "C" fn wsffi_client_options_set_follow_redirects(
 ) -> wsffi_status {
     with(options, |o| {
         o.config.follow_redirects = follow;
+        Ok(())
+    })
+}
+
+/// Reconnects automatically (off by default). When the connection is lost, or a dial or
+/// opening handshake fails (the first one included), the same URL is dialled again on the
+/// same conn handle after a wait, the proxy and redirects chosen again: `on_reconnect`
+/// reports each attempt, `on_open` fires again on success, and `on_error` then `on_close`
+/// come once, at the very end.
+///
+/// The wait before attempt n is `initial_delay_ms * factor^(n-1)`, at most `max_delay_ms`,
+/// with equal jitter (a random point in its upper half, so clients that lost the same
+/// server spread out while the delays still grow). `max_attempts` attempts in a row that do
+/// not open give up (0: no limit) with `on_error` (the last failure's status, the message
+/// saying so) and `on_close`; the count starts again at every open.
+///
+/// Retried: network errors, DNS, refused connects, timeouts (connect, handshake, ping,
+/// idle), resets, a socket closed during the handshake, an upgrade answered 5xx, 408 or
+/// 429, and every close frame from the server except 1002, 1003, 1007, 1008, 1009 and 1010
+/// (1000 and 1001 included, as Node's reconnecting clients do). Permanent (the connection
+/// ends as without reconnect): any other non-101 answer (4xx, a 3xx not followed), TLS
+/// failures, invalid URLs or options, proxy refusals, protocol violations of the server,
+/// `wsffi_close` and `wsffi_terminate` (which end it during the wait too), reactor shutdown.
+///
+/// While lost and reconnecting the ready state is WSFFI_CONNECTING and every send returns
+/// WSFFI_STATUS_ERR_RECONNECTING (nothing is queued); what was buffered and not written
+/// when the connection was lost is lost with it. `initial_delay_ms` 0 turns reconnecting
+/// off; otherwise `max_delay_ms >= initial_delay_ms` and `factor` finite, 1.0 to 1000.0,
+/// or WSFFI_STATUS_ERR_INVALID_PARAMETER (nothing changes).
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_client_options_set_reconnect(
+    options: *mut wsffi_client_options,
+    initial_delay_ms: u32,
+    factor: f64,
+    max_delay_ms: u32,
+    max_attempts: u32,
+) -> wsffi_status {
+    with(options, |o| {
+        if initial_delay_ms == 0 {
+            o.config.reconnect = None;
+            return Ok(());
+        }
+        if max_delay_ms < initial_delay_ms || !factor.is_finite() || !(1.0..=1000.0).contains(&factor) {
+            return Err(Status::ErrInvalidParameter);
+        }
+        o.config.reconnect = Some(ReconnectPolicy {
+            initial_delay: Duration::from_millis(initial_delay_ms.into()),
+            factor,
+            max_delay: Duration::from_millis(max_delay_ms.into()),
+            max_attempts,
+        });
         Ok(())
     })
 }

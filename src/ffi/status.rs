@@ -35,6 +35,9 @@ pub enum wsffi_status {
     ErrAlreadyDone = 205,
     /// Too many commands are queued for the reactor.
     ErrQueueFull = 206,
+    /// The connection was lost and waits to reconnect (reconnect on): nothing was queued.
+    /// Send again after the next `on_open`.
+    ErrReconnecting = 207,
     /// The peer broke the WebSocket protocol.
     ErrProtocol = 300,
     /// The opening handshake failed (malformed or invalid answer or request).
@@ -82,6 +85,7 @@ impl wsffi_status {
             ErrShutDown => "reactor shut down\0",
             ErrAlreadyDone => "already done\0",
             ErrQueueFull => "reactor command queue full\0",
+            ErrReconnecting => "connection lost, reconnecting; nothing was sent\0",
             ErrProtocol => "WebSocket protocol error\0",
             ErrHandshake => "opening handshake failed\0",
             ErrHandshakeRejected => "server rejected the upgrade\0",
@@ -122,6 +126,7 @@ impl From<crate::reactor::error::Error> for wsffi_status {
             E::InvalidUrl => wsffi_status::ErrInvalidUrl,
             E::TooBig => wsffi_status::ErrTooBig,
             E::NotOpen => wsffi_status::ErrNotOpen,
+            E::Reconnecting => wsffi_status::ErrReconnecting,
             E::Closed => wsffi_status::ErrClosed,
             E::Backpressure => wsffi_status::ErrBackpressure,
             E::CalledFromCallback => wsffi_status::ErrCalledFromCallback,

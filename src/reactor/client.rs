@@ -15,6 +15,7 @@ use super::event_loop::EventLoop;
 use super::events::ConnEvents;
 use super::log::{self, Level};
 use super::proxy::ProxyState;
+use super::reconnect::ReconnectState;
 use super::stream::Stream;
 use super::views::{cstring, HeaderList, ResponseView};
 use crate::core::extensions::deflate::{client_accept, client_offer};
@@ -88,14 +89,24 @@ impl EventLoop {
             Some(setup.events),
         ));
         self.conns.borrow_mut().insert(conn.clone());
+        if let Some(policy) = setup.config.reconnect {
+            *conn.reconnect.borrow_mut() =
+                Some(Box::new(ReconnectState::new(policy, setup.url.clone(), setup.config.clone())));
+        }
+        self.begin_dial(&conn, setup.url, setup.config);
+        self.settle(&conn);
+    }
+
+    /// One attempt at `url`: the connect and handshake deadlines count from now.
+    pub(super) fn begin_dial(&self, conn: &Rc<Conn>, url: WsUrl, config: Arc<ClientConfig>) {
         let now = Instant::now();
-        conn.phase_deadline.set(Some(now + setup.config.connect_timeout.min(setup.config.handshake_timeout)));
-        self.arm(&conn);
-        let url = setup.url.clone();
-        let follower = setup.config.follow_redirects.then(|| RedirectFollower::new(&url, setup.config.max_redirects));
+        conn.phase.set(Phase::Resolving);
+        conn.phase_deadline.set(Some(now + config.connect_timeout.min(config.handshake_timeout)));
+        self.arm(conn);
+        let follower = config.follow_redirects.then(|| RedirectFollower::new(&url, config.max_redirects));
         *conn.handshake.borrow_mut() = Some(HandshakeState::Client(Box::new(ClientState {
-            url: setup.url,
-            config: setup.config,
+            url: url.clone(),
+            config,
             key: generate_key(),
             addrs: Vec::new(),
             current: None,
@@ -104,8 +115,7 @@ impl EventLoop {
             proxy: None,
             follower,
         })));
-        self.dial(&conn, &url);
-        self.settle(&conn);
+        self.dial(conn, &url);
     }
 
     /// Connects to `url`, or to the proxy chosen for it: a Unix socket, an IP literal, or a
@@ -434,6 +444,9 @@ impl EventLoop {
         if let Some(events) = conn.events() {
             events.on_unexpected_response(&conn.handle, &view);
         }
+        if let Some(rs) = conn.reconnect.borrow_mut().as_mut() {
+            rs.http_status = Some(refusal.response.status);
+        }
         let message =
             format!("server answered the upgrade with {} {}", refusal.response.status, refusal.response.reason);
         self.connect_failed(conn, Error::HandshakeRejected, message);
@@ -472,6 +485,7 @@ impl EventLoop {
             conn.output.borrow_mut().writer.enable_deflate(agreed, cfg);
         }
         *conn.handshake.borrow_mut() = None;
+        self.reconnect_opened(conn);
         let remote = conn.peer_text();
         conn.handle.set_info(
             ConnInfo {

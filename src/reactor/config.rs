@@ -84,6 +84,21 @@ pub struct ClientConfig {
     pub follow_redirects: bool,
     /// Most redirects followed for one connection.
     pub max_redirects: u32,
+    /// Dial again after a lost connection or a failed attempt (off by default).
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+/// Automatic reconnect: a jittered exponential backoff (see `reactor::reconnect`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectPolicy {
+    /// The wait before the first attempt (before jitter).
+    pub initial_delay: Duration,
+    /// Each attempt waits this many times longer than the one before (>= 1).
+    pub factor: f64,
+    /// The longest wait (before jitter).
+    pub max_delay: Duration,
+    /// Attempts in a row without an open connection before giving up; 0 = no limit.
+    pub max_attempts: u32,
 }
 
 impl Default for ClientConfig {
@@ -103,6 +118,7 @@ impl Default for ClientConfig {
             proxy_from_env: false,
             follow_redirects: false,
             max_redirects: crate::core::handshake::redirect::DEFAULT_MAX_REDIRECTS,
+            reconnect: None,
         }
     }
 }

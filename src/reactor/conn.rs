@@ -82,6 +82,53 @@ impl ConnInfo {
     }
 }
 
+/// The details of every connection a handle has had, newest last. A reconnect adds one and
+/// keeps the older ones, so strings handed out for an earlier connection stay valid as long
+/// as the handle (lock-free readers on any thread, one writer: the reactor).
+#[derive(Default)]
+struct InfoChain {
+    info: OnceCell<ConnInfo>,
+    next: OnceCell<Box<InfoChain>>,
+}
+
+impl InfoChain {
+    fn latest(&self) -> Option<&ConnInfo> {
+        let mut node = self;
+        while let Some(next) = node.next.get() {
+            node = next;
+        }
+        node.info.get()
+    }
+
+    fn push(&self, info: ConnInfo) {
+        let mut node = self;
+        loop {
+            if node.info.get().is_none() {
+                let _ = node.info.set(info);
+                return;
+            }
+            match node.next.get() {
+                Some(next) => node = next,
+                None => {
+                    let _ =
+                        node.next.set(Box::new(InfoChain { info: OnceCell::with_value(info), next: OnceCell::new() }));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for InfoChain {
+    fn drop(&mut self) {
+        // Iteratively: a long-lived connection may have reconnected many times.
+        let mut next = self.next.take();
+        while let Some(mut node) = next {
+            next = node.next.take();
+        }
+    }
+}
+
 /// The C `wsffi_conn`: reference counted, usable from any thread.
 pub struct ConnHandle {
     pub(crate) shared: Arc<Shared>,
@@ -95,9 +142,12 @@ pub struct ConnHandle {
     drain_wanted: std::sync::atomic::AtomicBool,
     /// The application closed or terminated the connection: no more message parts.
     app_closed: std::sync::atomic::AtomicBool,
+    /// Between a lost connection and the next open (reconnect on): sends are refused with
+    /// `Reconnecting`, not `NotOpen`.
+    reconnecting: std::sync::atomic::AtomicBool,
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
-    info: OnceCell<ConnInfo>,
+    info: InfoChain,
     /// Dispatch mode: the application's events, which jobs look up when they run.
     dispatch: Option<Arc<ConnTarget>>,
 }
@@ -125,9 +175,10 @@ impl ConnHandle {
             fragmenting: std::sync::atomic::AtomicBool::new(false),
             drain_wanted: std::sync::atomic::AtomicBool::new(false),
             app_closed: std::sync::atomic::AtomicBool::new(false),
+            reconnecting: std::sync::atomic::AtomicBool::new(false),
             user: AtomicPtr::new(std::ptr::null_mut()),
             url: url_cell,
-            info: OnceCell::new(),
+            info: InfoChain::default(),
             dispatch,
         }
     }
@@ -174,13 +225,31 @@ impl ConnHandle {
         self.high_water.store(n, Ordering::Relaxed);
     }
 
-    /// Negotiated details, once open.
+    /// Negotiated details of the connection that opened last, once open.
     pub fn info(&self) -> Option<&ConnInfo> {
-        self.info.get()
+        self.info.latest()
     }
 
     pub(crate) fn set_info(&self, info: ConnInfo) {
-        let _ = self.info.set(info);
+        self.info.push(info);
+    }
+
+    /// Is the connection between a loss and the next open (reconnect on)?
+    pub fn is_reconnecting(&self) -> bool {
+        self.reconnecting.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_reconnecting(&self, on: bool) {
+        self.reconnecting.store(on, Ordering::Release);
+    }
+
+    /// The connection was lost and will be dialled again: CONNECTING, nothing buffered, no
+    /// message half sent.
+    pub(crate) fn reconnect_reset(&self) {
+        self.set_reconnecting(true);
+        self.set_state(ready_state::CONNECTING);
+        self.set_buffered(0);
+        self.fragmenting.store(false, Ordering::Release);
     }
 
     /// The user data pointer last set.
@@ -195,6 +264,7 @@ impl ConnHandle {
     fn check_sendable(&self) -> Result<(), Error> {
         match self.ready_state() {
             ready_state::OPEN => Ok(()),
+            ready_state::CONNECTING if self.is_reconnecting() => Err(Error::Reconnecting),
             ready_state::CONNECTING => Err(Error::NotOpen),
             _ => Err(Error::Closed),
         }
@@ -295,6 +365,16 @@ impl ConnHandle {
         self.app_closed.load(Ordering::Acquire)
     }
 
+    /// Reconnect on: no further attempt. During the wait the connection ends now; an open
+    /// connection or an attempt under way is the last. Nothing happens without reconnect.
+    pub fn stop_reconnect(self: &Arc<Self>) -> Result<(), Error> {
+        if self.ready_state() == ready_state::CLOSED {
+            return Err(Error::Closed);
+        }
+        let me = self.clone();
+        self.shared.run_async(move |lp| lp.stop_reconnect(&me))
+    }
+
     /// Stops (`true`) or restarts reading from the peer.
     pub fn set_paused(self: &Arc<Self>, paused: bool) -> Result<(), Error> {
         if self.ready_state() == ready_state::CLOSED {
@@ -348,6 +428,8 @@ pub enum Phase {
     Open,
     /// Close frame sent or received.
     Closing,
+    /// Client with reconnect on: the connection was lost; waiting to dial again.
+    Backoff,
     /// Finished; nothing more happens.
     Closed,
 }
@@ -521,6 +603,8 @@ pub struct Conn {
     pub server: RefCell<Option<Rc<super::server::Server>>>,
     /// Slot in the server's client set.
     pub server_slot: Cell<Option<Key>>,
+    /// A client with reconnect on: the policy, the URL to dial again, the attempts.
+    pub(super) reconnect: RefCell<Option<Box<super::reconnect::ReconnectState>>>,
 }
 
 impl Conn {
@@ -576,6 +660,7 @@ impl Conn {
             handshake: RefCell::new(None),
             server: RefCell::new(None),
             server_slot: Cell::new(None),
+            reconnect: RefCell::new(None),
         }
     }
 

@@ -12,6 +12,8 @@ pub enum Error {
     TooBig,
     /// The connection is still connecting.
     NotOpen,
+    /// The connection was lost and is waiting to reconnect (reconnect on).
+    Reconnecting,
     /// The connection (or server, listener, handshake) is closing or closed.
     Closed,
     /// The output buffer is above its high-water mark; nothing was queued.

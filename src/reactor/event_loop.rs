@@ -152,6 +152,10 @@ impl EventLoop {
 
     /// Last stage of shutdown: ends what is left, then runs every remaining destroy.
     pub fn finish(self: &Rc<Self>) {
+        // Also after a poll failure: nothing left may wait to reconnect.
+        if self.stopping.get().is_none() {
+            self.stopping.set(Some(Instant::now()));
+        }
         // Work accepted before the queue closed still runs (a queued connect must end with
         // its close callback like any other), then everything left is ended.
         for cmd in self.shared.close_queue() {
@@ -243,7 +247,7 @@ impl EventLoop {
             return;
         }
         match conn.phase.get() {
-            Phase::Resolving | Phase::Closed => {}
+            Phase::Resolving | Phase::Backoff | Phase::Closed => {}
             Phase::Connecting => self.connect_ready(conn),
             Phase::Proxy => {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -750,6 +754,11 @@ impl EventLoop {
     /// `wsffi_close`.
     pub fn close_conn(&self, handle: &Arc<ConnHandle>, code: Option<u16>, reason: &[u8]) {
         let Some(conn) = self.conn_of(handle) else { return };
+        self.reconnect_stop(&conn);
+        if conn.phase.get() == Phase::Backoff {
+            self.close_during_backoff(&conn);
+            return;
+        }
         self.start_close(&conn, code, reason);
     }
 
@@ -777,6 +786,7 @@ impl EventLoop {
     /// `wsffi_terminate`.
     pub fn terminate_conn(&self, handle: &Arc<ConnHandle>) {
         let Some(conn) = self.conn_of(handle) else { return };
+        self.reconnect_stop(&conn);
         conn.terminate();
         self.mark_dirty(&conn);
     }
@@ -966,7 +976,12 @@ impl EventLoop {
                 self.mark_dirty(conn);
                 return;
             }
+            if conn.phase.get() == Phase::Backoff {
+                self.redial(conn);
+                return;
+            }
             let what = match conn.phase.get() {
+                Phase::Backoff => return,
                 Phase::Resolving | Phase::Connecting => "connect timed out",
                 Phase::Proxy => "connect timed out (opening the proxy tunnel)",
                 Phase::ClientHandshake | Phase::ResponseBody | Phase::ServerHandshake => "opening handshake timed out",
@@ -1121,14 +1136,19 @@ impl EventLoop {
             stream.close_notify();
             let _ = self.registry.deregister(&mut stream);
         }
+        self.handshake_ended(conn);
+        let failure = conn.take_failure();
+        let report = conn.closing.borrow().report();
+        // With reconnect on, a lost connection waits for the next attempt instead.
+        let failure = match self.try_reconnect(conn, failure, &report) {
+            Ok(()) => return,
+            Err(failure) => failure,
+        };
         self.conns.borrow_mut().remove(conn.key);
         conn.handle.set_state(ready_state::CLOSED);
         conn.handle.set_buffered(0);
         *conn.input.borrow_mut() = Default::default();
-        self.handshake_ended(conn);
         let events = conn.events.borrow_mut().take();
-        let failure = conn.take_failure();
-        let report = conn.closing.borrow().report();
         if let Some(who) = who {
             Self::log_end(&who, failure.as_ref(), &report);
         }

@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::conn::{CloseReport, ConnHandle};
 use super::error::Error;
@@ -34,10 +35,28 @@ pub trait ConnEvents: Any + Send + Sync {
     fn on_drain(&self, _conn: &Arc<ConnHandle>) {}
     /// Client only: the server answered the upgrade with a non-101 status.
     fn on_unexpected_response(&self, _conn: &Arc<ConnHandle>, _response: &ResponseView) {}
+    /// Client with reconnect on: the connection (or an attempt) was lost and another
+    /// attempt is scheduled; `on_open` follows when one succeeds.
+    fn on_reconnect(&self, _conn: &Arc<ConnHandle>, _event: &ReconnectEvent<'_>) {}
     /// Something failed; `on_close` follows.
     fn on_error(&self, _conn: &Arc<ConnHandle>, _error: Error, _message: &str) {}
     /// The connection ended. Exactly once; nothing follows but the drop of this object.
     fn on_close(&self, _conn: &Arc<ConnHandle>, _close: &CloseReport) {}
+}
+
+/// What [`ConnEvents::on_reconnect`] reports: the attempt scheduled and why.
+#[derive(Debug)]
+pub struct ReconnectEvent<'a> {
+    /// 1 for the first attempt after an open connection (or after the first dial) was lost.
+    pub attempt: u32,
+    /// The wait before the attempt.
+    pub delay: Duration,
+    /// Why the last connection or attempt ended (`Closed` for a close frame from the peer).
+    pub error: Error,
+    /// The sentence for it.
+    pub message: &'a str,
+    /// How the lost connection closed (1006 for a failed attempt).
+    pub close: &'a CloseReport,
 }
 
 /// No events wanted.

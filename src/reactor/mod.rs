@@ -18,6 +18,7 @@ pub mod events;
 pub mod log;
 mod proxy;
 pub mod pubsub;
+pub mod reconnect;
 pub mod server;
 pub mod slab;
 pub mod stream;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use wsffi::core::session::MessageKind;
 use wsffi::reactor::conn::{CloseFrame, CloseReport, ConnHandle, SendOp};
 use wsffi::reactor::error::Error;
-use wsffi::reactor::events::{ConnEvents, ServerEvents, Verdict};
+use wsffi::reactor::events::{ConnEvents, ReconnectEvent, ServerEvents, Verdict};
 use wsffi::reactor::server::{HandshakeHandle, RequestView, ResponseView, ServerHandle};
 
 use super::event_log::Log;
@@ -89,6 +89,17 @@ impl ConnEvents for Recorder {
 
     fn on_unexpected_response(&self, _conn: &Arc<ConnHandle>, response: &ResponseView) {
         self.log.push(format!("response {} {}", response.status, String::from_utf8_lossy(&response.body).trim_end()));
+    }
+
+    fn on_reconnect(&self, _conn: &Arc<ConnHandle>, event: &ReconnectEvent<'_>) {
+        self.log.push(format!(
+            "reconnect {} {} {:?} {} | {}",
+            event.attempt,
+            event.delay.as_millis(),
+            event.error,
+            event.message,
+            close_line(event.close)
+        ));
     }
 
     fn on_error(&self, _conn: &Arc<ConnHandle>, error: Error, message: &str) {

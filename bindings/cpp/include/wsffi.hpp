@@ -61,6 +61,7 @@ enum class Status : uint32_t {
     ShutDown = WSFFI_STATUS_ERR_SHUT_DOWN,
     AlreadyDone = WSFFI_STATUS_ERR_ALREADY_DONE,
     QueueFull = WSFFI_STATUS_ERR_QUEUE_FULL,
+    Reconnecting = WSFFI_STATUS_ERR_RECONNECTING,
     Protocol = WSFFI_STATUS_ERR_PROTOCOL,
     Handshake = WSFFI_STATUS_ERR_HANDSHAKE,
     HandshakeRejected = WSFFI_STATUS_ERR_HANDSHAKE_REJECTED,
@@ -507,6 +508,13 @@ struct ConnHandlers {
     std::function<void(ConnView, const Response &)> on_unexpected_response;
     // Connections whose options set stream_messages(true) get parts here, never on_message.
     std::function<void(ConnView, MessagePart)> on_message_part;
+    // Client with ClientOptions::reconnect: the connection (or an attempt) was lost and
+    // attempt `attempt` starts after `delay`; `status`/`message` say why the last one ended,
+    // `lost` how it closed. on_open follows on success; on_error/on_close come once, at the
+    // very end. Sends meanwhile throw Status::Reconnecting.
+    std::function<void(ConnView, uint32_t attempt, std::chrono::milliseconds delay, Status status,
+                       std::string_view message, const CloseInfo &lost)>
+        on_reconnect;
 };
 
 namespace detail {
@@ -545,6 +553,9 @@ public:
     // Drops the connection without a close handshake.
     void terminate() const { detail::check(wsffi_terminate(conn_), "wsffi_terminate"); }
     void pause() const { detail::check(wsffi_conn_pause(conn_), "wsffi_conn_pause"); }
+    // Reconnect on: the current connection (or attempt) is the last; during the wait the
+    // connection ends now.
+    void stop_reconnect() const { detail::check(wsffi_conn_stop_reconnect(conn_), "wsffi_conn_stop_reconnect"); }
     void resume() const { detail::check(wsffi_conn_resume(conn_), "wsffi_conn_resume"); }
 
     // Topics (server-side connections): true when the subscription is new, false when it
@@ -693,6 +704,14 @@ struct ConnState {
                 [&] { of(user)->h.on_unexpected_response(ConnView(conn), Response(response)); });
     }
 
+    static void on_reconnect(void *user, wsffi_conn *conn, uint32_t attempt, uint32_t delay_ms, wsffi_status status,
+                             const char *message, const wsffi_close_info *info) {
+        guarded("on_reconnect", [&] {
+            of(user)->h.on_reconnect(ConnView(conn), attempt, std::chrono::milliseconds(delay_ms),
+                                     static_cast<Status>(status), sv(message), close_info_of(info));
+        });
+    }
+
     // The C table: only the handlers that are set.
     wsffi_conn_callbacks table() const {
         wsffi_conn_callbacks cb;
@@ -706,6 +725,7 @@ struct ConnState {
         if (h.on_drain) cb.on_drain = &ConnState::on_drain;
         if (h.on_unexpected_response) cb.on_unexpected_response = &ConnState::on_unexpected_response;
         if (h.on_message_part) cb.on_message_part = &ConnState::on_message_part;
+        if (h.on_reconnect) cb.on_reconnect = &ConnState::on_reconnect;
         return cb;
     }
 };
@@ -895,6 +915,17 @@ public:
     }
     ClientOptions &max_redirects(uint32_t max) {
         detail::check(wsffi_client_options_set_max_redirects(p_, max), "wsffi_client_options_set_max_redirects");
+        return *this;
+    }
+    // Reconnect automatically (default off): waits of initial * factor^(n-1), at most `max`,
+    // with equal jitter; `max_attempts` 0 for no limit. See wsffi_client_options_set_reconnect
+    // for which ends are retried; an `initial` of 0 turns it off.
+    ClientOptions &reconnect(std::chrono::milliseconds initial, double factor, std::chrono::milliseconds max,
+                             uint32_t max_attempts = 0) {
+        detail::check(wsffi_client_options_set_reconnect(p_, detail::to_ms(initial, "reconnect"), factor,
+                                                         detail::to_ms(max, "reconnect"),
+                                                         max_attempts),
+                      "wsffi_client_options_set_reconnect");
         return *this;
     }
     // A proxy ("http://user:pass@host:port", "socks5h://host:1080"); "" for none (and no

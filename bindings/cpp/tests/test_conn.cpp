@@ -1,7 +1,9 @@
 // Client connections through the binding: echo, close codes, errors as exceptions,
 // Conn's reference counting, handler lifetime, and exceptions escaping handlers.
+#include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "support.hpp"
 
@@ -477,6 +479,59 @@ TEST(Conn, ProxyAndRedirectOptions) {
     wsffi::ClientOptions co;
     co.follow_redirects(true).max_redirects(3).proxy("socks5h://127.0.0.1:1080").proxy_from_env(false).proxy("");
     expect_error(Status::InvalidUrl, [&] { co.proxy("gopher://x"); });
+}
+
+TEST(Conn, ReconnectAttemptsAreReportedAndRunOut) {
+    wsffi::ClientOptions co;
+    expect_error(Status::InvalidParameter,
+                 [&] { co.reconnect(std::chrono::milliseconds(100), 0.5, std::chrono::milliseconds(1000)); });
+    co.reconnect(std::chrono::milliseconds(10), 2.0, std::chrono::milliseconds(40), 2);
+    wsffi::Reactor reactor;
+    uint16_t port;
+    {
+        wsffi::Listener l(reactor, "127.0.0.1:0");
+        port = l.port();
+    }
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<uint32_t> attempts;
+    std::vector<Status> send_status;
+    std::string error;
+    bool closed = false;
+    wsffi::ConnHandlers h;
+    h.on_reconnect = [&](wsffi::ConnView c, uint32_t attempt, std::chrono::milliseconds delay, Status status,
+                         std::string_view message, const wsffi::CloseInfo &lost) {
+        Status sent = Status::Ok;
+        try {
+            c.send_text("x");
+        } catch (const wsffi::Error &e) {
+            sent = e.status();
+        }
+        std::lock_guard<std::mutex> g(m);
+        attempts.push_back(attempt);
+        send_status.push_back(sent);
+        EXPECT_EQ(status, Status::ConnectionRefused);
+        EXPECT_FALSE(message.empty());
+        EXPECT_EQ(lost.code, 1006);
+        EXPECT_LE(delay.count(), 40);
+    };
+    h.on_error = [&](wsffi::ConnView, Status, std::string_view message) {
+        std::lock_guard<std::mutex> g(m);
+        error = std::string(message);
+    };
+    h.on_close = [&](wsffi::ConnView, const wsffi::CloseInfo &) {
+        std::lock_guard<std::mutex> g(m);
+        closed = true;
+        cv.notify_all();
+    };
+    wsffi::Conn conn = wsffi::connect(reactor, "ws://127.0.0.1:" + std::to_string(port) + "/", co, std::move(h));
+    std::unique_lock<std::mutex> lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return closed; }));
+    EXPECT_EQ(attempts, (std::vector<uint32_t>{1, 2}));
+    EXPECT_EQ(send_status, (std::vector<Status>{Status::Reconnecting, Status::Reconnecting}));
+    EXPECT_EQ(error.rfind("gave up reconnecting after 2 attempts: ", 0), 0u) << error;
+    lock.unlock();
+    expect_error(Status::Closed, [&] { conn.stop_reconnect(); });
 }
 
 }  // namespace

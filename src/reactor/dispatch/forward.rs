@@ -14,7 +14,7 @@ use super::queue::DispatchQueue;
 use crate::core::session::MessageKind;
 use crate::reactor::conn::{CloseReport, ConnHandle};
 use crate::reactor::error::Error;
-use crate::reactor::events::{ConnEvents, ServerEvents, Verdict};
+use crate::reactor::events::{ConnEvents, ReconnectEvent, ServerEvents, Verdict};
 use crate::reactor::server::{HandshakeHandle, RequestView, ResponseView, ServerHandle};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +124,14 @@ impl ConnEvents for ConnForwarder {
     fn on_unexpected_response(&self, conn: &Arc<ConnHandle>, response: &ResponseView) {
         let response = response.clone();
         self.post(conn, move |e, c| e.on_unexpected_response(c, &response));
+    }
+
+    fn on_reconnect(&self, conn: &Arc<ConnHandle>, event: &ReconnectEvent<'_>) {
+        let (attempt, delay, error) = (event.attempt, event.delay, event.error);
+        let (message, close) = (event.message.to_string(), event.close.clone());
+        self.post(conn, move |e, c| {
+            e.on_reconnect(c, &ReconnectEvent { attempt, delay, error, message: &message, close: &close })
+        });
     }
 
     fn on_error(&self, conn: &Arc<ConnHandle>, error: Error, message: &str) {
