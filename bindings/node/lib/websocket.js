@@ -101,6 +101,7 @@ class WebSocket extends EventEmitter {
     this._binaryType = 'nodebuffer';
     this._queue = null; // see _push
     this._fragmenting = false;
+    this._owner = null; // the WebSocketServer of an accepted connection
     this._libOpen = false;
     this._isServer = false;
     this._url = '';
@@ -412,6 +413,7 @@ class WebSocket extends EventEmitter {
       }
     }
     this._unref();
+    if (this._owner) { const owner = this._owner; this._owner = null; owner._untrack(this); }
     this.emit('close', info.code, reason);
   }
 }
