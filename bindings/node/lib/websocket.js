@@ -190,14 +190,9 @@ class WebSocket extends EventEmitter {
   get CLOSED() { return CLOSED; }
   get readyState() { return this._state; }
   get url() { return this._url; }
-  get protocol() {
-    if (this._conn && this._state === OPEN) this._protocol = api.protocol(this._conn);
-    return this._protocol;
-  }
-  get extensions() {
-    if (this._conn && this._state === OPEN) this._extensions = api.extensions(this._conn);
-    return this._extensions;
-  }
+  // Both are fixed by the handshake: read from the library once, at the open.
+  get protocol() { return this._protocol; }
+  get extensions() { return this._extensions; }
   get isPaused() { return !!this._paused; }
   get bufferedAmount() {
     let n = this._conn ? api.bufferedAmount(this._conn) : 0;

@@ -104,3 +104,22 @@ test('a closed connection has left wss.clients before its own close listeners ru
   assert.strictEqual(await seen, false);
   await closeServer(wss);
 });
+
+test('protocol and extensions, read once at the open, stay readable after the close', async (t) => {
+  const wss = await listen({ perMessageDeflate: {}, handleProtocols: (set) => (set.has('b') ? 'b' : false) });
+  t.after(() => closeServer(wss));
+  const serverSide = new Promise((resolve) => wss.on('connection', (ws) => {
+    ws.on('close', () => resolve([ws.protocol, ws.extensions]));
+  }));
+  const ws = new WebSocket(url(wss), ['a', 'b']);
+  await once(ws, 'open');
+  assert.strictEqual(ws.protocol, 'b');
+  assert.match(ws.extensions, /permessage-deflate/);
+  ws.close();
+  await once(ws, 'close');
+  assert.strictEqual(ws.protocol, 'b');
+  assert.match(ws.extensions, /permessage-deflate/);
+  const [p, e] = await serverSide;
+  assert.strictEqual(p, 'b');
+  assert.match(e, /permessage-deflate/);
+});
