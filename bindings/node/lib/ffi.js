@@ -154,15 +154,17 @@ function takeError(errOut) {
 // callers then take the slower paths that hand koffi the Buffer itself). Buffers made by
 // allocUnsafeSlow live outside the V8 heap and never move.
 function addressOf(buf) {
-  const a = koffi.address(buf);
-  return a <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(a) : null;
+  let a;
+  try { a = koffi.address(buf); } catch { return null; }
+  return typeof a === 'bigint' && a > 0n && a <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(a) : null;
 }
 
 // Received payloads are lent for the length of the callback, so each is copied once, with
-// one memcpy, into the next slice of a shared pool (as Node's Buffer.allocUnsafe pools small
-// buffers): no ArrayBuffer per message. A pool is dropped by the GC with its last slice.
-const POOL_SIZE = 64 * 1024;
-const POOL_MAX = POOL_SIZE / 8; // larger payloads get a Buffer of their own
+// one memcpy, into the next slice of a shared pool: no ArrayBuffer per message. Sized as
+// Node's own Buffer.allocUnsafe pool, so a kept message holds at most 8 KiB; the GC drops a
+// pool with its last slice.
+const POOL_SIZE = 8 * 1024;
+const POOL_MAX = POOL_SIZE >>> 1; // larger payloads get a Buffer of their own
 let pool = null;
 let poolAt = null;
 let poolOffset = POOL_SIZE;
@@ -202,7 +204,7 @@ function sendBytes(conn, kind, data, fin, fragment) {
   let len;
   if (scratchAt !== null) {
     if (typeof data === 'string') {
-      if (data.length * 3 <= SCRATCH_SIZE) len = scratch.utf8Write(data, 0);
+      if (data.length * 3 <= SCRATCH_SIZE) len = scratch.write(data);
     } else if (data.length <= SCRATCH_SIZE) {
       scratch.set(data, 0);
       len = data.length;

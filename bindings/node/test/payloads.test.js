@@ -17,11 +17,11 @@ function listen(opts = {}) {
 const url = (wss) => `ws://127.0.0.1:${wss.address().port}/`;
 const closeServer = (wss) => new Promise((r) => wss.close(() => r()));
 
-// Sizes around the pool's and the scratch area's limits (8 KiB, 64 KiB), and many small ones.
+// Sizes around the pool's and the scratch area's limits (4 and 8 KiB, 64 KiB), and many small ones.
 function payloads() {
   const sizes = [];
   for (let i = 0; i < 3000; i++) sizes.push(1 + (i * 37) % 300);
-  sizes.push(8191, 8192, 8193, 65535, 65536, 65537, 300000);
+  sizes.push(4095, 4096, 4097, 4090, 8191, 8192, 8193, 65535, 65536, 65537, 300000);
   return sizes.map((n) => crypto.randomBytes(n));
 }
 
