@@ -229,6 +229,8 @@ class WebSocket extends EventEmitter {
     if (this._queue === null && fin && !this._fragmenting && (this._libOpen || this._isServer)) {
       const st = ffi.sendBytes(this._conn, kind, data, true, false);
       if (st !== 202 && st !== 200) { this._sent(st, cb); return; }
+      this._queue = [{ kind, data, fin, cb }]; // refused: it waits for drain
+      return;
     }
     this._push({ kind, data, fin, cb });
   }

@@ -25,7 +25,7 @@ function payloads() {
   return sizes.map((n) => crypto.randomBytes(n));
 }
 
-test('received messages keep their own bytes after later ones arrive (wsffi client, ws server)', async (t) => {
+test('received messages keep their own bytes after later ones arrive (wsffi client, ws server)', { timeout: 30000 }, async (t) => {
   const sent = payloads();
   const wss = new RealWS.WebSocketServer({ port: 0, host: '127.0.0.1' });
   await once(wss, 'listening');
@@ -122,4 +122,36 @@ test('protocol and extensions, read once at the open, stay readable after the cl
   const [p, e] = await serverSide;
   assert.strictEqual(p, 'b');
   assert.match(e, /permessage-deflate/);
+});
+
+test('sends refused for backpressure wait for drain and go out whole, in order, each callback once', { timeout: 30000 }, async (t) => {
+  const wss = await listen();
+  let peer = null;
+  // One hook, in this order: the server's close waits for its connections.
+  t.after(() => { if (peer) peer.terminate(); return closeServer(wss); });
+  const chunk = crypto.randomBytes(256 * 1024);
+  const count = 128; // 32 MiB, twice the default high-water mark (16 MiB)
+  const done = new Promise((resolve, reject) => wss.on('connection', (ws) => {
+    let calls = 0;
+    let sawQueue = false;
+    for (let i = 0; i < count; i++) {
+      const msg = Buffer.from(chunk);
+      msg.writeUInt32BE(i, 0);
+      ws.send(msg, (err) => {
+        if (err) reject(err);
+        if (++calls === count) resolve(sawQueue);
+      });
+      if (ws._queue !== null) sawQueue = true; // the library refused one: the queue path ran
+    }
+  }));
+  peer = new RealWS(url(wss));
+  const got = [];
+  peer.on('message', (d) => got.push(d));
+  assert.strictEqual(await done, true);
+  while (got.length < count) await new Promise((r) => setTimeout(r, 5));
+  got.forEach((d, i) => {
+    assert.strictEqual(d.length, chunk.length);
+    assert.strictEqual(d.readUInt32BE(0), i);
+    assert.ok(d.subarray(4).equals(chunk.subarray(4)), `message ${i}`);
+  });
 });
