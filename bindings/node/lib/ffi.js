@@ -22,28 +22,30 @@ const self = koffi.load(null);
 const libc = koffi.load('libc.so.6');
 
 const U = 'uintptr_t';
+// Handles the binding only passes back (connections) and payload pointers travel as numbers:
+// a `void *` argument costs koffi an External object (with a weak global handle) per call.
 const P = {
-  open: koffi.proto(`void wsffi_open_cb(${U} user, void *conn)`),
-  message: koffi.proto(`void wsffi_message_cb(${U} user, void *conn, uint32_t kind, void *data, size_t len)`),
-  close: koffi.proto(`void wsffi_close_cb(${U} user, void *conn, void *info)`),
-  error: koffi.proto(`void wsffi_error_cb(${U} user, void *conn, uint32_t status, const char *message)`),
-  control: koffi.proto(`void wsffi_control_cb(${U} user, void *conn, void *data, size_t len)`),
-  drain: koffi.proto(`void wsffi_drain_cb(${U} user, void *conn)`),
-  unexpected: koffi.proto(`void wsffi_unexpected_cb(${U} user, void *conn, void *resp)`),
+  open: koffi.proto(`void wsffi_open_cb(${U} user, ${U} conn)`),
+  message: koffi.proto(`void wsffi_message_cb(${U} user, ${U} conn, uint32_t kind, ${U} data, size_t len)`),
+  close: koffi.proto(`void wsffi_close_cb(${U} user, ${U} conn, void *info)`),
+  error: koffi.proto(`void wsffi_error_cb(${U} user, ${U} conn, uint32_t status, const char *message)`),
+  control: koffi.proto(`void wsffi_control_cb(${U} user, ${U} conn, ${U} data, size_t len)`),
+  drain: koffi.proto(`void wsffi_drain_cb(${U} user, ${U} conn)`),
+  unexpected: koffi.proto(`void wsffi_unexpected_cb(${U} user, ${U} conn, void *resp)`),
   destroy: koffi.proto(`void wsffi_destroy_cb(${U} user)`),
   verify: koffi.proto(`uint32_t wsffi_verify_cb(${U} user, void *hs)`),
   protocols: koffi.proto(`int wsffi_protocols_cb(${U} user, void *req, void *offered, size_t count)`),
   headers: koffi.proto(`void wsffi_headers_cb(${U} user, void *hs)`),
-  connection: koffi.proto(`void wsffi_connection_cb(${U} user, void *server, void *conn, void *req)`),
+  connection: koffi.proto(`void wsffi_connection_cb(${U} user, void *server, ${U} conn, void *req)`),
   serror: koffi.proto(`void wsffi_server_error_cb(${U} user, void *server, uint32_t status, const char *message)`),
   sclose: koffi.proto(`void wsffi_server_close_cb(${U} user, void *server)`),
   asyncCb: koffi.proto('void wsffi_uv_async_cb(void *handle)'),
 };
 
 const CloseInfo = koffi.struct('wsffi_close_info', {
-  size: 'size_t', code: 'uint16_t', reason: 'void *', reason_len: 'size_t', was_clean: 'bool',
-  origin: 'uint32_t', peer_code: 'uint16_t', peer_reason: 'void *', peer_reason_len: 'size_t',
-  local_code: 'uint16_t', local_reason: 'void *', local_reason_len: 'size_t',
+  size: 'size_t', code: 'uint16_t', reason: U, reason_len: 'size_t', was_clean: 'bool',
+  origin: 'uint32_t', peer_code: 'uint16_t', peer_reason: U, peer_reason_len: 'size_t',
+  local_code: 'uint16_t', local_reason: U, local_reason_len: 'size_t',
 });
 const ConnCallbacks = koffi.struct('wsffi_conn_callbacks', {
   size: 'size_t', on_open: 'void *', on_message: 'void *', on_close: 'void *', on_error: 'void *',
@@ -61,22 +63,22 @@ const DeflateParams = koffi.struct('wsffi_deflate_params', {
 
 const f = (sig) => lib.func(sig);
 const api = {
-  connect: f(`uint32_t wsffi_connect(void *reactor, const char *url, void *options, wsffi_conn_callbacks *cb, ${U} user, void *destroy, _Out_ void **conn, _Out_ void **err)`),
-  send: f('uint32_t wsffi_send(void *conn, uint32_t kind, const uint8_t *data, size_t len)'),
-  sendFragment: f('uint32_t wsffi_send_fragment(void *conn, uint32_t kind, const uint8_t *data, size_t len, bool fin)'),
-  ping: f('uint32_t wsffi_ping(void *conn, const uint8_t *data, size_t len)'),
-  pong: f('uint32_t wsffi_pong(void *conn, const uint8_t *data, size_t len)'),
-  close: f('uint32_t wsffi_close(void *conn, uint16_t code, const uint8_t *reason, size_t len)'),
-  terminate: f('uint32_t wsffi_terminate(void *conn)'),
-  pause: f('uint32_t wsffi_conn_pause(void *conn)'),
-  resume: f('uint32_t wsffi_conn_resume(void *conn)'),
-  readyState: f('uint32_t wsffi_ready_state(void *conn)'),
-  bufferedAmount: f('size_t wsffi_buffered_amount(void *conn)'),
-  protocol: f('const char *wsffi_protocol(void *conn)'),
-  extensions: f('const char *wsffi_extensions(void *conn)'),
-  remoteAddress: f('const char *wsffi_remote_address(void *conn)'),
-  setCallbacks: f(`uint32_t wsffi_conn_set_callbacks(void *conn, wsffi_conn_callbacks *cb, ${U} user, void *destroy)`),
-  release: f('void wsffi_conn_release(void *conn)'),
+  connect: f(`uint32_t wsffi_connect(void *reactor, const char *url, void *options, wsffi_conn_callbacks *cb, ${U} user, void *destroy, _Out_ ${U} *conn, _Out_ void **err)`),
+  send: f(`uint32_t wsffi_send(${U} conn, uint32_t kind, const uint8_t *data, size_t len)`),
+  sendFragment: f(`uint32_t wsffi_send_fragment(${U} conn, uint32_t kind, const uint8_t *data, size_t len, bool fin)`),
+  ping: f(`uint32_t wsffi_ping(${U} conn, const uint8_t *data, size_t len)`),
+  pong: f(`uint32_t wsffi_pong(${U} conn, const uint8_t *data, size_t len)`),
+  close: f(`uint32_t wsffi_close(${U} conn, uint16_t code, const uint8_t *reason, size_t len)`),
+  terminate: f(`uint32_t wsffi_terminate(${U} conn)`),
+  pause: f(`uint32_t wsffi_conn_pause(${U} conn)`),
+  resume: f(`uint32_t wsffi_conn_resume(${U} conn)`),
+  readyState: f(`uint32_t wsffi_ready_state(${U} conn)`),
+  bufferedAmount: f(`size_t wsffi_buffered_amount(${U} conn)`),
+  protocol: f(`const char *wsffi_protocol(${U} conn)`),
+  extensions: f(`const char *wsffi_extensions(${U} conn)`),
+  remoteAddress: f(`const char *wsffi_remote_address(${U} conn)`),
+  setCallbacks: f(`uint32_t wsffi_conn_set_callbacks(${U} conn, wsffi_conn_callbacks *cb, ${U} user, void *destroy)`),
+  release: f(`void wsffi_conn_release(${U} conn)`),
   deflateInit: f('uint32_t wsffi_deflate_params_init(_Out_ wsffi_deflate_params *p, size_t size)'),
   copt: {
     new: f('void *wsffi_client_options_new(void)'),
@@ -106,18 +108,23 @@ const api = {
   handshakeRequest: f('void *wsffi_handshake_request(void *hs)'),
   handshakeAddHeader: f('uint32_t wsffi_handshake_add_header(void *hs, const char *n, const char *v)'),
   requestHeader: f('const char *wsffi_request_header(void *req, const char *name)'),
-  handshakeResponse: f('void *wsffi_conn_handshake_response(void *conn)'),
+  handshakeResponse: f(`void *wsffi_conn_handshake_response(${U} conn)`),
   responseStatus: f('uint16_t wsffi_response_status(void *r)'),
   responseReason: f('const char *wsffi_response_reason(void *r)'),
   responseHeaderCount: f('size_t wsffi_response_header_count(void *r)'),
   responseHeaderAt: f('uint32_t wsffi_response_header_at(void *r, size_t i, _Out_ const char **n, _Out_ const char **v)'),
-  responseBody: f('void *wsffi_response_body(void *r, _Out_ size_t *len)'),
+  responseBody: f(`${U} wsffi_response_body(void *r, _Out_ size_t *len)`),
   statusStr: f('const char *wsffi_status_str(uint32_t s)'),
   errorMessage: f('const char *wsffi_error_message(void *e)'),
   errorFree: f('void wsffi_error_free(void *e)'),
   version: f('const char *wsffi_version(void)'),
   fcntl: libc.func('int fcntl(int fd, int cmd, ...)'),
+  // The same sends with the data as an address (see `sendBytes`).
+  sendAt: f(`uint32_t wsffi_send(${U} conn, uint32_t kind, ${U} data, size_t len)`),
+  sendFragmentAt: f(`uint32_t wsffi_send_fragment(${U} conn, uint32_t kind, ${U} data, size_t len, bool fin)`),
 };
+const memcpyAt = libc.func(`void memcpy(${U} dst, ${U} src, size_t n)`);
+const memcpyTo = libc.func(`void memcpy(uint8_t *dst, ${U} src, size_t n)`);
 
 const STATUS = {
   0: 'OK', 100: 'ERR_NULL_PARAMETER', 101: 'ERR_INVALID_PARAMETER', 102: 'ERR_INVALID_UTF8',
@@ -143,9 +150,71 @@ function takeError(errOut) {
   return msg;
 }
 
+// The address of a Buffer's memory, as a number; null where it does not fit one (the
+// callers then take the slower paths that hand koffi the Buffer itself). Buffers made by
+// allocUnsafeSlow live outside the V8 heap and never move.
+function addressOf(buf) {
+  let a;
+  try { a = koffi.address(buf); } catch { return null; }
+  return typeof a === 'bigint' && a > 0n && a <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(a) : null;
+}
+
+// Received payloads are lent for the length of the callback, so each is copied once, with
+// one memcpy, into the next slice of a shared pool: no ArrayBuffer per message. Sized as
+// Node's own Buffer.allocUnsafe pool, so a kept message holds at most 8 KiB; the GC drops a
+// pool with its last slice.
+const POOL_SIZE = 8 * 1024;
+const POOL_MAX = POOL_SIZE >>> 1; // larger payloads get a Buffer of their own
+let pool = null;
+let poolAt = null;
+let poolOffset = POOL_SIZE;
+
 function bytes(ptr, len) {
   if (!len) return Buffer.alloc(0);
-  return Buffer.from(new Uint8Array(koffi.view(ptr, len)));
+  if (len > POOL_MAX) {
+    const buf = Buffer.allocUnsafe(len);
+    memcpyTo(buf, ptr, len);
+    return buf;
+  }
+  if (poolOffset + len > POOL_SIZE) {
+    pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+    poolAt = addressOf(pool);
+    poolOffset = 0;
+  }
+  if (poolAt === null) {
+    const buf = Buffer.allocUnsafe(len);
+    memcpyTo(buf, ptr, len);
+    return buf;
+  }
+  const start = poolOffset;
+  memcpyAt(poolAt + start, ptr, len);
+  poolOffset = (start + len + 7) & ~7; // 8-byte aligned slices, as Node's pool
+  return pool.subarray(start, start + len);
+}
+
+// Outgoing data is copied by the library before wsffi_send returns, so small messages go
+// through one scratch area whose address is known: a string is encoded straight into it and
+// koffi passes a number instead of taking a Buffer apart on every call.
+const SCRATCH_SIZE = 64 * 1024;
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_SIZE);
+const scratchAt = addressOf(scratch);
+
+// Sends `data` (a string, or a Buffer / typed array view) as one message or fragment.
+function sendBytes(conn, kind, data, fin, fragment) {
+  let len;
+  if (scratchAt !== null) {
+    if (typeof data === 'string') {
+      if (data.length * 3 <= SCRATCH_SIZE) len = scratch.write(data);
+    } else if (data.length <= SCRATCH_SIZE) {
+      scratch.set(data, 0);
+      len = data.length;
+    }
+  }
+  if (len !== undefined) {
+    return fragment ? api.sendFragmentAt(conn, kind, scratchAt, len, fin) : api.sendAt(conn, kind, scratchAt, len);
+  }
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  return fragment ? api.sendFragment(conn, kind, buf, buf.length, fin) : api.send(conn, kind, buf, buf.length);
 }
 
 // ---- main-thread hand-over -------------------------------------------------------------
@@ -170,12 +239,23 @@ function report(err) {
   pendingErrors.push(err);
 }
 
-function pump() {
-  const ran = [0];
-  for (;;) {
-    const st = api.dispatch(reactor, 256, ran);
-    if (st !== 0 || ran[0] < 256) break;
+// wsffi_reactor_dispatch writes its count here (an address costs koffi less than an out array).
+const ranBuf = Buffer.allocUnsafeSlow(8);
+const ranAt = koffi.sizeof('size_t') === 8 && require('os').endianness() === 'LE' ? addressOf(ranBuf) : null;
+const BATCH = 256;
+
+function dispatchOnce() {
+  if (ranAt === null) {
+    const ran = [0];
+    const st = api.dispatch(reactor, BATCH, ran);
+    return st === 0 ? Number(ran[0]) : 0;
   }
+  const st = api.dispatchAt(reactor, BATCH, ranAt);
+  return st === 0 ? Number(ranBuf.readBigUInt64LE(0)) : 0;
+}
+
+function pump() {
+  while (dispatchOnce() >= BATCH);
   if (pendingErrors.length) {
     const errs = pendingErrors.splice(0);
     for (const e of errs) process.nextTick(() => { throw e; });
@@ -183,6 +263,7 @@ function pump() {
 }
 
 api.dispatch = f('uint32_t wsffi_reactor_dispatch(void *r, size_t max, _Out_ size_t *ran)');
+api.dispatchAt = f(`uint32_t wsffi_reactor_dispatch(void *r, size_t max, ${U} ran)`);
 const reactorNew = f('uint32_t wsffi_reactor_new(void *o, _Out_ void **r, _Out_ void **err)');
 const roptNew = f('void *wsffi_reactor_options_new(void)');
 const roptFree = f('void wsffi_reactor_options_free(void *o)');
@@ -220,5 +301,5 @@ function register(fn, proto) { return koffi.register(fn, koffi.pointer(proto)); 
 
 module.exports = {
   koffi, api, P, CloseInfo, ConnCallbacks, ServerCallbacks, DeflateParams,
-  statusError, takeError, bytes, getReactor, ref, unref, register, report, libraryPath,
+  statusError, takeError, bytes, sendBytes, getReactor, ref, unref, register, report, libraryPath,
 };

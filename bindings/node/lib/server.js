@@ -237,12 +237,14 @@ class WebSocketServer extends EventEmitter {
     if (id) this._dropPending(id);
     this._live.add(ws);
     if (this.clients) this.clients.add(ws);
-    ws.on('close', () => {
-      this._live.delete(ws);
-      if (this.clients) this.clients.delete(ws);
-      if (this._state === 1 && this._live.size === 0) this._finish();
-    });
+    ws._owner = this; // told by _untrack before the socket's own 'close' listeners run
     if (e) e.cb(ws, e.req);
+  }
+
+  _untrack(ws) {
+    this._live.delete(ws);
+    if (this.clients) this.clients.delete(ws);
+    if (this._state === 1 && this._live.size === 0) this._finish();
   }
 
   _onClientError(server, status, message) {

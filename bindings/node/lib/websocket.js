@@ -21,21 +21,36 @@ function toBuffer(data) {
   return Buffer.from(String(data));
 }
 
-function guard(fn) {
-  return (...args) => { try { return fn(...args); } catch (e) { ffi.report(e); return 0; } };
-}
-const on = (name) => guard((user, ...rest) => { const ws = objects.get(user); if (ws) ws[name](...rest); });
-
+// Each callback looks its WebSocket up by the user id; explicit parameters (no rest/spread
+// arrays) keep the per-event cost down. An exception is reported on the main thread later:
+// it must not unwind through the library.
+function lookup(user) { return objects.get(user); }
 const cb = {
-  open: ffi.register(on('_onOpen'), ffi.P.open),
-  message: ffi.register(on('_onMessage'), ffi.P.message),
-  close: ffi.register(on('_onClose'), ffi.P.close),
-  error: ffi.register(on('_onError'), ffi.P.error),
-  ping: ffi.register(on('_onPing'), ffi.P.control),
-  pong: ffi.register(on('_onPong'), ffi.P.control),
-  drain: ffi.register(on('_onDrain'), ffi.P.drain),
-  unexpected: ffi.register(on('_onUnexpected'), ffi.P.unexpected),
-  destroy: ffi.register(guard((user) => { objects.delete(user); }), ffi.P.destroy),
+  open: ffi.register((user, conn) => {
+    try { const ws = lookup(user); if (ws) ws._onOpen(conn); } catch (e) { ffi.report(e); }
+  }, ffi.P.open),
+  message: ffi.register((user, conn, kind, data, len) => {
+    try { const ws = lookup(user); if (ws) ws._onMessage(conn, kind, data, len); } catch (e) { ffi.report(e); }
+  }, ffi.P.message),
+  close: ffi.register((user, conn, info) => {
+    try { const ws = lookup(user); if (ws) ws._onClose(conn, info); } catch (e) { ffi.report(e); }
+  }, ffi.P.close),
+  error: ffi.register((user, conn, status, message) => {
+    try { const ws = lookup(user); if (ws) ws._onError(conn, status, message); } catch (e) { ffi.report(e); }
+  }, ffi.P.error),
+  ping: ffi.register((user, conn, data, len) => {
+    try { const ws = lookup(user); if (ws) ws._onPing(conn, data, len); } catch (e) { ffi.report(e); }
+  }, ffi.P.control),
+  pong: ffi.register((user, conn, data, len) => {
+    try { const ws = lookup(user); if (ws) ws._onPong(conn, data, len); } catch (e) { ffi.report(e); }
+  }, ffi.P.control),
+  drain: ffi.register((user) => {
+    try { const ws = lookup(user); if (ws) ws._onDrain(); } catch (e) { ffi.report(e); }
+  }, ffi.P.drain),
+  unexpected: ffi.register((user, conn, resp) => {
+    try { const ws = lookup(user); if (ws) ws._onUnexpected(conn, resp); } catch (e) { ffi.report(e); }
+  }, ffi.P.unexpected),
+  destroy: ffi.register((user) => { objects.delete(user); }, ffi.P.destroy),
 };
 const callbacks = {
   size: koffi.sizeof(ffi.ConnCallbacks), on_open: cb.open, on_message: cb.message, on_close: cb.close,
@@ -84,10 +99,11 @@ class WebSocket extends EventEmitter {
     this._protocol = '';
     this._extensions = '';
     this._binaryType = 'nodebuffer';
-    this._queue = []; // sends refused for backpressure, waiting for drain
+    this._queue = null; // see _push
+    this._fragmenting = false;
+    this._owner = null; // the WebSocketServer of an accepted connection
     this._libOpen = false;
     this._isServer = false;
-    this._closeFrameSent = false;
     this._url = '';
     this._refd = false;
     if (address === null) return; // server side: see _adopt
@@ -174,18 +190,13 @@ class WebSocket extends EventEmitter {
   get CLOSED() { return CLOSED; }
   get readyState() { return this._state; }
   get url() { return this._url; }
-  get protocol() {
-    if (this._conn && this._state === OPEN) this._protocol = api.protocol(this._conn);
-    return this._protocol;
-  }
-  get extensions() {
-    if (this._conn && this._state === OPEN) this._extensions = api.extensions(this._conn);
-    return this._extensions;
-  }
+  // Both are fixed by the handshake: read from the library once, at the open.
+  get protocol() { return this._protocol; }
+  get extensions() { return this._extensions; }
   get isPaused() { return !!this._paused; }
   get bufferedAmount() {
     let n = this._conn ? api.bufferedAmount(this._conn) : 0;
-    for (const q of this._queue) n += q.data.length;
+    if (this._queue !== null) for (const q of this._queue) n += typeof q.data === 'string' ? Buffer.byteLength(q.data) : q.data.length;
     return n;
   }
   get binaryType() { return this._binaryType; }
@@ -204,41 +215,59 @@ class WebSocket extends EventEmitter {
   }
 
   send(data, options, cb) {
-    if (typeof options === 'function') { cb = options; options = {}; }
-    options = options || {};
+    if (typeof options === 'function') { cb = options; options = undefined; }
     if (this._state !== OPEN) return this._notOpen(data, cb);
-    let binary = typeof data !== 'string';
-    if (typeof data === 'number') binary = false;
-    if (options.binary !== undefined) binary = !!options.binary;
-    const buf = toBuffer(data);
-    const fin = options.fin === undefined ? true : !!options.fin;
+    let binary = typeof data !== 'string' && typeof data !== 'number';
+    let fin = true;
+    if (options) {
+      if (options.binary !== undefined) binary = !!options.binary;
+      if (options.fin !== undefined) fin = !!options.fin;
+    }
+    if (typeof data !== 'string') data = toBuffer(data);
     const kind = binary ? 2 : 1;
-    this._push({ kind, data: buf, fin, cb });
+    // The common case goes straight to the library, without a queue item.
+    if (this._queue === null && fin && !this._fragmenting && (this._libOpen || this._isServer)) {
+      const st = ffi.sendBytes(this._conn, kind, data, true, false);
+      if (st !== 202 && st !== 200) { this._sent(st, cb); return; }
+      this._queue = [{ kind, data, fin, cb }]; // refused: it waits for drain
+      return;
+    }
+    this._push({ kind, data, fin, cb });
   }
 
+  _sent(st, cb) {
+    if (cb) process.nextTick(cb, st === 0 ? null : ffi.statusError(st));
+    else if (st !== 0 && st !== 201) ffi.report(ffi.statusError(st));
+  }
+
+  // Sends refused for backpressure (or made before the client's open) wait here for drain.
   _push(item) {
-    if (this._queue.length || !this._libOpen && !this._isServer) { this._queue.push(item); return; }
+    if (this._queue !== null || !this._libOpen && !this._isServer) {
+      if (this._queue === null) this._queue = [];
+      this._queue.push(item);
+      return;
+    }
     this._write(item);
   }
 
   _write(item) {
     const { kind, data, fin, cb } = item;
-    let st;
-    if (!fin || this._fragmenting) {
-      this._fragmenting = !fin;
-      st = api.sendFragment(this._conn, kind, data, data.length, fin);
-    } else {
-      st = api.send(this._conn, kind, data, data.length);
+    const fragment = !fin || this._fragmenting;
+    const st = ffi.sendBytes(this._conn, kind, data, fin, fragment);
+    if (st === 202 || st === 200) {
+      if (this._queue === null) this._queue = [];
+      this._queue.unshift(item);
+      return false;
     }
-    if (st === 202 || st === 200) { this._queue.unshift(item); return false; }
-    if (cb) process.nextTick(cb, st === 0 ? null : ffi.statusError(st));
-    else if (st !== 0 && st !== 201) ffi.report(ffi.statusError(st));
+    if (fragment && st === 0) this._fragmenting = !fin;
+    this._sent(st, cb);
     return true;
   }
 
   _flush() {
-    while (this._queue.length && this._conn) {
+    while (this._queue !== null && this._conn) {
       const item = this._queue.shift();
+      if (this._queue.length === 0) this._queue = null;
       if (!this._write(item)) return;
     }
   }
@@ -373,10 +402,15 @@ class WebSocket extends EventEmitter {
     this._closeInfo = { code: info.code, wasClean: info.was_clean };
     if (this._owned && this._conn) api.release(this._conn);
     this._conn = null;
-    for (const item of this._queue.splice(0)) {
-      if (item.cb) process.nextTick(item.cb, new Error('WebSocket is not open: readyState 3 (CLOSED)'));
+    const queue = this._queue;
+    this._queue = null;
+    if (queue !== null) {
+      for (const item of queue) {
+        if (item.cb) process.nextTick(item.cb, new Error('WebSocket is not open: readyState 3 (CLOSED)'));
+      }
     }
     this._unref();
+    if (this._owner) { const owner = this._owner; this._owner = null; owner._untrack(this); }
     this.emit('close', info.code, reason);
   }
 }
