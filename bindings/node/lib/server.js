@@ -4,7 +4,7 @@ const http = require('http');
 const crypto = require('crypto');
 const ffi = require('./ffi');
 const { api, koffi } = ffi;
-const { WebSocket, deflateParams } = require('./websocket');
+const { WebSocket, deflateParams, toBuffer } = require('./websocket');
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MARK = `x-wsffi-upgrade-${crypto.randomBytes(6).toString('hex')}`;
@@ -239,6 +239,23 @@ class WebSocketServer extends EventEmitter {
     if (this.clients) this.clients.add(ws);
     ws._owner = this; // told by _untrack before the socket's own 'close' listeners run
     if (e) e.cb(ws, e.req);
+  }
+
+  // Sends one message to every socket subscribed to `topic` (ws.subscribe), framed once;
+  // options: binary (default: not a string), except (a socket that does not get it).
+  publish(topic, data, options) {
+    if (typeof topic !== 'string') throw new TypeError('The topic must be a string');
+    if (!this._native) throw ffi.statusError(201, 'The server is not running');
+    let binary = typeof data !== 'string';
+    if (options && options.binary !== undefined) binary = !!options.binary;
+    const buf = toBuffer(data);
+    const except = options && options.except && options.except._conn ? options.except._conn : 0;
+    const st = api.publish(this._native, topic, binary ? 2 : 1, buf, buf.length, except);
+    if (st !== 0) throw ffi.statusError(st);
+  }
+
+  subscriberCount(topic) {
+    return this._native && typeof topic === 'string' ? Number(api.subscriberCount(this._native, topic)) : 0;
   }
 
   _untrack(ws) {

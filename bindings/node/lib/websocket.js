@@ -313,6 +313,23 @@ class WebSocket extends EventEmitter {
     api.terminate(this._conn);
   }
 
+  // Topics (server-side sockets): the server's publish(topic, ...) reaches this socket until
+  // unsubscribe or close. true when something changed.
+  subscribe(topic) { return this._topic(api.subscribe, topic); }
+  unsubscribe(topic) { return this._topic(api.unsubscribe, topic); }
+  isSubscribed(topic) {
+    return typeof topic === 'string' && !!this._conn && this._state !== CLOSED && api.isSubscribed(this._conn, topic);
+  }
+
+  _topic(fn, topic) {
+    if (typeof topic !== 'string') throw new TypeError('The topic must be a string');
+    if (!this._conn || this._state === CLOSED) return false;
+    const st = fn(this._conn, topic);
+    if (st === 205) return false; // WSFFI_STATUS_ERR_ALREADY_DONE
+    if (st !== 0) throw ffi.statusError(st);
+    return true;
+  }
+
   pause() { if (this._conn && this._state !== CONNECTING) { this._paused = true; api.pause(this._conn); } }
   resume() { if (this._conn && this._state !== CONNECTING) { this._paused = false; api.resume(this._conn); } }
 
@@ -473,4 +490,4 @@ for (const type of ['open', 'error', 'close', 'message']) {
   });
 }
 
-module.exports = { WebSocket, objects, isValidStatusCode, deflateParams, CONNECTING, OPEN, CLOSING, CLOSED };
+module.exports = { WebSocket, objects, isValidStatusCode, deflateParams, toBuffer, CONNECTING, OPEN, CLOSING, CLOSED };
