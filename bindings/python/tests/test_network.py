@@ -438,6 +438,28 @@ def test_redirects_are_followed_only_when_asked():
         wss.close()
 
 
+def test_a_redirect_from_ws_to_wss_verifies_the_new_host(certs):
+    wss, server_events = echo_server(path="/secure", tls_cert=(certs / "server.pem", certs / "server.key"))
+    redirect = Redirector(301, lambda _: f"wss://localhost:{wss.port}/secure")
+    try:
+        url = f"ws://127.0.0.1:{redirect.port}/"
+        ws, events = open_client(url, follow_redirects=True, ca_file=certs / "ca.pem")
+        events.wait_name("open")
+        assert ws.tls_peer_subject == "CN=localhost"
+        assert server_events.wait_name("connection")[2].path == "/secure"
+        echo_once(ws, events, "upgraded to TLS")
+        ws.close()
+        events.wait_name("close")
+        # The certificate is checked against the new host: an unknown CA fails the hop.
+        bad, bad_events = open_client(url, follow_redirects=True, ca_file=certs / "other-ca.pem")
+        _, err = bad_events.wait_name("error")
+        assert "certificate" in str(err).lower(), str(err)
+        assert "open" not in bad_events.names()
+    finally:
+        redirect.close()
+        wss.close()
+
+
 def test_a_redirect_loop_ends_with_a_clear_error():
     loop = Redirector(307, lambda port: f"ws://127.0.0.1:{port}/again")
     try:
