@@ -14,6 +14,7 @@ from ._core import (
     BackpressureError,
     CloseDetails,
     InvalidStateError,
+    ReconnectingError,
     Request,
     Response,
     ShutDownError,
@@ -67,7 +68,7 @@ def shutdown() -> None:
 
 __all__ = [
     "WebSocket", "WebSocketServer", "EventEmitter", "EventLoop", "MessageEvent", "Request", "Response",
-    "CloseDetails", "WebSocketError", "InvalidStateError", "BackpressureError", "ShutDownError",
+    "CloseDetails", "WebSocketError", "InvalidStateError", "BackpressureError", "ShutDownError", "ReconnectingError",
     "CONNECTING", "OPEN", "CLOSING", "CLOSED", "TEXT", "BINARY", "default_loop", "run", "stop",
     "call_soon", "call_later", "call_every", "Timer", "enable_logging", "disable_logging", "shutdown",
     "library_path", "library_version",

@@ -35,6 +35,10 @@ class BackpressureError(WebSocketError):
     """More than the high-water mark is buffered; nothing was sent. Wait for 'drain'."""
 
 
+class ReconnectingError(WebSocketError):
+    """A send while the connection is lost and waits to reconnect: nothing was queued."""
+
+
 class ShutDownError(WebSocketError):
     """The reactor is shutting down or gone."""
 
@@ -44,6 +48,7 @@ _STATUS_CLASSES = {
     L.STATUS_ERR_CLOSED: InvalidStateError,
     L.STATUS_ERR_BACKPRESSURE: BackpressureError,
     L.STATUS_ERR_SHUT_DOWN: ShutDownError,
+    L.STATUS_ERR_RECONNECTING: ReconnectingError,
 }
 
 
@@ -345,6 +350,10 @@ class BaseConnection:
     def is_subscribed(self, topic: str) -> bool:
         return bool(self._handle) and L.wsffi_conn_is_subscribed(self._handle, _topic(topic))
 
+    def stop_reconnect(self) -> None:
+        """With reconnect on: the current connection is the last (during a wait, it ends now)."""
+        check(L.wsffi_conn_stop_reconnect(self._h()))
+
     def pause(self) -> None:
         check(L.wsffi_conn_pause(self._h()))
 
@@ -361,6 +370,7 @@ class BaseConnection:
     def _ev_pong(self, data: bytes): ...
     def _ev_drain(self): ...
     def _ev_unexpected_response(self, response: "Response"): ...
+    def _ev_reconnect(self, attempt: int, delay: float, status: int, message: str, lost: "CloseDetails"): ...
     def _ev_destroy(self): ...
 
 
@@ -428,6 +438,16 @@ def _t_unexpected(user, conn, response):
     _deliver(user, "_ev_unexpected_response", resp)
 
 
+@L.RECONNECT_CB
+def _t_reconnect(user, conn, attempt, delay_ms, status, message, info):
+    try:
+        lost = CloseDetails(info.contents)
+    except BaseException:
+        report_exception("close info")
+        lost = CloseDetails()
+    _deliver(user, "_ev_reconnect", attempt, delay_ms / 1000.0, status, dec(message), lost)
+
+
 @L.DESTROY_CB
 def _t_destroy(user):
     obj = unregister(user)
@@ -448,6 +468,7 @@ CONN_CALLBACKS.on_ping = _t_ping
 CONN_CALLBACKS.on_pong = _t_pong
 CONN_CALLBACKS.on_drain = _t_drain
 CONN_CALLBACKS.on_unexpected_response = _t_unexpected
+CONN_CALLBACKS.on_reconnect = _t_reconnect
 DESTROY = _t_destroy
 
 
@@ -672,6 +693,10 @@ def _deflate_params(spec) -> L.DeflateParams:
     return p
 
 
+# `reconnect=True` uses these; a dict overrides some (seconds; max_attempts 0 = no limit).
+RECONNECT_DEFAULTS = {"initial_delay": 1.0, "factor": 2.0, "max_delay": 30.0, "max_attempts": 0}
+
+
 class ClientOptions:
     """Owns a wsffi_client_options built from keyword arguments."""
 
@@ -679,7 +704,7 @@ class ClientOptions:
         "protocols", "headers", "origin", "per_message_deflate", "max_payload", "max_fragments",
         "connect_timeout", "handshake_timeout", "close_timeout", "ping_interval", "idle_timeout",
         "water_marks", "max_header_bytes", "ca_file", "ca_dir", "client_cert", "server_name",
-        "insecure", "alpn", "proxy", "proxy_from_env", "follow_redirects", "max_redirects",
+        "insecure", "alpn", "proxy", "proxy_from_env", "follow_redirects", "max_redirects", "reconnect",
     }  # fmt: skip
 
     def __init__(self, protocols=None, **kw):
@@ -749,6 +774,13 @@ class ClientOptions:
             check(L.wsffi_client_options_set_proxy(p, str(proxy).encode()))
         if kw.get("proxy_from_env"):
             check(L.wsffi_client_options_set_proxy_from_env(p, True))
+        if kw.get("reconnect"):
+            spec = dict(RECONNECT_DEFAULTS, **({} if kw["reconnect"] is True else dict(kw["reconnect"])))
+            unknown = set(spec) - set(RECONNECT_DEFAULTS)
+            if unknown:
+                raise TypeError(f"unknown reconnect setting(s): {', '.join(sorted(unknown))}")
+            check(L.wsffi_client_options_set_reconnect(p, max(1, _ms(spec["initial_delay"])), float(spec["factor"]),
+                                                       _ms(spec["max_delay"]), int(spec["max_attempts"] or 0)))  # fmt: skip
         if kw.get("follow_redirects") is not None:
             check(L.wsffi_client_options_set_follow_redirects(p, bool(kw["follow_redirects"])))
         if kw.get("max_redirects") is not None:

@@ -326,12 +326,19 @@ class WebSocket(EventEmitter, C.BaseConnection):
     - 'ping' (bytes), 'pong' (bytes) -- pings are answered automatically
     - 'drain' () -- the buffered amount fell to the low-water mark after a BackpressureError
     - 'unexpected-response' (Response) -- the server refused the upgrade
+    - 'reconnect' (attempt, delay, error, lost) -- with ``reconnect=``: the connection (or an
+      attempt) was lost and attempt number `attempt` starts in `delay` seconds; `error` says
+      why, `lost` (CloseDetails) how it closed. 'open' follows each success; 'error' and
+      'close' come once, at the very end. Sends meanwhile raise ReconnectingError.
 
     Client options (keywords): origin, headers (dict), per_message_deflate (bool, default True,
     or a dict of deflate parameters), max_payload, max_fragments, connect_timeout,
     handshake_timeout, close_timeout, ping_interval, idle_timeout (seconds), water_marks
     ((high, low) bytes), max_header_bytes, ca_file, ca_dir, client_cert ((cert, key)),
-    server_name, insecure, and loop (an EventLoop).
+    server_name, insecure, alpn, proxy (URL, or True for $https_proxy and friends),
+    follow_redirects, max_redirects, reconnect (True, or a dict of ``initial_delay``,
+    ``factor``, ``max_delay`` seconds and ``max_attempts``, 0 for no limit; jittered
+    exponential backoff), and loop (an EventLoop).
     """
 
     CONNECTING, OPEN, CLOSING, CLOSED = L.CONNECTING, L.OPEN, L.CLOSING, L.CLOSED
@@ -424,6 +431,9 @@ class WebSocket(EventEmitter, C.BaseConnection):
 
     def _ev_unexpected_response(self, response):
         self.emit("unexpected-response", response)
+
+    def _ev_reconnect(self, attempt, delay, status, message, lost):
+        self.emit("reconnect", attempt, delay, C.error_for(status, message), lost)
 
     def _ev_close(self, details):
         self.close_details = details

@@ -143,6 +143,8 @@ CONNECTION_CB = CFUNCTYPE(None, c_void_p, c_void_p, conn_p, c_void_p)
 SERVER_ERROR_CB = CFUNCTYPE(None, c_void_p, c_void_p, status_t, c_char_p)
 SERVER_CLOSE_CB = CFUNCTYPE(None, c_void_p, c_void_p)
 CLIENT_VISIT_CB = CFUNCTYPE(None, c_void_p, conn_p)
+MESSAGE_PART_CB = CFUNCTYPE(None, c_void_p, conn_p, c_uint32, c_void_p, c_size_t, c_bool, c_bool)
+RECONNECT_CB = CFUNCTYPE(None, c_void_p, conn_p, c_uint32, c_uint32, status_t, c_char_p, POINTER(CloseInfo))
 LOG_CB = CFUNCTYPE(None, c_uint32, c_char_p, c_void_p)
 TIMER_CB = CFUNCTYPE(None, c_uint64, c_void_p)
 HTTP_HANDLER_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_void_p)
@@ -159,6 +161,8 @@ class ConnCallbacks(Structure):
         ("on_pong", CONTROL_CB),
         ("on_drain", DRAIN_CB),
         ("on_unexpected_response", UNEXPECTED_CB),
+        ("on_message_part", MESSAGE_PART_CB),
+        ("on_reconnect", RECONNECT_CB),
     ]
 
 
@@ -271,6 +275,8 @@ wsffi_client_options_set_tls_insecure = _fn("wsffi_client_options_set_tls_insecu
 wsffi_client_options_set_tls_alpn = _fn("wsffi_client_options_set_tls_alpn", S, P, POINTER(c_char_p), c_size_t, PP)
 wsffi_client_options_set_proxy = _fn("wsffi_client_options_set_proxy", S, P, c_char_p)
 wsffi_client_options_set_proxy_from_env = _fn("wsffi_client_options_set_proxy_from_env", S, P, c_bool)
+wsffi_client_options_set_reconnect = _fn("wsffi_client_options_set_reconnect", S, P, c_uint32, ctypes.c_double, c_uint32, c_uint32)
+wsffi_conn_stop_reconnect = _fn("wsffi_conn_stop_reconnect", S, P)
 wsffi_client_options_set_follow_redirects = _fn("wsffi_client_options_set_follow_redirects", S, P, c_bool)
 wsffi_client_options_set_max_redirects = _fn("wsffi_client_options_set_max_redirects", S, P, c_uint32)
 
