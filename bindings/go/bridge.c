@@ -35,6 +35,12 @@ static void tr_unexpected(void *user, struct wsffi_conn *conn, const struct wsff
 	goConnUnexpected(user, conn, (struct wsffi_response *)resp);
 }
 
+static void tr_reconnect(void *user, struct wsffi_conn *conn, uint32_t attempt, uint32_t delay_ms, wsffi_status status,
+			 const char *message, const struct wsffi_close_info *info)
+{
+	goConnReconnect(user, conn, attempt, delay_ms, status, (char *)message, (struct wsffi_close_info *)info);
+}
+
 static void tr_conn_destroy(void *user) { goConnDestroy(user); }
 
 static void fill_conn_callbacks(struct wsffi_conn_callbacks *cb)
@@ -48,6 +54,7 @@ static void fill_conn_callbacks(struct wsffi_conn_callbacks *cb)
 	cb->on_pong = tr_pong;
 	cb->on_drain = tr_drain;
 	cb->on_unexpected_response = tr_unexpected;
+	cb->on_reconnect = tr_reconnect;
 }
 
 wsffi_status wsffi_go_connect(struct wsffi_reactor *reactor, const char *url,

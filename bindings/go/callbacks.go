@@ -11,6 +11,7 @@ import "C"
 import (
 	"net/http"
 	"runtime/cgo"
+	"time"
 	"unsafe"
 )
 
@@ -37,6 +38,7 @@ func goConnOpen(user unsafe.Pointer, conn *C.struct_wsffi_conn) {
 	c := connOf(user)
 	c.reactor.noteThread()
 	c.adopt(conn)
+	c.infoMu.Lock()
 	c.protocol = C.GoString(C.wsffi_protocol(conn))
 	c.extension = C.GoString(C.wsffi_extensions(conn))
 	c.remote = C.GoString(C.wsffi_remote_address(conn))
@@ -51,7 +53,9 @@ func goConnOpen(user unsafe.Pointer, conn *C.struct_wsffi_conn) {
 		code, reason, h := responseHead(r)
 		c.upgrade = &HandshakeResponse{StatusCode: code, Reason: reason, Header: h}
 	}
-	close(c.opened)
+	c.infoMu.Unlock()
+	// With reconnect the library opens the same connection again.
+	c.openedOnce.Do(func() { close(c.opened) })
 	if f := c.handler.OnOpen; f != nil {
 		c.guard("OnOpen", func() { f(c) })
 	}
@@ -111,6 +115,18 @@ func goConnError(user unsafe.Pointer, conn *C.struct_wsffi_conn, status C.wsffi_
 	}
 	if f := c.handler.OnError; f != nil {
 		c.guard("OnError", func() { f(c, err) })
+	}
+}
+
+//export goConnReconnect
+func goConnReconnect(user unsafe.Pointer, conn *C.struct_wsffi_conn, attempt C.uint32_t, delayMs C.uint32_t,
+	status C.wsffi_status, msg *C.char, info *C.struct_wsffi_close_info) {
+	c := connOf(user)
+	c.adopt(conn)
+	err := &Error{Op: "reconnect", Status: Status(status), Message: C.GoString(msg)}
+	if f := c.handler.OnReconnect; f != nil {
+		delay := time.Duration(delayMs) * time.Millisecond
+		c.guard("OnReconnect", func() { f(c, int(attempt), delay, err) })
 	}
 }
 

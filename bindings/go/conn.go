@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/cgo"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -53,6 +54,10 @@ type Handler struct {
 	// OnDrain runs when the output buffer fell to the low-water mark after a
 	// send failed with ErrBackpressure.
 	OnDrain func(c *Conn)
+	// OnReconnect (clients with DialOptions.Reconnect): the connection or an
+	// attempt was lost and attempt number attempt starts after delay; err says
+	// why. OnOpen runs again on success; OnError and OnClose come once, at the end.
+	OnReconnect func(c *Conn, attempt int, delay time.Duration, err error)
 }
 
 type message struct {
@@ -90,15 +95,19 @@ type Conn struct {
 	drainCh chan struct{}
 
 	// set on the reactor thread before done is closed
-	closeErr  *CloseError
-	lastErr   error
-	response  *ResponseError
-	panicked  bool
-	protocol  string
-	extension string
-	remote    string
-	tls       TLSState
-	upgrade   *HandshakeResponse
+	closeErr *CloseError
+	lastErr  error
+	response *ResponseError
+	panicked bool
+
+	// What the open told; a reconnect opens again and replaces it, so it has a lock.
+	infoMu     sync.RWMutex
+	protocol   string
+	extension  string
+	remote     string
+	tls        TLSState
+	upgrade    *HandshakeResponse
+	openedOnce sync.Once
 }
 
 // HandshakeResponse is the server's 101 answer to a client's upgrade (the
@@ -301,6 +310,12 @@ func (c *Conn) Terminate() error {
 	return c.with("terminate", func(p *C.wsffi_conn) C.wsffi_status { return C.wsffi_terminate(p) })
 }
 
+// StopReconnect makes the current connection the last one (Reconnect on):
+// during a wait before an attempt the connection ends now.
+func (c *Conn) StopReconnect() error {
+	return c.with("stop reconnect", func(p *C.wsffi_conn) C.wsffi_status { return C.wsffi_conn_stop_reconnect(p) })
+}
+
 // Pause stops reading from the peer until Resume.
 func (c *Conn) Pause() error {
 	return c.with("pause", func(p *C.wsffi_conn) C.wsffi_status { return C.wsffi_conn_pause(p) })
@@ -388,21 +403,41 @@ func (c *Conn) CloseError() *CloseError {
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
-func (c *Conn) Subprotocol() string { return c.protocol }
+func (c *Conn) Subprotocol() string {
+	c.infoMu.RLock()
+	defer c.infoMu.RUnlock()
+	return c.protocol
+}
 
 // Extensions is the negotiated extensions header ("" when none).
-func (c *Conn) Extensions() string { return c.extension }
+func (c *Conn) Extensions() string {
+	c.infoMu.RLock()
+	defer c.infoMu.RUnlock()
+	return c.extension
+}
 
 // RemoteAddr is the peer's address ("127.0.0.1:9000").
-func (c *Conn) RemoteAddr() string { return c.remote }
+func (c *Conn) RemoteAddr() string {
+	c.infoMu.RLock()
+	defer c.infoMu.RUnlock()
+	return c.remote
+}
 
 // HandshakeResponse is the server's 101 answer for a client connection; nil
 // for server-side connections. Set once Dial returned.
-func (c *Conn) HandshakeResponse() *HandshakeResponse { return c.upgrade }
+func (c *Conn) HandshakeResponse() *HandshakeResponse {
+	c.infoMu.RLock()
+	defer c.infoMu.RUnlock()
+	return c.upgrade
+}
 
 // TLS describes the connection's TLS session (zero without TLS). Set once
 // the connection is open.
-func (c *Conn) TLS() TLSState { return c.tls }
+func (c *Conn) TLS() TLSState {
+	c.infoMu.RLock()
+	defer c.infoMu.RUnlock()
+	return c.tls
+}
 
 // Request is the upgrade request of a server-side connection (nil for clients).
 func (c *Conn) Request() *Request { return c.req }

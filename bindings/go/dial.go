@@ -52,6 +52,19 @@ func (d *Deflate) params() C.struct_wsffi_deflate_params {
 	return p
 }
 
+// Reconnect configures automatic reconnect: after a lost connection (network
+// errors, timeouts, 5xx answers, most server close codes) the client waits a
+// random time in the upper half of InitialDelay × Factor^(n-1), capped at
+// MaxDelay, and dials again on the same *Conn. Zero values: 1 s, factor 2, 30 s,
+// no limit on attempts. While lost, sends fail with ErrReconnecting. A close
+// with code 1002, 1003, 1007-1010, 4xx answers, TLS failures and Close end it.
+type Reconnect struct {
+	InitialDelay time.Duration
+	Factor       float64
+	MaxDelay     time.Duration
+	MaxAttempts  int
+}
+
 // DialOptions configure Dial. The zero value (or nil) keeps the library's
 // client defaults: permessage-deflate offered, connect and handshake timeouts
 // 10 s, max payload 64 MiB, close timeout 5 s, no ping, no idle timeout.
@@ -114,6 +127,9 @@ type DialOptions struct {
 	// changes). Without it such an answer is a *ResponseError. A loop, a bad
 	// Location or more than MaxRedirects hops fail with ErrHandshakeRejected.
 	FollowRedirects bool
+	// Reconnect, when set, redials the same URL after a lost connection on the
+	// same *Conn, with jittered exponential backoff (see Reconnect).
+	Reconnect *Reconnect
 	// MaxRedirects bounds the hops followed (0 keeps the default 10; negative
 	// refuses the first redirect).
 	MaxRedirects int
@@ -287,6 +303,23 @@ func clientOptions(o *DialOptions) (*C.wsffi_client_options, error) {
 		}
 	} else if o.ProxyFromEnvironment {
 		C.wsffi_client_options_set_proxy_from_env(opts, true)
+	}
+	if r := o.Reconnect; r != nil {
+		initial, maxDelay, factor := r.InitialDelay, r.MaxDelay, r.Factor
+		if initial <= 0 {
+			initial = time.Second
+		}
+		if maxDelay <= 0 {
+			maxDelay = 30 * time.Second
+		}
+		if factor == 0 {
+			factor = 2
+		}
+		st := C.wsffi_client_options_set_reconnect(opts, C.uint32_t(msec(initial)), C.double(factor),
+			C.uint32_t(msec(maxDelay)), C.uint32_t(max(r.MaxAttempts, 0)))
+		if err := statusErr("reconnect", st); err != nil {
+			return fail(err)
+		}
 	}
 	if o.FollowRedirects {
 		C.wsffi_client_options_set_follow_redirects(opts, true)
