@@ -41,6 +41,12 @@ static void tr_reconnect(void *user, struct wsffi_conn *conn, uint32_t attempt, 
 	goConnReconnect(user, conn, attempt, delay_ms, status, (char *)message, (struct wsffi_close_info *)info);
 }
 
+static void tr_message_part(void *user, struct wsffi_conn *conn, uint32_t kind, const uint8_t *data, size_t len,
+			    bool is_first, bool is_last)
+{
+	goConnMessagePart(user, conn, kind, (uint8_t *)data, len, is_first, is_last);
+}
+
 static void tr_conn_destroy(void *user) { goConnDestroy(user); }
 
 static void fill_conn_callbacks(struct wsffi_conn_callbacks *cb)
@@ -55,6 +61,7 @@ static void fill_conn_callbacks(struct wsffi_conn_callbacks *cb)
 	cb->on_drain = tr_drain;
 	cb->on_unexpected_response = tr_unexpected;
 	cb->on_reconnect = tr_reconnect;
+	cb->on_message_part = tr_message_part;
 }
 
 wsffi_status wsffi_go_connect(struct wsffi_reactor *reactor, const char *url,

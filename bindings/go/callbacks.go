@@ -76,6 +76,20 @@ func goConnMessage(user unsafe.Pointer, conn *C.struct_wsffi_conn, kind C.uint32
 	c.push(MessageType(kind), b)
 }
 
+//export goConnMessagePart
+func goConnMessagePart(user unsafe.Pointer, conn *C.struct_wsffi_conn, kind C.uint32_t, data *C.uint8_t, n C.size_t,
+	first, last C.bool) {
+	c := connOf(user)
+	c.adopt(conn)
+	if c.panicked {
+		return
+	}
+	if f := c.handler.OnMessagePart; f != nil {
+		b := cbytes(unsafe.Pointer(data), int(n))
+		c.guard("OnMessagePart", func() { f(c, MessageType(kind), b, bool(first), bool(last)) })
+	}
+}
+
 //export goConnControl
 func goConnControl(user unsafe.Pointer, conn *C.struct_wsffi_conn, pong C.int, data *C.uint8_t, n C.size_t) {
 	c := connOf(user)

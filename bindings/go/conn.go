@@ -54,6 +54,12 @@ type Handler struct {
 	// OnDrain runs when the output buffer fell to the low-water mark after a
 	// send failed with ErrBackpressure.
 	OnDrain func(c *Conn)
+	// OnMessagePart receives messages in parts as they arrive on connections
+	// with StreamMessages set (DialOptions or ServerOptions), instead of
+	// OnMessage or Read: first and last mark a message's ends (the last part may
+	// be empty). Parts of compressed messages are inflated, at most 32 KiB each;
+	// MaxPayload does not apply, so a message may be larger than memory.
+	OnMessagePart func(c *Conn, typ MessageType, part []byte, first, last bool)
 	// OnReconnect (clients with DialOptions.Reconnect): the connection or an
 	// attempt was lost and attempt number attempt starts after delay; err says
 	// why. OnOpen runs again on success; OnError and OnClose come once, at the end.

@@ -85,7 +85,9 @@ type DialOptions struct {
 	PingInterval     time.Duration // ping after this long without input; 0 off
 	IdleTimeout      time.Duration // close with 1001 after this long without input; 0 off
 
-	MaxPayload     int // largest incoming message; larger ones close with 1009
+	MaxPayload int // largest incoming message; larger ones close with 1009
+	// StreamMessages delivers messages in parts to Handler.OnMessagePart.
+	StreamMessages bool
 	MaxFragments   int
 	MaxHeaderBytes int
 	HighWaterMark  int // sends fail with ErrBackpressure above this many buffered bytes
@@ -227,6 +229,9 @@ func clientOptions(o *DialOptions) (*C.wsffi_client_options, error) {
 		if err := statusErr("max payload", C.wsffi_client_options_set_max_payload(opts, C.size_t(o.MaxPayload))); err != nil {
 			return fail(err)
 		}
+	}
+	if o.StreamMessages {
+		C.wsffi_client_options_set_stream_messages(opts, true)
 	}
 	if o.MaxFragments > 0 {
 		if err := statusErr("max fragments", C.wsffi_client_options_set_max_fragments(opts, C.size_t(o.MaxFragments))); err != nil {

@@ -502,14 +502,16 @@ type ServerOptions struct {
 	AllowedOrigins        []string // others get 403
 	MaxSubscriptions      int      // topics per connection (Conn.Subscribe); 0 keeps 10000
 
-	MaxPayload    int
-	MaxFragments  int
-	PingInterval  time.Duration // negative turns the ping off
-	IdleTimeout   time.Duration // negative turns it off
-	CloseTimeout  time.Duration
-	HighWaterMark int
-	LowWaterMark  int
-	ReadLimit     int // see DialOptions.ReadLimit
+	MaxPayload int
+	// StreamMessages delivers messages in parts to Handler.OnMessagePart.
+	StreamMessages bool
+	MaxFragments   int
+	PingInterval   time.Duration // negative turns the ping off
+	IdleTimeout    time.Duration // negative turns it off
+	CloseTimeout   time.Duration
+	HighWaterMark  int
+	LowWaterMark   int
+	ReadLimit      int // see DialOptions.ReadLimit
 
 	Compression bool     // accept permessage-deflate
 	Deflate     *Deflate // parameters (implies Compression)
@@ -601,6 +603,9 @@ func serverOptions(o *ServerOptions) (*C.wsffi_server_options, error) {
 	}
 	if o.MaxPayload > 0 {
 		check("max payload", C.wsffi_server_options_set_max_payload(so, C.size_t(o.MaxPayload)))
+	}
+	if o.StreamMessages {
+		check("stream messages", C.wsffi_server_options_set_stream_messages(so, true))
 	}
 	if o.MaxFragments > 0 {
 		check("max fragments", C.wsffi_server_options_set_max_fragments(so, C.size_t(o.MaxFragments)))
