@@ -371,6 +371,7 @@ class BaseConnection:
     def _ev_drain(self): ...
     def _ev_unexpected_response(self, response: "Response"): ...
     def _ev_reconnect(self, attempt: int, delay: float, status: int, message: str, lost: "CloseDetails"): ...
+    def _ev_message_part(self, kind: int, data: bytes, first: bool, last: bool): ...
     def _ev_destroy(self): ...
 
 
@@ -438,6 +439,11 @@ def _t_unexpected(user, conn, response):
     _deliver(user, "_ev_unexpected_response", resp)
 
 
+@L.MESSAGE_PART_CB
+def _t_message_part(user, conn, kind, data, length, first, last):
+    _deliver(user, "_ev_message_part", kind, ctypes.string_at(data, length) if length else b"", bool(first), bool(last))
+
+
 @L.RECONNECT_CB
 def _t_reconnect(user, conn, attempt, delay_ms, status, message, info):
     try:
@@ -469,6 +475,7 @@ CONN_CALLBACKS.on_pong = _t_pong
 CONN_CALLBACKS.on_drain = _t_drain
 CONN_CALLBACKS.on_unexpected_response = _t_unexpected
 CONN_CALLBACKS.on_reconnect = _t_reconnect
+CONN_CALLBACKS.on_message_part = _t_message_part
 DESTROY = _t_destroy
 
 
@@ -705,6 +712,7 @@ class ClientOptions:
         "connect_timeout", "handshake_timeout", "close_timeout", "ping_interval", "idle_timeout",
         "water_marks", "max_header_bytes", "ca_file", "ca_dir", "client_cert", "server_name",
         "insecure", "alpn", "proxy", "proxy_from_env", "follow_redirects", "max_redirects", "reconnect",
+        "stream_messages",
     }  # fmt: skip
 
     def __init__(self, protocols=None, **kw):
@@ -774,6 +782,8 @@ class ClientOptions:
             check(L.wsffi_client_options_set_proxy(p, str(proxy).encode()))
         if kw.get("proxy_from_env"):
             check(L.wsffi_client_options_set_proxy_from_env(p, True))
+        if kw.get("stream_messages"):
+            check(L.wsffi_client_options_set_stream_messages(p, True))
         if kw.get("reconnect"):
             spec = dict(RECONNECT_DEFAULTS, **({} if kw["reconnect"] is True else dict(kw["reconnect"])))
             unknown = set(spec) - set(RECONNECT_DEFAULTS)
@@ -799,7 +809,7 @@ class ServerOptions:
         "per_message_deflate", "max_payload", "max_fragments", "max_connections", "allowed_origins",
         "client_tracking", "ping_interval", "idle_timeout", "close_timeout", "water_marks",
         "handshake_timeout", "backlog", "max_header_bytes", "reuse_port", "tls_cert", "tls_client_ca",
-        "tls_sni", "alpn", "max_subscriptions",
+        "tls_sni", "alpn", "max_subscriptions", "stream_messages",
     }  # fmt: skip
 
     def __init__(self, **kw):
@@ -838,6 +848,8 @@ class ServerOptions:
                 check(fn(p, _ms(kw[key])))
         for origin in kw.get("allowed_origins") or ():
             check(L.wsffi_server_options_add_allowed_origin(p, origin.encode()))
+        if kw.get("stream_messages"):
+            check(L.wsffi_server_options_set_stream_messages(p, True))
         if kw.get("client_tracking") is not None:
             check(L.wsffi_server_options_set_client_tracking(p, bool(kw["client_tracking"])))
         if kw.get("water_marks") is not None:

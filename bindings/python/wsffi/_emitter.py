@@ -326,6 +326,9 @@ class WebSocket(EventEmitter, C.BaseConnection):
     - 'ping' (bytes), 'pong' (bytes) -- pings are answered automatically
     - 'drain' () -- the buffered amount fell to the low-water mark after a BackpressureError
     - 'unexpected-response' (Response) -- the server refused the upgrade
+    - 'message-part' (data: bytes, type, is_first, is_last) -- with ``stream_messages=True``
+      messages arrive in parts as they are read, instead of 'message' (text parts are bytes
+      and may end inside a UTF-8 character; the last part may be empty); no size limit applies
     - 'reconnect' (attempt, delay, error, lost) -- with ``reconnect=``: the connection (or an
       attempt) was lost and attempt number `attempt` starts in `delay` seconds; `error` says
       why, `lost` (CloseDetails) how it closed. 'open' follows each success; 'error' and
@@ -431,6 +434,9 @@ class WebSocket(EventEmitter, C.BaseConnection):
 
     def _ev_unexpected_response(self, response):
         self.emit("unexpected-response", response)
+
+    def _ev_message_part(self, kind, data, first, last):
+        self.emit("message-part", data, kind, first, last)
 
     def _ev_reconnect(self, attempt, delay, status, message, lost):
         self.emit("reconnect", attempt, delay, C.error_for(status, message), lost)
