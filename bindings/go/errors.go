@@ -34,6 +34,7 @@ var (
 	ErrShutDown           error = Status(C.WSFFI_STATUS_ERR_SHUT_DOWN)
 	ErrAlreadyDone        error = Status(C.WSFFI_STATUS_ERR_ALREADY_DONE)
 	ErrQueueFull          error = Status(C.WSFFI_STATUS_ERR_QUEUE_FULL)
+	ErrDropped            error = Status(C.WSFFI_STATUS_ERR_DROPPED)
 	ErrProtocol           error = Status(C.WSFFI_STATUS_ERR_PROTOCOL)
 	ErrHandshake          error = Status(C.WSFFI_STATUS_ERR_HANDSHAKE)
 	ErrHandshakeRejected  error = Status(C.WSFFI_STATUS_ERR_HANDSHAKE_REJECTED)

@@ -35,6 +35,10 @@ pub enum wsffi_status {
     ErrAlreadyDone = 205,
     /// Too many commands are queued for the reactor.
     ErrQueueFull = 206,
+    /// The output buffer is above its high-water mark and the server's back-pressure
+    /// policy is `WSFFI_BACKPRESSURE_DROP`: the message was dropped (not queued, not to be
+    /// sent again).
+    ErrDropped = 207,
     /// The peer broke the WebSocket protocol.
     ErrProtocol = 300,
     /// The opening handshake failed (malformed or invalid answer or request).
@@ -82,6 +86,7 @@ impl wsffi_status {
             ErrShutDown => "reactor shut down\0",
             ErrAlreadyDone => "already done\0",
             ErrQueueFull => "reactor command queue full\0",
+            ErrDropped => "message dropped: output buffer above its high-water mark\0",
             ErrProtocol => "WebSocket protocol error\0",
             ErrHandshake => "opening handshake failed\0",
             ErrHandshakeRejected => "server rejected the upgrade\0",
@@ -128,6 +133,7 @@ impl From<crate::reactor::error::Error> for wsffi_status {
             E::ShutDown => wsffi_status::ErrShutDown,
             E::AlreadyDone => wsffi_status::ErrAlreadyDone,
             E::QueueFull => wsffi_status::ErrQueueFull,
+            E::Dropped => wsffi_status::ErrDropped,
             E::Protocol => wsffi_status::ErrProtocol,
             E::Handshake => wsffi_status::ErrHandshake,
             E::HandshakeRejected => wsffi_status::ErrHandshakeRejected,
