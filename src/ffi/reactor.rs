@@ -109,6 +109,7 @@ fn status_text(raw: u32) -> &'static str {
         ErrShutDown,
         ErrAlreadyDone,
         ErrQueueFull,
+        ErrDropped,
         ErrProtocol,
         ErrHandshake,
         ErrHandshakeRejected,
@@ -121,7 +122,6 @@ fn status_text(raw: u32) -> &'static str {
         ErrConnectionReset,
         ErrTls,
         ErrInternal,
-        ErrPanic,
         ErrPanic,
     ];
     ALL.iter().find(|s| **s as u32 == raw).map_or("unknown status\0", |s| s.text())

@@ -31,8 +31,10 @@ use crate::reactor::error::Error;
 pub const WAKER_TOKEN: Token = Token(0);
 /// Size of the read buffer shared by all connections of a loop.
 const READ_BUF_SIZE: usize = 64 * 1024;
-/// An output buffer with more capacity than this is released once empty.
-const OUTPUT_KEEP: usize = 64 * 1024;
+/// An output buffer with more capacity than this is released once empty: a broadcast of a
+/// few KiB to thousands of clients must not leave each of them holding a buffer of that
+/// size (small ones are kept, so echoing small messages allocates nothing per message).
+const OUTPUT_KEEP: usize = 1024;
 /// Messages at least this large are written straight from the caller's buffer when nothing
 /// is queued before them.
 const DIRECT_WRITE_MIN: usize = 64 * 1024;

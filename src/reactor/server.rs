@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
+use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -121,6 +122,11 @@ pub struct Listener {
 
 /// How long a listener waits before accepting again after running out of descriptors.
 pub const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A broadcast frame at least this large is written to each client whose output is empty
+/// at once instead of being copied into its output buffer (smaller ones are copied and go
+/// out with the loop's flush, corked with whatever else the client gets).
+const BROADCAST_DIRECT_MIN: usize = 1024;
 
 /// The C `wsffi_server`.
 pub struct ServerHandle {
@@ -488,6 +494,18 @@ impl EventLoop {
                     if out.encode(SendOp::Message(kind), data).is_err() {
                         continue;
                     }
+                } else if out.pending() == 0 && frame.len() >= BROADCAST_DIRECT_MIN {
+                    // Straight from the shared frame: only what the socket does not take is
+                    // copied, so a fan-out to many clients that keep up holds no per-client
+                    // copy (write errors show again when the loop flushes the rest).
+                    let written = conn.stream.borrow_mut().as_mut().map_or(0, |s| loop {
+                        match s.write(&frame) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(_) => break 0,
+                        }
+                    });
+                    out.buf.extend_from_slice(&frame[written..]);
                 } else {
                     out.buf.extend_from_slice(&frame);
                 }
