@@ -821,13 +821,13 @@ typedef void (*wsffi_timer_cb)(uint64_t timer, void *user);
 
 /*
  Refuse sends with `WSFFI_STATUS_ERR_BACKPRESSURE` until the output drains (`on_drain`);
- `wsffi_server_broadcast` skips the client. The default.
+ `wsffi_server_broadcast` and `wsffi_server_publish` skip the client. The default.
  */
 #define WSFFI_BACKPRESSURE_REFUSE 0
 
 /*
  Drop messages for the client: `wsffi_send` (text, binary, ping, pong) returns
- `WSFFI_STATUS_ERR_DROPPED` and nothing is queued; `wsffi_server_broadcast` skips it.
+ `WSFFI_STATUS_ERR_DROPPED` and nothing is queued; broadcasts and publishes skip it.
  Fragments are still refused with `WSFFI_STATUS_ERR_BACKPRESSURE` (dropping part of a
  message would corrupt it).
  */
@@ -1423,9 +1423,9 @@ wsffi_status wsffi_server_options_set_water_marks(struct wsffi_server_options *o
  `closeOnBackpressureLimit`), applied when a client's unsent output passes the high-water
  mark (`wsffi_server_options_set_water_marks`). Under every policy nothing is queued for a
  client above the mark, so its output holds at most the mark plus the one message that
- crossed it, and a broadcast to many clients of which some do not read grows memory by at
- most that per slow client. Messages a client misses (dropped sends, broadcasts that
- skipped it) are counted by the library.
+ crossed it, and a broadcast or publish to many clients of which some do not read grows
+ memory by at most that per slow client. Messages a client misses (dropped sends,
+ broadcasts and publishes that skipped it) are counted by the library.
 
  `policy` is a `WSFFI_BACKPRESSURE_*` value; default `WSFFI_BACKPRESSURE_REFUSE`.
  `grace_ms` is used by the CLOSE policies only (ignored otherwise): how long a client may
@@ -1986,7 +1986,7 @@ bool wsffi_conn_is_subscribed(const struct wsffi_conn *conn, const char *topic);
  `except_conn` (NULL: none; the publisher's own connection, typically). The frame is
  encoded once for all subscribers that do not compress it (each compressing connection
  has its own context). Subscribers above their high-water mark are skipped for this
- message, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
+ message, whatever the back-pressure policy, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
  the message is queued to every subscriber before this returns; from another thread it is
  handed to the reactor and this returns at once. Either way the messages of one
  publishing thread reach each subscriber in the order they were published. A topic

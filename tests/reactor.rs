@@ -897,7 +897,7 @@ fn drop_policy_drops_messages_for_the_slow_client_only() {
 }
 
 #[test]
-fn refuse_policy_broadcast_skips_and_counts_the_slow_client() {
+fn refuse_policy_broadcast_and_publish_skip_and_count_the_slow_client() {
     let fix = policy_fixture(BackpressurePolicy::Refuse, Duration::from_secs(5));
     let _raw = RawPeer::open(fix.port, "/");
     let conn = fix.server_conn(0);
@@ -906,9 +906,15 @@ fn refuse_policy_broadcast_skips_and_counts_the_slow_client() {
     assert_eq!(broadcast(&fix, &Arc::new(vec![1u8; 100])), 0);
     assert_eq!(conn.dropped_messages(), before + 1);
     assert_eq!(fix.server.dropped_messages(), before + 1);
+    // A publish skips it the same way.
+    assert!(wsffi::reactor::pubsub::subscribe(&conn, "news").unwrap());
+    let published = fix.on_server(|lp, server| lp.publish(server, "news", MessageKind::Text, b"headline", None));
+    assert_eq!(published, 0);
+    assert_eq!(conn.dropped_messages(), before + 2);
+    assert_eq!(fix.server.dropped_messages(), before + 2);
     // A refused direct send is the caller's to send again: not a drop.
     assert_eq!(conn.send(SendOp::Message(MessageKind::Binary), b"x"), Err(Error::Backpressure));
-    assert_eq!(conn.dropped_messages(), before + 1);
+    assert_eq!(conn.dropped_messages(), before + 2);
     assert_eq!(conn.ready_state(), ready_state::OPEN);
 }
 

@@ -541,10 +541,10 @@ pub extern "C" fn wsffi_server_options_set_water_marks(
 /// undefined behaviour).
 pub type wsffi_backpressure_policy = u32;
 /// Refuse sends with `WSFFI_STATUS_ERR_BACKPRESSURE` until the output drains (`on_drain`);
-/// `wsffi_server_broadcast` skips the client. The default.
+/// `wsffi_server_broadcast` and `wsffi_server_publish` skip the client. The default.
 pub const WSFFI_BACKPRESSURE_REFUSE: wsffi_backpressure_policy = 0;
 /// Drop messages for the client: `wsffi_send` (text, binary, ping, pong) returns
-/// `WSFFI_STATUS_ERR_DROPPED` and nothing is queued; `wsffi_server_broadcast` skips it.
+/// `WSFFI_STATUS_ERR_DROPPED` and nothing is queued; broadcasts and publishes skip it.
 /// Fragments are still refused with `WSFFI_STATUS_ERR_BACKPRESSURE` (dropping part of a
 /// message would corrupt it).
 pub const WSFFI_BACKPRESSURE_DROP: wsffi_backpressure_policy = 1;
@@ -558,9 +558,9 @@ pub const WSFFI_BACKPRESSURE_CLOSE_1013: wsffi_backpressure_policy = 3;
 /// `closeOnBackpressureLimit`), applied when a client's unsent output passes the high-water
 /// mark (`wsffi_server_options_set_water_marks`). Under every policy nothing is queued for a
 /// client above the mark, so its output holds at most the mark plus the one message that
-/// crossed it, and a broadcast to many clients of which some do not read grows memory by at
-/// most that per slow client. Messages a client misses (dropped sends, broadcasts that
-/// skipped it) are counted by the library.
+/// crossed it, and a broadcast or publish to many clients of which some do not read grows
+/// memory by at most that per slow client. Messages a client misses (dropped sends,
+/// broadcasts and publishes that skipped it) are counted by the library.
 ///
 /// `policy` is a `WSFFI_BACKPRESSURE_*` value; default `WSFFI_BACKPRESSURE_REFUSE`.
 /// `grace_ms` is used by the CLOSE policies only (ignored otherwise): how long a client may

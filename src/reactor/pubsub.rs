@@ -5,6 +5,7 @@
 //! `detach_from_server`, and a publish encodes its frame once for all subscribers that do not
 //! compress it.
 
+use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -99,21 +100,40 @@ impl EventLoop {
     /// Queues a message encoded once for many connections (or, when this connection
     /// compresses it, encoded with its own context); false when the connection refused it
     /// (above its high-water mark, closing, or inside a fragmented message of its own).
+    /// Nothing is ever queued past the mark, whatever the back-pressure policy; a refusal
+    /// other than for closing counts as a message dropped for the connection and its server.
+    /// A frame of [`SHARED_DIRECT_MIN`] bytes or more for a connection with nothing queued
+    /// is written to its socket at once and only the rest is copied, so a fan-out to many
+    /// clients that keep up holds no per-client copy.
     pub(super) fn queue_shared_frame(&self, conn: &Rc<Conn>, kind: MessageKind, data: &[u8], frame: &[u8]) -> bool {
         let high_water = conn.cfg().high_water;
         let pending = {
             let mut out = conn.output.borrow_mut();
-            if out.writer.close_sent() || out.writer.is_fragmenting() {
+            if out.writer.close_sent() {
                 return false;
             }
-            if out.pending() > high_water {
-                conn.want_drain.set(true);
+            let over = out.pending() > high_water;
+            if over || out.writer.is_fragmenting() {
+                if over {
+                    conn.want_drain.set(true);
+                }
+                conn.handle.count_drop();
                 return false;
             }
             if out.writer.compresses(data.len()) {
                 if out.encode(SendOp::Message(kind), data).is_err() {
                     return false;
                 }
+            } else if out.pending() == 0 && frame.len() >= SHARED_DIRECT_MIN {
+                // Write errors show again when the loop flushes the rest.
+                let written = conn.stream.borrow_mut().as_mut().map_or(0, |s| loop {
+                    match s.write(frame) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break 0,
+                    }
+                });
+                out.buf.extend_from_slice(&frame[written..]);
             } else {
                 out.buf.extend_from_slice(frame);
             }
@@ -127,6 +147,11 @@ impl EventLoop {
         true
     }
 }
+
+/// A shared (broadcast or published) frame at least this large is written to each client
+/// whose output is empty at once instead of being copied into its output buffer; smaller
+/// ones are copied and go out with the loop's flush, corked with the client's other output.
+const SHARED_DIRECT_MIN: usize = 1024;
 
 /// Subscribes a server-side connection to `topic` from any thread: true when new.
 pub fn subscribe(conn: &Arc<ConnHandle>, topic: &str) -> Result<bool, Error> {

@@ -3,7 +3,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
-use std::io::Write;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,7 @@ use once_cell::sync::OnceCell;
 pub use super::views::{HttpResponse, RequestView, ResponseView};
 
 use super::config::{ConnConfig, ListenerConfig, ServerConfig};
-use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase, SendOp};
+use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase};
 use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::log::{self, Level};
@@ -122,11 +121,6 @@ pub struct Listener {
 
 /// How long a listener waits before accepting again after running out of descriptors.
 pub const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// A broadcast frame at least this large is written to each client whose output is empty
-/// at once instead of being copied into its output buffer (smaller ones are copied and go
-/// out with the loop's flush, corked with whatever else the client gets).
-const BROADCAST_DIRECT_MIN: usize = 1024;
 
 /// The C `wsffi_server`.
 pub struct ServerHandle {
@@ -468,7 +462,7 @@ impl EventLoop {
     /// queued past the mark) or in the middle of a fragmented message are skipped, and the
     /// message counts as dropped for them and for the server.
     pub fn broadcast(&self, server: &Server, kind: MessageKind, data: &[u8]) -> usize {
-        let mut frame = Vec::new();
+        let mut frame = Vec::with_capacity(data.len() + 10);
         encode_server_message(&mut frame, kind, data);
         let clients: Vec<Rc<Conn>> = server.clients.borrow().values().cloned().collect();
         let mut sent = 0;
@@ -476,47 +470,9 @@ impl EventLoop {
             if conn.phase.get() != Phase::Open || conn.is_terminating() {
                 continue;
             }
-            let pending = {
-                let mut out = conn.output.borrow_mut();
-                if out.writer.close_sent() {
-                    continue;
-                }
-                let over = out.pending() > conn.cfg().high_water;
-                if over || out.writer.is_fragmenting() {
-                    if over {
-                        conn.want_drain.set(true);
-                    }
-                    conn.handle.count_drop();
-                    continue;
-                }
-                if out.writer.compresses(data.len()) {
-                    // Each connection has its own compression context.
-                    if out.encode(SendOp::Message(kind), data).is_err() {
-                        continue;
-                    }
-                } else if out.pending() == 0 && frame.len() >= BROADCAST_DIRECT_MIN {
-                    // Straight from the shared frame: only what the socket does not take is
-                    // copied, so a fan-out to many clients that keep up holds no per-client
-                    // copy (write errors show again when the loop flushes the rest).
-                    let written = conn.stream.borrow_mut().as_mut().map_or(0, |s| loop {
-                        match s.write(&frame) {
-                            Ok(n) => break n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                            Err(_) => break 0,
-                        }
-                    });
-                    out.buf.extend_from_slice(&frame[written..]);
-                } else {
-                    out.buf.extend_from_slice(&frame);
-                }
-                out.pending()
-            };
-            conn.handle.set_buffered(pending);
-            if pending > conn.cfg().high_water {
-                conn.want_drain.set(true);
+            if self.queue_shared_frame(&conn, kind, data, &frame) {
+                sent += 1;
             }
-            self.mark_dirty(&conn);
-            sent += 1;
         }
         sent
     }
