@@ -22,7 +22,7 @@ test-c: all $(TLS_TEST_CERTS)
 	exit $$status
 
 # The broadcast case of test_backpressure with 10000 clients (a child process holds the
-# client sockets), one of which never reads: about two minutes on two cores, so not part of
+# client sockets), one of which never reads: 45-110 s on two cores, so not part of
 # test-c, whose run of the same case uses 1000 clients.
 .PHONY: test-broadcast-10k
 test-broadcast-10k: all
