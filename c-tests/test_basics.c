@@ -33,6 +33,7 @@ static const uint32_t all_statuses[] = {
     WSFFI_STATUS_ERR_ALREADY_DONE,
     WSFFI_STATUS_ERR_QUEUE_FULL,
     WSFFI_STATUS_ERR_RECONNECTING,
+    WSFFI_STATUS_ERR_DROPPED,
     WSFFI_STATUS_ERR_PROTOCOL,
     WSFFI_STATUS_ERR_HANDSHAKE,
     WSFFI_STATUS_ERR_HANDSHAKE_REJECTED,
@@ -81,7 +82,7 @@ TEST(status_str) {
         CHECK(wsffi_status_str(all_statuses[i]) == s);
     }
     /* Values between the defined ones, and extremes, are unknown but never NULL. */
-    const uint32_t gaps[] = {1, 99, 106, 199, 208, 299, 304, 406, 501, 899, 902, 1000, 0xFFFFFFFFu};
+    const uint32_t gaps[] = {1, 99, 106, 199, 209, 299, 304, 406, 501, 899, 902, 1000, 0xFFFFFFFFu};
     for (size_t i = 0; i < sizeof gaps / sizeof gaps[0]; i++) {
         const char *s = wsffi_status_str(gaps[i]);
         CHECK(s != NULL);

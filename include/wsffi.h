@@ -288,6 +288,12 @@ enum wsffi_status
    */
   WSFFI_STATUS_ERR_RECONNECTING = 207,
   /*
+   The output buffer is above its high-water mark and the server's back-pressure
+   policy is `WSFFI_BACKPRESSURE_DROP`: the message was dropped (not queued, not to be
+   sent again).
+   */
+  WSFFI_STATUS_ERR_DROPPED = 208,
+  /*
    The peer broke the WebSocket protocol.
    */
   WSFFI_STATUS_ERR_PROTOCOL = 300,
@@ -799,6 +805,13 @@ typedef struct wsffi_server_callbacks {
 typedef void (*wsffi_log_cb)(uint32_t level, const char *message, void *user);
 
 /*
+ What a server does with a client whose output passed the high-water mark: one of the
+ `WSFFI_BACKPRESSURE_*` values (a plain integer, so an unknown value is an error, not
+ undefined behaviour).
+ */
+typedef uint32_t wsffi_backpressure_policy;
+
+/*
  A plain (non-upgrade) HTTP request on a listener. Fill the borrowed response with the
  `wsffi_http_response_*` functions; it is sent when the callback returns, then the
  connection closes.
@@ -830,6 +843,31 @@ typedef void (*wsffi_timer_cb)(uint64_t timer, void *user);
  Decide later, from any thread, with `wsffi_handshake_accept` or `wsffi_handshake_reject`.
  */
 #define WSFFI_VERDICT_DEFER 2
+
+/*
+ Refuse sends with `WSFFI_STATUS_ERR_BACKPRESSURE` until the output drains (`on_drain`);
+ `wsffi_server_broadcast` and `wsffi_server_publish` skip the client. The default.
+ */
+#define WSFFI_BACKPRESSURE_REFUSE 0
+
+/*
+ Drop messages for the client: `wsffi_send` (text, binary, ping, pong) returns
+ `WSFFI_STATUS_ERR_DROPPED` and nothing is queued; broadcasts and publishes skip it.
+ Fragments are still refused with `WSFFI_STATUS_ERR_BACKPRESSURE` (dropping part of a
+ message would corrupt it).
+ */
+#define WSFFI_BACKPRESSURE_DROP 1
+
+/*
+ As REFUSE, and a client that stays above the high-water mark (does not drain to the
+ low-water mark) for the grace time is closed with 1008 (policy violation).
+ */
+#define WSFFI_BACKPRESSURE_CLOSE_1008 2
+
+/*
+ As `WSFFI_BACKPRESSURE_CLOSE_1008`, with 1013 (try again later).
+ */
+#define WSFFI_BACKPRESSURE_CLOSE_1013 3
 
 
 
@@ -864,7 +902,9 @@ wsffi_status wsffi_connect(struct wsffi_reactor *reactor, const char *url, const
  Sends one message of `type` (`WSFFI_TEXT` or `WSFFI_BINARY`). The data is copied before
  the call returns; text must be valid UTF-8 (`WSFFI_STATUS_ERR_INVALID_UTF8` otherwise).
  `WSFFI_STATUS_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
- nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
+ nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_DROPPED` instead on a server
+ whose back-pressure policy is `WSFFI_BACKPRESSURE_DROP`: the message was thrown away (and
+ counted), not to be sent again. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
  `WSFFI_STATUS_ERR_RECONNECTING` while a lost connection waits to reconnect (nothing is
  queued for the next connection), `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
  straight into the output buffer, written once per wake-up.
@@ -1367,8 +1407,9 @@ wsffi_status wsffi_client_options_set_max_header_bytes(struct wsffi_client_optio
  New server options with the defaults: client tracking on, no connection limit, any
  Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
  without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
- low-water mark 4 MiB, permessage-deflate declined, messages delivered whole (not
- streamed). The caller owns the object: free it
+ low-water mark 4 MiB, back-pressure policy `WSFFI_BACKPRESSURE_REFUSE`,
+ permessage-deflate declined, messages delivered whole (not streamed). The caller owns
+ the object: free it
  with `wsffi_server_options_free`; NULL only if the library failed internally.
  */
 struct wsffi_server_options *wsffi_server_options_new(void);
@@ -1450,6 +1491,27 @@ wsffi_status wsffi_server_options_set_close_timeout_ms(struct wsffi_server_optio
  NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER.
  */
 wsffi_status wsffi_server_options_set_water_marks(struct wsffi_server_options *options, size_t high, size_t low);
+
+/*
+ The slow-consumer policy of the server's connections (what uWebSockets calls
+ `closeOnBackpressureLimit`), applied when a client's unsent output passes the high-water
+ mark (`wsffi_server_options_set_water_marks`). Under every policy nothing is queued for a
+ client above the mark, so its output holds at most the mark plus the one message that
+ crossed it, and a broadcast or publish to many clients of which some do not read grows
+ memory by at most that per slow client. Messages a client misses (dropped sends,
+ broadcasts and publishes that skipped it) are counted by the library.
+
+ `policy` is a `WSFFI_BACKPRESSURE_*` value; default `WSFFI_BACKPRESSURE_REFUSE`.
+ `grace_ms` is used by the CLOSE policies only (ignored otherwise): how long a client may
+ stay above the mark; 0 closes it at once (on the reactor's next turn). The close gets
+ `on_error` (`WSFFI_STATUS_ERR_BACKPRESSURE`) then a close frame with reason "slow
+ consumer", queued behind what the client has not read yet; a client that still does not
+ read is dropped after the close timeout (`wsffi_server_options_set_close_timeout_ms`),
+ which frees its queue, and `on_close` reports the code with `was_clean` false.
+ NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; an unknown `policy`:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER (nothing changes).
+ */
+wsffi_status wsffi_server_options_set_backpressure_policy(struct wsffi_server_options *options, wsffi_backpressure_policy policy, uint32_t grace_ms);
 
 /*
  New listener options with the defaults: backlog 1024, max request head 16 KiB (431
@@ -1662,9 +1724,12 @@ wsffi_status wsffi_server_clients(struct wsffi_server *server, wsffi_client_visi
 
 /*
  Sends one message to every open client (the frame is encoded once). Clients above their
- high-water mark are skipped. With `out_sent` non-NULL the call waits for the reactor and
- stores how many clients took the message; with NULL it returns at once. Needs client
- tracking. Text must be valid UTF-8.
+ high-water mark are skipped, whatever the back-pressure policy (the message counts as
+ dropped for them), as are clients in the middle of a fragmented message; nothing is ever
+ queued past a client's mark. With `out_sent` non-NULL the call waits for the reactor and
+ stores how many clients took the message; with NULL it returns at once (the data is
+ copied into the reactor's command queue, so a sender that never waits should bound its
+ own rate). Needs client tracking. Text must be valid UTF-8.
  NULL `server`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
  */
 wsffi_status wsffi_server_broadcast(struct wsffi_server *server, uint32_t kind, const uint8_t *data, size_t len, size_t *out_sent);
@@ -1995,7 +2060,7 @@ bool wsffi_conn_is_subscribed(const struct wsffi_conn *conn, const char *topic);
  `except_conn` (NULL: none; the publisher's own connection, typically). The frame is
  encoded once for all subscribers that do not compress it (each compressing connection
  has its own context). Subscribers above their high-water mark are skipped for this
- message, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
+ message, whatever the back-pressure policy, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
  the message is queued to every subscriber before this returns; from another thread it is
  handed to the reactor and this returns at once. Either way the messages of one
  publishing thread reach each subscriber in the order they were published. A topic

@@ -15,14 +15,16 @@ mod raw_ws;
 mod certs;
 
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use event_log::Log;
 use events::{checksum, count, describe, Recorder, ServerRecorder};
 use raw_ws::{RawPeer, BINARY, CONT, PING, PONG, TEXT};
 use wsffi::core::session::{Limits, MessageKind};
 use wsffi::reactor::api;
-use wsffi::reactor::config::{ClientConfig, DispatchSettings, ListenerConfig, ReactorConfig, ServerConfig};
+use wsffi::reactor::config::{
+    BackpressurePolicy, ClientConfig, DispatchSettings, ListenerConfig, ReactorConfig, ServerConfig,
+};
 use wsffi::reactor::conn::{ready_state, ConnHandle, SendOp};
 use wsffi::reactor::error::Error;
 use wsffi::reactor::events::{ConnEvents, ServerEvents, Verdict};
@@ -788,6 +790,227 @@ fn send_before_open_is_refused() {
     log.wait_event("text now");
 }
 
+// ---- slow consumers -------------------------------------------------------------------------
+
+/// A server whose connections back up at [`HIGH`] and drain at [`LOW`], with `policy` for
+/// clients above the mark.
+fn policy_fixture(policy: BackpressurePolicy, close_timeout: Duration) -> Fixture {
+    let scfg = server_cfg(|c| {
+        c.conn.high_water = HIGH;
+        c.conn.low_water = LOW;
+        c.conn.backpressure = policy;
+        c.conn.close_timeout = close_timeout;
+    });
+    Fixture::with(ListenerConfig::default(), scfg, ServerRecorder::new())
+}
+
+/// One broadcast from the reactor thread (flushed before the next); how many clients took it.
+fn broadcast(fix: &Fixture, data: &Arc<Vec<u8>>) -> usize {
+    let data = data.clone();
+    fix.on_server(move |lp, server| lp.broadcast(server, MessageKind::Binary, &data))
+}
+
+/// Waits until `cond` holds (checked every 5 ms) or fails the test after [`WAIT`].
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends 32 KiB messages until the output stays above the high-water mark after the loop
+/// flushed it (the kernel's buffers are full too): each round sends on the reactor thread
+/// until a refusal (nothing is flushed in between). Returns how many were accepted and the
+/// last refusal.
+fn fill_until_over(fix: &Fixture, conn: &Arc<ConnHandle>) -> (usize, Error) {
+    let chunk = Arc::new(vec![7u8; 32 * 1024]);
+    let mut accepted = 0;
+    for _ in 0..10_000 {
+        let (c, data) = (conn.clone(), chunk.clone());
+        let (n, refusal) = fix
+            .reactor
+            .shared()
+            .run_sync(move |_| {
+                let mut n = 0;
+                loop {
+                    match c.send(SendOp::Message(MessageKind::Binary), &data) {
+                        Ok(()) => n += 1,
+                        Err(e) => return (n, e),
+                    }
+                }
+            })
+            .unwrap();
+        accepted += n;
+        let c = conn.clone();
+        if fix.reactor.shared().run_sync(move |_| c.buffered_amount()).unwrap() > HIGH {
+            return (accepted, refusal);
+        }
+    }
+    panic!("the output never stayed above the high-water mark");
+}
+
+#[test]
+fn drop_policy_drops_messages_for_the_slow_client_only() {
+    let fix = policy_fixture(BackpressurePolicy::Drop, Duration::from_secs(5));
+    let slow_raw = RawPeer::open(fix.port, "/");
+    let slow = fix.server_conn(0);
+    let fast_raw = RawPeer::open(fix.port, "/");
+    let fast = fix.server_conn(1);
+    let fast_reader = read_until_text(fast_raw);
+    let chunk = Arc::new(vec![3u8; 32 * 1024]);
+    const N: usize = 400;
+    let (mut taken, mut peak) = (0, 0);
+    for _ in 0..N {
+        taken += broadcast(&fix, &chunk);
+        peak = peak.max(slow.buffered_amount());
+    }
+    let slow_drops = slow.dropped_messages() as usize;
+    assert!(slow_drops > 0, "the slow client missed broadcasts");
+    // Nothing was queued past the mark: at most the mark plus the message that crossed it.
+    assert!(peak <= HIGH + chunk.len() + 14, "the slow client's output reached {peak}");
+    let fast_drops = fast.dropped_messages() as usize;
+    assert_eq!(taken, 2 * N - slow_drops - fast_drops);
+
+    // Direct sends are dropped too and say so, from any thread; fragments are refused.
+    assert_eq!(slow.send(SendOp::Message(MessageKind::Binary), &chunk), Err(Error::Dropped));
+    assert_eq!(slow.send(SendOp::Ping, b"p"), Err(Error::Dropped));
+    assert_eq!(slow.send(SendOp::Fragment(MessageKind::Binary, false), b"f"), Err(Error::Backpressure));
+    let c = slow.clone();
+    let on_loop = fix.reactor.shared().run_sync(move |_| c.send(SendOp::Message(MessageKind::Text), b"x")).unwrap();
+    assert_eq!(on_loop, Err(Error::Dropped));
+    assert_eq!(slow.dropped_messages() as usize, slow_drops + 3);
+    assert_eq!(fix.server.dropped_messages(), slow.dropped_messages() + fast.dropped_messages());
+
+    // The fast client got every broadcast it did not miss (it may have fallen behind too).
+    wait_until("the fast client drained", || fast.buffered_amount() <= LOW);
+    send_text(&fast, "end");
+    let (binary, last) = fast_reader.join().unwrap();
+    assert_eq!((binary.len(), last.as_slice()), (N - fast_drops, &b"end"[..]));
+    // The slow one, once it reads, gets whole messages: those it took.
+    let slow_reader = read_until_text(slow_raw);
+    wait_until("the slow client drained", || slow.buffered_amount() <= LOW);
+    send_text(&slow, "end");
+    let (binary, last) = slow_reader.join().unwrap();
+    assert_eq!((binary.len(), last.as_slice()), (N - slow_drops, &b"end"[..]));
+    assert!(binary.iter().all(|m| m == &*chunk));
+}
+
+#[test]
+fn refuse_policy_broadcast_and_publish_skip_and_count_the_slow_client() {
+    let fix = policy_fixture(BackpressurePolicy::Refuse, Duration::from_secs(5));
+    let _raw = RawPeer::open(fix.port, "/");
+    let conn = fix.server_conn(0);
+    back_up(&fix, &conn);
+    let before = conn.dropped_messages();
+    assert_eq!(broadcast(&fix, &Arc::new(vec![1u8; 100])), 0);
+    assert_eq!(conn.dropped_messages(), before + 1);
+    assert_eq!(fix.server.dropped_messages(), before + 1);
+    // A publish skips it the same way.
+    assert!(wsffi::reactor::pubsub::subscribe(&conn, "news").unwrap());
+    let published = fix.on_server(|lp, server| lp.publish(server, "news", MessageKind::Text, b"headline", None));
+    assert_eq!(published, 0);
+    assert_eq!(conn.dropped_messages(), before + 2);
+    assert_eq!(fix.server.dropped_messages(), before + 2);
+    // A refused direct send is the caller's to send again: not a drop.
+    assert_eq!(conn.send(SendOp::Message(MessageKind::Binary), b"x"), Err(Error::Backpressure));
+    assert_eq!(conn.dropped_messages(), before + 2);
+    assert_eq!(conn.ready_state(), ready_state::OPEN);
+}
+
+#[test]
+fn close_policy_closes_a_client_that_stays_above_the_mark() {
+    let grace = Duration::from_millis(300);
+    let close_timeout = Duration::from_millis(300);
+    let fix = policy_fixture(BackpressurePolicy::Close { code: 1013, grace }, close_timeout);
+    let _raw = RawPeer::open(fix.port, "/");
+    let conn = fix.server_conn(0);
+    let start = Instant::now();
+    let (_, refusal) = fill_until_over(&fix, &conn);
+    // Above the mark the sends are refused, as under Refuse, until the grace time is over.
+    assert_eq!(refusal, Error::Backpressure);
+    wait_until("the close began", || conn.ready_state() == ready_state::CLOSING);
+    let closing_after = start.elapsed();
+    assert!(closing_after >= grace, "closing after {closing_after:?}");
+    assert!(closing_after < grace + Duration::from_secs(1), "closing after {closing_after:?}");
+    // on_error and on_close come once the socket is gone.
+    // The peer reads nothing, not even the close frame: dropped at the close timeout.
+    assert_eq!(
+        fix.conn_log.wait_event("close"),
+        r#"close 1013 "slow consumer" unclean Local peer=- local=1013:"slow consumer""#
+    );
+    let closed_after = start.elapsed();
+    let error = "error Backpressure output above the high-water mark for 300 ms (slow consumer)";
+    assert!(fix.conn_log.snapshot().iter().any(|e| e == error), "{:?}", fix.conn_log.snapshot());
+    assert!(closed_after >= grace + close_timeout, "closed after {closed_after:?}");
+    assert!(closed_after < grace + close_timeout + Duration::from_secs(3), "closed after {closed_after:?}");
+    assert_eq!(conn.ready_state(), ready_state::CLOSED);
+}
+
+#[test]
+fn close_policy_with_no_grace_closes_at_once() {
+    let fix =
+        policy_fixture(BackpressurePolicy::Close { code: 1008, grace: Duration::ZERO }, Duration::from_millis(200));
+    let _raw = RawPeer::open(fix.port, "/");
+    let conn = fix.server_conn(0);
+    let start = Instant::now();
+    fill_until_over(&fix, &conn);
+    wait_until("the close began", || conn.ready_state() == ready_state::CLOSING);
+    assert!(start.elapsed() < Duration::from_secs(1), "closing after {:?}", start.elapsed());
+    assert_eq!(
+        fix.conn_log.wait_event("close"),
+        r#"close 1008 "slow consumer" unclean Local peer=- local=1008:"slow consumer""#
+    );
+}
+
+#[test]
+fn close_policy_sends_the_queue_then_the_close_frame() {
+    let grace = Duration::from_millis(200);
+    let fix = policy_fixture(BackpressurePolicy::Close { code: 1013, grace }, Duration::from_secs(10));
+    let mut raw = RawPeer::open(fix.port, "/");
+    let conn = fix.server_conn(0);
+    let (accepted, _) = fill_until_over(&fix, &conn);
+    // (on_error and on_close come at the end, once the socket is gone.)
+    wait_until("the close began", || conn.ready_state() == ready_state::CLOSING);
+    // A peer that reads late still gets every accepted message, then the close frame.
+    let mut got = 0;
+    let close = loop {
+        let f = raw.frame();
+        match f.opcode {
+            BINARY => got += 1,
+            PING | PONG => {}
+            raw_ws::CLOSE => break f,
+            other => panic!("unexpected opcode {other}"),
+        }
+    };
+    assert_eq!(got, accepted);
+    assert_eq!((close.close_code(), close.close_reason().as_str()), (1013, "slow consumer"));
+    raw.send_close(1013, "");
+    raw.expect_gone();
+    assert_eq!(
+        fix.conn_log.wait_event("close"),
+        r#"close 1013 "slow consumer" clean Local peer=1013:"" local=1013:"slow consumer""#
+    );
+}
+
+#[test]
+fn close_policy_spares_a_client_that_drains_within_the_grace_time() {
+    let grace = Duration::from_millis(1500);
+    let fix = policy_fixture(BackpressurePolicy::Close { code: 1013, grace }, Duration::from_secs(5));
+    let raw = RawPeer::open(fix.port, "/");
+    let conn = fix.server_conn(0);
+    back_up(&fix, &conn);
+    let reader = read_until_text(raw);
+    wait_until("the client drained", || conn.buffered_amount() <= LOW);
+    std::thread::sleep(grace + Duration::from_millis(300));
+    assert_eq!(conn.ready_state(), ready_state::OPEN);
+    let ev = fix.conn_log.snapshot();
+    assert_eq!((count(&ev, "error"), count(&ev, "close")), (0, 0), "{ev:?}");
+    send_text(&conn, "end");
+    let (_, last) = reader.join().unwrap();
+    assert_eq!(last, b"end");
+}
+
 // ---- server side ----------------------------------------------------------------------------
 
 #[test]
@@ -1504,7 +1727,7 @@ fn publish_reaches_subscribers_and_skips_one_that_does_not_read() {
             let big = big.clone();
             move |lp, s| lp.publish(s, "news", MessageKind::Binary, &big, None)
         });
-        skipped = fix.on_server(|_, s| s.publish_skipped.get());
+        skipped = stuck_srv.dropped_messages();
         if skipped > 0 {
             break;
         }

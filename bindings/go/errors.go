@@ -35,6 +35,7 @@ var (
 	ErrAlreadyDone        error = Status(C.WSFFI_STATUS_ERR_ALREADY_DONE)
 	ErrQueueFull          error = Status(C.WSFFI_STATUS_ERR_QUEUE_FULL)
 	ErrReconnecting       error = Status(C.WSFFI_STATUS_ERR_RECONNECTING)
+	ErrDropped            error = Status(C.WSFFI_STATUS_ERR_DROPPED)
 	ErrProtocol           error = Status(C.WSFFI_STATUS_ERR_PROTOCOL)
 	ErrHandshake          error = Status(C.WSFFI_STATUS_ERR_HANDSHAKE)
 	ErrHandshakeRejected  error = Status(C.WSFFI_STATUS_ERR_HANDSHAKE_REJECTED)

@@ -101,7 +101,9 @@ fn send(conn: *mut ConnHandle, op: SendOp, data: *const u8, len: usize) -> wsffi
 /// Sends one message of `type` (`WSFFI_TEXT` or `WSFFI_BINARY`). The data is copied before
 /// the call returns; text must be valid UTF-8 (`WSFFI_STATUS_ERR_INVALID_UTF8` otherwise).
 /// `WSFFI_STATUS_ERR_BACKPRESSURE` means more than the high-water mark is already buffered and
-/// nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
+/// nothing was queued: wait for `on_drain`. `WSFFI_STATUS_ERR_DROPPED` instead on a server
+/// whose back-pressure policy is `WSFFI_BACKPRESSURE_DROP`: the message was thrown away (and
+/// counted), not to be sent again. `WSFFI_STATUS_ERR_NOT_OPEN` while connecting,
 /// `WSFFI_STATUS_ERR_RECONNECTING` while a lost connection waits to reconnect (nothing is
 /// queued for the next connection), `WSFFI_STATUS_ERR_CLOSED` once closing. On the reactor thread (inside callbacks) the frame goes
 /// straight into the output buffer, written once per wake-up.

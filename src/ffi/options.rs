@@ -10,7 +10,10 @@ use super::status::{wsffi_status, Status};
 use crate::core::handshake::client::check_extra_request_header;
 use crate::core::handshake::headers::is_token;
 use crate::core::handshake::response::check_header;
-use crate::reactor::config::{ClientConfig, ConnConfig, ListenerConfig, ReconnectPolicy, ServerConfig};
+use crate::core::protocol::close::codes;
+use crate::reactor::config::{
+    BackpressurePolicy, ClientConfig, ConnConfig, ListenerConfig, ReconnectPolicy, ServerConfig,
+};
 
 /// Client connection options.
 #[derive(Default)]
@@ -438,8 +441,9 @@ pub extern "C" fn wsffi_client_options_set_max_header_bytes(
 /// New server options with the defaults: client tracking on, no connection limit, any
 /// Origin, max_payload 64 MiB, at most 131072 fragments per message, a ping after 60 s
 /// without input, idle timeout 120 s, close timeout 5 s, high-water mark 16 MiB,
-/// low-water mark 4 MiB, permessage-deflate declined, messages delivered whole (not
-/// streamed). The caller owns the object: free it
+/// low-water mark 4 MiB, back-pressure policy `WSFFI_BACKPRESSURE_REFUSE`,
+/// permessage-deflate declined, messages delivered whole (not streamed). The caller owns
+/// the object: free it
 /// with `wsffi_server_options_free`; NULL only if the library failed internally.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_options_new() -> *mut wsffi_server_options {
@@ -585,6 +589,60 @@ pub extern "C" fn wsffi_server_options_set_water_marks(
     low: usize,
 ) -> wsffi_status {
     with(options, |o| set_water(&mut o.config.conn, high, low))
+}
+
+/// What a server does with a client whose output passed the high-water mark: one of the
+/// `WSFFI_BACKPRESSURE_*` values (a plain integer, so an unknown value is an error, not
+/// undefined behaviour).
+pub type wsffi_backpressure_policy = u32;
+/// Refuse sends with `WSFFI_STATUS_ERR_BACKPRESSURE` until the output drains (`on_drain`);
+/// `wsffi_server_broadcast` and `wsffi_server_publish` skip the client. The default.
+pub const WSFFI_BACKPRESSURE_REFUSE: wsffi_backpressure_policy = 0;
+/// Drop messages for the client: `wsffi_send` (text, binary, ping, pong) returns
+/// `WSFFI_STATUS_ERR_DROPPED` and nothing is queued; broadcasts and publishes skip it.
+/// Fragments are still refused with `WSFFI_STATUS_ERR_BACKPRESSURE` (dropping part of a
+/// message would corrupt it).
+pub const WSFFI_BACKPRESSURE_DROP: wsffi_backpressure_policy = 1;
+/// As REFUSE, and a client that stays above the high-water mark (does not drain to the
+/// low-water mark) for the grace time is closed with 1008 (policy violation).
+pub const WSFFI_BACKPRESSURE_CLOSE_1008: wsffi_backpressure_policy = 2;
+/// As `WSFFI_BACKPRESSURE_CLOSE_1008`, with 1013 (try again later).
+pub const WSFFI_BACKPRESSURE_CLOSE_1013: wsffi_backpressure_policy = 3;
+
+/// The slow-consumer policy of the server's connections (what uWebSockets calls
+/// `closeOnBackpressureLimit`), applied when a client's unsent output passes the high-water
+/// mark (`wsffi_server_options_set_water_marks`). Under every policy nothing is queued for a
+/// client above the mark, so its output holds at most the mark plus the one message that
+/// crossed it, and a broadcast or publish to many clients of which some do not read grows
+/// memory by at most that per slow client. Messages a client misses (dropped sends,
+/// broadcasts and publishes that skipped it) are counted by the library.
+///
+/// `policy` is a `WSFFI_BACKPRESSURE_*` value; default `WSFFI_BACKPRESSURE_REFUSE`.
+/// `grace_ms` is used by the CLOSE policies only (ignored otherwise): how long a client may
+/// stay above the mark; 0 closes it at once (on the reactor's next turn). The close gets
+/// `on_error` (`WSFFI_STATUS_ERR_BACKPRESSURE`) then a close frame with reason "slow
+/// consumer", queued behind what the client has not read yet; a client that still does not
+/// read is dropped after the close timeout (`wsffi_server_options_set_close_timeout_ms`),
+/// which frees its queue, and `on_close` reports the code with `was_clean` false.
+/// NULL `options`: WSFFI_STATUS_ERR_NULL_PARAMETER; an unknown `policy`:
+/// WSFFI_STATUS_ERR_INVALID_PARAMETER (nothing changes).
+#[unsafe(no_mangle)]
+pub extern "C" fn wsffi_server_options_set_backpressure_policy(
+    options: *mut wsffi_server_options,
+    policy: wsffi_backpressure_policy,
+    grace_ms: u32,
+) -> wsffi_status {
+    with(options, |o| {
+        let grace = Duration::from_millis(grace_ms.into());
+        o.config.conn.backpressure = match policy {
+            WSFFI_BACKPRESSURE_REFUSE => BackpressurePolicy::Refuse,
+            WSFFI_BACKPRESSURE_DROP => BackpressurePolicy::Drop,
+            WSFFI_BACKPRESSURE_CLOSE_1008 => BackpressurePolicy::Close { code: codes::POLICY_VIOLATION, grace },
+            WSFFI_BACKPRESSURE_CLOSE_1013 => BackpressurePolicy::Close { code: codes::TRY_AGAIN_LATER, grace },
+            _ => return Err(Status::ErrInvalidParameter),
+        };
+        Ok(())
+    })
 }
 
 // ---- listener ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ pub extern "C" fn wsffi_status_str(status: u32) -> *const c_char {
 
 fn status_text(raw: u32) -> &'static str {
     use super::status::wsffi_status::*;
-    const ALL: [Status; 28] = [
+    const ALL: [Status; 29] = [
         Status::Ok,
         ErrNullParameter,
         ErrInvalidParameter,
@@ -110,6 +110,7 @@ fn status_text(raw: u32) -> &'static str {
         ErrAlreadyDone,
         ErrQueueFull,
         ErrReconnecting,
+        ErrDropped,
         ErrProtocol,
         ErrHandshake,
         ErrHandshakeRejected,

@@ -288,9 +288,12 @@ pub extern "C" fn wsffi_server_clients(
 }
 
 /// Sends one message to every open client (the frame is encoded once). Clients above their
-/// high-water mark are skipped. With `out_sent` non-NULL the call waits for the reactor and
-/// stores how many clients took the message; with NULL it returns at once. Needs client
-/// tracking. Text must be valid UTF-8.
+/// high-water mark are skipped, whatever the back-pressure policy (the message counts as
+/// dropped for them), as are clients in the middle of a fragmented message; nothing is ever
+/// queued past a client's mark. With `out_sent` non-NULL the call waits for the reactor and
+/// stores how many clients took the message; with NULL it returns at once (the data is
+/// copied into the reactor's command queue, so a sender that never waits should bound its
+/// own rate). Needs client tracking. Text must be valid UTF-8.
 /// NULL `server`: WSFFI_STATUS_ERR_NULL_PARAMETER; `data` may be NULL only when `len` is 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn wsffi_server_broadcast(

@@ -38,6 +38,10 @@ pub enum wsffi_status {
     /// The connection was lost and waits to reconnect (reconnect on): nothing was queued.
     /// Send again after the next `on_open`.
     ErrReconnecting = 207,
+    /// The output buffer is above its high-water mark and the server's back-pressure
+    /// policy is `WSFFI_BACKPRESSURE_DROP`: the message was dropped (not queued, not to be
+    /// sent again).
+    ErrDropped = 208,
     /// The peer broke the WebSocket protocol.
     ErrProtocol = 300,
     /// The opening handshake failed (malformed or invalid answer or request).
@@ -86,6 +90,7 @@ impl wsffi_status {
             ErrAlreadyDone => "already done\0",
             ErrQueueFull => "reactor command queue full\0",
             ErrReconnecting => "connection lost, reconnecting; nothing was sent\0",
+            ErrDropped => "message dropped: output buffer above its high-water mark\0",
             ErrProtocol => "WebSocket protocol error\0",
             ErrHandshake => "opening handshake failed\0",
             ErrHandshakeRejected => "server rejected the upgrade\0",
@@ -133,6 +138,7 @@ impl From<crate::reactor::error::Error> for wsffi_status {
             E::ShutDown => wsffi_status::ErrShutDown,
             E::AlreadyDone => wsffi_status::ErrAlreadyDone,
             E::QueueFull => wsffi_status::ErrQueueFull,
+            E::Dropped => wsffi_status::ErrDropped,
             E::Protocol => wsffi_status::ErrProtocol,
             E::Handshake => wsffi_status::ErrHandshake,
             E::HandshakeRejected => wsffi_status::ErrHandshakeRejected,

@@ -83,7 +83,7 @@ pub extern "C" fn wsffi_conn_is_subscribed(conn: *const ConnHandle, topic: *cons
 /// `except_conn` (NULL: none; the publisher's own connection, typically). The frame is
 /// encoded once for all subscribers that do not compress it (each compressing connection
 /// has its own context). Subscribers above their high-water mark are skipped for this
-/// message, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
+/// message, whatever the back-pressure policy, as `wsffi_server_broadcast` skips them. From the reactor thread (a callback)
 /// the message is queued to every subscriber before this returns; from another thread it is
 /// handed to the reactor and this returns at once. Either way the messages of one
 /// publishing thread reach each subscriber in the order they were published. A topic

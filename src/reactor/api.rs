@@ -39,7 +39,7 @@ pub fn connect(
     if parsed.secure {
         config.tls.prepare().map_err(|m| (Error::Tls, m))?;
     }
-    let handle = Arc::new(ConnHandle::new(shared.clone(), cstring(&parsed.to_url_string()), config.conn.high_water));
+    let handle = Arc::new(ConnHandle::new(shared.clone(), cstring(&parsed.to_url_string()), &config.conn));
     let events = events(&handle);
     let setup = ClientSetup { url: parsed, config: Arc::new(config), handle: handle.clone(), events };
     shared.run_async(move |lp| lp.start_client(setup)).map_err(refused)?;

@@ -27,6 +27,8 @@ pub struct ConnConfig {
     pub low_water: usize,
     /// Deliver messages in parts as they arrive (`on_message_part`) instead of whole.
     pub stream_messages: bool,
+    /// What happens to a connection whose output passes `high_water`.
+    pub backpressure: BackpressurePolicy,
 }
 
 impl ConnConfig {
@@ -40,6 +42,30 @@ impl ConnConfig {
     }
 }
 
+/// What a server does with a client whose output passed the high-water mark (a slow
+/// consumer). Under every policy nothing is queued for a connection above the mark, so its
+/// output holds at most the mark plus the one message that crossed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackpressurePolicy {
+    /// Sends are refused (`Error::Backpressure`) until the output drains; broadcasts skip
+    /// the connection. The default.
+    #[default]
+    Refuse,
+    /// Messages for the connection are dropped and counted: a direct send returns
+    /// `Error::Dropped`, a broadcast skips it. Fragments are refused instead (dropping part
+    /// of a message would corrupt it).
+    Drop,
+    /// As `Refuse`, and a connection that stays above the mark (does not drain to the
+    /// low-water mark) for `grace` is closed with `code` (1008 or 1013); zero closes it at
+    /// once.
+    Close {
+        /// Close code.
+        code: u16,
+        /// Time allowed above the mark.
+        grace: Duration,
+    },
+}
+
 /// Client-side defaults: no automatic ping and no idle timeout, as browsers.
 impl Default for ConnConfig {
     fn default() -> Self {
@@ -51,6 +77,7 @@ impl Default for ConnConfig {
             high_water: DEFAULT_HIGH_WATER,
             low_water: DEFAULT_HIGH_WATER / 4,
             stream_messages: false,
+            backpressure: BackpressurePolicy::Refuse,
         }
     }
 }

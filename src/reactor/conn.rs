@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_void, CString};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use mio::Token;
 use once_cell::sync::OnceCell;
 
 use super::bufpool;
-use super::config::ConnConfig;
+use super::config::{BackpressurePolicy, ConnConfig};
 use super::dispatch::{ConnForwarder, ConnTarget};
 use super::ending::{CloseHandshake, Teardown};
 use super::events::ConnEvents;
@@ -137,14 +137,20 @@ pub struct ConnHandle {
     buffered: AtomicUsize,
     queued: AtomicUsize,
     high_water: AtomicUsize,
-    fragmenting: std::sync::atomic::AtomicBool,
+    /// The back-pressure policy drops whole messages above the high-water mark.
+    drops: AtomicBool,
+    /// Messages dropped for this connection (policy `Drop`, and broadcasts that skipped it).
+    dropped: AtomicU64,
+    /// The server's count of dropped messages (server side, once routed).
+    server_dropped: OnceCell<Arc<AtomicU64>>,
+    fragmenting: AtomicBool,
     /// A send from another thread was refused for back-pressure: `on_drain` is owed.
-    drain_wanted: std::sync::atomic::AtomicBool,
+    drain_wanted: AtomicBool,
     /// The application closed or terminated the connection: no more message parts.
-    app_closed: std::sync::atomic::AtomicBool,
+    app_closed: AtomicBool,
     /// Between a lost connection and the next open (reconnect on): sends are refused with
     /// `Reconnecting`, not `NotOpen`.
-    reconnecting: std::sync::atomic::AtomicBool,
+    reconnecting: AtomicBool,
     user: AtomicPtr<c_void>,
     url: OnceCell<CString>,
     info: InfoChain,
@@ -159,7 +165,7 @@ pub fn nonempty_cstring(s: Option<&str>) -> Option<CString> {
 
 impl ConnHandle {
     /// A handle for a connection that does not exist on the loop yet.
-    pub fn new(shared: Arc<Shared>, url: CString, high_water: usize) -> Self {
+    pub fn new(shared: Arc<Shared>, url: CString, config: &ConnConfig) -> Self {
         let url_cell = OnceCell::new();
         if !url.as_bytes().is_empty() {
             let _ = url_cell.set(url);
@@ -171,11 +177,14 @@ impl ConnHandle {
             state: AtomicU8::new(ready_state::CONNECTING),
             buffered: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
-            high_water: AtomicUsize::new(high_water),
-            fragmenting: std::sync::atomic::AtomicBool::new(false),
-            drain_wanted: std::sync::atomic::AtomicBool::new(false),
-            app_closed: std::sync::atomic::AtomicBool::new(false),
-            reconnecting: std::sync::atomic::AtomicBool::new(false),
+            high_water: AtomicUsize::new(config.high_water),
+            drops: AtomicBool::new(config.backpressure == BackpressurePolicy::Drop),
+            dropped: AtomicU64::new(0),
+            server_dropped: OnceCell::new(),
+            fragmenting: AtomicBool::new(false),
+            drain_wanted: AtomicBool::new(false),
+            app_closed: AtomicBool::new(false),
+            reconnecting: AtomicBool::new(false),
             user: AtomicPtr::new(std::ptr::null_mut()),
             url: url_cell,
             info: InfoChain::default(),
@@ -221,8 +230,39 @@ impl ConnHandle {
         let _ = self.url.set(url);
     }
 
-    pub(crate) fn set_high_water(&self, n: usize) {
-        self.high_water.store(n, Ordering::Relaxed);
+    /// Takes the output limits of `config` and the server's count of dropped messages (a
+    /// server connection once routed).
+    pub(crate) fn set_limits(&self, config: &ConnConfig, server_dropped: Option<&Arc<AtomicU64>>) {
+        self.high_water.store(config.high_water, Ordering::Relaxed);
+        self.drops.store(config.backpressure == BackpressurePolicy::Drop, Ordering::Relaxed);
+        if let Some(count) = server_dropped {
+            let _ = self.server_dropped.set(count.clone());
+        }
+    }
+
+    /// Messages dropped for this connection because its output was above the high-water
+    /// mark: sends under the `Drop` policy and broadcasts that skipped it (any policy).
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Counts one message dropped for this connection (and its server).
+    pub(crate) fn count_drop(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.server_dropped.get() {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The answer to a send above the high-water mark: a whole message or a control frame
+    /// is dropped under the `Drop` policy (and counted); anything else is refused.
+    pub(crate) fn over_mark(&self, op: SendOp) -> Error {
+        if self.drops.load(Ordering::Relaxed) && !matches!(op, SendOp::Fragment(..)) {
+            self.count_drop();
+            Error::Dropped
+        } else {
+            Error::Backpressure
+        }
     }
 
     /// Negotiated details of the connection that opened last, once open.
@@ -302,7 +342,7 @@ impl ConnHandle {
             self.drain_wanted.store(true, Ordering::Release);
             let me = self.clone();
             let _ = self.shared.post(Command::Call(Box::new(move |lp| lp.recheck_drain(&me))));
-            return Err(Error::Backpressure);
+            return Err(self.over_mark(op));
         }
         self.queued.fetch_add(data.len(), Ordering::Relaxed);
         let r = self.shared.post(Command::Send { conn: self.clone(), op, data: data.to_vec() });
@@ -583,6 +623,9 @@ pub struct Conn {
     pub want_writable: Cell<bool>,
     /// The buffered amount passed the high-water mark: fire drain when it falls.
     pub want_drain: Cell<bool>,
+    /// Since when the output has been above the high-water mark without draining to the
+    /// low-water mark (for the `Close` back-pressure policy).
+    pub over_since: Cell<Option<Instant>>,
     /// The close frames sent and received; what the close callback will say.
     pub closing: RefCell<CloseHandshake>,
     /// What takes the socket down, if anything yet.
@@ -650,6 +693,7 @@ impl Conn {
             throttled: Cell::new(false),
             want_writable: Cell::new(false),
             want_drain: Cell::new(false),
+            over_since: Cell::new(None),
             closing: RefCell::new(CloseHandshake::Idle),
             teardown: Cell::new(Teardown::Running),
             failure: RefCell::new(None),

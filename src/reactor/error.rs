@@ -18,6 +18,9 @@ pub enum Error {
     Closed,
     /// The output buffer is above its high-water mark; nothing was queued.
     Backpressure,
+    /// The output buffer is above its high-water mark and the policy drops messages: this
+    /// one was thrown away (and counted).
+    Dropped,
     /// A blocking call was made from the reactor thread.
     CalledFromCallback,
     /// The reactor is shutting down or gone.

@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::app_timers::{AppTimers, TimerFn, TimerId};
 use super::bufpool;
-use super::config::ConnConfig;
+use super::config::{BackpressurePolicy, ConnConfig};
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
 use super::ending::{CloseFrame, Teardown, DRAIN_LIMIT};
 use super::events::ConnEvents;
@@ -31,8 +31,10 @@ use crate::reactor::error::Error;
 pub const WAKER_TOKEN: Token = Token(0);
 /// Size of the read buffer shared by all connections of a loop.
 const READ_BUF_SIZE: usize = 64 * 1024;
-/// An output buffer with more capacity than this is released once empty.
-const OUTPUT_KEEP: usize = 64 * 1024;
+/// An output buffer with more capacity than this is released once empty: a broadcast of a
+/// few KiB to thousands of clients must not leave each of them holding a buffer of that
+/// size (small ones are kept, so echoing small messages allocates nothing per message).
+const OUTPUT_KEEP: usize = 1024;
 /// Messages at least this large are written straight from the caller's buffer when nothing
 /// is queued before them.
 const DIRECT_WRITE_MIN: usize = 64 * 1024;
@@ -556,10 +558,11 @@ impl EventLoop {
 
     /// Writes as much output as the socket takes.
     pub fn flush(&self, conn: &Rc<Conn>) {
-        let drained = {
+        let pending = {
             let mut out = conn.output.borrow_mut();
             if out.pending() == 0 && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write()) {
                 drop(out);
+                conn.over_since.set(None);
                 self.drain_if_wanted(conn);
                 return;
             }
@@ -621,14 +624,33 @@ impl EventLoop {
                     conn.want_writable.set(blocked);
                 }
             }
-            pending <= conn.cfg().low_water
+            pending
         };
+        self.track_over_mark(conn, pending);
+        let drained = pending <= conn.cfg().low_water;
         if drained && conn.throttled.replace(false) {
             // Edge-triggered polling will not repeat the edge we stopped reading at.
             self.resumed.borrow_mut().push(conn.clone());
         }
         if drained {
             self.drain_if_wanted(conn);
+        }
+    }
+
+    /// Notes when the output passed the high-water mark and when it drained to the low-water
+    /// mark again; under the `Close` policy a timer then ends a connection that stays above.
+    fn track_over_mark(&self, conn: &Conn, pending: usize) {
+        let (high, low, policy) = {
+            let c = conn.cfg();
+            (c.high_water, c.low_water, c.backpressure)
+        };
+        if pending <= low {
+            conn.over_since.set(None);
+        } else if pending > high && conn.over_since.get().is_none() {
+            conn.over_since.set(Some(Instant::now()));
+            if matches!(policy, BackpressurePolicy::Close { .. }) {
+                self.arm(conn);
+            }
         }
     }
 
@@ -664,7 +686,7 @@ impl EventLoop {
             let mut out = conn.output.borrow_mut();
             if out.pending() > conn.cfg().high_water {
                 conn.want_drain.set(true);
-                return Err(Error::Backpressure);
+                return Err(handle.over_mark(op));
             }
             if let SendOp::Message(kind) = op {
                 if data.len() >= DIRECT_WRITE_MIN && out.pending() == 0 {
@@ -906,6 +928,12 @@ impl EventLoop {
                 let at = last + idle;
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
+            if let (BackpressurePolicy::Close { grace, .. }, Some(since)) =
+                (conn.cfg().backpressure, conn.over_since.get())
+            {
+                let at = since + grace;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
         }
         next
     }
@@ -1003,6 +1031,18 @@ impl EventLoop {
         }
         if conn.phase.get() != Phase::Open {
             return;
+        }
+        if let (BackpressurePolicy::Close { code, grace }, Some(since)) =
+            (conn.cfg().backpressure, conn.over_since.get())
+        {
+            if now >= since + grace {
+                // A slow consumer: its queue (at most the mark plus a message) goes out ahead
+                // of the close frame, or the close timeout drops the socket and frees it.
+                let message = format!("output above the high-water mark for {} ms (slow consumer)", grace.as_millis());
+                conn.set_failure(Error::Backpressure, message);
+                self.start_close(conn, Some(code), b"slow consumer");
+                return;
+            }
         }
         let last = conn.last_input.get();
         if let Some(idle) = conn.cfg().idle_timeout {

@@ -5,6 +5,7 @@
 //! `detach_from_server`, and a publish encodes its frame once for all subscribers that do not
 //! compress it.
 
+use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -70,8 +71,8 @@ impl EventLoop {
     }
 
     /// Queues one message to every subscriber of `topic` but `except`; returns how many took
-    /// it. Subscribers above their high-water mark are skipped and counted in
-    /// `Server::publish_skipped`.
+    /// it. Subscribers above their high-water mark are skipped, and the skip counts as a
+    /// message dropped for them (`queue_shared_frame`), as for a broadcast.
     pub fn publish(&self, server: &Server, topic: &str, kind: MessageKind, data: &[u8], except: Option<Key>) -> usize {
         let topics = server.topics.borrow();
         let subscribers = topics.subscribers(topic);
@@ -81,39 +82,54 @@ impl EventLoop {
         let mut frame = Vec::with_capacity(data.len() + 10);
         encode_server_message(&mut frame, kind, data);
         let mut sent = 0;
-        let mut skipped = 0;
         for (key, conn) in subscribers {
             if Some(*key) == except || conn.phase.get() != Phase::Open || conn.is_terminating() {
                 continue;
             }
             if self.queue_shared_frame(conn, kind, data, &frame) {
                 sent += 1;
-            } else {
-                skipped += 1;
             }
         }
-        server.publish_skipped.set(server.publish_skipped.get() + skipped);
         sent
     }
 
     /// Queues a message encoded once for many connections (or, when this connection
     /// compresses it, encoded with its own context); false when the connection refused it
     /// (above its high-water mark, closing, or inside a fragmented message of its own).
+    /// Nothing is ever queued past the mark, whatever the back-pressure policy; a refusal
+    /// other than for closing counts as a message dropped for the connection and its server.
+    /// A frame of [`SHARED_DIRECT_MIN`] bytes or more for a connection with nothing queued
+    /// is written to its socket at once and only the rest is copied, so a fan-out to many
+    /// clients that keep up holds no per-client copy.
     pub(super) fn queue_shared_frame(&self, conn: &Rc<Conn>, kind: MessageKind, data: &[u8], frame: &[u8]) -> bool {
         let high_water = conn.cfg().high_water;
         let pending = {
             let mut out = conn.output.borrow_mut();
-            if out.writer.close_sent() || out.writer.is_fragmenting() {
+            if out.writer.close_sent() {
                 return false;
             }
-            if out.pending() > high_water {
-                conn.want_drain.set(true);
+            let over = out.pending() > high_water;
+            if over || out.writer.is_fragmenting() {
+                if over {
+                    conn.want_drain.set(true);
+                }
+                conn.handle.count_drop();
                 return false;
             }
             if out.writer.compresses(data.len()) {
                 if out.encode(SendOp::Message(kind), data).is_err() {
                     return false;
                 }
+            } else if out.pending() == 0 && frame.len() >= SHARED_DIRECT_MIN {
+                // Write errors show again when the loop flushes the rest.
+                let written = conn.stream.borrow_mut().as_mut().map_or(0, |s| loop {
+                    match s.write(frame) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break 0,
+                    }
+                });
+                out.buf.extend_from_slice(&frame[written..]);
             } else {
                 out.buf.extend_from_slice(frame);
             }
@@ -127,6 +143,11 @@ impl EventLoop {
         true
     }
 }
+
+/// A shared (broadcast or published) frame at least this large is written to each client
+/// whose output is empty at once instead of being copied into its output buffer; smaller
+/// ones are copied and go out with the loop's flush, corked with the client's other output.
+const SHARED_DIRECT_MIN: usize = 1024;
 
 /// Subscribes a server-side connection to `topic` from any thread: true when new.
 pub fn subscribe(conn: &Arc<ConnHandle>, topic: &str) -> Result<bool, Error> {

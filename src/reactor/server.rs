@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use once_cell::sync::OnceCell;
 pub use super::views::{HttpResponse, RequestView, ResponseView};
 
 use super::config::{ConnConfig, ListenerConfig, ServerConfig};
-use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase, SendOp};
+use super::conn::{nonempty_cstring, Conn, ConnHandle, ConnInfo, HandshakeState, Phase};
 use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::log::{self, Level};
@@ -129,6 +129,9 @@ pub struct ServerHandle {
     /// Attached path.
     pub path: CString,
     client_count: AtomicUsize,
+    /// Messages dropped for this server's clients (see [`ServerHandle::dropped_messages`]);
+    /// each client's handle shares it.
+    dropped: Arc<AtomicU64>,
     closed: AtomicBool,
     /// Client tracking enabled.
     pub tracking: bool,
@@ -147,6 +150,12 @@ impl ServerHandle {
     /// Closed or closing?
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) || self.shared.is_stopped()
+    }
+
+    /// Messages dropped for this server's clients because their output was above the
+    /// high-water mark: sends under the `Drop` policy and clients a broadcast skipped.
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -167,8 +176,6 @@ pub struct Server {
     pub clients: RefCell<Slab<Rc<Conn>>>,
     /// Pub/sub subscriptions of its connections, by their loop keys.
     pub topics: RefCell<Topics<Key, Rc<Conn>>>,
-    /// Publishes not queued to a subscriber above its high-water mark.
-    pub publish_skipped: Cell<u64>,
     closing: Cell<bool>,
     finished: Cell<bool>,
 }
@@ -372,6 +379,7 @@ impl EventLoop {
             key: OnceCell::new(),
             path: cstring(&path),
             client_count: AtomicUsize::new(0),
+            dropped: Arc::default(),
             closed: AtomicBool::new(false),
             tracking: config.client_tracking,
         });
@@ -385,7 +393,6 @@ impl EventLoop {
             events: RefCell::new(Some(Rc::from(events))),
             clients: RefCell::new(Slab::default()),
             topics: RefCell::default(),
-            publish_skipped: Cell::new(0),
             closing: Cell::new(false),
             finished: Cell::new(false),
         });
@@ -448,9 +455,11 @@ impl EventLoop {
     }
 
     /// Sends one message to every open client; the frame is encoded once. Returns how many
-    /// clients took it (those above their high-water mark are skipped).
+    /// clients took it. Those above their high-water mark (whatever the policy: nothing is
+    /// queued past the mark) or in the middle of a fragmented message are skipped, and the
+    /// message counts as dropped for them and for the server.
     pub fn broadcast(&self, server: &Server, kind: MessageKind, data: &[u8]) -> usize {
-        let mut frame = Vec::new();
+        let mut frame = Vec::with_capacity(data.len() + 10);
         encode_server_message(&mut frame, kind, data);
         let clients: Vec<Rc<Conn>> = server.clients.borrow().values().cloned().collect();
         let mut sent = 0;
@@ -458,30 +467,9 @@ impl EventLoop {
             if conn.phase.get() != Phase::Open || conn.is_terminating() {
                 continue;
             }
-            let pending = {
-                let mut out = conn.output.borrow_mut();
-                if out.writer.close_sent() || out.writer.is_fragmenting() || out.pending() > conn.cfg().high_water {
-                    if out.pending() > conn.cfg().high_water {
-                        conn.want_drain.set(true);
-                    }
-                    continue;
-                }
-                if out.writer.compresses(data.len()) {
-                    // Each connection has its own compression context.
-                    if out.encode(SendOp::Message(kind), data).is_err() {
-                        continue;
-                    }
-                } else {
-                    out.buf.extend_from_slice(&frame);
-                }
-                out.pending()
-            };
-            conn.handle.set_buffered(pending);
-            if pending > conn.cfg().high_water {
-                conn.want_drain.set(true);
+            if self.queue_shared_frame(&conn, kind, data, &frame) {
+                sent += 1;
             }
-            self.mark_dirty(&conn);
-            sent += 1;
         }
         sent
     }
@@ -582,7 +570,7 @@ impl EventLoop {
     ) {
         let key = self.conns.borrow().next_key();
         let config = forced.as_ref().map_or_else(|| self.default_conn_config(), |s| s.conn_config.clone());
-        let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), config.high_water));
+        let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), &config));
         handle.set_key(key);
         let conn = Rc::new(Conn::new(handle, key, Role::Server, config, Some(stream), Phase::ServerHandshake, None));
         if self.register(&conn, Interest::READABLE).is_err() {
@@ -738,7 +726,7 @@ impl EventLoop {
         // The connection now takes the server's settings.
         conn.config_replace(server.conn_config.clone());
         *conn.reader.borrow_mut() = server.config.conn.reader(Role::Server);
-        conn.handle.set_high_water(server.config.conn.high_water);
+        conn.handle.set_limits(&server.config.conn, Some(&server.handle.dropped));
         conn.handle.set_url(view.url.clone());
         let hs = Arc::new(HandshakeHandle {
             shared: self.shared.clone(),

@@ -62,6 +62,7 @@ enum class Status : uint32_t {
     AlreadyDone = WSFFI_STATUS_ERR_ALREADY_DONE,
     QueueFull = WSFFI_STATUS_ERR_QUEUE_FULL,
     Reconnecting = WSFFI_STATUS_ERR_RECONNECTING,
+    Dropped = WSFFI_STATUS_ERR_DROPPED,
     Protocol = WSFFI_STATUS_ERR_PROTOCOL,
     Handshake = WSFFI_STATUS_ERR_HANDSHAKE,
     HandshakeRejected = WSFFI_STATUS_ERR_HANDSHAKE_REJECTED,
@@ -946,8 +947,17 @@ public:
     }
 };
 
+// What a server does with a client whose output passed the high-water mark (see
+// wsffi_server_options_set_backpressure_policy).
+enum class BackpressurePolicy : uint32_t {
+    Refuse = WSFFI_BACKPRESSURE_REFUSE,
+    Drop = WSFFI_BACKPRESSURE_DROP,
+    Close1008 = WSFFI_BACKPRESSURE_CLOSE_1008,
+    Close1013 = WSFFI_BACKPRESSURE_CLOSE_1013,
+};
+
 // Server options (wsffi_server_options). Defaults: client tracking on, no limit, any Origin,
-// ping after 60 s, idle timeout 120 s, deflate declined.
+// ping after 60 s, idle timeout 120 s, back-pressure policy Refuse, deflate declined.
 class ServerOptions
     : public detail::OptionsBase<wsffi_server_options, wsffi_server_options_new, wsffi_server_options_free> {
 public:
@@ -1003,6 +1013,13 @@ public:
     }
     ServerOptions &water_marks(std::size_t high, std::size_t low) {
         detail::check(wsffi_server_options_set_water_marks(p_, high, low), "wsffi_server_options_set_water_marks");
+        return *this;
+    }
+    // `grace` is how long a client may stay above the mark under Close1008/Close1013.
+    ServerOptions &backpressure_policy(BackpressurePolicy policy, ms grace = ms{0}) {
+        detail::check(wsffi_server_options_set_backpressure_policy(p_, static_cast<uint32_t>(policy),
+                                                                   detail::to_ms(grace, "grace")),
+                      "wsffi_server_options_set_backpressure_policy");
         return *this;
     }
     ServerOptions &per_message_deflate(bool enabled) {

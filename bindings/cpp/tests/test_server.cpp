@@ -436,6 +436,30 @@ TEST(Server, AllowedOriginsAndMaxConnections) {
     ASSERT_TRUE(right.wait_closed());
 }
 
+TEST(Server, BackpressurePolicyOption) {
+    using std::chrono::milliseconds;
+    wsffi::ServerOptions so;
+    so.water_marks(64 * 1024, 16 * 1024).backpressure_policy(wsffi::BackpressurePolicy::Close1013, milliseconds(250));
+    so.backpressure_policy(wsffi::BackpressurePolicy::Drop);
+    try {
+        so.backpressure_policy(static_cast<wsffi::BackpressurePolicy>(42));
+        ADD_FAILURE() << "an unknown policy was accepted";
+    } catch (const wsffi::Error &e) {
+        EXPECT_EQ(e.status(), Status::InvalidParameter);
+    }
+    EXPECT_THROW(so.backpressure_policy(wsffi::BackpressurePolicy::Close1008, milliseconds(-1)), wsffi::Error);
+    // The server runs with it: a client that reads is served as usual.
+    Record client;
+    Env env;
+    env.start({}, &so);
+    wsffi::Conn c = wsffi::connect(env.reactor, env.url(), client.handlers());
+    ASSERT_TRUE(client.wait_open());
+    EXPECT_EQ(env.server->broadcast_text("hi"), 1u);
+    ASSERT_TRUE(client.wait_messages(1));
+    c.close();
+    ASSERT_TRUE(client.wait_closed());
+}
+
 TEST(Server, MaxPayloadClosesWith1009) {
     Record client;
     Env env;
