@@ -15,6 +15,7 @@ from ._core import (
     CloseDetails,
     InvalidStateError,
     ReconnectingError,
+    DroppedError,
     Request,
     Response,
     ShutDownError,
@@ -68,7 +69,7 @@ def shutdown() -> None:
 
 __all__ = [
     "WebSocket", "WebSocketServer", "EventEmitter", "EventLoop", "MessageEvent", "Request", "Response",
-    "CloseDetails", "WebSocketError", "InvalidStateError", "BackpressureError", "ShutDownError", "ReconnectingError",
+    "CloseDetails", "WebSocketError", "InvalidStateError", "BackpressureError", "ShutDownError", "ReconnectingError", "DroppedError",
     "CONNECTING", "OPEN", "CLOSING", "CLOSED", "TEXT", "BINARY", "default_loop", "run", "stop",
     "call_soon", "call_later", "call_every", "Timer", "enable_logging", "disable_logging", "shutdown",
     "library_path", "library_version",

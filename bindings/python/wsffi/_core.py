@@ -35,6 +35,11 @@ class BackpressureError(WebSocketError):
     """More than the high-water mark is buffered; nothing was sent. Wait for 'drain'."""
 
 
+class DroppedError(WebSocketError):
+    """A server with ``backpressure="drop"`` threw the message away (the client is above its
+    high-water mark); it is counted, and is not to be sent again."""
+
+
 class ReconnectingError(WebSocketError):
     """A send while the connection is lost and waits to reconnect: nothing was queued."""
 
@@ -49,6 +54,7 @@ _STATUS_CLASSES = {
     L.STATUS_ERR_BACKPRESSURE: BackpressureError,
     L.STATUS_ERR_SHUT_DOWN: ShutDownError,
     L.STATUS_ERR_RECONNECTING: ReconnectingError,
+    L.STATUS_ERR_DROPPED: DroppedError,
 }
 
 
@@ -802,6 +808,10 @@ class ClientOptions:
             L.wsffi_client_options_free(p)
 
 
+# What a server does with a client whose output is above its high-water mark.
+BACKPRESSURE_POLICIES = {"refuse": 0, "drop": 1, "close-1008": 2, "close-1013": 3}
+
+
 class ServerOptions:
     """Owns a wsffi_server_options plus the wsffi_listener_options for its listener."""
 
@@ -809,7 +819,7 @@ class ServerOptions:
         "per_message_deflate", "max_payload", "max_fragments", "max_connections", "allowed_origins",
         "client_tracking", "ping_interval", "idle_timeout", "close_timeout", "water_marks",
         "handshake_timeout", "backlog", "max_header_bytes", "reuse_port", "tls_cert", "tls_client_ca",
-        "tls_sni", "alpn", "max_subscriptions", "stream_messages",
+        "tls_sni", "alpn", "max_subscriptions", "stream_messages", "backpressure", "backpressure_grace",
     }  # fmt: skip
 
     def __init__(self, **kw):
@@ -850,6 +860,12 @@ class ServerOptions:
             check(L.wsffi_server_options_add_allowed_origin(p, origin.encode()))
         if kw.get("stream_messages"):
             check(L.wsffi_server_options_set_stream_messages(p, True))
+        if kw.get("backpressure") is not None or kw.get("backpressure_grace") is not None:
+            name = kw.get("backpressure") or "refuse"
+            if name not in BACKPRESSURE_POLICIES:
+                raise ValueError(f"backpressure must be one of {', '.join(BACKPRESSURE_POLICIES)}, not {name!r}")
+            grace = _ms(kw.get("backpressure_grace") or 0)
+            check(L.wsffi_server_options_set_backpressure_policy(p, BACKPRESSURE_POLICIES[name], grace))
         if kw.get("client_tracking") is not None:
             check(L.wsffi_server_options_set_client_tracking(p, bool(kw["client_tracking"])))
         if kw.get("water_marks") is not None:

@@ -508,7 +508,10 @@ class WebSocketServer(EventEmitter, C.BaseServer):
       ``max_header_bytes``, ``reuse_port``, ``tls_cert`` ((chain, key) paths),
       ``tls_client_ca`` (path or (path, required)), ``tls_sni`` ({server name: (chain,
       key)}, "*.example.com" for a wildcard), ``alpn`` (protocols in order of preference),
-      ``loop``. Certificates are file paths or PEM bytes.
+      ``backpressure`` (what to do with a client above its high-water mark: "refuse" sends,
+      the default; "drop" the message for that client, counted; "close-1008" / "close-1013"
+      after ``backpressure_grace`` seconds above it), ``loop``. Certificates are file paths
+      or PEM bytes.
     - ``http_handler(request)``: answers plain (non-upgrade) HTTP requests on the port; it
       returns str or bytes (200), ``(status, body)`` or ``(status, headers, body)``. Without
       it they get 426 on the WebSocket path and 404 elsewhere.
