@@ -492,6 +492,16 @@ func (l *Listener) HandleHTTP(f func(w *HTTPResponse, r *Request)) error {
 	return statusErr("http handler", C.wsffi_go_listener_set_http_handler(l.l, C.uintptr_t(h)))
 }
 
+// BackpressurePolicy: see ServerOptions.Backpressure.
+type BackpressurePolicy uint32
+
+const (
+	BackpressureRefuse    BackpressurePolicy = C.WSFFI_BACKPRESSURE_REFUSE
+	BackpressureDrop      BackpressurePolicy = C.WSFFI_BACKPRESSURE_DROP
+	BackpressureClose1008 BackpressurePolicy = C.WSFFI_BACKPRESSURE_CLOSE_1008
+	BackpressureClose1013 BackpressurePolicy = C.WSFFI_BACKPRESSURE_CLOSE_1013
+)
+
 // ServerOptions configure a server. Zero values keep the library's server
 // defaults: client tracking on, no connection limit, any Origin, max payload
 // 64 MiB, ping after 60 s without input, idle timeout 120 s, close timeout
@@ -501,6 +511,12 @@ type ServerOptions struct {
 	MaxConnections        int
 	AllowedOrigins        []string // others get 403
 	MaxSubscriptions      int      // topics per connection (Conn.Subscribe); 0 keeps 10000
+	// Backpressure is what happens to a client above its high-water mark:
+	// BackpressureRefuse (sends fail with ErrBackpressure), BackpressureDrop
+	// (the message is dropped for it: ErrDropped, counted), or BackpressureClose1008 /
+	// BackpressureClose1013 after BackpressureGrace above the mark.
+	Backpressure      BackpressurePolicy
+	BackpressureGrace time.Duration
 
 	MaxPayload int
 	// StreamMessages delivers messages in parts to Handler.OnMessagePart.
@@ -592,6 +608,10 @@ func serverOptions(o *ServerOptions) (*C.wsffi_server_options, error) {
 	}
 	if o.MaxConnections > 0 {
 		check("max connections", C.wsffi_server_options_set_max_connections(so, C.size_t(o.MaxConnections)))
+	}
+	if o.Backpressure != BackpressureRefuse || o.BackpressureGrace > 0 {
+		check("backpressure policy", C.wsffi_server_options_set_backpressure_policy(so, C.uint32_t(o.Backpressure),
+			C.uint32_t(msec(o.BackpressureGrace))))
 	}
 	if o.MaxSubscriptions > 0 {
 		check("max subscriptions", C.wsffi_server_options_set_max_subscriptions(so, C.size_t(o.MaxSubscriptions)))
