@@ -20,6 +20,7 @@ use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::log::{self, Level};
 use super::slab::{Key, Slab};
+use super::stats::{Refusal, ServerCounters, ServerStats};
 use super::stream::Stream;
 use super::tls::{ListenerCerts, ServerTls};
 use super::topics::Topics;
@@ -132,6 +133,9 @@ pub struct ServerHandle {
     closed: AtomicBool,
     /// Client tracking enabled.
     pub tracking: bool,
+    /// Unique within the reactor, in attach order (names the server in the Prometheus text).
+    pub id: u64,
+    pub(crate) stats: ServerStats,
 }
 
 impl ServerHandle {
@@ -147,6 +151,11 @@ impl ServerHandle {
     /// Closed or closing?
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire) || self.shared.is_stopped()
+    }
+
+    /// The server's counters now (see [`super::stats`]); from any thread.
+    pub fn stats(&self) -> ServerCounters {
+        self.stats.snapshot(self.client_count() as u64)
     }
 }
 
@@ -374,8 +383,11 @@ impl EventLoop {
             client_count: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             tracking: config.client_tracking,
+            id: self.next_server_id(),
+            stats: ServerStats::default(),
         });
         let _ = handle.key.set(key);
+        self.shared.register_server(&handle);
         let server = Rc::new(Server {
             handle: handle.clone(),
             key,
@@ -423,6 +435,7 @@ impl EventLoop {
         server.closing.set(true);
         server.handle.closed.store(true, Ordering::Release);
         self.servers.borrow_mut().remove(server.key);
+        self.shared.unregister_server(&server.handle);
         let events = server.events.borrow_mut().take();
         if let Some(events) = events {
             events.on_close(&server.handle);
@@ -477,6 +490,7 @@ impl EventLoop {
                 out.pending()
             };
             conn.handle.set_buffered(pending);
+            conn.unflushed_sent.set(conn.unflushed_sent.get() + 1);
             if pending > conn.cfg().high_water {
                 conn.want_drain.set(true);
             }
@@ -648,6 +662,8 @@ impl EventLoop {
                 for s in servers {
                     s.client_error(Error::Handshake, message);
                 }
+                // Not routed: counted on the reactor only.
+                self.count_refusal(None, Refusal::BadRequest);
                 self.refuse(conn, e.status, "", &[], e.message.as_bytes());
             }
             Ok(Some((request, n))) => {
@@ -699,6 +715,7 @@ impl EventLoop {
         if !view.request.is_websocket_upgrade() {
             // A plain request's content (if any) is never read: the answer closes the
             // connection, so it cannot be taken for a next request.
+            self.shared.stats.http_requests.add(1);
             if let Some(handler) = listener.as_ref().and_then(|l| l.http.borrow().clone()) {
                 self.answer_plain(conn, handler, view);
             } else if server.is_some() {
@@ -710,6 +727,7 @@ impl EventLoop {
             return;
         }
         let Some(server) = server.filter(|s| !s.closing.get()) else {
+            self.count_refusal(None, Refusal::NotFound);
             self.refuse(conn, 404, "", &[], b"no WebSocket server at this path\n");
             return;
         };
@@ -717,6 +735,7 @@ impl EventLoop {
             Ok(u) => u,
             Err((e, headers)) => {
                 server.client_error(Error::Handshake, &e.message);
+                self.count_refusal(Some(&server), Refusal::BadRequest);
                 self.refuse(conn, e.status, "", &headers, e.message.as_bytes());
                 return;
             }
@@ -724,6 +743,7 @@ impl EventLoop {
         let max = server.config.max_connections;
         if max > 0 && server.handle.client_count() >= max {
             server.client_error(Error::HandshakeRejected, "too many connections");
+            self.count_refusal(Some(&server), Refusal::MaxConnections);
             self.refuse(conn, 503, "", &[], b"too many connections\n");
             return;
         }
@@ -731,6 +751,7 @@ impl EventLoop {
             let origin = view.request.header("Origin").unwrap_or("");
             if !server.config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
                 server.client_error(Error::HandshakeRejected, &format!("origin not allowed: {origin}"));
+                self.count_refusal(Some(&server), Refusal::Origin);
                 self.refuse(conn, 403, "", &[], b"origin not allowed\n");
                 return;
             }
@@ -819,6 +840,7 @@ impl EventLoop {
         let allowed = is_redirect_status(status) || (400..=599).contains(&status);
         let status = if allowed { status } else { 401 };
         server.client_error(Error::HandshakeRejected, &format!("verify_client rejected the client ({status})"));
+        self.count_refusal(Some(server), Refusal::VerifyClient);
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
 
@@ -846,6 +868,7 @@ impl EventLoop {
             Some((Err(e), _)) => {
                 let message = format!("malformed Sec-WebSocket-Extensions: {e}");
                 server.client_error(Error::Handshake, &message);
+                self.count_refusal(Some(server), Refusal::BadRequest);
                 self.refuse(conn, 400, "", &[], message.as_bytes());
                 return;
             }
@@ -877,6 +900,9 @@ impl EventLoop {
         conn.server_slot.set(Some(slot));
         *conn.server.borrow_mut() = Some(server.clone());
         server.handle.client_count.fetch_add(1, Ordering::Relaxed);
+        server.handle.stats.accepted.add(1);
+        self.shared.stats.accepted.add(1);
+        self.count_opened();
         conn.phase.set(Phase::Open);
         conn.handle.set_state(super::conn::ready_state::OPEN);
         if let Some(events) = server.events() {
@@ -893,6 +919,7 @@ impl EventLoop {
         let deferred = with_state(&conn, |st| st.deferred.take()).flatten();
         let Some((hs, upgrade, server)) = deferred else { return };
         if server.closing.get() {
+            self.count_refusal(Some(&server), Refusal::ServerClosing);
             self.refuse(&conn, 503, "", &[], b"server closing\n");
         } else if accept {
             self.accept_upgrade(&conn, &server, &hs, &upgrade);
@@ -908,10 +935,21 @@ impl EventLoop {
         if let Some(Some((hs, _, server))) = with_state(conn, |st| st.deferred.take()) {
             hs.expired.store(true, Ordering::Release);
             server.client_error(Error::Timeout, "opening handshake timed out waiting for a decision");
+            self.count_refusal(Some(&server), Refusal::Timeout);
             return;
         }
         for s in servers {
             s.client_error(Error::Timeout, "opening handshake timed out");
+        }
+        // The request never arrived whole: no server is known.
+        self.count_refusal(None, Refusal::Timeout);
+    }
+
+    /// Counts a refused handshake on the reactor and, when it was routed, on its server.
+    fn count_refusal(&self, server: Option<&Server>, why: Refusal) {
+        self.shared.stats.refused.count(why);
+        if let Some(s) = server {
+            s.handle.stats.refused.count(why);
         }
     }
 
