@@ -302,3 +302,31 @@ fn tls_handshake_failures_are_counted_on_both_sides() {
     assert_eq!((r.tls_failures_client, r.connections_opened, r.accepted), (1, 0, 0));
     assert_eq!(r.closes_received.iter().sum::<u64>(), 0, "no connection opened");
 }
+
+#[test]
+fn streamed_messages_count_once_and_publishes_count_as_sent() {
+    let mut rec = ServerRecorder::new();
+    rec.echo = false;
+    let mut cfg = ServerConfig::default();
+    cfg.conn.stream_messages = true;
+    let fix = Fixture::with(cfg, rec);
+    let (client, log) = fix.client("/");
+    log.wait_event("open");
+    let server_side = fix.server_conn(0);
+    // Three fragments of one message, then a whole one: two messages, however many parts.
+    client.send(SendOp::Fragment(MessageKind::Binary, false), &[1; 100]).unwrap();
+    client.send(SendOp::Fragment(MessageKind::Binary, false), &[2; 100]).unwrap();
+    client.send(SendOp::Fragment(MessageKind::Binary, true), &[3; 100]).unwrap();
+    client.send(SendOp::Message(MessageKind::Text), b"whole").unwrap();
+    eventually("two messages in", || server_side.stats().traffic.messages_in == 2);
+    assert_eq!(client.stats().traffic.messages_out, 2);
+    // Two publishes to a topic the server side subscribed to.
+    assert!(wsffi::reactor::pubsub::subscribe(&server_side, "news").unwrap());
+    for text in ["first", "second"] {
+        wsffi::reactor::pubsub::publish(&fix.server, "news", MessageKind::Text, text.as_bytes(), None).unwrap();
+    }
+    log.wait_for(|ev| count(ev, "text") == 2);
+    eventually("two messages out", || server_side.stats().traffic.messages_out == 2);
+    assert_eq!(fix.server.stats().traffic.messages_out, 2);
+    eventually("two messages in at the client", || client.stats().traffic.messages_in == 2);
+}
