@@ -760,6 +760,22 @@ def build_report(opts, servers, scens, results, skipped, started, elapsed, versi
     return "\n".join(lines), failures
 
 
+# Sections of the results file below this line are measurements made apart from the run
+# (A/B comparisons of one change); a new run keeps them.
+KEPT_MARKER = "<!-- sections below are kept by run.py -->"
+
+
+def kept_sections(path):
+    """The marker and what follows it in the existing results file, or ""."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    at = text.find(KEPT_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma list (default: all)")
@@ -878,7 +894,7 @@ def main():
     print(report)
     os.makedirs(os.path.dirname(os.path.abspath(opts.output)), exist_ok=True)
     with open(opts.output, "w") as f:
-        f.write(report)
+        f.write(report + kept_sections(opts.output))
     raw = [{f"{k[0]}/{k[1]}": v for k, v in rr.items()} for rr in results]
     with open(os.path.join(LOGS, "results.json"), "w") as f:
         json.dump({"options": vars(opts), "rounds": raw}, f, indent=1)

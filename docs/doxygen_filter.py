@@ -34,12 +34,16 @@ GROUPS = [
      "An HTTP response a client received instead of an upgrade, and the answer a plain HTTP "
      "handler writes."),
     ("deflate", "permessage-deflate (wsffi_deflate_params)", "RFC 7692 parameters."),
+    ("stats", "Counters (wsffi_conn_stats, wsffi_server_stats, wsffi_reactor_stats)",
+     "Counters of connections, servers and reactors, read from any thread while the reactor "
+     "runs, and their Prometheus text."),
     ("errors", "Status codes and errors (wsffi_status, wsffi_error)",
      "What every call returns, and the optional error detail with a message."),
     ("constants", "Constants", "Message kinds, ready states, close codes and limits."),
 ]
 
 RULES = [
+    (r"^wsffi_(conn|server|reactor)_(get_)?stats", "stats"), (r"^wsffi_close_counts$", "stats"),
     (r"^wsffi_reactor_options", "reactor"), (r"^wsffi_reactor", "reactor"), (r"^wsffi_version", "reactor"),
     (r"^WSFFI_VERSION", "reactor"), (r"^wsffi_wake_cb$", "reactor"),
     (r"^wsffi_client_options", "client_options"),

@@ -7,7 +7,8 @@
  *
  * Clients connect to ws://HOST:PORT/chat?name=NAME&room=ROOM (without a name they become
  * guestN, without a room they join "lobby");
- * a browser gets a small chat page at http://HOST:PORT/. With --tls (PEM certificate chain
+ * a browser gets a small chat page at http://HOST:PORT/ and Prometheus gets the library's
+ * counters at http://HOST:PORT/metrics. With --tls (PEM certificate chain
  * and key) the same port speaks TLS: https:// for the page, wss:// for the room. Prints
  * "listening on ADDR" once ready, then "open URL in a browser", then a log of the room. Runs until SIGINT or SIGTERM; clients then get a 1001
  * ("going away") close.
@@ -234,10 +235,41 @@ static void on_server_error(void *user, wsffi_server *server, wsffi_status statu
     fprintf(stderr, "chat-server: %s: %s\n", wsffi_status_str(status), message);
 }
 
-/* Plain HTTP requests (no upgrade): the chat page at "/". */
+/* GET /metrics: the reactor's and the room's counters in the Prometheus text format. */
+static void serve_metrics(wsffi_reactor *reactor, wsffi_http_response *resp) {
+    size_t cap = 16 * 1024, len = 0;
+    char *text = NULL;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        char *bigger = realloc(text, cap);
+        if (bigger == NULL) {
+            break;
+        }
+        text = bigger;
+        wsffi_status s = wsffi_reactor_stats_prometheus(reactor, text, cap, &len);
+        if (s == WSFFI_STATUS_OK) {
+            wsffi_http_response_add_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            wsffi_http_response_set_body(resp, (const uint8_t *)text, len);
+            free(text);
+            return;
+        }
+        if (s != WSFFI_STATUS_ERR_TOO_BIG) {
+            break;
+        }
+        cap = len + 4096; /* counters move between the two calls: leave some room */
+    }
+    free(text);
+    wsffi_http_response_set_status(resp, 500, NULL);
+}
+
+/* Plain HTTP requests (no upgrade): the chat page at "/", the counters at "/metrics". */
 static void http_handler(void *user, const wsffi_request *req, wsffi_http_response *resp) {
-    (void)user;
+    wsffi_reactor *reactor = user;
     const char *path = wsffi_request_path(req);
+    const char *method = wsffi_request_method(req);
+    if (strcmp(path, "/metrics") == 0 && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
+        serve_metrics(reactor, resp);
+        return;
+    }
     if (strcmp(path, CHAT_PATH) == 0) {
         wsffi_http_response_set_status(resp, 426, NULL); /* a WebSocket lives here */
         wsffi_http_response_add_header(resp, "Upgrade", "websocket");
@@ -318,7 +350,7 @@ int main(int argc, char **argv) {
         wsffi_reactor_free(reactor);
         return fail("listen", err);
     }
-    wsffi_listener_set_http_handler(listener, http_handler, NULL);
+    wsffi_listener_set_http_handler(listener, http_handler, reactor);
 
     struct chat chat = {0};
     wsffi_server_options *opts = wsffi_server_options_new();

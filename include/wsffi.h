@@ -23,7 +23,12 @@
  * hold the `size` field (0: a struct that was only zeroed) or one that ends inside a field.
  * `struct wsffi_close_info` grows the same way in the other direction: the library fills it
  * and sets `size` to its own `sizeof`, and a program reads a field only when the field lies
- * within `size`.
+ * within `size`. The stats snapshots `struct wsffi_conn_stats`, `struct wsffi_server_stats`
+ * and `struct wsffi_reactor_stats` are allocated by the program with `size` set to their
+ * `sizeof` and filled by the library: it writes the fields that lie within `size`, zeroes
+ * bytes beyond the fields it knows, and lowers `size` to its own `sizeof` when that is
+ * smaller (so a program built against a newer header sees which fields were filled); a
+ * `size` too small for the `size` field or ending inside a field is refused as above.
  *
  * Status values are explicit and never renumbered; new ones may be added.
  *
@@ -824,6 +829,268 @@ typedef void (*wsffi_http_handler_cb)(void *user, const struct wsffi_request *re
 typedef void (*wsffi_client_visit_cb)(void *user, struct wsffi_conn *conn);
 
 /*
+ One connection's counters, filled by `wsffi_conn_get_stats`. Set `size` to
+ `sizeof(struct wsffi_conn_stats)` first; see the header's introduction for how the struct
+ grows. Messages count whole (a fragmented one once); bytes are those of the WebSocket
+ stream (the HTTP handshake and every frame, headers included; with TLS, before encryption
+ and after decryption). Received messages and bytes count once the read that carried them
+ is processed (just after their `on_message`); sent ones (sends, broadcasts, publishes)
+ when the wake-up that queued them flushes its output.
+ */
+typedef struct wsffi_conn_stats {
+  /*
+   `sizeof(struct wsffi_conn_stats)` as the caller's header declares it; the library
+   lowers it to its own `sizeof` when that is smaller.
+   */
+  size_t size;
+  /*
+   Messages received.
+   */
+  uint64_t messages_in;
+  /*
+   Messages sent (queued: `wsffi_send*`, final fragments, broadcasts, publishes).
+   */
+  uint64_t messages_out;
+  /*
+   Bytes read, in bytes.
+   */
+  uint64_t bytes_in;
+  /*
+   Bytes written, in bytes.
+   */
+  uint64_t bytes_out;
+  /*
+   Bytes accepted by sends and not yet written: `wsffi_buffered_amount`.
+   */
+  uint64_t buffered_bytes;
+  /*
+   Microseconds from the last ping (the automatic one of `ping_interval`, or
+   `wsffi_ping`) to the pong that carried its payload; -1 until a pong answered one.
+   */
+  int64_t last_ping_rtt_us;
+} wsffi_conn_stats;
+
+/*
+ Close frames by code, in the stats of servers and reactors. Its fields are fixed (it does
+ not grow): codes without a field of their own, the application's 3000-4999 among them,
+ count in `other`.
+ */
+typedef struct wsffi_close_counts {
+  /*
+   1000, normal closure.
+   */
+  uint64_t code_1000;
+  /*
+   1001, going away (a server or reactor closing, the idle timeout).
+   */
+  uint64_t code_1001;
+  /*
+   1002, protocol error.
+   */
+  uint64_t code_1002;
+  /*
+   1003, unsupported data.
+   */
+  uint64_t code_1003;
+  /*
+   1005: a close frame without a code.
+   */
+  uint64_t code_1005;
+  /*
+   1006: no close frame (received side only: the connection ended without the peer's).
+   */
+  uint64_t code_1006;
+  /*
+   1007, invalid payload (bad UTF-8).
+   */
+  uint64_t code_1007;
+  /*
+   1008, policy violation.
+   */
+  uint64_t code_1008;
+  /*
+   1009, message too big.
+   */
+  uint64_t code_1009;
+  /*
+   1010, mandatory extension.
+   */
+  uint64_t code_1010;
+  /*
+   1011, internal error.
+   */
+  uint64_t code_1011;
+  /*
+   Every other code.
+   */
+  uint64_t other;
+} wsffi_close_counts;
+
+/*
+ A server's counters, filled by `wsffi_server_get_stats`. Set `size` to
+ `sizeof(struct wsffi_server_stats)` first; see the header's introduction for how the
+ struct grows. Traffic counts its connections from the 101 answer on (the request was read
+ before the server was known) and includes connections that have closed. Refusals made
+ before a request reached a server (unparsable requests, unknown paths, TLS failures, a
+ request that did not arrive in time) count on the reactor only.
+ */
+typedef struct wsffi_server_stats {
+  /*
+   `sizeof(struct wsffi_server_stats)` as the caller's header declares it; the library
+   lowers it to its own `sizeof` when that is smaller.
+   */
+  size_t size;
+  /*
+   Open connections (`wsffi_server_client_count`).
+   */
+  uint64_t connections_open;
+  /*
+   Handshakes answered with 101.
+   */
+  uint64_t handshakes_accepted;
+  /*
+   Refused: not a valid WebSocket upgrade (400, 426), a malformed extension offer.
+   */
+  uint64_t refused_bad_request;
+  /*
+   Refused: Origin not in the allowed origins (403).
+   */
+  uint64_t refused_origin;
+  /*
+   Refused: max_connections reached (503).
+   */
+  uint64_t refused_max_connections;
+  /*
+   Refused by `verify_client` (its status, redirects included).
+   */
+  uint64_t refused_verify_client;
+  /*
+   Refused: a deferred decision did not come within the handshake timeout.
+   */
+  uint64_t refused_timeout;
+  /*
+   Refused: the server closed while a decision was deferred (503).
+   */
+  uint64_t refused_server_closing;
+  /*
+   Messages received.
+   */
+  uint64_t messages_in;
+  /*
+   Messages sent.
+   */
+  uint64_t messages_out;
+  /*
+   Bytes read, in bytes.
+   */
+  uint64_t bytes_in;
+  /*
+   Bytes written, in bytes.
+   */
+  uint64_t bytes_out;
+  /*
+   Codes of the close frames its connections sent (our own closes and echoes).
+   */
+  struct wsffi_close_counts closes_sent;
+  /*
+   Codes of the close frames its connections received; `code_1006` counts those that
+   ended without one. Every connection that opened counts once here when it ends.
+   */
+  struct wsffi_close_counts closes_received;
+} wsffi_server_stats;
+
+/*
+ A reactor's counters, filled by `wsffi_reactor_get_stats`: every connection of the
+ reactor, client and server side, and every server, also those already closed. Set
+ `size` to `sizeof(struct wsffi_reactor_stats)` first; see the header's introduction for
+ how the struct grows.
+ */
+typedef struct wsffi_reactor_stats {
+  /*
+   `sizeof(struct wsffi_reactor_stats)` as the caller's header declares it; the library
+   lowers it to its own `sizeof` when that is smaller.
+   */
+  size_t size;
+  /*
+   Open connections (state OPEN or CLOSING), both sides.
+   */
+  uint64_t connections_open;
+  /*
+   Connections that reached OPEN, both sides.
+   */
+  uint64_t connections_opened;
+  /*
+   Server handshakes answered with 101.
+   */
+  uint64_t handshakes_accepted;
+  /*
+   Refused: unparsable HTTP, not a valid WebSocket upgrade, a malformed extension offer.
+   */
+  uint64_t refused_bad_request;
+  /*
+   Refused: no server at the request's path (404).
+   */
+  uint64_t refused_not_found;
+  /*
+   Refused: Origin not allowed (403).
+   */
+  uint64_t refused_origin;
+  /*
+   Refused: max_connections reached (503).
+   */
+  uint64_t refused_max_connections;
+  /*
+   Refused by `verify_client`.
+   */
+  uint64_t refused_verify_client;
+  /*
+   Refused: the handshake timeout expired (request incomplete, or decision deferred).
+   */
+  uint64_t refused_timeout;
+  /*
+   Refused: the server closed while a decision was deferred (503).
+   */
+  uint64_t refused_server_closing;
+  /*
+   Plain (non-upgrade) HTTP requests answered (by the listener's HTTP handler, or 404/426).
+   */
+  uint64_t http_requests;
+  /*
+   Accepted sockets whose TLS handshake failed.
+   */
+  uint64_t tls_failures_server;
+  /*
+   `wss://` client connections whose TLS handshake failed.
+   */
+  uint64_t tls_failures_client;
+  /*
+   Messages received.
+   */
+  uint64_t messages_in;
+  /*
+   Messages sent.
+   */
+  uint64_t messages_out;
+  /*
+   Bytes read, in bytes (handshakes included).
+   */
+  uint64_t bytes_in;
+  /*
+   Bytes written, in bytes (handshakes included).
+   */
+  uint64_t bytes_out;
+  /*
+   Codes of the close frames sent.
+   */
+  struct wsffi_close_counts closes_sent;
+  /*
+   Codes of the close frames received; `code_1006` counts connections that ended
+   without one.
+   */
+  struct wsffi_close_counts closes_received;
+} wsffi_reactor_stats;
+
+/*
  A timer's callback: `timer` is the id `wsffi_reactor_add_timer` stored (so a callback can
  cancel itself), `user` the pointer given there.
  */
@@ -868,6 +1135,8 @@ typedef void (*wsffi_timer_cb)(uint64_t timer, void *user);
  As `WSFFI_BACKPRESSURE_CLOSE_1008`, with 1013 (try again later).
  */
 #define WSFFI_BACKPRESSURE_CLOSE_1013 3
+
+
 
 
 
@@ -1807,6 +2076,54 @@ wsffi_status wsffi_http_response_add_header(struct wsffi_http_response *response
  0.
  */
 wsffi_status wsffi_http_response_set_body(struct wsffi_http_response *response, const uint8_t *data, size_t len);
+
+/*
+ Fills `*out` with the connection's counters (see `struct wsffi_conn_stats`), from any
+ thread, without waiting for the reactor. Also after the connection closed, as long as the
+ caller holds a reference: then the counters are final (`buffered_bytes` 0) and the status
+ is WSFFI_STATUS_OK; `wsffi_ready_state` tells that it closed.
+ NULL `conn` or `out`: WSFFI_STATUS_ERR_NULL_PARAMETER; an `out->size` smaller than the
+ `size` field (a struct only zeroed) or ending inside a field:
+ WSFFI_STATUS_ERR_INVALID_PARAMETER. Nothing is written on error.
+ */
+wsffi_status wsffi_conn_get_stats(const struct wsffi_conn *conn, struct wsffi_conn_stats *out);
+
+/*
+ Fills `*out` with the server's counters (see `struct wsffi_server_stats`), from any
+ thread, without waiting for the reactor. The handle is valid until `wsffi_server_close`;
+ the reactor's stats keep what its servers counted after they are gone.
+ NULL `server` or `out`: WSFFI_STATUS_ERR_NULL_PARAMETER; an `out->size` that breaks the
+ size rule: WSFFI_STATUS_ERR_INVALID_PARAMETER. Nothing is written on error.
+ */
+wsffi_status wsffi_server_get_stats(const struct wsffi_server *server, struct wsffi_server_stats *out);
+
+/*
+ Fills `*out` with the reactor's counters (see `struct wsffi_reactor_stats`), from any
+ thread, without waiting for the reactor (also from callbacks).
+ NULL `reactor` or `out`: WSFFI_STATUS_ERR_NULL_PARAMETER; an `out->size` that breaks the
+ size rule: WSFFI_STATUS_ERR_INVALID_PARAMETER. Nothing is written on error.
+ */
+wsffi_status wsffi_reactor_get_stats(const struct wsffi_reactor *reactor, struct wsffi_reactor_stats *out);
+
+/*
+ Writes the counters of `reactor` and of its servers that are attached (not yet closed)
+ in the Prometheus text exposition format (version 0.0.4), each metric family with HELP
+ and TYPE lines. The names are those of the stats fields with the library's prefix
+ (`connections_open`, `handshakes_refused_total` labelled by `reason`,
+ `close_codes_received_total` labelled by `code`, ...); the servers' families add `server_`
+ and the labels `server` (the servers of the reactor numbered 1, 2, ... in attach order) and
+ `path`. README.md lists them. Serve the text from a listener's HTTP handler as
+ `text/plain; version=0.0.4`. From any thread, without waiting for the reactor.
+
+ Like `snprintf`: the text and a NUL go to `buf` when they fit in `cap` bytes; `*out_len`
+ (when `out_len` is not NULL) receives the text's length without the NUL either way. When
+ `cap` is too small (0 with a NULL `buf` asks only for the length), the status is
+ WSFFI_STATUS_ERR_TOO_BIG and `buf` is left as it was; counters keep moving, so give the
+ next call some room beyond `*out_len + 1`.
+ NULL `reactor`: WSFFI_STATUS_ERR_NULL_PARAMETER; NULL `buf` with `cap` above 0:
+ WSFFI_STATUS_ERR_NULL_PARAMETER.
+ */
+wsffi_status wsffi_reactor_stats_prometheus(const struct wsffi_reactor *reactor, char *buf, size_t cap, size_t *out_len);
 
 /*
  Runs `cb` once after `delay_ms` milliseconds (0: at the reactor's next turn), then, when

@@ -135,6 +135,11 @@ fn a_server_that_goes_away_and_comes_back_is_reconnected_on_the_same_handle() {
     text(&conn, "two").unwrap();
     log.wait_event("text two");
     assert_eq!(conn.url().to_str().unwrap(), url);
+    // The counters saw two connections, one of them over, ended by the server's 1001.
+    let r = reactor.stats();
+    assert_eq!((r.connections_opened, r.connections_open), (2, 1), "{r:?}");
+    let slot = wsffi::reactor::stats::CLOSE_CODES.iter().position(|&c| c == 1001).unwrap();
+    assert_eq!(r.closes_received[slot], 1, "{r:?}");
 
     conn.close(Some(1000), b"done".to_vec()).unwrap();
     log.wait_event("dropped");

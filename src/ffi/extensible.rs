@@ -104,6 +104,35 @@ pub unsafe fn init_extensible<T: Extensible>(ptr: *mut T, size: usize) -> Result
     Ok(())
 }
 
+/// Fills a struct the caller allocated for the library to fill (a stats snapshot): the caller
+/// set its `size`; the fields that lie within it get `value`'s, bytes beyond the fields this
+/// library knows are zeroed, and `size` becomes `min(size, size_of::<T>())`, so a caller built
+/// against a newer header sees which fields were filled.
+///
+/// # Safety
+/// `ptr` is non-NULL, aligned for `T`, and points to at least `(*ptr).size` writable bytes
+/// (at least `size_of::<usize>()`).
+pub unsafe fn write_extensible<T: Extensible>(ptr: *mut T, value: &T) -> Result<(), String> {
+    // SAFETY: the size field comes first and is readable per the caller's contract.
+    let size = unsafe { ptr.cast::<usize>().read() };
+    check_size::<T>(size)?;
+    let known = size_of::<T>();
+    let bytes = ptr.cast::<u8>();
+    let src = (value as *const T).cast::<u8>();
+    for &(_, offset, len) in T::FIELDS.iter().filter(|&&(_, offset, len)| offset + len <= size) {
+        // SAFETY: the field lies within both structs (checked against `size`, and within `T`
+        // by the trait contract).
+        unsafe { std::ptr::copy_nonoverlapping(src.add(offset), bytes.add(offset), len) };
+    }
+    if size > known {
+        // SAFETY: the caller declared `size` writable bytes.
+        unsafe { std::ptr::write_bytes(bytes.add(known), 0, size - known) };
+    }
+    // SAFETY: `size >= size_of::<usize>()` (checked) and the size field comes first.
+    unsafe { ptr.cast::<usize>().write(size.min(known)) };
+    Ok(())
+}
+
 /// A size too small for the size field itself, or one that ends inside a field, is refused.
 fn check_size<T: Extensible>(size: usize) -> Result<(), String> {
     if size < size_of::<usize>() {
@@ -200,6 +229,9 @@ mod tests {
         assert_fields_consistent::<wsffi_conn_callbacks>();
         assert_fields_consistent::<wsffi_server_callbacks>();
         assert_fields_consistent::<crate::ffi::deflate_options::wsffi_deflate_params>();
+        assert_fields_consistent::<crate::ffi::stats::wsffi_conn_stats>();
+        assert_fields_consistent::<crate::ffi::stats::wsffi_server_stats>();
+        assert_fields_consistent::<crate::ffi::stats::wsffi_reactor_stats>();
         assert_fields_consistent::<Sample>();
     }
 
@@ -232,6 +264,26 @@ mod tests {
         assert!(read(&caller(size_of::<usize>() - 1)).unwrap_err().contains("too small"));
         let inside_c = std::mem::offset_of!(Sample, c) + 1;
         assert!(read(&caller(inside_c)).unwrap_err().contains("inside field c"));
+    }
+
+    #[test]
+    fn write_fills_the_covered_fields_zeros_the_unknown_tail_and_sets_the_size() {
+        let value = Sample { size: size_of::<Sample>(), a: 10, b: 20, c: 30 };
+        let mut newer = Newer { sample: Sample { size: size_of::<Newer>(), a: 0, b: 0, c: 0 }, extra: [7; 16] };
+        // SAFETY: `newer` has `size_of::<Newer>()` writable bytes.
+        unsafe { write_extensible(&mut newer.sample, &value) }.unwrap();
+        assert_eq!(newer.sample, value, "size becomes the library's");
+        assert_eq!(newer.extra, [0; 16]);
+
+        let prefix = std::mem::offset_of!(Sample, c);
+        let mut old = Sample { size: prefix, a: 0, b: 0, c: 99 };
+        // SAFETY: `old` is larger than `prefix` bytes.
+        unsafe { write_extensible(&mut old, &value) }.unwrap();
+        assert_eq!(old, Sample { size: prefix, a: 10, b: 20, c: 99 }, "bytes beyond size untouched");
+        let mut zeroed = Sample { size: 0, a: 0, b: 0, c: 0 };
+        // SAFETY: as above.
+        assert!(unsafe { write_extensible(&mut zeroed, &value) }.unwrap_err().contains("too small"));
+        assert_eq!(zeroed.a, 0, "nothing written on error");
     }
 
     #[test]

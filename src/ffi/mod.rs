@@ -18,6 +18,7 @@ pub mod log;
 pub mod options;
 pub mod reactor;
 pub mod server;
+pub mod stats;
 pub mod status;
 pub mod timers;
 pub mod tls_options;

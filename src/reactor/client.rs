@@ -502,6 +502,7 @@ impl EventLoop {
             }
             .with_tls_of(conn),
         );
+        self.count_opened();
         self.open_conn(conn);
     }
 

@@ -17,6 +17,7 @@ use super::dispatch::{ConnForwarder, ConnTarget};
 use super::ending::{CloseHandshake, Teardown};
 use super::events::ConnEvents;
 use super::slab::Key;
+use super::stats::{ConnCounters, ConnStats};
 use super::stream::Stream;
 use super::{with_loop, Command, Shared};
 use crate::core::protocol::frame::OpCode;
@@ -156,6 +157,8 @@ pub struct ConnHandle {
     info: InfoChain,
     /// Dispatch mode: the application's events, which jobs look up when they run.
     dispatch: Option<Arc<ConnTarget>>,
+    /// Counters, kept with the handle so they outlive the connection.
+    pub(crate) stats: ConnStats,
 }
 
 /// `s` as a C string, None when empty.
@@ -189,6 +192,7 @@ impl ConnHandle {
             url: url_cell,
             info: InfoChain::default(),
             dispatch,
+            stats: ConnStats::default(),
         }
     }
 
@@ -210,6 +214,16 @@ impl ConnHandle {
 
     pub(crate) fn set_state(&self, s: u8) {
         self.state.store(s, Ordering::Release);
+    }
+
+    /// The connection's counters now (see [`super::stats`]); from any thread, also after
+    /// the connection closed (then they are final).
+    pub fn stats(&self) -> ConnCounters {
+        ConnCounters {
+            traffic: self.stats.traffic.snapshot(),
+            buffered: self.buffered_amount() as u64,
+            last_ping_rtt: self.stats.last_rtt(),
+        }
     }
 
     /// Bytes accepted by sends and not yet written to the socket.
@@ -640,6 +654,12 @@ pub struct Conn {
     pub last_input: Cell<Instant>,
     /// When the last automatic ping went out (cleared by input).
     pub ping_sent: Cell<Option<Instant>>,
+    /// The last ping sent (automatic or the application's) and a tag of its payload, until
+    /// its pong arrives: the round trip in the counters.
+    pub rtt_probe: Cell<Option<(Instant, u32)>>,
+    /// Messages queued since the last flush: the sent-message counters take them with the
+    /// flush's bytes, so a send costs one add here, not three counters.
+    pub unflushed_sent: Cell<u64>,
     /// The opening handshake's progress, until it ends.
     pub(super) handshake: RefCell<Option<HandshakeState>>,
     /// The server this connection belongs to (server side).
@@ -701,6 +721,8 @@ impl Conn {
             armed: Cell::new(None),
             last_input: Cell::new(Instant::now()),
             ping_sent: Cell::new(None),
+            rtt_probe: Cell::new(None),
+            unflushed_sent: Cell::new(0),
             handshake: RefCell::new(None),
             server: RefCell::new(None),
             server_slot: Cell::new(None),

@@ -15,11 +15,12 @@ use super::app_timers::{AppTimers, TimerFn, TimerId};
 use super::bufpool;
 use super::config::{BackpressurePolicy, ConnConfig};
 use super::conn::{ready_state, Conn, ConnHandle, OutBuf, Phase, SendOp};
-use super::ending::{CloseFrame, Teardown, DRAIN_LIMIT};
+use super::ending::{CloseFrame, CloseReport, Teardown, DRAIN_LIMIT};
 use super::events::ConnEvents;
 use super::log::{self, Level};
 use super::server::{Listener, Server};
 use super::slab::{Key, Slab};
+use super::stats::{payload_tag, CloseCodes, Traffic};
 use super::timers::Timers;
 use super::{Command, Shared};
 use crate::core::protocol::close::codes;
@@ -72,6 +73,8 @@ pub struct EventLoop {
     stopping: Cell<Option<Instant>>,
     /// Settings of server connections not yet routed to a server.
     default_conn_config: Rc<ConnConfig>,
+    /// The id of the last server attached.
+    last_server_id: Cell<u64>,
 }
 
 impl EventLoop {
@@ -93,6 +96,7 @@ impl EventLoop {
             read_buf: RefCell::new(vec![0; READ_BUF_SIZE]),
             stopping: Cell::new(None),
             default_conn_config: Rc::new(ConnConfig::default()),
+            last_server_id: Cell::new(0),
         }
     }
 
@@ -104,6 +108,47 @@ impl EventLoop {
     /// Settings of server connections not yet routed to a server.
     pub fn default_conn_config(&self) -> Rc<ConnConfig> {
         self.default_conn_config.clone()
+    }
+
+    /// A new server id (1, 2, ...).
+    pub fn next_server_id(&self) -> u64 {
+        self.last_server_id.set(self.last_server_id.get() + 1);
+        self.last_server_id.get()
+    }
+
+    /// Adds to the traffic counters of `conn`, of its server (once it has one) and of the
+    /// reactor: one call per read, write or batch of messages, not per byte.
+    #[inline]
+    pub fn count_traffic(&self, conn: &Conn, add: impl Fn(&Traffic)) {
+        add(&conn.handle.stats.traffic);
+        if let Some(server) = conn.server.borrow().as_ref() {
+            add(&server.handle.stats.traffic);
+        }
+        add(&self.shared.stats.traffic);
+    }
+
+    /// Publishes `written` bytes and the messages queued since the last call to the sent
+    /// counters (once per flush).
+    #[inline]
+    fn count_sent(&self, conn: &Conn, written: usize) {
+        let messages = conn.unflushed_sent.replace(0);
+        if messages > 0 || written > 0 {
+            self.count_traffic(conn, |t| {
+                t.bytes_out.add(written as u64);
+                t.messages_out.add(messages);
+            });
+        }
+    }
+
+    /// A connection reached OPEN.
+    pub fn count_opened(&self) {
+        self.shared.stats.opened.add(1);
+        self.shared.stats.open.add(1);
+    }
+
+    /// A ping goes out on `conn`: its pong will give the round trip.
+    pub fn ping_sent(&self, conn: &Conn, payload: &[u8]) {
+        conn.rtt_probe.set(Some((Instant::now(), payload_tag(payload))));
     }
 
     /// The mio registry.
@@ -296,8 +341,10 @@ impl EventLoop {
         // Inflated output of a frame already read may wait too, in streaming mode.
         if self.can_read(conn) && (!conn.input.borrow().is_empty() || conn.reader.borrow().has_pending_parts()) {
             let mut input = conn.input.borrow_mut();
-            let (consumed, _) = self.process(conn, input.data());
+            let (consumed, _, messages) = self.process(conn, input.data());
             input.consume(consumed);
+            drop(input);
+            self.count_traffic(conn, |t| t.messages_in.add(messages));
         }
         loop {
             if !self.can_read(conn) {
@@ -313,7 +360,7 @@ impl EventLoop {
                 let frame_len = if conn.reader.borrow().mid_frame() { 0 } else { Self::frame_len(&mut input) };
                 let spare = input.spare(READ_BUF_SIZE, frame_len);
                 let space = spare.len();
-                match self.read_into(conn, spare) {
+                match self.read_uncounted(conn, spare) {
                     Some(n) => {
                         input.filled(n);
                         (n, space)
@@ -323,7 +370,7 @@ impl EventLoop {
             } else {
                 let mut shared = self.read_buf.borrow_mut();
                 let space = shared.len();
-                match self.read_into(conn, &mut shared[..]) {
+                match self.read_uncounted(conn, &mut shared[..]) {
                     Some(n) => (n, space),
                     None => return,
                 }
@@ -333,19 +380,26 @@ impl EventLoop {
                 return;
             }
             self.note_input(conn);
-            if buffered {
+            let messages = if buffered {
                 let mut input = conn.input.borrow_mut();
-                let (consumed, _) = self.process(conn, input.data());
+                let (consumed, _, messages) = self.process(conn, input.data());
                 input.consume(consumed);
+                messages
             } else {
                 // Take the shared buffer out so callbacks cannot observe it borrowed.
                 let mut shared = std::mem::take(&mut *self.read_buf.borrow_mut());
-                let (consumed, frame_len) = self.process(conn, &mut shared[..n]);
+                let (consumed, frame_len, messages) = self.process(conn, &mut shared[..n]);
                 if consumed < n && !conn.is_closed() {
                     conn.input.borrow_mut().store(&shared[consumed..n], frame_len);
                 }
                 *self.read_buf.borrow_mut() = shared;
-            }
+                messages
+            };
+            // One update of the counters per read: its bytes and the messages it completed.
+            self.count_traffic(conn, |t| {
+                t.bytes_in.add(n as u64);
+                t.messages_in.add(messages);
+            });
             if n < space && !until_blocked {
                 // A short read drained the socket; epoll reports new data as a new edge.
                 return;
@@ -378,8 +432,18 @@ impl EventLoop {
         conn.throttled.get()
     }
 
-    /// One read; None when the socket has nothing (or failed, which is recorded).
+    /// One read; None when the socket has nothing (or failed, which is recorded). The bytes
+    /// count as received.
     pub fn read_into(&self, conn: &Conn, buf: &mut [u8]) -> Option<usize> {
+        let n = self.read_uncounted(conn, buf)?;
+        if n > 0 {
+            self.count_traffic(conn, |t| t.bytes_in.add(n as u64));
+        }
+        Some(n)
+    }
+
+    /// As [`Self::read_into`], for a caller that counts the bytes itself.
+    fn read_uncounted(&self, conn: &Conn, buf: &mut [u8]) -> Option<usize> {
         let mut stream = conn.stream.borrow_mut();
         let stream = stream.as_mut()?;
         let result = loop {
@@ -408,20 +472,26 @@ impl EventLoop {
         }
     }
 
-    /// Feeds `bytes` to the frame reader; returns (consumed, length of the incomplete frame).
-    fn process(&self, conn: &Rc<Conn>, bytes: &mut [u8]) -> (usize, usize) {
+    /// Feeds `bytes` to the frame reader; returns (consumed, length of the incomplete frame,
+    /// messages completed).
+    fn process(&self, conn: &Rc<Conn>, bytes: &mut [u8]) -> (usize, usize, u64) {
         let mut reader = conn.reader.borrow_mut();
         if reader.close_received() {
             // Nothing after a close frame means anything; only EOF is still awaited.
-            return (bytes.len(), 0);
+            return (bytes.len(), 0, 0);
         }
-        let result = reader.feed(bytes, &mut |ev| self.on_incoming(conn, ev));
+        let mut messages = 0u64;
+        let result = reader.feed(bytes, &mut |ev| {
+            // A streamed message counts once, at its last part.
+            messages += u64::from(matches!(ev, Incoming::Message(..) | Incoming::Part { last: true, .. }));
+            self.on_incoming(conn, ev)
+        });
         drop(reader);
         match result {
-            Ok(p) => (p.consumed, p.next_frame_len),
+            Ok(p) => (p.consumed, p.next_frame_len, messages),
             Err(v) => {
                 self.fail(conn, v);
-                (bytes.len(), 0)
+                (bytes.len(), 0, messages)
             }
         }
     }
@@ -453,6 +523,12 @@ impl EventLoop {
                 }
             }
             Incoming::Pong(data) => {
+                if let Some((sent, tag)) = conn.rtt_probe.get() {
+                    if tag == payload_tag(data) {
+                        conn.rtt_probe.set(None);
+                        conn.handle.stats.set_rtt(sent.elapsed());
+                    }
+                }
                 if let Some(events) = &events {
                     events.on_pong(&conn.handle, data);
                 }
@@ -563,19 +639,24 @@ impl EventLoop {
             if out.pending() == 0 && !conn.stream.borrow().as_ref().is_some_and(|s| s.tls_wants_write()) {
                 drop(out);
                 conn.over_since.set(None);
+                self.count_sent(conn, 0);
                 self.drain_if_wanted(conn);
                 return;
             }
             let mut stream = conn.stream.borrow_mut();
             let Some(s) = stream.as_mut() else { return };
             let mut blocked = false;
+            let mut written = 0;
             while out.sent < out.buf.len() {
                 match s.write(&out.buf[out.sent..]) {
                     Ok(0) => {
                         conn.io_failed(Error::Io, "write returned 0");
                         break;
                     }
-                    Ok(n) => out.sent += n,
+                    Ok(n) => {
+                        out.sent += n;
+                        written += n;
+                    }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         blocked = true;
@@ -588,6 +669,7 @@ impl EventLoop {
                     }
                 }
             }
+            self.count_sent(conn, written);
             // TLS keeps ciphertext of its own; it must reach the socket too.
             if !blocked && !conn.is_terminating() {
                 match s.flush() {
@@ -694,6 +776,7 @@ impl EventLoop {
                         r.map_err(send_error_status)?;
                         let pending = out.pending();
                         drop(out);
+                        self.sent(&conn, op, data);
                         return self.after_send(&conn, pending);
                     }
                 }
@@ -704,7 +787,10 @@ impl EventLoop {
                 }
             }
             match out.encode(op, data) {
-                Ok(()) => out.pending(),
+                Ok(()) => {
+                    self.sent(&conn, op, data);
+                    out.pending()
+                }
                 Err(SendError::Compression) => {
                     drop(out);
                     let v = Violation { code: codes::INTERNAL_ERROR, message: "permessage-deflate compression failed" };
@@ -717,8 +803,21 @@ impl EventLoop {
         self.after_send(&conn, pending)
     }
 
+    /// A send was taken into the output buffer: counts a whole message, or notes a ping.
+    fn sent(&self, conn: &Conn, op: SendOp, data: &[u8]) {
+        match op {
+            SendOp::Message(_) | SendOp::Fragment(_, true) => conn.unflushed_sent.set(conn.unflushed_sent.get() + 1),
+            SendOp::Ping => self.ping_sent(conn, data),
+            SendOp::Fragment(_, false) | SendOp::Pong => {}
+        }
+    }
+
     fn after_send(&self, conn: &Rc<Conn>, pending: usize) -> Result<(), Error> {
         conn.handle.set_buffered(pending);
+        if pending == 0 {
+            // Written whole at once: no flush follows to count it.
+            self.count_sent(conn, 0);
+        }
         if pending > conn.cfg().high_water {
             conn.want_drain.set(true);
         }
@@ -755,6 +854,9 @@ impl EventLoop {
                 }
                 break;
             }
+        }
+        if written > 0 {
+            self.count_sent(conn, written);
         }
         if written < n {
             out.buf.extend_from_slice(&header[written..n]);
@@ -860,7 +962,9 @@ impl EventLoop {
                     if conn.phase.get() == Phase::Open && !conn.is_terminating() {
                         let pending = {
                             let mut out = conn.output.borrow_mut();
-                            let _ = out.encode(op, &data);
+                            if out.encode(op, &data).is_ok() {
+                                self.sent(&conn, op, &data);
+                            }
                             out.pending()
                         };
                         // Counted as buffered before it stops counting as queued, so
@@ -1066,6 +1170,7 @@ impl EventLoop {
                         let _ = out.writer.control(&mut out.buf, OpCode::Ping, b"");
                     }
                     conn.ping_sent.set(Some(now));
+                    self.ping_sent(conn, b"");
                     self.mark_dirty(conn);
                 }
                 _ => {}
@@ -1143,6 +1248,7 @@ impl EventLoop {
                         Ok(0) => break true,
                         Ok(n) => {
                             discarded += n;
+                            self.count_traffic(conn, |t| t.bytes_in.add(n as u64));
                             if discarded >= DRAIN_LIMIT {
                                 break true;
                             }
@@ -1167,7 +1273,8 @@ impl EventLoop {
     /// The one place a connection ends: socket gone, state CLOSED, error then close
     /// callback, then destroy.
     pub fn finalize(&self, conn: &Rc<Conn>) {
-        if conn.phase.replace(Phase::Closed) == Phase::Closed {
+        let was = conn.phase.replace(Phase::Closed);
+        if was == Phase::Closed {
             return;
         }
         // Named while the socket is still there (a server connection's peer address).
@@ -1179,6 +1286,10 @@ impl EventLoop {
         self.handshake_ended(conn);
         let failure = conn.take_failure();
         let report = conn.closing.borrow().report();
+        // Every connection ends once in the counters, also one a reconnect follows; messages
+        // queued but never flushed still count as sent.
+        self.count_sent(conn, 0);
+        self.count_end(conn, was, failure.as_ref(), &report);
         // With reconnect on, a lost connection waits for the next attempt instead.
         let failure = match self.try_reconnect(conn, failure, &report) {
             Ok(()) => return,
@@ -1204,6 +1315,32 @@ impl EventLoop {
         drop(events);
         *conn.output.borrow_mut() =
             super::conn::OutBuf { writer: crate::core::session::Writer::new(conn.role), buf: Vec::new(), sent: 0 };
+    }
+
+    /// The counters of a connection's end: the open gauge and close codes of one that was
+    /// open (before it leaves its server), a TLS handshake failure of one that never opened.
+    fn count_end(&self, conn: &Conn, was: Phase, failure: Option<&(Error, String)>, report: &CloseReport) {
+        let stats = &self.shared.stats;
+        if matches!(was, Phase::Open | Phase::Closing) {
+            stats.open.sub(1);
+            let sent = report.local.as_ref().map(|f| f.code);
+            let received = report.peer.as_ref().map_or(codes::ABNORMAL, |f| f.code);
+            let count = |sent_codes: &CloseCodes, received_codes: &CloseCodes| {
+                if let Some(code) = sent {
+                    sent_codes.count(code);
+                }
+                received_codes.count(received);
+            };
+            count(&stats.closes_sent, &stats.closes_received);
+            if let Some(server) = conn.server.borrow().as_ref() {
+                count(&server.handle.stats.closes_sent, &server.handle.stats.closes_received);
+            }
+        } else if let Some((Error::Tls, _)) = failure {
+            match conn.role {
+                crate::core::session::Role::Client => stats.tls_failures_client.add(1),
+                crate::core::session::Role::Server => stats.tls_failures_server.add(1),
+            }
+        }
     }
 
     /// How log records name a connection: a client by its URL, a server connection by its

@@ -21,6 +21,7 @@ pub mod pubsub;
 pub mod reconnect;
 pub mod server;
 pub mod slab;
+pub mod stats;
 pub mod stream;
 pub mod timers;
 pub mod tls;
@@ -67,6 +68,11 @@ pub struct Shared {
     config: ReactorConfig,
     /// Dispatch mode: where events wait for the application's thread.
     dispatch: Option<Arc<dispatch::DispatchQueue>>,
+    /// Counters of every connection and server of the reactor.
+    pub(crate) stats: stats::ReactorStats,
+    /// The servers attached and not yet finished, for reading their counters from any
+    /// thread (weak: a server's handle refers back to this).
+    servers: Mutex<Vec<std::sync::Weak<server::ServerHandle>>>,
 }
 
 static NEXT_REACTOR_ID: AtomicU64 = AtomicU64::new(1);
@@ -87,6 +93,40 @@ pub fn on_any_reactor_thread() -> bool {
 }
 
 impl Shared {
+    /// The reactor's counters now (see [`stats`]); from any thread, without waiting for the
+    /// reactor.
+    pub fn stats(&self) -> stats::ReactorCounters {
+        self.stats.snapshot()
+    }
+
+    /// The servers attached and not finished, in attach order.
+    pub fn servers(&self) -> Vec<Arc<server::ServerHandle>> {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(|w| w.upgrade()).collect()
+    }
+
+    /// The reactor's counters and its servers' in the Prometheus text format.
+    pub fn prometheus_text(&self) -> String {
+        let servers: Vec<stats::prometheus::ServerEntry> = self
+            .servers()
+            .iter()
+            .map(|s| stats::prometheus::ServerEntry {
+                id: s.id,
+                path: s.path.to_string_lossy().into_owned(),
+                counters: s.stats(),
+            })
+            .collect();
+        stats::prometheus::exposition(&self.stats(), &servers)
+    }
+
+    pub(crate) fn register_server(&self, handle: &Arc<server::ServerHandle>) {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(handle));
+    }
+
+    pub(crate) fn unregister_server(&self, handle: &Arc<server::ServerHandle>) {
+        let mut list = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(handle)));
+    }
+
     /// The queue of dispatch mode; `None` when callbacks run on the reactor thread.
     pub fn dispatch_queue(&self) -> Option<&Arc<dispatch::DispatchQueue>> {
         self.dispatch.as_ref()
@@ -196,6 +236,8 @@ impl Reactor {
             stopped: AtomicBool::new(false),
             config,
             dispatch,
+            stats: stats::ReactorStats::default(),
+            servers: Mutex::new(Vec::new()),
         });
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), event_loop::WAKER_TOKEN)?;
@@ -216,6 +258,11 @@ impl Reactor {
         })?;
         let _ = ready_rx.recv();
         Ok(Reactor { shared, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// The reactor's counters now (see [`Shared::stats`]).
+    pub fn stats(&self) -> stats::ReactorCounters {
+        self.shared.stats()
     }
 
     /// The shared part, for handles.

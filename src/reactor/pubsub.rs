@@ -139,6 +139,8 @@ impl EventLoop {
         if pending > high_water {
             conn.want_drain.set(true);
         }
+        // Counted as sent with the flush, like any send.
+        conn.unflushed_sent.set(conn.unflushed_sent.get() + 1);
         self.mark_dirty(conn);
         true
     }

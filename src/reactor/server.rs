@@ -20,6 +20,7 @@ use super::event_loop::{listener_token, EventLoop};
 use super::events::{HttpHandler, ServerEvents, Verdict};
 use super::log::{self, Level};
 use super::slab::{Key, Slab};
+use super::stats::{Refusal, ServerCounters, ServerStats};
 use super::stream::Stream;
 use super::tls::{ListenerCerts, ServerTls};
 use super::topics::Topics;
@@ -135,6 +136,9 @@ pub struct ServerHandle {
     closed: AtomicBool,
     /// Client tracking enabled.
     pub tracking: bool,
+    /// Unique within the reactor, in attach order (names the server in the Prometheus text).
+    pub id: u64,
+    pub(crate) stats: ServerStats,
 }
 
 impl ServerHandle {
@@ -156,6 +160,11 @@ impl ServerHandle {
     /// high-water mark: sends under the `Drop` policy and clients a broadcast skipped.
     pub fn dropped_messages(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The server's counters now (see [`super::stats`]); from any thread.
+    pub fn stats(&self) -> ServerCounters {
+        self.stats.snapshot(self.client_count() as u64)
     }
 }
 
@@ -382,8 +391,11 @@ impl EventLoop {
             dropped: Arc::default(),
             closed: AtomicBool::new(false),
             tracking: config.client_tracking,
+            id: self.next_server_id(),
+            stats: ServerStats::default(),
         });
         let _ = handle.key.set(key);
+        self.shared.register_server(&handle);
         let server = Rc::new(Server {
             handle: handle.clone(),
             key,
@@ -430,6 +442,7 @@ impl EventLoop {
         server.closing.set(true);
         server.handle.closed.store(true, Ordering::Release);
         self.servers.borrow_mut().remove(server.key);
+        self.shared.unregister_server(&server.handle);
         let events = server.events.borrow_mut().take();
         if let Some(events) = events {
             events.on_close(&server.handle);
@@ -636,6 +649,8 @@ impl EventLoop {
                 for s in servers {
                     s.client_error(Error::Handshake, message);
                 }
+                // Not routed: counted on the reactor only.
+                self.count_refusal(None, Refusal::BadRequest);
                 self.refuse(conn, e.status, "", &[], e.message.as_bytes());
             }
             Ok(Some((request, n))) => {
@@ -687,6 +702,7 @@ impl EventLoop {
         if !view.request.is_websocket_upgrade() {
             // A plain request's content (if any) is never read: the answer closes the
             // connection, so it cannot be taken for a next request.
+            self.shared.stats.http_requests.add(1);
             if let Some(handler) = listener.as_ref().and_then(|l| l.http.borrow().clone()) {
                 self.answer_plain(conn, handler, view);
             } else if server.is_some() {
@@ -698,6 +714,7 @@ impl EventLoop {
             return;
         }
         let Some(server) = server.filter(|s| !s.closing.get()) else {
+            self.count_refusal(None, Refusal::NotFound);
             self.refuse(conn, 404, "", &[], b"no WebSocket server at this path\n");
             return;
         };
@@ -705,6 +722,7 @@ impl EventLoop {
             Ok(u) => u,
             Err((e, headers)) => {
                 server.client_error(Error::Handshake, &e.message);
+                self.count_refusal(Some(&server), Refusal::BadRequest);
                 self.refuse(conn, e.status, "", &headers, e.message.as_bytes());
                 return;
             }
@@ -712,6 +730,7 @@ impl EventLoop {
         let max = server.config.max_connections;
         if max > 0 && server.handle.client_count() >= max {
             server.client_error(Error::HandshakeRejected, "too many connections");
+            self.count_refusal(Some(&server), Refusal::MaxConnections);
             self.refuse(conn, 503, "", &[], b"too many connections\n");
             return;
         }
@@ -719,6 +738,7 @@ impl EventLoop {
             let origin = view.request.header("Origin").unwrap_or("");
             if !server.config.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
                 server.client_error(Error::HandshakeRejected, &format!("origin not allowed: {origin}"));
+                self.count_refusal(Some(&server), Refusal::Origin);
                 self.refuse(conn, 403, "", &[], b"origin not allowed\n");
                 return;
             }
@@ -807,6 +827,7 @@ impl EventLoop {
         let allowed = is_redirect_status(status) || (400..=599).contains(&status);
         let status = if allowed { status } else { 401 };
         server.client_error(Error::HandshakeRejected, &format!("verify_client rejected the client ({status})"));
+        self.count_refusal(Some(server), Refusal::VerifyClient);
         self.refuse(conn, status, &reason, &hs.headers(), b"");
     }
 
@@ -834,6 +855,7 @@ impl EventLoop {
             Some((Err(e), _)) => {
                 let message = format!("malformed Sec-WebSocket-Extensions: {e}");
                 server.client_error(Error::Handshake, &message);
+                self.count_refusal(Some(server), Refusal::BadRequest);
                 self.refuse(conn, 400, "", &[], message.as_bytes());
                 return;
             }
@@ -865,6 +887,9 @@ impl EventLoop {
         conn.server_slot.set(Some(slot));
         *conn.server.borrow_mut() = Some(server.clone());
         server.handle.client_count.fetch_add(1, Ordering::Relaxed);
+        server.handle.stats.accepted.add(1);
+        self.shared.stats.accepted.add(1);
+        self.count_opened();
         conn.phase.set(Phase::Open);
         conn.handle.set_state(super::conn::ready_state::OPEN);
         if let Some(events) = server.events() {
@@ -881,6 +906,7 @@ impl EventLoop {
         let deferred = with_state(&conn, |st| st.deferred.take()).flatten();
         let Some((hs, upgrade, server)) = deferred else { return };
         if server.closing.get() {
+            self.count_refusal(Some(&server), Refusal::ServerClosing);
             self.refuse(&conn, 503, "", &[], b"server closing\n");
         } else if accept {
             self.accept_upgrade(&conn, &server, &hs, &upgrade);
@@ -896,10 +922,21 @@ impl EventLoop {
         if let Some(Some((hs, _, server))) = with_state(conn, |st| st.deferred.take()) {
             hs.expired.store(true, Ordering::Release);
             server.client_error(Error::Timeout, "opening handshake timed out waiting for a decision");
+            self.count_refusal(Some(&server), Refusal::Timeout);
             return;
         }
         for s in servers {
             s.client_error(Error::Timeout, "opening handshake timed out");
+        }
+        // The request never arrived whole: no server is known.
+        self.count_refusal(None, Refusal::Timeout);
+    }
+
+    /// Counts a refused handshake on the reactor and, when it was routed, on its server.
+    fn count_refusal(&self, server: Option<&Server>, why: Refusal) {
+        self.shared.stats.refused.count(why);
+        if let Some(s) = server {
+            s.handle.stats.refused.count(why);
         }
     }
 

@@ -580,6 +580,14 @@ public:
 
     ReadyState ready_state() const noexcept { return static_cast<ReadyState>(wsffi_ready_state(conn_)); }
     std::size_t buffered_amount() const noexcept { return wsffi_buffered_amount(conn_); }
+    // Messages and bytes each way, the buffered amount and the last ping round trip (see
+    // struct wsffi_conn_stats); also after the connection closed (final counters).
+    wsffi_conn_stats stats() const {
+        wsffi_conn_stats s{};
+        s.size = sizeof s;
+        detail::check(wsffi_conn_get_stats(conn_, &s), "wsffi_conn_get_stats");
+        return s;
+    }
     // These strings belong to the connection: valid while a reference is held (or, in a
     // handler, until it returns).
     std::string_view protocol() const noexcept { return wsffi_protocol(conn_); }
@@ -1222,6 +1230,30 @@ public:
 
     // Dispatch mode: the descriptor readable while events wait (-1 otherwise).
     int fd() const noexcept { return wsffi_reactor_fd(reactor_); }
+
+    // Counters of every connection and server of the reactor (struct wsffi_reactor_stats),
+    // read without waiting for the reactor.
+    wsffi_reactor_stats stats() const {
+        wsffi_reactor_stats s{};
+        s.size = sizeof s;
+        detail::check(wsffi_reactor_get_stats(reactor_, &s), "wsffi_reactor_get_stats");
+        return s;
+    }
+    // The reactor's and its servers' counters in the Prometheus text format.
+    std::string prometheus_text() const {
+        std::string text(8192, '\0');
+        for (;;) {
+            std::size_t len = 0;
+            wsffi_status s = wsffi_reactor_stats_prometheus(reactor_, &text[0], text.size(), &len);
+            if (s == WSFFI_STATUS_OK) {
+                text.resize(len);
+                return text;
+            }
+            if (s != WSFFI_STATUS_ERR_TOO_BIG) detail::throw_status(s, "wsffi_reactor_stats_prometheus");
+            // The counters move between calls: leave room for them to grow.
+            text.assign(len + 1024, '\0');
+        }
+    }
     // Dispatch mode: runs up to `max` waiting callbacks on this thread; returns how many ran.
     std::size_t dispatch(std::size_t max = 64) {
         std::size_t ran = 0;
@@ -1464,6 +1496,14 @@ public:
     // Valid until the server is closed.
     std::string_view path() const noexcept { return wsffi_server_path(server_); }
     std::size_t client_count() const noexcept { return wsffi_server_client_count(server_); }
+    // Handshakes accepted and refused by reason, traffic and close codes (struct
+    // wsffi_server_stats), read without waiting for the reactor.
+    wsffi_server_stats stats() const {
+        wsffi_server_stats s{};
+        s.size = sizeof s;
+        detail::check(wsffi_server_get_stats(server_, &s), "wsffi_server_get_stats");
+        return s;
+    }
     // Calls `visit` for every open client, on this thread, from a snapshot. An exception
     // from `visit` is rethrown here once the visit is over (the remaining clients are skipped).
     void for_each_client(const std::function<void(ConnView)> &visit) const {

@@ -324,6 +324,16 @@ TEST(Server, BroadcastAndClientList) {
     EXPECT_EQ(env.server->broadcast_text("to everyone"), static_cast<std::size_t>(kClients));
     env.server->broadcast_async(wsffi::MessageType::Binary, std::string_view("\x01\x02"));
     for (auto &r : clients) ASSERT_TRUE(r.wait_messages(2));
+    // The counters: two broadcasts to every client, on the server and the reactor.
+    wsffi_server_stats ss = env.server->stats();
+    EXPECT_EQ(ss.messages_out, 2u * kClients);
+    EXPECT_EQ(ss.handshakes_accepted, static_cast<uint64_t>(kClients));
+    EXPECT_EQ(ss.connections_open, static_cast<uint64_t>(kClients));
+    wsffi_reactor_stats rs = env.reactor.stats();
+    EXPECT_EQ(rs.connections_open, 2u * kClients);
+    EXPECT_EQ(conns[0].stats().messages_out, 0u);
+    std::string text = env.reactor.prometheus_text();
+    EXPECT_NE(text.find("# TYPE wsffi_connections_open gauge\nwsffi_connections_open 6\n"), std::string::npos) << text;
     for (auto &r : clients) {
         r.read([&] {
             EXPECT_EQ(r.messages[0], "to everyone");

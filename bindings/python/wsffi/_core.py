@@ -148,7 +148,54 @@ _reactors: set = set()
 _reactors_lock = threading.Lock()
 
 
+def stats_dict(s) -> dict:
+    """A filled stats struct as a dict: its fields by their C names; close code tables as
+    {"1000": n, ..., "other": n}; a round trip of -1 (none measured) as None."""
+    out = {}
+    for name, _ in s._fields_:
+        if name == "size":
+            continue
+        v = getattr(s, name)
+        if isinstance(v, L.CloseCounts):
+            v = {f[0].removeprefix("code_"): getattr(v, f[0]) for f in v._fields_}
+        elif name == "last_ping_rtt_us" and v < 0:
+            v = None
+        out[name] = v
+    return out
+
+
+def _stats(fn, handle, struct) -> dict:
+    s = struct()
+    s.size = ctypes.sizeof(s)
+    check(fn(handle, byref(s)))
+    return stats_dict(s)
+
+
+def server_stats(server) -> dict:
+    """Counters of a server handle (see struct wsffi_server_stats)."""
+    if not server:
+        raise InvalidStateError(L.STATUS_ERR_CLOSED)
+    return _stats(L.wsffi_server_get_stats, server, L.ServerStats)
+
+
 class Reactor:
+    def stats(self) -> dict:
+        """Counters of every connection and server of the reactor (struct wsffi_reactor_stats)."""
+        return _stats(L.wsffi_reactor_get_stats, self.ptr, L.ReactorStats)
+
+    def prometheus_text(self) -> str:
+        """The reactor's and its servers' counters in the Prometheus text format."""
+        cap = 8192
+        while True:
+            buf = ctypes.create_string_buffer(cap)
+            n = c_size_t()
+            status = L.wsffi_reactor_stats_prometheus(self.ptr, buf, cap, byref(n))
+            if status == L.STATUS_OK:
+                return buf.raw[: n.value].decode()
+            if status != L.STATUS_ERR_TOO_BIG:
+                check(status)
+            cap = n.value + 1024  # the counters move between calls
+
     def __init__(self, shutdown_grace_ms: int = 2000):
         opts = L.wsffi_reactor_options_new()
         if not opts:
@@ -305,6 +352,11 @@ class BaseConnection:
     @property
     def buffered_amount(self) -> int:
         return L.wsffi_buffered_amount(self._handle) if self._handle else 0
+
+    def stats(self) -> dict:
+        """Messages and bytes each way, buffered bytes and the last ping round trip in
+        microseconds (struct wsffi_conn_stats); final after the connection closed."""
+        return _stats(L.wsffi_conn_get_stats, self._h(), L.ConnStats)
 
     @property
     def protocol(self) -> str:

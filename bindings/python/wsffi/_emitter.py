@@ -572,6 +572,15 @@ class WebSocketServer(EventEmitter, C.BaseServer):
     def subscriber_count(self, topic: str) -> int:
         return C.subscriber_count(self._server, topic)
 
+    def stats(self) -> dict:
+        """The server's counters: handshakes accepted and refused by reason, messages, bytes,
+        close codes (struct wsffi_server_stats)."""
+        return C.server_stats(self._server)
+
+    def metrics(self) -> str:
+        """The counters of this server's reactor and its servers in the Prometheus text format."""
+        return self._loop.reactor.prometheus_text()
+
     def close(self) -> None:
         """Stops listening, sends 1001 to open clients; 'close' follows when they are gone."""
         if self._closed:

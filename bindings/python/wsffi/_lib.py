@@ -193,6 +193,42 @@ class DeflateParams(Structure):
     ]
 
 
+class CloseCounts(Structure):
+    _fields_ = [(f"code_{c}", ctypes.c_uint64) for c in (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011)] + [
+        ("other", ctypes.c_uint64)
+    ]
+
+
+class ConnStats(Structure):
+    _fields_ = [("size", c_size_t)] + [
+        (n, ctypes.c_uint64) for n in ("messages_in", "messages_out", "bytes_in", "bytes_out", "buffered_bytes")
+    ] + [("last_ping_rtt_us", ctypes.c_int64)]
+
+
+_REFUSED = ("bad_request", "origin", "max_connections", "verify_client", "timeout", "server_closing")
+_TRAFFIC = ("messages_in", "messages_out", "bytes_in", "bytes_out")
+
+
+class ServerStats(Structure):
+    _fields_ = (
+        [("size", c_size_t), ("connections_open", ctypes.c_uint64), ("handshakes_accepted", ctypes.c_uint64)]
+        + [("refused_" + r, ctypes.c_uint64) for r in _REFUSED]
+        + [(n, ctypes.c_uint64) for n in _TRAFFIC]
+        + [("closes_sent", CloseCounts), ("closes_received", CloseCounts)]
+    )
+
+
+class ReactorStats(Structure):
+    _fields_ = (
+        [(n, ctypes.c_uint64) for n in ("connections_open", "connections_opened", "handshakes_accepted")]
+        + [("refused_" + r, ctypes.c_uint64) for r in ("bad_request", "not_found") + _REFUSED[1:]]
+        + [(n, ctypes.c_uint64) for n in ("http_requests", "tls_failures_server", "tls_failures_client")]
+        + [(n, ctypes.c_uint64) for n in _TRAFFIC]
+        + [("closes_sent", CloseCounts), ("closes_received", CloseCounts)]
+    )
+    _fields_.insert(0, ("size", c_size_t))
+
+
 def _fn(name, restype, *argtypes):
     f = getattr(lib, name)
     f.restype = restype
@@ -224,6 +260,8 @@ wsffi_reactor_fd = _fn("wsffi_reactor_fd", c_int, P)
 wsffi_reactor_dispatch = _fn("wsffi_reactor_dispatch", S, P, c_size_t, POINTER(c_size_t))
 wsffi_reactor_add_timer = _fn("wsffi_reactor_add_timer", S, P, c_uint64, c_uint64, TIMER_CB, P, DESTROY_CB, POINTER(c_uint64))
 wsffi_reactor_cancel_timer = _fn("wsffi_reactor_cancel_timer", S, P, c_uint64)
+wsffi_reactor_get_stats = _fn("wsffi_reactor_get_stats", S, P, POINTER(ReactorStats))
+wsffi_reactor_stats_prometheus = _fn("wsffi_reactor_stats_prometheus", S, P, c_char_p, c_size_t, POINTER(c_size_t))
 
 # Connections
 wsffi_conn_callbacks_init = _fn("wsffi_conn_callbacks_init", S, POINTER(ConnCallbacks), c_size_t)
@@ -239,6 +277,7 @@ wsffi_conn_pause = _fn("wsffi_conn_pause", S, P)
 wsffi_conn_resume = _fn("wsffi_conn_resume", S, P)
 wsffi_ready_state = _fn("wsffi_ready_state", c_uint32, P)
 wsffi_buffered_amount = _fn("wsffi_buffered_amount", c_size_t, P)
+wsffi_conn_get_stats = _fn("wsffi_conn_get_stats", S, P, POINTER(ConnStats))
 wsffi_protocol = _fn("wsffi_protocol", c_char_p, P)
 wsffi_extensions = _fn("wsffi_extensions", c_char_p, P)
 wsffi_remote_address = _fn("wsffi_remote_address", c_char_p, P)
@@ -327,6 +366,7 @@ wsffi_listener_close = _fn("wsffi_listener_close", S, P)
 wsffi_server_attach = _fn("wsffi_server_attach", S, P, P, c_char_p, P, POINTER(ServerCallbacks), P, DESTROY_CB, PP, PP)
 wsffi_server_path = _fn("wsffi_server_path", c_char_p, P)
 wsffi_server_client_count = _fn("wsffi_server_client_count", c_size_t, P)
+wsffi_server_get_stats = _fn("wsffi_server_get_stats", S, P, POINTER(ServerStats))
 wsffi_server_broadcast = _fn("wsffi_server_broadcast", S, P, c_uint32, c_char_p, c_size_t, POINTER(c_size_t))
 wsffi_server_close = _fn("wsffi_server_close", S, P)
 wsffi_server_publish = _fn("wsffi_server_publish", S, P, c_char_p, c_uint32, c_char_p, c_size_t, P)

@@ -509,6 +509,15 @@ class Server(C.BaseServer):
         finally:
             self.close()
 
+    def stats(self) -> dict:
+        """The server's counters: handshakes accepted and refused by reason, messages, bytes,
+        close codes (struct wsffi_server_stats)."""
+        return C.server_stats(self._server)
+
+    def metrics(self) -> str:
+        """The counters of this server's reactor and its servers in the Prometheus text format."""
+        return self._lr.reactor.prometheus_text()
+
     def broadcast(self, message) -> None:
         kind, payload = C.to_bytes(message)
         if self._server is not None:
