@@ -98,6 +98,7 @@ fn check_event(ev: Incoming<'_>, limits: &Limits) -> Ev {
             }
             Ev::Msg(kind, data.to_vec())
         }
+        Incoming::Part { .. } => panic!("a reader that does not stream delivered a message part"),
         Incoming::Ping(data) => {
             assert!(data.len() <= 125);
             Ev::Ping(data.to_vec())
