@@ -19,18 +19,19 @@
  *
  * Prints "listening on HOST:PORT" once ready and runs until SIGINT or SIGTERM, then closes
  * its clients cleanly. With --dispatch the reactor queues its events and the main thread
- * runs them from a poll() loop on wsffi_reactor_fd (dispatch mode). Flow control: when a client's output passes the high-water mark the
+ * runs them from a pselect() loop on wsffi_reactor_fd (dispatch mode). Flow control: when a client's output passes the high-water mark the
  * server stops reading from that client until the output drains, so a client that sends
  * without reading cannot grow the server's memory.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include "wsffi.h"
@@ -151,14 +152,18 @@ static void on_server_error(void *user, wsffi_server *server, wsffi_status statu
     fprintf(stderr, "echo-server: %s: %s\n", wsffi_status_str(status), message);
 }
 
-/* Dispatch mode: sleep in poll() until events wait, then run them here; a signal wakes
- * poll with EINTR. */
-static void run_dispatch_loop(wsffi_reactor *reactor) {
-    struct pollfd p = {.fd = wsffi_reactor_fd(reactor), .events = POLLIN};
+/* Dispatch mode: sleep in pselect() until events wait, then run them here. The signals
+ * are blocked everywhere but inside pselect (`waiting` is the mask without them), so one
+ * wakes it with EINTR and none is lost between two waits. */
+static void run_dispatch_loop(wsffi_reactor *reactor, const sigset_t *waiting) {
+    int fd = wsffi_reactor_fd(reactor);
     while (!stop_requested) {
-        int n = poll(&p, 1, -1);
+        fd_set readable;
+        FD_ZERO(&readable);
+        FD_SET(fd, &readable);
+        int n = pselect(fd + 1, &readable, NULL, NULL, NULL, waiting);
         if (n < 0 && errno != EINTR) {
-            perror("echo-server: poll");
+            perror("echo-server: pselect");
             return;
         }
         size_t ran = 0;
@@ -226,6 +231,15 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Blocked before the library starts its threads, which inherit the mask: the signals
+     * then reach only this thread, in the waits below (otherwise one could land on the
+     * reactor thread and leave the main thread asleep). */
+    sigset_t handled, waiting;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &handled, &waiting);
 
     wsffi_reactor *reactor = NULL;
     wsffi_error *err = NULL;
@@ -278,10 +292,10 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     if (dispatch) {
-        run_dispatch_loop(reactor);
+        run_dispatch_loop(reactor, &waiting);
     } else {
         while (!stop_requested) {
-            pause();
+            sigsuspend(&waiting); /* returns once a handler ran */
             if (reload_requested) {
                 reload_requested = 0;
                 reload(listener, tls_cert, tls_key);
