@@ -201,6 +201,14 @@ TEST(drop_bounds_a_non_reading_client) {
     }
     CHECK_EQ(wsffi_ready_state(sconn), WSFFI_OPEN);
     CHECK_EQ(LOCKED_INT(env.fx.conns[0].closes), 0);
+    /* Every drop is counted: the refused direct sends and the broadcasts that skipped it. */
+    size_t broadcasts = (size_t)rounds / 64;
+    wsffi_conn_stats cs = {.size = sizeof cs};
+    CHECK_OK(wsffi_conn_get_stats(sconn, &cs));
+    CHECK_EQ(cs.messages_dropped, (uint64_t)dropped + (broadcasts - broadcast_taken));
+    wsffi_server_stats ss = {.size = sizeof ss};
+    CHECK_OK(wsffi_server_get_stats(env.server, &ss));
+    CHECK_EQ(ss.messages_dropped, cs.messages_dropped);
     close(fd);
     tu_env_stop(&env);
 }

@@ -868,6 +868,11 @@ typedef struct wsffi_conn_stats {
    `wsffi_ping`) to the pong that carried its payload; -1 until a pong answered one.
    */
   int64_t last_ping_rtt_us;
+  /*
+   Messages dropped for this connection because its output was above the high-water
+   mark: sends under `WSFFI_BACKPRESSURE_DROP`, broadcasts and publishes that skipped it.
+   */
+  uint64_t messages_dropped;
 } wsffi_conn_stats;
 
 /*
@@ -997,6 +1002,12 @@ typedef struct wsffi_server_stats {
    ended without one. Every connection that opened counts once here when it ends.
    */
   struct wsffi_close_counts closes_received;
+  /*
+   Messages dropped for its connections above their high-water mark (see
+   `wsffi_server_options_set_backpressure_policy`; broadcasts and publishes skip such
+   connections under every policy).
+   */
+  uint64_t messages_dropped;
 } wsffi_server_stats;
 
 /*

@@ -91,6 +91,9 @@ pub struct wsffi_conn_stats {
     /// Microseconds from the last ping (the automatic one of `ping_interval`, or
     /// `wsffi_ping`) to the pong that carried its payload; -1 until a pong answered one.
     pub last_ping_rtt_us: i64,
+    /// Messages dropped for this connection because its output was above the high-water
+    /// mark: sends under `WSFFI_BACKPRESSURE_DROP`, broadcasts and publishes that skipped it.
+    pub messages_dropped: u64,
 }
 
 /// A server's counters, filled by `wsffi_server_get_stats`. Set `size` to
@@ -134,6 +137,10 @@ pub struct wsffi_server_stats {
     /// Codes of the close frames its connections received; `code_1006` counts those that
     /// ended without one. Every connection that opened counts once here when it ends.
     pub closes_received: wsffi_close_counts,
+    /// Messages dropped for its connections above their high-water mark (see
+    /// `wsffi_server_options_set_backpressure_policy`; broadcasts and publishes skip such
+    /// connections under every policy).
+    pub messages_dropped: u64,
 }
 
 /// A reactor's counters, filled by `wsffi_reactor_get_stats`: every connection of the
@@ -202,11 +209,11 @@ macro_rules! extensible {
 }
 
 extensible!(wsffi_conn_stats, messages_in: u64, messages_out: u64, bytes_in: u64, bytes_out: u64,
-    buffered_bytes: u64, last_ping_rtt_us: i64);
+    buffered_bytes: u64, last_ping_rtt_us: i64, messages_dropped: u64);
 extensible!(wsffi_server_stats, connections_open: u64, handshakes_accepted: u64, refused_bad_request: u64,
     refused_origin: u64, refused_max_connections: u64, refused_verify_client: u64, refused_timeout: u64,
     refused_server_closing: u64, messages_in: u64, messages_out: u64, bytes_in: u64, bytes_out: u64,
-    closes_sent: wsffi_close_counts, closes_received: wsffi_close_counts);
+    closes_sent: wsffi_close_counts, closes_received: wsffi_close_counts, messages_dropped: u64);
 extensible!(wsffi_reactor_stats, connections_open: u64, connections_opened: u64, handshakes_accepted: u64,
     refused_bad_request: u64, refused_not_found: u64, refused_origin: u64, refused_max_connections: u64,
     refused_verify_client: u64, refused_timeout: u64, refused_server_closing: u64, http_requests: u64,
@@ -251,6 +258,7 @@ pub extern "C" fn wsffi_conn_get_stats(conn: *const ConnHandle, out: *mut wsffi_
                 bytes_out,
                 buffered_bytes: s.buffered,
                 last_ping_rtt_us: rtt,
+                messages_dropped: s.dropped,
             },
         )
     })
@@ -286,6 +294,7 @@ pub extern "C" fn wsffi_server_get_stats(server: *const ServerHandle, out: *mut 
                 bytes_out,
                 closes_sent: s.closes_sent.into(),
                 closes_received: s.closes_received.into(),
+                messages_dropped: s.dropped,
             },
         )
     })

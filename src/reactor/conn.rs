@@ -223,6 +223,7 @@ impl ConnHandle {
             traffic: self.stats.traffic.snapshot(),
             buffered: self.buffered_amount() as u64,
             last_ping_rtt: self.stats.last_rtt(),
+            dropped: self.dropped_messages(),
         }
     }
 

@@ -164,7 +164,7 @@ impl ServerHandle {
 
     /// The server's counters now (see [`super::stats`]); from any thread.
     pub fn stats(&self) -> ServerCounters {
-        self.stats.snapshot(self.client_count() as u64)
+        ServerCounters { dropped: self.dropped_messages(), ..self.stats.snapshot(self.client_count() as u64) }
     }
 }
 

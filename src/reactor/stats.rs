@@ -218,6 +218,9 @@ pub struct ConnCounters {
     /// Time from the last ping (automatic or the application's) to the pong with its
     /// payload; `None` until one was answered.
     pub last_ping_rtt: Option<Duration>,
+    /// Messages dropped for it above its high-water mark (the `Drop` policy, and broadcasts
+    /// or publishes that skipped it).
+    pub dropped: u64,
 }
 
 /// A server's counters (in its `ServerHandle`).
@@ -251,6 +254,8 @@ pub struct ServerCounters {
     pub closes_sent: [u64; CLOSE_SLOTS],
     /// See [`ServerStats::closes_received`].
     pub closes_received: [u64; CLOSE_SLOTS],
+    /// Messages dropped for its clients above their high-water mark.
+    pub dropped: u64,
 }
 
 impl ServerStats {
@@ -263,6 +268,7 @@ impl ServerStats {
             traffic: self.traffic.snapshot(),
             closes_sent: self.closes_sent.snapshot(),
             closes_received: self.closes_received.snapshot(),
+            dropped: 0,
         }
     }
 }

@@ -202,7 +202,7 @@ class CloseCounts(Structure):
 class ConnStats(Structure):
     _fields_ = [("size", c_size_t)] + [
         (n, ctypes.c_uint64) for n in ("messages_in", "messages_out", "bytes_in", "bytes_out", "buffered_bytes")
-    ] + [("last_ping_rtt_us", ctypes.c_int64)]
+    ] + [("last_ping_rtt_us", ctypes.c_int64), ("messages_dropped", ctypes.c_uint64)]
 
 
 _REFUSED = ("bad_request", "origin", "max_connections", "verify_client", "timeout", "server_closing")
@@ -215,6 +215,7 @@ class ServerStats(Structure):
         + [("refused_" + r, ctypes.c_uint64) for r in _REFUSED]
         + [(n, ctypes.c_uint64) for n in _TRAFFIC]
         + [("closes_sent", CloseCounts), ("closes_received", CloseCounts)]
+        + [("messages_dropped", ctypes.c_uint64)]
     )
 
 

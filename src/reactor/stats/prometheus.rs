@@ -215,6 +215,15 @@ pub fn exposition(reactor: &ReactorCounters, servers: &[ServerEntry]) -> String 
         "Close frames the server's connections received, by code (1006: ended without one).",
         &received,
     );
+    let mut f = family(
+        &mut out,
+        "wsffi_server_messages_dropped_total",
+        "counter",
+        "Messages dropped for the server's clients above their high-water mark.",
+    );
+    for (labels, v) in rows(|c| c.dropped) {
+        f.sample(&labels, v);
+    }
     out
 }
 
@@ -232,6 +241,7 @@ mod tests {
         let s = ServerEntry { id: 1, path: "/a\"b\\c\nd".into(), counters: c };
         let text = exposition(&r, &[s]);
         assert!(text.contains("# HELP wsffi_connections_open "));
+        assert!(text.contains("# TYPE wsffi_server_messages_dropped_total counter\n"));
         assert!(text.contains("# TYPE wsffi_connections_open gauge\nwsffi_connections_open 2\n"));
         assert!(text.contains("wsffi_http_requests_total 5\n"));
         assert!(text.contains("wsffi_close_codes_received_total{code=\"1006\"} 3\n"));
