@@ -199,6 +199,7 @@ func goConnClose(user unsafe.Pointer, conn *C.struct_wsffi_conn, info *C.struct_
 		}
 	}
 	c.closeErr = ce
+	c.final, _ = connStats(conn)
 	defer func() {
 		if s := c.server; s != nil {
 			s.forget(c)

@@ -105,6 +105,7 @@ type Conn struct {
 	lastErr  error
 	response *ResponseError
 	panicked bool
+	final    ConnStats // the counters at the close
 
 	// What the open told; a reconnect opens again and replaces it, so it has a lock.
 	infoMu     sync.RWMutex
