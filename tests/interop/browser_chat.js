@@ -62,6 +62,8 @@ async function main() {
     await waitForLine(alice.page, 'alice: hello bob');
     await say(bob.page, 'hi alice, bye');
     await waitForLine(alice.page, 'bob: hi alice, bye');
+    // The room's line reaches both pages; bob's may render after alice's.
+    await waitForLine(bob.page, 'bob: hi alice, bye');
     const bobLines = await logLines(bob.page);
     const scheme = await bob.page.evaluate(() => location.protocol);
     await bob.context.close(); // bob closes his tab
