@@ -188,6 +188,12 @@ TEST(debug_reports_every_close) {
     WAIT_FOR(ok, has_line(WSFFI_LOG_DEBUG, "answered 426", NULL), TU_WAIT_MS);
     CHECK(ok);
     close(fd);
+    /* Its end is logged with the address accept gave, though the peer has gone by then. */
+    WAIT_FOR(ok, has_line(WSFFI_LOG_DEBUG, "server connection from 127.0.0.1:", "closed with 1006"), TU_WAIT_MS);
+    if (!ok) {
+        dump_log();
+    }
+    CHECK(ok);
     tu_env_stop(&env);
     log_off();
 }

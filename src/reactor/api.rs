@@ -213,7 +213,7 @@ pub fn adopt_upgrade(server: &Arc<ServerHandle>, fd: OwnedFd, head: Vec<u8>) -> 
     server.shared.run_sync(move |lp| {
         let Some(server) = lp.server_of(&handle) else { return Err(Error::Closed) };
         let defaults = ListenerConfig::default();
-        lp.new_server_conn(stream, None, Some(server), &head, defaults.handshake_timeout, defaults.max_header_bytes);
+        lp.new_server_conn(stream, None, None, Some(server), &head, &defaults);
         Ok(())
     })?
 }

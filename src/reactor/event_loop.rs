@@ -1352,9 +1352,10 @@ impl EventLoop {
             }
             crate::core::session::Role::Server => {
                 // The address kept at open: a socket whose peer has gone no longer tells it.
-                let peer = match conn.handle.info() {
-                    Some(info) => info.remote.to_string_lossy().into_owned(),
-                    None => conn.peer_text(),
+                let peer = match (conn.handle.info(), super::server::accepted_peer(conn)) {
+                    (Some(info), _) => info.remote.to_string_lossy().into_owned(),
+                    (None, Some(peer)) => peer.to_string(),
+                    (None, None) => conn.peer_text(),
                 };
                 format!("server connection from {peer}")
             }

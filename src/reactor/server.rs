@@ -304,6 +304,14 @@ pub(super) struct ServerState {
     head_only: bool,
     /// A plain request waits for the HTTP handler on the dispatching thread.
     answer_pending: bool,
+    /// The peer's address as `accept` gave it (the socket is not asked again, and the log
+    /// can still name a peer that has gone); `None` for sockets handed over.
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// The address `accept` gave for a server connection still in its handshake.
+pub(super) fn accepted_peer(conn: &Conn) -> Option<std::net::SocketAddr> {
+    with_state(conn, |st| st.peer).flatten()
 }
 
 fn with_state<R>(conn: &Conn, f: impl FnOnce(&mut ServerState) -> R) -> Option<R> {
@@ -495,11 +503,11 @@ impl EventLoop {
             let accepted = {
                 let socket = listener.socket.borrow();
                 match socket.as_ref() {
-                    Some(ListenSocket::Tcp(l)) => l.accept().map(|(s, _)| {
+                    Some(ListenSocket::Tcp(l)) => l.accept().map(|(s, peer)| {
                         let _ = s.set_nodelay(true);
-                        Stream::Tcp(s)
+                        (Stream::Tcp(s), Some(peer))
                     }),
-                    Some(ListenSocket::Unix(l)) => l.accept().map(|(s, _)| Stream::Unix(s)),
+                    Some(ListenSocket::Unix(l)) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
                     None => return,
                 }
             };
@@ -507,7 +515,7 @@ impl EventLoop {
                 listener.accept_retry.set(None);
             }
             match accepted {
-                Ok(stream) => {
+                Ok((stream, peer)) => {
                     let stream = match listener.config.tls.accept(stream) {
                         Ok(stream) => stream,
                         Err(e) => {
@@ -519,9 +527,7 @@ impl EventLoop {
                             continue;
                         }
                     };
-                    let timeout = listener.config.handshake_timeout;
-                    let max = listener.config.max_header_bytes;
-                    self.new_server_conn(stream, Some(listener.clone()), None, &[], timeout, max);
+                    self.new_server_conn(stream, peer, Some(listener.clone()), None, &[], &listener.config);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -575,12 +581,13 @@ impl EventLoop {
     pub fn new_server_conn(
         &self,
         stream: Stream,
+        peer: Option<std::net::SocketAddr>,
         listener: Option<Rc<Listener>>,
         forced: Option<Rc<Server>>,
         head: &[u8],
-        handshake_timeout: std::time::Duration,
-        max_header_bytes: usize,
+        limits: &ListenerConfig,
     ) {
+        let (handshake_timeout, max_header_bytes) = (limits.handshake_timeout, limits.max_header_bytes);
         let key = self.conns.borrow().next_key();
         let config = forced.as_ref().map_or_else(|| self.default_conn_config(), |s| s.conn_config.clone());
         let handle = Arc::new(ConnHandle::new(self.shared.clone(), CString::default(), &config));
@@ -597,6 +604,7 @@ impl EventLoop {
             deferred: None,
             head_only: false,
             answer_pending: false,
+            peer,
         })));
         conn.phase_deadline.set(Some(Instant::now() + handshake_timeout));
         self.arm(&conn);
@@ -685,7 +693,7 @@ impl EventLoop {
     }
 
     fn route(&self, conn: &Rc<Conn>, request: crate::core::handshake::request::Request) {
-        let remote = conn.peer_text();
+        let remote = accepted_peer(conn).map_or_else(|| conn.peer_text(), |a| a.to_string());
         let (listener, forced) =
             with_state(conn, |st| (st.listener.clone(), st.forced.clone())).unwrap_or((None, None));
         let server = forced.or_else(|| {
