@@ -30,16 +30,29 @@ func TestStatsCountTrafficAndCloses(t *testing.T) {
 		c.SendText("twelve bytes")
 		expectMessage(t, c, Text, []byte("twelve bytes"))
 	}
-	cs, err := c.Stats()
-	if err != nil {
-		t.Fatal(err)
+	// A received message is counted once its callback returned, so the third may still be
+	// on its way into the counters when Read hands it over.
+	var cs ConnStats
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if cs, err = c.Stats(); err != nil {
+			t.Fatal(err)
+		}
+		if cs.MessagesIn == 3 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if cs.MessagesIn != 3 || cs.MessagesOut != 3 || cs.BytesIn < 3*14 || cs.BytesOut < 3*18 {
 		t.Fatalf("client stats %+v", cs)
 	}
-	ss, err := s.Stats()
-	if err != nil {
-		t.Fatal(err)
+	// The server counts the third after its echo callback, which may be after the echo.
+	var ss ServerStats
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ss, err = s.Stats(); err != nil {
+			t.Fatal(err)
+		}
+		if ss.MessagesIn == 3 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if ss.HandshakesAccepted != 1 || ss.ConnectionsOpen != 1 || ss.MessagesIn != 3 {
 		t.Fatalf("server stats %+v", ss)
