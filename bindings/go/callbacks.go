@@ -38,22 +38,23 @@ func goConnOpen(user unsafe.Pointer, conn *C.struct_wsffi_conn) {
 	c := connOf(user)
 	c.reactor.noteThread()
 	c.adopt(conn)
-	c.infoMu.Lock()
-	c.protocol = C.GoString(C.wsffi_protocol(conn))
-	c.extension = C.GoString(C.wsffi_extensions(conn))
-	c.remote = C.GoString(C.wsffi_remote_address(conn))
-	c.tls = TLSState{
-		NegotiatedProtocol: C.GoString(C.wsffi_tls_alpn(conn)),
-		PeerSubject:        C.GoString(C.wsffi_tls_peer_subject(conn)),
+	info := &openInfo{
+		protocol:  C.GoString(C.wsffi_protocol(conn)),
+		extension: C.GoString(C.wsffi_extensions(conn)),
+		remote:    C.GoString(C.wsffi_remote_address(conn)),
+		tls: TLSState{
+			NegotiatedProtocol: C.GoString(C.wsffi_tls_alpn(conn)),
+			PeerSubject:        C.GoString(C.wsffi_tls_peer_subject(conn)),
+		},
 	}
 	if c.req != nil {
-		c.tls.ServerName = c.req.TLSServerName
+		info.tls.ServerName = c.req.TLSServerName
 	}
 	if r := C.wsffi_conn_handshake_response(conn); r != nil {
 		code, reason, h := responseHead(r)
-		c.upgrade = &HandshakeResponse{StatusCode: code, Reason: reason, Header: h}
+		info.upgrade = &HandshakeResponse{StatusCode: code, Reason: reason, Header: h}
 	}
-	c.infoMu.Unlock()
+	c.info.Store(info)
 	// With reconnect the library opens the same connection again.
 	c.openedOnce.Do(func() { close(c.opened) })
 	if f := c.handler.OnOpen; f != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -107,14 +108,24 @@ type Conn struct {
 	panicked bool
 	final    ConnStats // the counters at the close
 
-	// What the open told; a reconnect opens again and replaces it, so it has a lock.
-	infoMu     sync.RWMutex
-	protocol   string
-	extension  string
-	remote     string
-	tls        TLSState
-	upgrade    *HandshakeResponse
+	// What the last open told; a reconnect opens again and swaps in a new one.
+	info       atomic.Pointer[openInfo]
 	openedOnce sync.Once
+}
+
+// openInfo is what a connection's open told, read by the getters from any goroutine.
+type openInfo struct {
+	protocol, extension, remote string
+	tls                         TLSState
+	upgrade                     *HandshakeResponse
+}
+
+// openInfo is the last open's details (zero values before the first).
+func (c *Conn) openInfo() *openInfo {
+	if p := c.info.Load(); p != nil {
+		return p
+	}
+	return &openInfo{}
 }
 
 // HandshakeResponse is the server's 101 answer to a client's upgrade (the
@@ -410,41 +421,21 @@ func (c *Conn) CloseError() *CloseError {
 }
 
 // Subprotocol is the negotiated subprotocol ("" when none).
-func (c *Conn) Subprotocol() string {
-	c.infoMu.RLock()
-	defer c.infoMu.RUnlock()
-	return c.protocol
-}
+func (c *Conn) Subprotocol() string { return c.openInfo().protocol }
 
 // Extensions is the negotiated extensions header ("" when none).
-func (c *Conn) Extensions() string {
-	c.infoMu.RLock()
-	defer c.infoMu.RUnlock()
-	return c.extension
-}
+func (c *Conn) Extensions() string { return c.openInfo().extension }
 
 // RemoteAddr is the peer's address ("127.0.0.1:9000").
-func (c *Conn) RemoteAddr() string {
-	c.infoMu.RLock()
-	defer c.infoMu.RUnlock()
-	return c.remote
-}
+func (c *Conn) RemoteAddr() string { return c.openInfo().remote }
 
 // HandshakeResponse is the server's 101 answer for a client connection; nil
 // for server-side connections. Set once Dial returned.
-func (c *Conn) HandshakeResponse() *HandshakeResponse {
-	c.infoMu.RLock()
-	defer c.infoMu.RUnlock()
-	return c.upgrade
-}
+func (c *Conn) HandshakeResponse() *HandshakeResponse { return c.openInfo().upgrade }
 
 // TLS describes the connection's TLS session (zero without TLS). Set once
 // the connection is open.
-func (c *Conn) TLS() TLSState {
-	c.infoMu.RLock()
-	defer c.infoMu.RUnlock()
-	return c.tls
-}
+func (c *Conn) TLS() TLSState { return c.openInfo().tls }
 
 // Request is the upgrade request of a server-side connection (nil for clients).
 func (c *Conn) Request() *Request { return c.req }

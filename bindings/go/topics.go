@@ -13,15 +13,8 @@ import (
 // MaxTopicBytes is the longest topic name, in bytes.
 const MaxTopicBytes = int(C.WSFFI_MAX_TOPIC_BYTES)
 
-// topicCall runs f with the topic as a C string; an empty or oversized name is refused
-// here with the same errors the library gives.
+// topicCall runs f with the topic as a C string (the library checks the name).
 func topicCall(topic string, f func(t *C.char) C.wsffi_status) C.wsffi_status {
-	if topic == "" {
-		return C.WSFFI_STATUS_ERR_INVALID_PARAMETER
-	}
-	if len(topic) > MaxTopicBytes {
-		return C.WSFFI_STATUS_ERR_TOO_BIG
-	}
 	ct := C.CString(topic)
 	defer C.free(unsafe.Pointer(ct))
 	return f(ct)
@@ -59,10 +52,9 @@ func (c *Conn) Unsubscribe(topic string) (bool, error) {
 func (c *Conn) IsSubscribed(topic string) bool {
 	yes := false
 	_ = c.with("is subscribed", func(p *C.wsffi_conn) C.wsffi_status {
-		topicCall(topic, func(t *C.char) C.wsffi_status {
-			yes = bool(C.wsffi_conn_is_subscribed(p, t))
-			return C.WSFFI_STATUS_OK
-		})
+		ct := C.CString(topic)
+		defer C.free(unsafe.Pointer(ct))
+		yes = bool(C.wsffi_conn_is_subscribed(p, ct))
 		return C.WSFFI_STATUS_OK
 	})
 	return yes
@@ -95,7 +87,7 @@ func (s *Server) Publish(topic string, typ MessageType, data []byte, except *Con
 func (s *Server) SubscriberCount(topic string) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.s == nil || topic == "" || len(topic) > MaxTopicBytes {
+	if s.s == nil {
 		return 0
 	}
 	ct := C.CString(topic)

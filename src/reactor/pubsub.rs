@@ -151,29 +151,40 @@ impl EventLoop {
 /// ones are copied and go out with the loop's flush, corked with the client's other output.
 const SHARED_DIRECT_MIN: usize = 1024;
 
+/// Runs a topic call on the loop: directly on the reactor thread (no copy of the name),
+/// else through the queue, waiting for the answer.
+fn on_loop<H: Send + Sync + 'static, R: Send + 'static>(
+    shared: &Arc<super::Shared>,
+    handle: &Arc<H>,
+    topic: &str,
+    f: fn(&EventLoop, &H, &str) -> R,
+) -> Result<R, Error> {
+    if let Some(r) = super::with_loop(shared, |lp| f(lp, handle, topic)) {
+        return Ok(r);
+    }
+    let (handle, topic) = (handle.clone(), topic.to_owned());
+    shared.run_sync(move |lp| f(lp, &handle, &topic))
+}
+
 /// Subscribes a server-side connection to `topic` from any thread: true when new.
 pub fn subscribe(conn: &Arc<ConnHandle>, topic: &str) -> Result<bool, Error> {
     check_name(topic)?;
-    let (handle, topic) = (conn.clone(), topic.to_owned());
-    conn.shared.run_sync(move |lp| lp.subscribe(&handle, &topic))?
+    on_loop(&conn.shared, conn, topic, EventLoop::subscribe)?
 }
 
 /// Ends a subscription from any thread: true when there was one.
 pub fn unsubscribe(conn: &Arc<ConnHandle>, topic: &str) -> Result<bool, Error> {
-    let (handle, topic) = (conn.clone(), topic.to_owned());
-    conn.shared.run_sync(move |lp| lp.unsubscribe(&handle, &topic))?
+    on_loop(&conn.shared, conn, topic, EventLoop::unsubscribe)?
 }
 
 /// Is the connection subscribed to `topic`? (false once it closed)
 pub fn is_subscribed(conn: &Arc<ConnHandle>, topic: &str) -> bool {
-    let (handle, topic) = (conn.clone(), topic.to_owned());
-    conn.shared.run_sync(move |lp| lp.is_subscribed(&handle, &topic)).unwrap_or(false)
+    on_loop(&conn.shared, conn, topic, EventLoop::is_subscribed).unwrap_or(false)
 }
 
 /// Subscribers of `topic` on a server (0 once it closed).
 pub fn subscriber_count(server: &Arc<ServerHandle>, topic: &str) -> usize {
-    let (handle, topic) = (server.clone(), topic.to_owned());
-    server.shared.run_sync(move |lp| lp.subscriber_count(&handle, &topic)).unwrap_or(0)
+    on_loop(&server.shared, server, topic, EventLoop::subscriber_count).unwrap_or(0)
 }
 
 /// Publishes from any thread. On the reactor thread it is queued to the subscribers before

@@ -976,9 +976,12 @@ def _string_array(names, what):
     return (c_char_p * max(1, len(encoded)))(*encoded)
 
 
-def _pem_or_path(value):
-    """PEM text given as bytes is used as is; anything else (str, Path) names a file."""
-    return value if isinstance(value, (bytes, bytearray)) else None
+def _material(chain, key):
+    """The setter's arguments for one certificate: PEM text given as bytes is passed as is
+    (pem=True); anything else (str, Path) names files."""
+    if isinstance(chain, (bytes, bytearray)):
+        return True, (bytes(chain), len(chain), bytes(key), len(key))
+    return False, (str(chain).encode(), str(key).encode())
 
 
 def set_certificates(lp, cert, sni) -> None:
@@ -986,16 +989,13 @@ def set_certificates(lp, cert, sni) -> None:
     certificates per server name `sni` ({name: (chain, key)}) on listener options `lp`."""
     err = c_void_p()
     if cert:
-        chain, key = cert
-        if _pem_or_path(chain) is not None:
-            check(L.wsffi_listener_options_set_tls_cert_pem(lp, bytes(chain), len(chain), bytes(key), len(key), byref(err)), err)
-        else:
-            check(L.wsffi_listener_options_set_tls_cert_files(lp, str(chain).encode(), str(key).encode(), byref(err)), err)
+        pem, args = _material(*cert)
+        setter = L.wsffi_listener_options_set_tls_cert_pem if pem else L.wsffi_listener_options_set_tls_cert_files
+        check(setter(lp, *args, byref(err)), err)
     for name, (chain, key) in dict(sni or {}).items():
-        if _pem_or_path(chain) is not None:
-            check(L.wsffi_listener_options_add_tls_sni_cert_pem(lp, name.encode(), bytes(chain), len(chain), bytes(key), len(key), byref(err)), err)
-        else:
-            check(L.wsffi_listener_options_add_tls_sni_cert_files(lp, name.encode(), str(chain).encode(), str(key).encode(), byref(err)), err)
+        pem, args = _material(chain, key)
+        setter = L.wsffi_listener_options_add_tls_sni_cert_pem if pem else L.wsffi_listener_options_add_tls_sni_cert_files
+        check(setter(lp, name.encode(), *args, byref(err)), err)
 
 
 def replace_certificates(listener, cert, sni) -> None:
